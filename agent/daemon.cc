@@ -1,0 +1,142 @@
+#include "agent/daemon.h"
+
+#include <unistd.h>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include "agent/log.h"
+#include "config/units.h"
+
+namespace logcapture::agent {
+namespace {
+
+sigset_t handledSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// The state directory holds checkpoints; an agent that cannot write there must not start, or it
+// would re-read everything after the next restart.
+bool prepareStateDir(const std::string& dir, spdlog::logger& logger) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    log::event(logger, spdlog::level::critical, "state_dir_unusable",
+               {{"state_dir", dir}, {"error", ec.message()}, {"hint", "create it or set agent.state_dir"}});
+    return false;
+  }
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    log::event(logger, spdlog::level::critical, "state_dir_unusable",
+               {{"state_dir", dir}, {"error", std::strerror(errno)}, {"hint", "make it writable by the agent's user"}});
+    return false;
+  }
+  return true;
+}
+
+void logSummary(const config::Config& c, spdlog::logger& logger) {
+  std::string inputs;
+  for (const auto& in : c.inputs) {
+    inputs += (inputs.empty() ? "" : ",") + in.name + "(" + std::string(config::enumName(in.type)) + ")";
+  }
+  std::string sinks;
+  for (const auto& s : c.sinks) {
+    sinks += (sinks.empty() ? "" : ",") + s.name + "(" + std::string(config::enumName(s.type)) + ")";
+  }
+  log::event(logger, spdlog::level::info, "agent_starting",
+             {{"version", LOGCAPTURE_VERSION},
+              {"config", c.file},
+              {"state_dir", c.agent.stateDir},
+              {"inputs", inputs},
+              {"sinks", sinks},
+              {"queue_max_records", c.queue.maxRecords},
+              {"queue_max_bytes", config::formatBytes(c.queue.maxBytes)},
+              {"queue_when_full", config::enumName(c.queue.whenFull)},
+              {"admin", c.agent.admin.listen.empty() ? std::string("off") : c.agent.admin.listen},
+              {"shutdown_timeout", config::formatDuration(c.agent.shutdownTimeout)}});
+}
+
+}  // namespace
+
+void blockSignals() {
+  const sigset_t set = handledSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+SignalWait waitForProcessSignal() {
+  return [](std::chrono::milliseconds timeout) {
+    const sigset_t set = handledSignals();
+    timespec ts{};
+    ts.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+    ts.tv_nsec = static_cast<long>((timeout.count() % 1000) * 1000000);
+    const int sig = sigtimedwait(&set, nullptr, &ts);
+    return sig > 0 ? sig : 0;
+  };
+}
+
+StopOutcome stopWithin(std::shared_ptr<Pipeline> pipeline, std::chrono::milliseconds timeout,
+                       const SignalWait& waitSignal) {
+  auto logger = log::component("agent");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::promise<void> done;
+  auto finished = done.get_future();
+  std::thread stopper([pipeline, deadline, done = std::move(done)]() mutable {
+    pipeline->stop(deadline);
+    done.set_value();
+  });
+  while (true) {
+    if (finished.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready) {
+      stopper.join();
+      return {kExitOk, true};
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      log::event(*logger, spdlog::level::err, "shutdown_timeout",
+                 {{"timeout", config::formatDuration(timeout)},
+                  {"hint", "raise agent.shutdown_timeout; unflushed records are read again after restart"}});
+      stopper.detach();
+      return {kExitShutdownTimeout, false};
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+    const int sig = waitSignal(std::min(left, std::chrono::milliseconds(50)));
+    if (sig == SIGTERM || sig == SIGINT) {
+      log::event(*logger, spdlog::level::warn, "shutdown_forced", {{"signal", strsignal(sig)}});
+      stopper.detach();
+      return {128 + sig, false};
+    }
+  }
+}
+
+int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
+  auto logger = log::component("agent");
+  logSummary(config, *logger);
+  if (!prepareStateDir(config.agent.stateDir, *logger)) return kExitStartFailed;
+
+  std::shared_ptr<Pipeline> pipeline = Pipeline::build(config);
+  if (!pipeline->start()) return kExitStartFailed;
+  log::event(*logger, spdlog::level::info, "agent_started", {{"stages", pipeline->size()}});
+
+  int sig = 0;
+  while (sig != SIGTERM && sig != SIGINT) {
+    sig = waitSignal(std::chrono::milliseconds(1000));
+    if (sig == SIGHUP) {
+      log::event(*logger, spdlog::level::warn, "reload_unsupported",
+                 {{"hint", "this version reads the config at start only; restart to apply changes"}});
+    }
+  }
+  log::event(*logger, spdlog::level::info, "agent_stopping",
+             {{"signal", strsignal(sig)}, {"timeout", config::formatDuration(config.agent.shutdownTimeout)}});
+  const StopOutcome outcome = stopWithin(pipeline, config.agent.shutdownTimeout, waitSignal);
+  if (outcome.clean) log::event(*logger, spdlog::level::info, "agent_stopped", {});
+  spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
+  if (!outcome.clean) std::_Exit(outcome.exitCode);  // a stage is still stopping; do not run destructors under it
+  return outcome.exitCode;
+}
+
+}  // namespace logcapture::agent

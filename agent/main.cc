@@ -1,0 +1,124 @@
+// The logcapture command: run (default), check, version.
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "agent/daemon.h"
+#include "agent/log.h"
+#include "config/loader.h"
+#include "config/printer.h"
+
+namespace {
+
+using namespace logcapture;
+
+constexpr const char* kDefaultConfig = "/etc/logcapture/capture.yaml";
+
+void printErrors(const config::ConfigError& e) {
+  for (const auto& d : e.errors()) std::cerr << "error: " << d.format() << "\n";
+  std::cerr << e.errors().size() << (e.errors().size() == 1 ? " error" : " errors") << " in the config\n";
+}
+
+void printWarnings(const std::vector<config::Diagnostic>& warnings) {
+  for (const auto& d : warnings) std::cerr << "warning: " << d.format() << "\n";
+}
+
+int commandCheck(const std::string& path, bool print) {
+  try {
+    const auto loaded = config::loadFile(path);
+    printWarnings(loaded.warnings);
+    if (print) {
+      std::cout << config::toYaml(loaded.config);
+    } else {
+      std::cout << path << ": ok (" << loaded.config.inputs.size() << " inputs, " << loaded.config.sinks.size()
+                << " sinks"
+                << (loaded.warnings.empty() ? "" : ", " + std::to_string(loaded.warnings.size()) + " warnings")
+                << ")\n";
+    }
+    return agent::kExitOk;
+  } catch (const config::ConfigError& e) {
+    printErrors(e);
+    return agent::kExitConfig;
+  }
+}
+
+int commandRun(const std::string& path) {
+  config::Loaded loaded;
+  try {
+    loaded = config::loadFile(path);
+  } catch (const config::ConfigError& e) {
+    printErrors(e);
+    return agent::kExitConfig;
+  }
+  log::configure(loaded.config.agent.log);
+  auto logger = log::component("config");
+  for (const auto& w : loaded.warnings) logger->warn("{}", w.format());
+  return agent::runDaemon(loaded.config, agent::waitForProcessSignal());
+}
+
+// `logcapture -c FILE` means `logcapture run -c FILE`.
+std::vector<std::string> withDefaultCommand(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  static const std::vector<std::string> kCommands{"run", "check", "version", "help"};
+  bool named = false;
+  bool help = false;
+  for (const auto& a : args) {
+    if (a == "-h" || a == "--help") help = true;
+    if (!a.empty() && a[0] != '-') {
+      named = std::find(kCommands.begin(), kCommands.end(), a) != kCommands.end();
+      break;
+    }
+  }
+  if (!named && !(help && args.size() == 1)) args.insert(args.begin(), "run");
+  return args;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before any thread exists, so every thread inherits the mask and signals reach sigtimedwait.
+  agent::blockSignals();
+
+  CLI::App app{
+      "logcapture: tails files and stdin and ships every line to Kafka, Redis and HTTP,\n"
+      "each sink behind its own circuit breaker."};
+  app.name("logcapture");
+  app.require_subcommand(1, 1);
+
+  std::string configPath = kDefaultConfig;
+  auto* run = app.add_subcommand("run", "Run the agent (the default command)");
+  run->add_option("-c,--config", configPath, "Config file")->capture_default_str();
+
+  bool print = false;
+  auto* check = app.add_subcommand("check", "Validate the config file and exit (0: valid, 1: errors)");
+  check->add_option("-c,--config", configPath, "Config file")->capture_default_str();
+  check->add_flag("--print", print, "Print the effective config, with every default filled in");
+
+  auto* version = app.add_subcommand("version", "Print the version");
+  app.footer(
+      "Exit codes: 0 ok, 1 invalid config, 2 bad command line, 3 could not start,\n"
+      "4 shutdown timeout, 130/143 second SIGINT/SIGTERM.");
+
+  std::vector<std::string> args = withDefaultCommand(argc, argv);
+  std::reverse(args.begin(), args.end());  // CLI11 takes a reversed vector
+  try {
+    app.parse(args);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return agent::kExitUsage;
+  }
+
+  if (version->parsed()) {
+    std::cout << "logcapture " << LOGCAPTURE_VERSION << "\n";
+    return agent::kExitOk;
+  }
+  if (check->parsed()) return commandCheck(configPath, print);
+  if (run->parsed()) return commandRun(configPath);
+  return agent::kExitUsage;
+}

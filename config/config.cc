@@ -1,0 +1,230 @@
+#include "config/config.h"
+
+#include <algorithm>
+#include <map>
+#include <regex>
+
+#include "config/endpoint.h"
+#include "config/section.h"
+
+namespace logcapture::config {
+namespace {
+
+// Names become file names (checkpoints, dead letters) and metric labels.
+void checkName(Section& s, const std::string& name) {
+  if (name.empty() || !s.ok("name")) return;
+  const bool valid =
+      name.size() <= 64 &&
+      std::all_of(name.begin(), name.end(),
+                  [](char ch) {
+                    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.';
+                  }) &&
+      name[0] != '.';
+  if (!valid) {
+    s.error("name",
+            "'" + name + "' is not a valid name: use up to 64 letters, digits, '_', '-' or '.', not starting with '.'");
+  }
+}
+
+// Collects the key names a describe() declares, for messages about keys of other sink types.
+struct KeyCollector {
+  std::vector<std::string> keys;
+  template <class T, class... Rest>
+  void field(std::string_view key, T&, Rest&&...) {
+    keys.emplace_back(key);
+  }
+  template <class T>
+  void section(std::string_view key, T&) {
+    keys.emplace_back(key);
+  }
+  template <class T>
+  void flatten(T& part) {
+    describe(*this, part);
+  }
+};
+
+}  // namespace
+
+SinkSettings settingsFor(SinkType type) {
+  switch (type) {
+    case SinkType::Kafka:
+      return sinks::kafka::KafkaConfig{};
+    case SinkType::Redis:
+      return sinks::redis::RedisConfig{};
+    case SinkType::Http:
+      return sinks::http::HttpConfig{};
+    case SinkType::Console:
+      return sinks::console::ConsoleConfig{};
+  }
+  return sinks::console::ConsoleConfig{};
+}
+
+void noteOtherTypesKeys(Section& s, SinkType type) {
+  for (const auto& [other, name] : enumNames(SinkType{})) {
+    if (other == type) continue;
+    KeyCollector keys;
+    SinkSettings settings = settingsFor(other);
+    std::visit([&](auto& part) { describe(keys, part); }, settings);
+    s.noteForeignKeys(std::string(name) + " sinks", std::move(keys.keys));
+  }
+}
+
+void check(Section& s, MultilineConfig& c) {
+  if (c.startPattern.empty()) return;
+  try {
+    std::regex re(c.startPattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    s.error("start_pattern", std::string("invalid regular expression: ") + e.what());
+  }
+}
+
+void check(Section& s, InputConfig& c) {
+  checkName(s, c.name);
+  if (c.type == InputType::File) {
+    for (std::size_t i = 0; i < c.paths.size(); ++i) {
+      if (c.paths[i].empty()) {
+        s.errorAt(s.pathOf("paths") + "[" + std::to_string(i) + "]", "an empty path matches nothing; remove it");
+      }
+      c.paths[i] = s.resolvePath(c.paths[i]);
+    }
+  }
+}
+
+void check(Section& s, RetryConfig& c) {
+  if (c.maxBackoff < c.initialBackoff && s.ok("max_backoff") && s.ok("initial_backoff")) {
+    s.error(s.has("max_backoff") ? "max_backoff" : "initial_backoff",
+            "max_backoff (" + formatDuration(c.maxBackoff) + ") is shorter than initial_backoff (" +
+                formatDuration(c.initialBackoff) + "); raise max_backoff or lower initial_backoff");
+  }
+}
+
+void check(Section& s, WindowConfig& c) {
+  if (!s.ok("size") || !s.ok("type")) return;
+  if (c.type == WindowType::Count) {
+    const auto* calls = std::get_if<std::uint64_t>(&c.size.value);
+    if (calls == nullptr) {
+      s.error("size",
+              "a window of type: count needs a number of calls as size, found a duration; "
+              "use type: time for a window of time");
+    } else if (*calls < 1 || *calls > 100000) {
+      s.error("size", "must be between 1 and 100000 calls, found " + std::to_string(*calls));
+    } else if (c.minCalls > *calls && s.ok("min_calls")) {
+      s.error("min_calls", "min_calls (" + std::to_string(c.minCalls) + ") is larger than the window size (" +
+                               std::to_string(*calls) + "), so the rates could never be judged");
+    }
+  } else {
+    const auto* span = std::get_if<Duration>(&c.size.value);
+    if (span == nullptr) {
+      s.error("size", "a window of type: time needs a duration as size, such as 60s; found a number");
+    } else if (*span < std::chrono::seconds(1) || *span > std::chrono::hours(1)) {
+      s.error("size", "must be between 1s and 1h, found " + formatDuration(*span));
+    }
+  }
+}
+
+void check(Section& s, BreakerConfig& c) {
+  if (c.successThreshold > c.halfOpenMaxCalls && s.ok("success_threshold") && s.ok("half_open_max_calls")) {
+    s.error(s.has("success_threshold") ? "success_threshold" : "half_open_max_calls",
+            "success_threshold (" + std::to_string(c.successThreshold) + ") is larger than half_open_max_calls (" +
+                std::to_string(c.halfOpenMaxCalls) +
+                "): a half-open breaker admits at most half_open_max_calls trial calls, so it could never close; "
+                "raise half_open_max_calls to at least " +
+                std::to_string(c.successThreshold) + " or lower success_threshold");
+  }
+  if (c.maxOpenTimeout < c.openTimeout && s.ok("max_open_timeout") && s.ok("open_timeout")) {
+    s.error(s.has("max_open_timeout") ? "max_open_timeout" : "open_timeout",
+            "max_open_timeout (" + formatDuration(c.maxOpenTimeout) + ") is shorter than open_timeout (" +
+                formatDuration(c.openTimeout) + "); raise max_open_timeout or lower open_timeout");
+  }
+}
+
+void check(Section& s, SinkConfig& c) {
+  checkName(s, c.name);
+  if (c.inputs) {
+    if (c.inputs->empty()) {
+      s.error("inputs",
+              "an empty list routes nothing to this sink; list input names, or remove the key for all inputs");
+    }
+    for (std::size_t i = 0; i < c.inputs->size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if ((*c.inputs)[i] == (*c.inputs)[j]) {
+          s.errorAt(s.pathOf("inputs") + "[" + std::to_string(i) + "]",
+                    "input '" + (*c.inputs)[i] + "' is listed twice; remove one");
+        }
+      }
+    }
+  }
+  if (c.batch.maxBytes > c.buffer.maxBytes) {
+    s.errorAt(s.pathOf("batch") + ".max_bytes",
+              "batch.max_bytes (" + formatBytes(c.batch.maxBytes) + ") is larger than buffer.max_bytes (" +
+                  formatBytes(c.buffer.maxBytes) + "), so a full batch could never be buffered");
+  }
+  if (auto* console = std::get_if<sinks::console::ConsoleConfig>(&c.settings)) {
+    console->path = s.resolvePath(console->path);
+  }
+}
+
+void check(Section& s, AgentConfig& c) {
+  if (c.stateDir.empty() && s.ok("state_dir")) {
+    s.error("state_dir", "must not be empty: checkpoints, buffers and dead letters are kept there");
+  }
+  c.stateDir = s.resolvePath(c.stateDir);
+  if (!c.admin.listen.empty() && !parseEndpoint(c.admin.listen)) {
+    s.errorAt(
+        s.pathOf("admin") + ".listen",
+        "expected host:port such as 127.0.0.1:9880 or [::1]:9880 (or \"\" to turn the admin server off), found '" +
+            c.admin.listen + "'");
+  }
+}
+
+void check(Section& s, Config& c) {
+  std::map<std::string, std::size_t> inputIndex;
+  std::size_t stdinInputs = 0;
+  for (std::size_t i = 0; i < c.inputs.size(); ++i) {
+    const auto& in = c.inputs[i];
+    if (in.name.empty()) continue;
+    const std::string path = "inputs[" + std::to_string(i) + "].name";
+    if (auto [it, fresh] = inputIndex.emplace(in.name, i); !fresh) {
+      s.errorAt(path, "duplicate input name '" + in.name + "', already used by inputs[" + std::to_string(it->second) +
+                          "]; names must be unique");
+    }
+    if (in.type == InputType::Stdin && ++stdinInputs == 2) {
+      s.errorAt("inputs[" + std::to_string(i) + "].type", "only one input may read stdin");
+    }
+  }
+  std::map<std::string, std::size_t> sinkIndex;
+  std::map<std::string, bool> inputUsed;
+  for (std::size_t i = 0; i < c.sinks.size(); ++i) {
+    const auto& sink = c.sinks[i];
+    const std::string base = "sinks[" + std::to_string(i) + "]";
+    if (!sink.name.empty()) {
+      if (auto [it, fresh] = sinkIndex.emplace(sink.name, i); !fresh) {
+        s.errorAt(base + ".name", "duplicate sink name '" + sink.name + "', already used by sinks[" +
+                                      std::to_string(it->second) + "]; names must be unique");
+      }
+    }
+    if (!sink.inputs) {
+      for (const auto& in : c.inputs) inputUsed[in.name] = true;
+      continue;
+    }
+    for (std::size_t j = 0; j < sink.inputs->size(); ++j) {
+      const std::string& name = (*sink.inputs)[j];
+      if (inputIndex.contains(name)) {
+        inputUsed[name] = true;
+        continue;
+      }
+      std::string known;
+      for (const auto& [n, idx] : inputIndex) known += (known.empty() ? "" : ", ") + n;
+      s.errorAt(base + ".inputs[" + std::to_string(j) + "]",
+                "no input is named '" + name + "'" + (known.empty() ? "" : "; the inputs are: " + known));
+    }
+  }
+  for (std::size_t i = 0; i < c.inputs.size(); ++i) {
+    if (!c.inputs[i].name.empty() && !inputUsed[c.inputs[i].name] && !c.sinks.empty()) {
+      s.warning("inputs",
+                "input '" + c.inputs[i].name + "' is routed to no sink; its records would be read and discarded");
+    }
+  }
+}
+
+}  // namespace logcapture::config

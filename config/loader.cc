@@ -1,0 +1,144 @@
+#include "config/loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <sys/stat.h>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace logcapture::config {
+namespace {
+
+[[noreturn]] void fileError(const std::string& file, std::string message, Location at = {}) {
+  throw ConfigError({Diagnostic{file, at, "", std::move(message)}});
+}
+
+// yaml-cpp accepts bytes that are no text at all; say so plainly, where it happens.
+void requireText(std::string_view text, const std::string& file) {
+  int line = 1;
+  int column = 1;
+  for (std::size_t i = 0; i < text.size();) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    std::size_t length = 0;
+    if (byte == 0) {
+      fileError(file, "the file holds a NUL byte, so it is not a YAML text file; is this the right file?",
+                {line, column});
+    } else if (byte < 0x80) {
+      length = 1;
+    } else if ((byte >> 5) == 0x6) {
+      length = 2;
+    } else if ((byte >> 4) == 0xE) {
+      length = 3;
+    } else if ((byte >> 3) == 0x1E) {
+      length = 4;
+    }
+    bool valid = length > 0 && i + length <= text.size();
+    for (std::size_t k = 1; valid && k < length; ++k) {
+      valid = (static_cast<unsigned char>(text[i + k]) >> 6) == 0x2;
+    }
+    if (!valid) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02x", byte);
+      fileError(file, std::string("invalid UTF-8 (byte ") + hex + "): a config file must be UTF-8 text",
+                {line, column});
+    }
+    if (byte == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += length;
+  }
+}
+
+}  // namespace
+
+EnvLookup processEnvironment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+Loaded loadFile(const std::string& path, const EnvLookup& env) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    fileError(path, std::string("cannot read the config file: ") + std::strerror(errno) +
+                        (errno == ENOENT ? "; pass the right path with -c FILE" : ""));
+  }
+  if (S_ISDIR(st.st_mode)) fileError(path, "is a directory; pass the path of the YAML file with -c FILE");
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
+    fileError(path, "is not a regular file; pass the path of the YAML file with -c FILE");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fileError(path, std::string("cannot open the config file: ") + std::strerror(errno));
+  std::string text;
+  char buffer[65536];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    text.append(buffer, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxConfigBytes) {
+      fileError(path, "the file is larger than " + formatBytes(Bytes{kMaxConfigBytes}) +
+                          "; a config file is far smaller, is this the right file?");
+    }
+  }
+  if (in.bad()) fileError(path, std::string("error reading the config file: ") + std::strerror(errno));
+  const auto baseDir = std::filesystem::absolute(std::filesystem::path(path)).parent_path();
+  return loadString(text, path, baseDir, env);
+}
+
+Loaded loadString(std::string_view text, const std::string& name, const std::filesystem::path& baseDir,
+                  const EnvLookup& env) {
+  if (text.size() > kMaxConfigBytes) {
+    fileError(name, "the file is larger than " + formatBytes(Bytes{kMaxConfigBytes}) +
+                        "; a config file is far smaller, is this the right file?");
+  }
+  requireText(text, name);
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    fileError(name, "invalid YAML: " + e.msg, Location{e.mark.line + 1, e.mark.column + 1});
+  } catch (const std::exception& e) {
+    fileError(name, std::string("invalid YAML: ") + e.what());
+  }
+  if (documents.empty() || documents.front().IsNull()) {
+    fileError(name, "the file is empty; it needs at least 'inputs:' and 'sinks:' (see capture.yaml)", {1, 1});
+  }
+  if (documents.size() > 1) {
+    fileError(name,
+              "the file holds " + std::to_string(documents.size()) +
+                  " YAML documents (separated by ---); put the whole configuration in one",
+              locationOf(documents[1], {1, 1}));
+  }
+  const YAML::Node& root = documents.front();
+  if (!root.IsMap()) {
+    fileError(name, "the top level must be a mapping with agent, inputs, queue and sinks; found " + describeNode(root),
+              locationOf(root, {1, 1}));
+  }
+
+  LoadContext ctx;
+  ctx.file = name;
+  ctx.baseDir = baseDir;
+  ctx.env = env;
+  Loaded loaded;
+  loaded.config.file = name;
+  Section section(ctx, root, "", locationOf(root, {1, 1}));
+  describe(section, loaded.config);
+  check(section, loaded.config);
+  section.finish();
+  if (!ctx.errors.empty()) {
+    std::stable_sort(ctx.errors.begin(), ctx.errors.end(), [](const Diagnostic& a, const Diagnostic& b) {
+      return std::pair(a.at.line, a.at.column) < std::pair(b.at.line, b.at.column);
+    });
+    throw ConfigError(std::move(ctx.errors));
+  }
+  loaded.warnings = std::move(ctx.warnings);
+  return loaded;
+}
+
+}  // namespace logcapture::config

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages logcapture needs to build, test and run its demo.
+# Idempotent: prints nothing and exits 0 when everything is already installed.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  librdkafka-dev libhiredis-dev libcurl4-openssl-dev nlohmann-json3-dev libspdlog-dev
+  libfmt-dev doctest-dev libyaml-cpp-dev zlib1g-dev libcpp-httplib-dev libsystemd-dev
+  libcli11-dev libbenchmark-dev libssl-dev
+  redis-server python3 python3-prometheus-client
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "logcapture: missing Debian packages: ${missing[*]}" >&2
+  echo "logcapture: run as root (or: sudo $0), or install them with: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "logcapture: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# redis-server's package starts a system instance; tests and the demo start their own on free ports.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi

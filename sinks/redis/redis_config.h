@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "config/types.h"
+
+namespace logcapture::sinks::redis {
+
+using namespace std::chrono_literals;
+
+enum class Mode { List, Stream, Pubsub };
+constexpr auto enumNames(Mode) {
+  return std::array{std::pair{Mode::List, "list"}, std::pair{Mode::Stream, "stream"},
+                    std::pair{Mode::Pubsub, "pubsub"}};
+}
+
+struct RedisConfig {
+  std::string address = "127.0.0.1:6379";
+  std::uint32_t db = 0;
+  std::string username;
+  std::string password;
+  Mode mode = Mode::List;
+  std::string key;
+  std::string channel;
+  std::uint64_t maxlen = 0;
+  config::Duration connectTimeout = 5s;
+};
+template <class V>
+void describe(V& v, RedisConfig& c) {
+  v.field("address", c.address, "host:port, or the path of a unix socket (unix:/path or /path)");
+  v.field("db", c.db, "database number (SELECT)", config::Limits<std::uint32_t>{.min = 0, .max = 65535});
+  v.field("username", c.username, "ACL user; empty: the default user");
+  v.field("password", c.password, "password (AUTH); empty: none", config::Flags{.secret = true});
+  v.field("mode", c.mode, "list: RPUSH; stream: XADD; pubsub: PUBLISH");
+  v.field("key", c.key, "list or stream key (mode: list, stream)");
+  v.field("channel", c.channel, "channel (mode: pubsub)");
+  v.field("maxlen", c.maxlen, "approximate stream length cap, XADD MAXLEN ~ (mode: stream); 0: none");
+  v.field("connect_timeout", c.connectTimeout, "deadline of a connection attempt",
+          config::Limits<config::Duration>{.min = 1ms, .max = 10min});
+}
+void check(config::Section& s, RedisConfig& c);
+
+}  // namespace logcapture::sinks::redis
