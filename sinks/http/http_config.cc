@@ -54,9 +54,6 @@ void check(config::Section& s, HttpConfig& c) {
   if (!c.healthUrl.empty() && !validUrl(c.healthUrl)) {
     s.error("health_url", "expected a URL starting with http:// or https:// and a host, found '" + c.healthUrl + "'");
   }
-  if (c.url.starts_with("http://") && s.has("tls")) {
-    s.warning("tls", "tls settings have no effect on an http:// url");
-  }
   if (!s.ok("format")) return;
   if (c.format == Format::Loki && c.labels.empty()) {
     s.error("format", "format: loki needs at least one stream label in 'labels', such as {job: logcapture}");

@@ -1,0 +1,49 @@
+#pragma once
+
+// Runs the logcapture binary (or any program) as a child process for end-to-end tests.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace logcapture::testing {
+
+struct ProcessResult {
+  int exitCode = -1;  // the exit status, or 128 + signal when killed by one
+  std::string out;
+  std::string err;
+};
+
+// A child with its stdout and stderr captured; killed (SIGKILL) if still running at destruction.
+class ChildProcess {
+ public:
+  ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv = {});
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  void signal(int sig) const;
+  // Reads output until `needle` appears in stderr or the timeout passes; true if it appeared.
+  bool waitForStderr(const std::string& needle, std::chrono::milliseconds timeout);
+  // Waits for the exit, reading output; kills the child when the timeout passes (exitCode -1).
+  ProcessResult wait(std::chrono::milliseconds timeout);
+
+ private:
+  void pump(std::chrono::milliseconds timeout);
+
+  pid_t pid_ = -1;
+  int outFd_ = -1;
+  int errFd_ = -1;
+  ProcessResult result_;
+  bool exited_ = false;
+};
+
+// Runs a command to completion (killed after the timeout).
+ProcessResult runProcess(const std::vector<std::string>& argv,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                         const std::vector<std::string>& extraEnv = {});
+
+}  // namespace logcapture::testing
