@@ -89,7 +89,9 @@ Section::Section(LoadContext& ctx, const YAML::Node& node, std::string path, Loc
     : ctx_(ctx), path_(std::move(path)), where_(where) {
   if (!node.IsMap()) return;
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& keyNode = it->first;
+    // Copies: it-> yields a temporary proxy, references into it would dangle.
+    const YAML::Node keyNode = it->first;
+    const YAML::Node valueNode = it->second;
     const Location keyAt = locationOf(keyNode, where_);
     if (!keyNode.IsScalar()) {
       ctx_.errors.push_back({ctx_.file, keyAt, path_, "a key must be a plain word, found " + describeNode(keyNode)});
@@ -103,7 +105,7 @@ Section::Section(LoadContext& ctx, const YAML::Node& node, std::string path, Loc
       continue;
     }
     keyLocations_.emplace(key, keyAt);
-    entries_.emplace_back(key, it->second);
+    entries_.emplace_back(key, valueNode);
   }
 }
 
@@ -428,20 +430,22 @@ bool Section::read(const YAML::Node& n, const std::string& path, std::map<std::s
   }
   bool good = true;
   for (auto it = n.begin(); it != n.end(); ++it) {
-    if (!it->first.IsScalar()) {
-      report(it->first, path, "a key must be a plain word, found " + describeNode(it->first));
+    const YAML::Node keyNode = it->first;
+    const YAML::Node valueNode = it->second;
+    if (!keyNode.IsScalar()) {
+      report(keyNode, path, "a key must be a plain word, found " + describeNode(keyNode));
       good = false;
       continue;
     }
-    const std::string key = it->first.Scalar();
+    const std::string key = keyNode.Scalar();
     const std::string itemPath = path + "." + key;
-    ctx_.locations[itemPath] = locationOf(it->second, locationOf(it->first));
+    ctx_.locations[itemPath] = locationOf(valueNode, locationOf(keyNode));
     if (out.contains(key)) {
-      report(it->first, itemPath, "duplicate key; remove one of them");
+      report(keyNode, itemPath, "duplicate key; remove one of them");
       good = false;
       continue;
     }
-    auto text = scalar(it->second, itemPath, "a string, number or boolean");
+    auto text = scalar(valueNode, itemPath, "a string, number or boolean");
     if (!text) {
       good = false;
       continue;
