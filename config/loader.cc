@@ -1,5 +1,6 @@
 #include "config/loader.h"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <sys/stat.h>
@@ -101,6 +102,10 @@ Loaded loadString(std::string_view text, const std::string& name, const std::fil
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(std::string(text));
+  } catch (const YAML::DeepRecursion& e) {
+    fileError(name, "invalid YAML: nested deeper than " + std::to_string(e.depth()) +
+                        " levels; a config file needs a handful",
+              Location{e.mark.line + 1, e.mark.column + 1});
   } catch (const YAML::Exception& e) {
     fileError(name, "invalid YAML: " + e.msg, Location{e.mark.line + 1, e.mark.column + 1});
   } catch (const std::exception& e) {
