@@ -468,7 +468,6 @@ void Breaker::transitionLocked(State to, Cause cause, Clock::time_point now) {
     t.nextRetryAt = now + openFor_;
     nextRetryNs_.store(nanos(*t.nextRetryAt), std::memory_order_release);
   }
-  if (to == State::Closed) backoffLevel_ = 0;  // a clean close, reset or resume
   trialsAdmitted_ = 0;
   trialSuccesses_ = 0;
 

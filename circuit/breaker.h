@@ -135,6 +135,8 @@ struct Options {
   std::uint32_t failureThreshold = 0;  // consecutive failures that open; 0 turns the rule off
   std::uint32_t successThreshold = 1;
   std::uint32_t halfOpenMaxCalls = 1;
+  // The n-th consecutive re-open (a trial failed) stays open openTimeout * backoffMultiplier^n, capped
+  // at maxOpenTimeout, then jittered within the cap. Opening from closed starts again at openTimeout.
   Clock::duration openTimeout{};
   Clock::duration maxOpenTimeout{};
   double backoffMultiplier = 1;
@@ -211,7 +213,7 @@ struct Snapshot {
   std::uint64_t transitionCount(State from, State to) const noexcept {
     return transitions[std::size_t(from)][std::size_t(to)];
   }
-  // Automatic opens, from closed or half-open; forced opens are not counted.
+  // Automatic opens: from closed, half-open, or disabled on resuming auto; forced opens are not counted.
   std::uint64_t opens() const noexcept {
     return transitionCount(State::Closed, State::Open) + transitionCount(State::HalfOpen, State::Open) +
            transitionCount(State::Disabled, State::Open);
