@@ -1,0 +1,80 @@
+#include "agent/line_splitter.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+using logcapture::agent::LineSplitter;
+
+struct Line {
+  std::string text;
+  std::uint64_t end;
+  bool truncated;
+  bool operator==(const Line&) const = default;
+};
+
+struct Collector {
+  std::vector<Line> lines;
+  auto sink() {
+    return [this](std::string_view t, std::uint64_t e, bool tr) { lines.push_back({std::string(t), e, tr}); };
+  }
+};
+
+}  // namespace
+
+TEST_CASE("lines are cut at newlines with the offset past each newline") {
+  LineSplitter s(100);
+  Collector c;
+  s.feed("ab\ncd\n", 10, c.sink());
+  CHECK(c.lines == std::vector<Line>{{"ab", 13, false}, {"cd", 16, false}});
+  CHECK_FALSE(s.holding());
+}
+
+TEST_CASE("an incomplete line is held until its newline arrives") {
+  LineSplitter s(100);
+  Collector c;
+  s.feed("hel", 0, c.sink());
+  CHECK(c.lines.empty());
+  CHECK(s.holding());
+  s.feed("lo\nx", 3, c.sink());
+  CHECK(c.lines == std::vector<Line>{{"hello", 6, false}});
+  s.flush(7, c.sink());
+  CHECK(c.lines.back() == Line{"x", 7, false});
+}
+
+TEST_CASE("a long line is cut at the limit, flagged, and the rest of it skipped") {
+  LineSplitter s(4);
+  Collector c;
+  s.feed("abcdefgh\nij\n", 0, c.sink());
+  CHECK(c.lines == std::vector<Line>{{"abcd", 9, true}, {"ij", 12, false}});
+}
+
+TEST_CASE("a long line spread over several reads is cut once") {
+  LineSplitter s(4);
+  Collector c;
+  s.feed("abc", 0, c.sink());
+  s.feed("defg", 3, c.sink());
+  s.feed("hij\nok\n", 7, c.sink());
+  CHECK(c.lines == std::vector<Line>{{"abcd", 7, true}, {"ok", 14, false}});
+}
+
+TEST_CASE("cutting a long line never splits a UTF-8 sequence") {
+  LineSplitter s(5);
+  Collector c;
+  s.feed("ab\xE2\x82\xAC\xE2\x82\xAC\n", 0, c.sink());  // "ab€€": the cut at 5 would split the first €
+  REQUIRE(c.lines.size() == 1);
+  CHECK(c.lines[0].text == "ab\xE2\x82\xAC");
+  CHECK(c.lines[0].truncated);
+}
+
+TEST_CASE("reset forgets a held line") {
+  LineSplitter s(100);
+  Collector c;
+  s.feed("partial", 0, c.sink());
+  s.reset();
+  s.feed("new\n", 0, c.sink());
+  CHECK(c.lines == std::vector<Line>{{"new", 4, false}});
+}
