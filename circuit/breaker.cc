@@ -308,7 +308,7 @@ void Breaker::countConsecutive(const Permit& permit, Effect effect, std::uint64_
     const std::uint32_t count = countOf(w);
     std::uint32_t next = 0;
     if (effect == Effect::Success) {
-      if (count == 0) return;  // the healthy path writes nothing
+      if (count == 0) return;  // a healthy success leaves the shared word untouched
     } else {
       next = count < kCountMax ? count + 1 : count;
     }
