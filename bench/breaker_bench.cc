@@ -3,6 +3,9 @@
 // threads on one breaker. The windowed variants show the price of the mutex a window takes.
 //
 //   logcapture_bench_breaker --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//
+// Reading threads:2 rows: Time is wall time over the operations of both threads (the inverse of
+// throughput); CPU is what one operation costs the thread that makes it.
 
 #include <benchmark/benchmark.h>
 
