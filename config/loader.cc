@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <sys/stat.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -27,18 +28,28 @@ void requireText(std::string_view text, const std::string& file) {
     if (byte == 0) {
       fileError(file, "the file holds a NUL byte, so it is not a YAML text file; is this the right file?",
                 {line, column});
-    } else if (byte < 0x80) {
+    }
+    // Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
+    // lo/hi bound the second byte; later bytes are 0x80-0xBF.
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+    if (byte < 0x80) {
       length = 1;
-    } else if ((byte >> 5) == 0x6) {
+    } else if (byte >= 0xC2 && byte <= 0xDF) {
       length = 2;
-    } else if ((byte >> 4) == 0xE) {
+    } else if (byte >= 0xE0 && byte <= 0xEF) {
       length = 3;
-    } else if ((byte >> 3) == 0x1E) {
+      if (byte == 0xE0) lo = 0xA0;
+      if (byte == 0xED) hi = 0x9F;
+    } else if (byte >= 0xF0 && byte <= 0xF4) {
       length = 4;
+      if (byte == 0xF0) lo = 0x90;
+      if (byte == 0xF4) hi = 0x8F;
     }
     bool valid = length > 0 && i + length <= text.size();
     for (std::size_t k = 1; valid && k < length; ++k) {
-      valid = (static_cast<unsigned char>(text[i + k]) >> 6) == 0x2;
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      valid = k == 1 ? (next >= lo && next <= hi) : (next >= 0x80 && next <= 0xBF);
     }
     if (!valid) {
       char hex[8];
@@ -54,6 +65,21 @@ void requireText(std::string_view text, const std::string& file) {
     }
     i += length;
   }
+}
+
+// yaml-cpp reports errors found at the end of input past the last line; point at the last character
+// instead, where the reader can see what is unfinished.
+Location withinText(std::string_view text, const YAML::Mark& mark) {
+  if (mark.line < 0) return {};
+  std::string_view body = text;
+  while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.remove_suffix(1);
+  const int lines = static_cast<int>(std::count(body.begin(), body.end(), '\n')) + 1;
+  if (mark.line + 1 <= lines && static_cast<std::size_t>(mark.pos) < body.size()) {
+    return {mark.line + 1, mark.column + 1};
+  }
+  const auto lastStart = body.rfind('\n');
+  const auto lastLength = body.size() - (lastStart == std::string_view::npos ? 0 : lastStart + 1);
+  return {lines, static_cast<int>(std::max<std::size_t>(lastLength, 1))};
 }
 
 }  // namespace
@@ -103,16 +129,19 @@ Loaded loadString(std::string_view text, const std::string& name, const std::fil
   try {
     documents = YAML::LoadAll(std::string(text));
   } catch (const YAML::DeepRecursion& e) {
-    fileError(name, "invalid YAML: nested deeper than " + std::to_string(e.depth()) +
-                        " levels; a config file needs a handful",
-              Location{e.mark.line + 1, e.mark.column + 1});
+    fileError(
+        name,
+        "invalid YAML: nested deeper than " + std::to_string(e.depth()) + " levels; a config file needs a handful",
+        withinText(text, e.mark));
   } catch (const YAML::Exception& e) {
-    fileError(name, "invalid YAML: " + e.msg, Location{e.mark.line + 1, e.mark.column + 1});
+    fileError(name, "invalid YAML: " + e.msg, withinText(text, e.mark));
   } catch (const std::exception& e) {
     fileError(name, std::string("invalid YAML: ") + e.what());
   }
   if (documents.empty() || documents.front().IsNull()) {
-    fileError(name, "the file is empty; it needs at least 'inputs:' and 'sinks:' (see capture.yaml)", {1, 1});
+    fileError(name,
+              "the file is empty (or holds only comments); it needs at least 'inputs:' and 'sinks:' (see capture.yaml)",
+              {1, 1});
   }
   if (documents.size() > 1) {
     fileError(name,

@@ -68,7 +68,16 @@ class Printer {
     }
   }
 
-  void emit(const std::string& v) { out_ << YAML::DoubleQuoted << v; }
+  // `$` is written as `$$` so that loading the output does not interpolate what was literal.
+  static std::string escaped(const std::string& v) {
+    std::string out;
+    for (char ch : v) {
+      out += ch;
+      if (ch == '$') out += '$';
+    }
+    return out;
+  }
+  void emit(const std::string& v) { out_ << YAML::DoubleQuoted << escaped(v); }
   void emit(bool v) { out_ << (v ? "true" : "false"); }
   void emit(std::uint32_t v) { out_ << v; }
   void emit(std::uint64_t v) { out_ << v; }
@@ -88,13 +97,13 @@ class Printer {
   }
   void emit(const std::vector<std::string>& v) {
     out_ << YAML::Flow << YAML::BeginSeq;
-    for (const auto& s : v) out_ << YAML::DoubleQuoted << s;
+    for (const auto& s : v) out_ << YAML::DoubleQuoted << escaped(s);
     out_ << YAML::EndSeq;
   }
   void emit(const std::optional<std::vector<std::string>>& v) { emit(*v); }
   void emit(const std::map<std::string, std::string>& v) {
     out_ << YAML::Flow << YAML::BeginMap;
-    for (const auto& [k, s] : v) out_ << YAML::Key << k << YAML::Value << YAML::DoubleQuoted << s;
+    for (const auto& [k, s] : v) out_ << YAML::Key << k << YAML::Value << YAML::DoubleQuoted << escaped(s);
     out_ << YAML::EndMap;
   }
   template <ConfigEnum E>

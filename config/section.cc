@@ -65,6 +65,9 @@ bool validEnvName(std::string_view name) {
 }  // namespace
 
 Location locationOf(const YAML::Node& n, Location fallback) {
+  // yaml-cpp places an empty value at the token after it (often the next line); its key is where
+  // the reader should look.
+  if (n.IsNull() && fallback.line > 0) return fallback;
   const YAML::Mark m = n.Mark();
   if (m.is_null() || m.line < 0) return fallback;
   return Location{m.line + 1, m.column + 1};
@@ -304,26 +307,27 @@ bool parseUnsigned(const std::string& text, U& out) {
 bool Section::read(const YAML::Node& n, const std::string& path, std::uint64_t& out) {
   auto text = scalar(n, path, "a whole number");
   if (!text) return false;
-  if (!parseUnsigned(*text, out)) {
-    const bool negative = !text->empty() && (*text)[0] == '-';
-    const bool digits = !text->empty() && std::all_of(text->begin(), text->end(), [](char ch) {
-      return std::isdigit(static_cast<unsigned char>(ch));
-    });
-    report(n, path,
-           negative ? "must not be negative, found " + quote(*text)
-           : digits ? "number too large, found " + quote(*text)
-                    : "expected a whole number, found " + quote(*text));
-    return false;
+  if (parseUnsigned(*text, out)) return true;
+  const bool digits = !text->empty() && std::all_of(text->begin(), text->end(), [](char ch) {
+    return std::isdigit(static_cast<unsigned char>(ch));
+  });
+  if (digits) {  // too large to hold: the range check names the limits and shows the text as written
+    out = std::numeric_limits<std::uint64_t>::max();
+    saturated_ = *text;
+    return true;
   }
-  return true;
+  const bool negative = !text->empty() && (*text)[0] == '-';
+  report(n, path,
+         negative ? "must not be negative, found " + quote(*text) : "expected a whole number, found " + quote(*text));
+  return false;
 }
 
 bool Section::read(const YAML::Node& n, const std::string& path, std::uint32_t& out) {
   std::uint64_t wide = 0;
   if (!read(n, path, wide)) return false;
   if (wide > std::numeric_limits<std::uint32_t>::max()) {
-    report(n, path, "number too large, found " + std::to_string(wide));
-    return false;
+    if (saturated_.empty()) saturated_ = std::to_string(wide);
+    wide = std::numeric_limits<std::uint32_t>::max();
   }
   out = static_cast<std::uint32_t>(wide);
   return true;

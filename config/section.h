@@ -121,6 +121,7 @@ class Section {
   std::set<std::string, std::less<>> failed_;
   std::vector<std::pair<std::string, std::vector<std::string>>> foreign_;
   bool skipUnknown_ = false;
+  std::string saturated_;  // the text of the last whole number read that was too large to hold
 };
 
 // Where a node stands, 1-based; `fallback` when yaml-cpp has no mark for it (an empty value).
@@ -155,12 +156,19 @@ void Section::field(std::string_view key, T& out, std::string_view doc, Limits<T
   const std::string path = pathOf(key);
   ctx_.locations[path] = locationOf(*value, locate(key));
   T parsed{};
+  saturated_.clear();
   if (!read(*value, path, parsed)) {
     failed_.emplace(key);
     return;
   }
   if constexpr (Bounded<T>) {
-    if ((limits.min && parsed < *limits.min) || (limits.max && parsed > *limits.max)) {
+    const bool tooLarge = !saturated_.empty();
+    const std::string found = tooLarge ? saturated_ : show(parsed);
+    if (tooLarge && !limits.max) {
+      fail(key, "number too large, found " + found);
+      return;
+    }
+    if ((limits.min && parsed < *limits.min) || (limits.max && (tooLarge || parsed > *limits.max))) {
       std::string range;
       if (limits.min && limits.max) {
         range = "between " + show(*limits.min) + " and " + show(*limits.max);
@@ -169,7 +177,7 @@ void Section::field(std::string_view key, T& out, std::string_view doc, Limits<T
       } else {
         range = "at most " + show(*limits.max);
       }
-      fail(key, "must be " + range + ", found " + show(parsed));
+      fail(key, "must be " + range + ", found " + found);
       return;
     }
   }

@@ -26,7 +26,11 @@ bool splitNumber(std::string_view text, double& number, std::string_view& unit, 
   auto [end, ec] = std::from_chars(text.data(), text.data() + i, number);
   if (ec != std::errc() || end != text.data() + i) return false;
   std::size_t j = i;
-  while (j < text.size() && std::isalpha(static_cast<unsigned char>(text[j]))) ++j;
+  // Unit letters, including the UTF-8 bytes of "µ".
+  while (j < text.size() &&
+         (std::isalpha(static_cast<unsigned char>(text[j])) || static_cast<unsigned char>(text[j]) >= 0x80)) {
+    ++j;
+  }
   unit = text.substr(i, j - i);
   used = j;
   return true;
@@ -69,26 +73,35 @@ std::optional<Duration> parseDuration(std::string_view text) {
 }
 
 std::optional<Bytes> parseBytes(std::string_view text) {
-  static constexpr std::array<std::pair<std::string_view, double>, 10> kUnits{{{"", 1},
-                                                                               {"b", 1},
-                                                                               {"kib", 1024.0},
-                                                                               {"mib", 1024.0 * 1024},
-                                                                               {"gib", 1024.0 * 1024 * 1024},
-                                                                               {"tib", 1024.0 * 1024 * 1024 * 1024},
-                                                                               {"kb", 1e3},
-                                                                               {"mb", 1e6},
-                                                                               {"gb", 1e9},
-                                                                               {"tb", 1e12}}};
+  static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 10> kUnits{
+      {{"", 1},
+       {"b", 1},
+       {"kib", std::uint64_t{1} << 10},
+       {"mib", std::uint64_t{1} << 20},
+       {"gib", std::uint64_t{1} << 30},
+       {"tib", std::uint64_t{1} << 40},
+       {"kb", 1000},
+       {"mb", 1000 * 1000},
+       {"gb", 1000 * 1000 * 1000},
+       {"tb", std::uint64_t{1000} * 1000 * 1000 * 1000}}};
   double number = 0;
   std::string_view unit;
   std::size_t used = 0;
   if (!splitNumber(text, number, unit, used) || used != text.size()) return std::nullopt;
   for (const auto& [name, factor] : kUnits) {
-    if (iequals(unit, name)) {
-      const double bytes = number * factor;
-      if (!std::isfinite(bytes) || bytes >= 1.8e19) return std::nullopt;
-      return Bytes{static_cast<std::uint64_t>(std::llround(bytes))};
+    if (!iequals(unit, name)) continue;
+    const std::string_view digits = text.substr(0, text.size() - unit.size());
+    std::uint64_t whole = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), whole);
+    if (ec == std::errc() && end == digits.data() + digits.size()) {
+      // Whole numbers stay exact: no detour through a double.
+      if (whole > std::numeric_limits<std::uint64_t>::max() / factor) return std::nullopt;
+      return Bytes{whole * factor};
     }
+    if (ec == std::errc::result_out_of_range) return std::nullopt;
+    const double bytes = number * static_cast<double>(factor);
+    if (!std::isfinite(bytes) || bytes >= 9.2e18) return std::nullopt;
+    return Bytes{static_cast<std::uint64_t>(std::llround(bytes))};
   }
   return std::nullopt;
 }

@@ -17,27 +17,6 @@ bool validUrl(const std::string& url) {
 
 }  // namespace
 
-void check(config::Section& s, AuthConfig& c) {
-  if (!s.ok("strategy")) return;
-  switch (c.strategy) {
-    case AuthStrategy::None:
-      for (const char* key : {"user", "password", "token"}) {
-        if (s.has(key))
-          s.error(key, std::string("'") + key + "' is ignored without a strategy; set strategy: basic or bearer");
-      }
-      break;
-    case AuthStrategy::Basic:
-      if (c.user.empty()) s.error("strategy", "strategy: basic needs 'user' (and usually 'password')");
-      if (s.has("token")) s.error("token", "'token' is for strategy: bearer");
-      break;
-    case AuthStrategy::Bearer:
-      if (c.token.empty()) s.error("strategy", "strategy: bearer needs 'token'");
-      if (s.has("user") || s.has("password"))
-        s.error(s.has("user") ? "user" : "password", "'user' and 'password' are for strategy: basic");
-      break;
-  }
-}
-
 void check(config::Section& s, TlsConfig& c) {
   c.caFile = s.resolvePath(c.caFile);
   c.certFile = s.resolvePath(c.certFile);
@@ -54,13 +33,12 @@ void check(config::Section& s, HttpConfig& c) {
   if (!c.healthUrl.empty() && !validUrl(c.healthUrl)) {
     s.error("health_url", "expected a URL starting with http:// or https:// and a host, found '" + c.healthUrl + "'");
   }
-  if (!s.ok("format")) return;
-  if (c.format == Format::Loki && c.labels.empty()) {
+  if (c.format == Format::Loki && c.labels.empty() && s.ok("format")) {
     s.error("format", "format: loki needs at least one stream label in 'labels', such as {job: logcapture}");
   }
-  if (c.format != Format::Loki && s.has("labels")) s.error("labels", "'labels' only applies to format: loki");
-  if (c.format != Format::EsBulk && s.has("index")) s.error("index", "'index' only applies to format: es_bulk");
-  if (c.format == Format::EsBulk && c.index.empty()) s.error("index", "format: es_bulk needs an index name");
+  if (c.format == Format::EsBulk && c.index.empty() && s.ok("index")) {
+    s.error("index", "format: es_bulk needs an index name");
+  }
 }
 
 }  // namespace logcapture::sinks::http

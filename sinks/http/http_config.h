@@ -33,11 +33,23 @@ struct AuthConfig {
 template <class V>
 void describe(V& v, AuthConfig& c) {
   v.field("strategy", c.strategy, "none, basic (user, password) or bearer (token)");
-  v.field("user", c.user, "user name (strategy: basic)");
-  v.field("password", c.password, "password (strategy: basic)", config::Flags{.secret = true});
-  v.field("token", c.token, "token (strategy: bearer)", config::Flags{.secret = true});
+  if (!v.ok("strategy")) return v.skipUnknownKeys();
+  switch (c.strategy) {
+    case AuthStrategy::None:
+      v.noteForeignKeys("auth with strategy: basic", {"user", "password"});
+      v.noteForeignKeys("auth with strategy: bearer", {"token"});
+      break;
+    case AuthStrategy::Basic:
+      v.field("user", c.user, "user name", config::Flags{.required = true});
+      v.field("password", c.password, "password", config::Flags{.secret = true});
+      v.noteForeignKeys("auth with strategy: bearer", {"token"});
+      break;
+    case AuthStrategy::Bearer:
+      v.field("token", c.token, "token", config::Flags{.required = true, .secret = true});
+      v.noteForeignKeys("auth with strategy: basic", {"user", "password"});
+      break;
+  }
 }
-void check(config::Section& s, AuthConfig& c);
 
 struct TlsConfig {
   bool verify = true;
@@ -76,8 +88,22 @@ void describe(V& v, HttpConfig& c) {
   v.section("auth", c.auth);
   v.section("tls", c.tls);
   v.field("health_url", c.healthUrl, "URL probed with GET while half-open (breaker.probe); empty: url");
-  v.field("index", c.index, "Elasticsearch index (format: es_bulk); may use {{field}}");
-  v.field("labels", c.labels, "Loki stream labels (format: loki); values may use {{field}}");
+  if (!v.ok("format")) return v.skipUnknownKeys();
+  switch (c.format) {
+    case Format::EsBulk:
+      v.field("index", c.index, "Elasticsearch index; may use {{field}}");
+      v.noteForeignKeys("http sinks with format: loki", {"labels"});
+      break;
+    case Format::Loki:
+      v.field("labels", c.labels, "Loki stream labels; values may use {{field}}");
+      v.noteForeignKeys("http sinks with format: es_bulk", {"index"});
+      break;
+    case Format::Ndjson:
+    case Format::JsonArray:
+      v.noteForeignKeys("http sinks with format: es_bulk", {"index"});
+      v.noteForeignKeys("http sinks with format: loki", {"labels"});
+      break;
+  }
 }
 void check(config::Section& s, HttpConfig& c);
 

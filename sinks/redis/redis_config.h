@@ -33,9 +33,28 @@ void describe(V& v, RedisConfig& c) {
   v.field("username", c.username, "ACL user; empty: the default user");
   v.field("password", c.password, "password (AUTH); empty: none", config::Flags{.secret = true});
   v.field("mode", c.mode, "list: RPUSH; stream: XADD; pubsub: PUBLISH");
-  v.field("key", c.key, "list or stream key (mode: list, stream)");
-  v.field("channel", c.channel, "channel (mode: pubsub)");
-  v.field("maxlen", c.maxlen, "approximate stream length cap, XADD MAXLEN ~ (mode: stream); 0: none");
+  // Each mode declares only its own keys, so a key of another mode is reported where it stands.
+  if (!v.ok("mode")) {
+    v.skipUnknownKeys();
+  } else {
+    switch (c.mode) {
+      case Mode::List:
+        v.field("key", c.key, "the list to RPUSH to");
+        v.noteForeignKeys("redis sinks in mode: pubsub", {"channel"});
+        v.noteForeignKeys("redis sinks in mode: stream", {"maxlen"});
+        break;
+      case Mode::Stream:
+        v.field("key", c.key, "the stream to XADD to");
+        v.field("maxlen", c.maxlen, "approximate stream length cap, XADD MAXLEN ~; 0: none");
+        v.noteForeignKeys("redis sinks in mode: pubsub", {"channel"});
+        break;
+      case Mode::Pubsub:
+        v.field("channel", c.channel, "the channel to PUBLISH to");
+        v.noteForeignKeys("redis sinks in mode: list or stream", {"key"});
+        v.noteForeignKeys("redis sinks in mode: stream", {"maxlen"});
+        break;
+    }
+  }
   v.field("connect_timeout", c.connectTimeout, "deadline of a connection attempt",
           config::Limits<config::Duration>{.min = 1ms, .max = 10min});
 }

@@ -73,6 +73,15 @@ TEST_CASE("check --print shows defaults and the printed config checks clean") {
   CHECK(runProcess({kBinary, "check", "-c", again}).exitCode == 0);
 }
 
+TEST_CASE("check --print of the shipped capture.yaml checks clean") {
+  TempDir dir;
+  const auto printed = runProcess({kBinary, "check", "--print", "-c", kCaptureYaml});
+  REQUIRE(printed.exitCode == 0);
+  const auto again = runProcess({kBinary, "check", "-c", dir.write("again.yaml", printed.out)});
+  CHECK(again.exitCode == 0);
+  CHECK(again.err.empty());
+}
+
 TEST_CASE("check --print redacts secrets") {
   TempDir dir;
   const auto file = dir.write("c.yaml",
