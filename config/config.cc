@@ -126,6 +126,11 @@ void check(Section& s, WindowConfig& c) {
 }
 
 void check(Section& s, BreakerConfig& c) {
+  if (c.failureThreshold == 0 && !c.window && s.ok("failure_threshold")) {
+    s.error("failure_threshold",
+            "failure_threshold: 0 turns off the consecutive-failure rule, and no window is set, so the breaker could "
+            "never open; set failure_threshold to 1 or more, or add a window");
+  }
   if (c.successThreshold > c.halfOpenMaxCalls && s.ok("success_threshold") && s.ok("half_open_max_calls")) {
     s.error(s.has("success_threshold") ? "success_threshold" : "half_open_max_calls",
             "success_threshold (" + std::to_string(c.successThreshold) + ") is larger than half_open_max_calls (" +

@@ -239,8 +239,9 @@ struct BreakerConfig {
 };
 template <class V>
 void describe(V& v, BreakerConfig& c) {
-  v.field("failure_threshold", c.failureThreshold, "consecutive failures that open the breaker",
-          Limits<std::uint32_t>{.min = 1, .max = 1000000});
+  v.field("failure_threshold", c.failureThreshold,
+          "consecutive failures that open the breaker; 0 turns this rule off (then a window is needed)",
+          Limits<std::uint32_t>{.min = 0, .max = 1000000});
   v.field("success_threshold", c.successThreshold, "consecutive trial successes in half-open that close the breaker",
           Limits<std::uint32_t>{.min = 1, .max = 1000});
   v.field("open_timeout", c.openTimeout, "time open before a trial call", Limits<Duration>{.min = 1ms, .max = 24h});

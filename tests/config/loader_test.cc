@@ -427,6 +427,25 @@ TEST_SUITE("config") {
                    4, 60, "format: loki needs at least one stream label in 'labels'");
   }
 
+  TEST_CASE("failure_threshold 0 without a window is rejected, since the breaker could never open") {
+    checkOnlyError(withSinks("  - name: s\n"
+                             "    type: console\n"
+                             "    breaker:\n"
+                             "      failure_threshold: 0\n"),
+                   "sinks[0].breaker.failure_threshold", 7, 26, "could never open");
+  }
+
+  TEST_CASE("failure_threshold 0 with a window leaves the window as the only trip rule") {
+    const auto result =
+        loaded(withSinks("  - name: s\n"
+                         "    type: console\n"
+                         "    breaker:\n"
+                         "      failure_threshold: 0\n"
+                         "      window: {type: count, size: 50}\n"));
+    CHECK(result.config.sinks[0].breaker.failureThreshold == 0);
+    CHECK(result.config.sinks[0].breaker.window.has_value());
+  }
+
   TEST_CASE("success_threshold above half_open_max_calls is rejected") {
     checkOnlyError(withSinks("  - name: s\n"
                              "    type: console\n"
