@@ -5,7 +5,10 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
+#include <random>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -187,6 +190,109 @@ TEST_CASE("a JSON object is recognised and other JSON values or broken JSON are 
   CHECK_FALSE(isJsonObject(R"({"a":1)"));
   CHECK_FALSE(isJsonObject(R"({"a":1} {"b":2})"));
   CHECK_FALSE(isJsonObject("{'a':1}"));
+}
+
+TEST_CASE("the JSON object check rejects bad numbers, bad UTF-8, bad escapes and raw control bytes") {
+  for (const char* bad : {R"({"n":01})",
+                          R"({"n":1.})",
+                          R"({"n":-})",
+                          R"({"n":.5})",
+                          R"({"n":+1})",
+                          R"({"n":1e})",
+                          R"({"n":0x1})",
+                          R"({"t":tru})",
+                          R"({"t":True})",
+                          R"({"a":1,})",
+                          R"({,"a":1})",
+                          R"({"a" 1})",
+                          R"({1:2})",
+                          R"({"a":[1,]})",
+                          R"({"a":[1 2]})",
+                          R"({"a":1]})",
+                          R"({"s":"\x"})",
+                          R"({"s":"\u12G4"})",
+                          R"({"s":"\udc00"})",
+                          R"({"s":"\ud800"})",
+                          R"({"s":"\ud800\u0041"})",
+                          "{\"s\":\"tab\there\"}",
+                          "{\"s\":\"\xC0\x80\"}",
+                          "{\"s\":\"\xED\xA0\x80\"}",
+                          "{\"s\":\"\xF4\x90\x80\x80\"}",
+                          "{\"s\":\"\xE2\x82\"}",
+                          "{\"s\":\"\xFF\"}",
+                          "{\"s\":\"\x80\"}",
+                          R"({"n":1e309})",
+                          R"({"n":-2e308})",
+                          R"({"n":0.01e311})"}) {
+    CAPTURE(std::string(bad));
+    CHECK_FALSE(isJsonObject(bad));
+  }
+  // nlohmann::json::accept stops reading at a NUL byte; a record flagged as JSON must not carry one.
+  CHECK_FALSE(isJsonObject(std::string("{\"a\":1}\0", 8)));
+  CHECK_FALSE(isJsonObject(std::string("{\"a\":1}\0garbage", 15)));
+  CHECK_FALSE(isJsonObject("{\"deep\":" + std::string(100, '[') + std::string(100, ']') + std::string("}\0", 2)));
+  CHECK(isJsonObject(R"({"n":[0,-0,-0.0e-0,1E+2,123.456e78],"s":"\ud83d\ude00\u0000\/","t":true,"f":false,"z":null})"));
+  CHECK(isJsonObject("{\"s\":\"\x7F caf\xC3\xA9 \xED\x9F\xBF \xEF\xBF\xBF \xF4\x8F\xBF\xBF\"}"));
+  CHECK(isJsonObject("{\"deep\":" + std::string(200, '[') + std::string(200, ']') + "}"));
+  CHECK_FALSE(isJsonObject("{\"deep\":" + std::string(200, '[') + std::string(199, ']') + "}"));
+}
+
+TEST_CASE("the JSON object check rejects what overflows a double, as nlohmann::json does") {
+  CHECK(isJsonObject(R"({"n":[1e308,1.7976931348623157e308,-1e308,1e-400,0.1e309,0e99999,0.000e400]})"));
+  CHECK_FALSE(isJsonObject(R"({"n":1.797693134862316e308})"));
+  CHECK(isJsonObject("{\"n\":" + std::string(308, '9') + "}"));
+  CHECK_FALSE(isJsonObject("{\"n\":" + std::string(309, '9') + "}"));
+}
+
+TEST_CASE("the JSON object check agrees with nlohmann::json on many mutated documents") {
+  const auto reference = [](std::string_view text) {
+    std::size_t i = 0;
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n')) ++i;
+    // A NUL byte ends nlohmann's input: it would accept `{}` followed by a NUL and anything.
+    return i < text.size() && text[i] == '{' && text.find('\0') == std::string_view::npos &&
+           nlohmann::json::accept(text.substr(i));
+  };
+  const std::vector<std::string> seeds = {
+      R"({"a":1,"b":[true,false,null],"c":{"d":"e\u00e9\ud83d\ude00\n"},"n":-0.5e+10})",
+      "{\"s\":\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xED\x9F\xBF \xEF\xBF\xBF \xF4\x8F\xBF\xBF\"}",
+      R"({"x":[[[[{}]]]],"y":[],"z":{},"w":"\"\\\/\b\f\n\r\t"})",
+      R"( { "num" : [0, -0, 1.0, 1e5, 1E-5, 12.34e+56, 0.0, 0.001e310, 17.976931348623157e307] } )",
+      "{\"deep\":" + std::string(70, '[') + std::string(70, ']') + "}",
+  };
+  const std::string alphabet = std::string("{}[]\":,\\ \t\r\n0129-+.eEtrufalsnDd8CcF/bx") +
+                               "\xC2\xC3\xA9\x80\xBF\xE0\xED\xA0\x9F\xF0\xF4\x90\x8F\xFF\xC0\x01\x1F\x7F" +
+                               std::string(1, '\0');
+  std::mt19937 rng(20240101);
+  const auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+  int checked = 0;
+  for (const auto& seed : seeds) {
+    REQUIRE(isJsonObject(seed) == reference(seed));
+    for (int round = 0; round < 4000; ++round) {
+      std::string text = seed;
+      for (std::size_t edits = 1 + pick(3); edits > 0; --edits) {
+        const std::size_t at = pick(text.size() + 1);
+        switch (pick(4)) {
+          case 0:
+            if (at < text.size()) text[at] = alphabet[pick(alphabet.size())];
+            break;
+          case 1:
+            text.insert(text.begin() + static_cast<std::ptrdiff_t>(at), alphabet[pick(alphabet.size())]);
+            break;
+          case 2:
+            if (at < text.size()) text.erase(at, 1 + pick(3));
+            break;
+          default:
+            text.insert(at, text.substr(pick(text.size()), 1 + pick(8)));
+        }
+      }
+      if (isJsonObject(text) != reference(text)) {
+        FAIL_CHECK("disagrees with nlohmann::json on: " << text);
+        break;
+      }
+      ++checked;
+    }
+  }
+  CHECK(checked == 5 * 4000);
 }
 
 TEST_CASE("a UTF-8 cut never ends inside a character") {
