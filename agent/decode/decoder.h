@@ -2,6 +2,7 @@
 
 // Turns the lines of one file (or of stdin) into records: decodes the input's format (raw, json,
 // docker json-file, cri), joins lines that docker or the kubelet split, then joins multiline records.
+// A multiline start pattern is tried on the first 4 KiB of a line (std::regex recursion, see decoder.cc).
 //
 // NOTE on threads: one thread (the input's) owns a Decoder and calls every member function; a Decoder
 // is not thread-safe. DecodeStats is shared by the decoders of one input and read by metrics from any
@@ -32,7 +33,8 @@ namespace logcapture::agent::decode {
 // Counters per input; read by metrics later, so relaxed atomics.
 struct DecodeStats {
   std::atomic<std::uint64_t> invalidJson{0};       // format json/docker: lines that were not valid JSON, kept raw
-                                                   // (docker: also JSON without a string "log")
+                                                   // (docker: also JSON without a string "log"); lines the
+                                                   // tailer cut are its to count, not these
   std::atomic<std::uint64_t> invalidCri{0};        // format cri: lines not in CRI form, kept raw
   std::atomic<std::uint64_t> truncated{0};         // records cut at max_line_bytes or multiline max_bytes
   std::atomic<std::uint64_t> multilineFlushed{0};  // records flushed by timeout / max_lines / max_bytes
