@@ -1,0 +1,492 @@
+#include "agent/checkpoint/checkpoint.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "agent/log.h"
+
+namespace logcapture::agent::checkpoint {
+
+namespace {
+
+using Json = nlohmann::json;
+using SystemClock = std::chrono::system_clock;
+
+// pread until `want` bytes or end of file. nullopt on an error.
+std::optional<std::size_t> readPrefix(int fd, char* buf, std::size_t want) {
+  std::size_t got = 0;
+  while (got < want) {
+    const ssize_t n = ::pread(fd, buf + got, want - got, static_cast<off_t>(got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  return got;
+}
+
+enum class Match { Same, Reused, OtherFile, Error };
+
+// Same: the stored identity. Reused: its device+inode, other content. OtherFile: another device+inode.
+Match compare(int fd, const FileId& stored) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Match::Error;
+  if (static_cast<std::uint64_t>(st.st_dev) != stored.device || static_cast<std::uint64_t>(st.st_ino) != stored.inode) {
+    return Match::OtherFile;
+  }
+  std::array<char, kFingerprintBytes> buf{};
+  const auto want = std::min<std::size_t>(stored.fingerprintBytes, buf.size());
+  const auto got = readPrefix(fd, buf.data(), want);
+  if (!got) return Match::Error;
+  if (*got < stored.fingerprintBytes) return Match::Reused;  // shorter than what we hashed: not the same bytes
+  return fingerprintOf(std::string_view(buf.data(), *got)) == stored.fingerprint ? Match::Same : Match::Reused;
+}
+
+std::string hex64(std::uint64_t v) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) s[static_cast<std::size_t>(i)] = kDigits[v & 0xf];
+  return s;
+}
+
+std::optional<std::uint64_t> parseHex64(const std::string& s) {
+  if (s.size() != 16) return std::nullopt;
+  std::uint64_t v = 0;
+  for (const char c : s) {
+    int d = 0;
+    if (c >= '0' && c <= '9') {
+      d = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      d = c - 'a' + 10;
+    } else if (c >= 'A' && c <= 'F') {
+      d = c - 'A' + 10;
+    } else {
+      return std::nullopt;
+    }
+    v = (v << 4) | static_cast<std::uint64_t>(d);
+  }
+  return v;
+}
+
+std::uint64_t toUnixMs(SystemClock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
+}
+
+// The largest last_seen that converts back to a time_point without overflowing.
+constexpr std::uint64_t kMaxUnixMs = static_cast<std::uint64_t>(
+    std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::duration::max()).count());
+
+std::string serialize(const std::vector<Entry>& entries) {
+  // One entry per line, so a human (or diff) can read the file.
+  std::string out = "{\"version\":" + std::to_string(CheckpointStore::kVersion) + ",\"files\":[";
+  bool first = true;
+  for (const auto& e : entries) {
+    const Json j = {{"input", e.input},
+                    {"path", e.path},
+                    {"device", e.id.device},
+                    {"inode", e.id.inode},
+                    {"fingerprint", hex64(e.id.fingerprint)},
+                    {"fingerprint_bytes", e.id.fingerprintBytes},
+                    {"offset", e.offset},
+                    {"last_seen", toUnixMs(e.lastSeen)}};
+    out += first ? "\n" : ",\n";
+    first = false;
+    // A Linux path is bytes, not necessarily UTF-8; JSON needs UTF-8. The path is informational
+    // (identity is device+inode+fingerprint), so invalid sequences become U+FFFD rather than failing.
+    out += j.dump(-1, ' ', false, Json::error_handler_t::replace);
+  }
+  out += "\n]}\n";
+  return out;
+}
+
+// The unsigned integer at `key` of `obj`, if it is one and at most `max`.
+std::optional<std::uint64_t> unsignedField(const Json& obj, const char* key, std::uint64_t max) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || !it->is_number_unsigned()) return std::nullopt;
+  const auto v = it->get<std::uint64_t>();
+  if (v > max) return std::nullopt;
+  return v;
+}
+
+const std::string* stringField(const Json& obj, const char* key) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || !it->is_string()) return nullptr;
+  const auto* s = it->get_ptr<const std::string*>();
+  return s->empty() ? nullptr : s;
+}
+
+// Parses and validates the whole file; on failure returns the reason and leaves `out` unspecified.
+std::optional<std::string> parse(const std::string& text, std::vector<Entry>& out) {
+  Json doc;
+  try {
+    doc = Json::parse(text);
+  } catch (const Json::exception& e) {
+    return std::string("invalid JSON: ") + e.what();
+  }
+  if (!doc.is_object()) return "not a JSON object";
+  const auto version = unsignedField(doc, "version", std::numeric_limits<std::uint64_t>::max());
+  if (!version) return "version: missing or not a non-negative integer";
+  if (*version != static_cast<std::uint64_t>(CheckpointStore::kVersion)) {
+    return "unsupported version " + std::to_string(*version);
+  }
+  const auto files = doc.find("files");
+  if (files == doc.end() || !files->is_array()) return "files: missing or not an array";
+
+  constexpr auto kU64 = std::numeric_limits<std::uint64_t>::max();
+  constexpr auto kMaxOffset = static_cast<std::uint64_t>(std::numeric_limits<off_t>::max());
+  std::size_t index = 0;
+  for (const auto& f : *files) {
+    const std::string at = "files[" + std::to_string(index++) + "].";
+    if (!f.is_object()) return at.substr(0, at.size() - 1) + ": not an object";
+    Entry e;
+    const auto* input = stringField(f, "input");
+    if (!input) return at + "input: missing, empty or not a string";
+    const auto* path = stringField(f, "path");
+    if (!path) return at + "path: missing, empty or not a string";
+    const auto device = unsignedField(f, "device", kU64);
+    if (!device) return at + "device: missing or not a non-negative integer";
+    const auto inode = unsignedField(f, "inode", kU64);
+    if (!inode) return at + "inode: missing or not a non-negative integer";
+    const auto fpIt = f.find("fingerprint");
+    const auto fingerprint = fpIt != f.end() && fpIt->is_string() ? parseHex64(fpIt->get<std::string>()) : std::nullopt;
+    if (!fingerprint) return at + "fingerprint: missing or not 16 hex digits";
+    const auto fpBytes = unsignedField(f, "fingerprint_bytes", kFingerprintBytes);
+    if (!fpBytes) return at + "fingerprint_bytes: missing or not an integer in [0, 1024]";
+    if (*fpBytes == 0 && *fingerprint != fingerprintOf({})) {
+      return at + "fingerprint: does not match an empty prefix";
+    }
+    const auto offset = unsignedField(f, "offset", kMaxOffset);
+    if (!offset) return at + "offset: missing or not an integer in [0, 2^63)";
+    const auto lastSeen = unsignedField(f, "last_seen", kMaxUnixMs);
+    if (!lastSeen) return at + "last_seen: missing or not a valid unix time in milliseconds";
+
+    e.input = *input;
+    e.path = *path;
+    e.id = FileId{*device, *inode, *fingerprint, static_cast<std::uint32_t>(*fpBytes)};
+    e.offset = *offset;
+    e.lastSeen = SystemClock::time_point(
+        std::chrono::duration_cast<SystemClock::duration>(std::chrono::milliseconds(*lastSeen)));
+    out.push_back(std::move(e));
+  }
+  return std::nullopt;
+}
+
+std::string errnoText(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+bool writeAll(int fd, const std::string& data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// Replaces `file` by `data` so that a crash at any point leaves either the old or the new file whole.
+// Returns the reason of a failure, empty on success.
+std::string writeAtomically(const std::filesystem::path& dir, const std::filesystem::path& file,
+                            const std::filesystem::path& temp, const std::string& data) {
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return errnoText("creating the temp file");
+  std::string error;
+  if (!writeAll(fd, data)) {
+    error = errnoText("writing the temp file");
+  } else if (::fsync(fd) != 0) {
+    error = errnoText("fsync of the temp file");
+  }
+  if (::close(fd) != 0 && error.empty()) error = errnoText("closing the temp file");
+  if (error.empty() && ::rename(temp.c_str(), file.c_str()) != 0) error = errnoText("renaming the temp file");
+  if (!error.empty()) {
+    ::unlink(temp.c_str());
+    return error;
+  }
+  // The rename is durable only once the directory entry is.
+  const int dirFd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirFd < 0) return errnoText("opening the directory");
+  if (::fsync(dirFd) != 0) error = errnoText("fsync of the directory");
+  ::close(dirFd);
+  return error;
+}
+
+}  // namespace
+
+// FNV-1a, 64 bits. The fingerprint is stored on disk, so the hash must be fixed forever and the same
+// on every platform (std::hash is neither). It only has to tell apart two files that came to share an
+// inode, which is not adversarial (whoever can write the log file can write any line anyway), so a
+// cryptographic hash buys nothing; and 1 KiB hashed when a file is opened costs about a microsecond,
+// so a faster (and much longer) xxHash-like function would buy nothing either.
+std::uint64_t fingerprintOf(std::string_view bytes) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char c : bytes) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+std::optional<FileId> identify(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return std::nullopt;
+  std::array<char, kFingerprintBytes> buf{};
+  const auto got = readPrefix(fd, buf.data(), buf.size());
+  if (!got) return std::nullopt;
+  return FileId{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                fingerprintOf(std::string_view(buf.data(), *got)), static_cast<std::uint32_t>(*got)};
+}
+
+bool sameFile(int fd, const FileId& stored) { return compare(fd, stored) == Match::Same; }
+
+CheckpointStore::CheckpointStore(std::filesystem::path stateDir, std::chrono::seconds retention)
+    : dir_(std::move(stateDir)), file_(dir_ / kFileName), temp_(dir_ / kTempName), retention_(retention) {}
+
+LoadStatus CheckpointStore::load() {
+  std::lock_guard saveLock(saveMutex_);
+  auto logger = log::component("checkpoint");
+
+  std::error_code ec;
+  if (std::filesystem::remove(temp_, ec)) {
+    log::event(*logger, spdlog::level::info, "checkpoint_temp_removed",
+               {{"path", temp_.string()}, {"reason", "left by a save that did not finish"}});
+  } else if (ec) {
+    log::event(*logger, spdlog::level::warn, "checkpoint_temp_remove_failed",
+               {{"path", temp_.string()}, {"error", ec.message()}});
+  }
+
+  auto setEntries = [&](const std::vector<Entry>& loaded) {
+    std::lock_guard lock(mutex_);
+    entries_.clear();
+    for (const auto& e : loaded) entries_[Key{e.id.device, e.id.inode}] = Slot{e, e.lastSeen};
+    savedGeneration_ = generation_;  // memory and disk agree now (a corrupt file was moved aside)
+  };
+  auto corrupt = [&](const std::string& reason, bool isDirectory) {
+    setEntries({});
+    moveAside(reason, isDirectory);
+    return LoadStatus::Corrupt;
+  };
+
+  const int fd = ::open(file_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      setEntries({});
+      log::event(*logger, spdlog::level::info, "checkpoints_missing",
+                 {{"path", file_.string()}, {"reason", "first start, or the state directory was emptied"}});
+      return LoadStatus::Missing;
+    }
+    return corrupt(errnoText("unreadable"), false);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const auto reason = errnoText("unreadable");
+    ::close(fd);
+    return corrupt(reason, false);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return corrupt("not a regular file", S_ISDIR(st.st_mode));
+  }
+  std::string text;
+  std::array<char, std::size_t{64} * 1024> buf{};
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const auto reason = errnoText("unreadable");
+      ::close(fd);
+      return corrupt(reason, false);
+    }
+    if (n == 0) break;
+    text.append(buf.data(), static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (text.empty()) return corrupt("empty file", false);
+
+  std::vector<Entry> loaded;
+  if (auto error = parse(text, loaded)) return corrupt(*error, false);
+  std::map<Key, int> seen;
+  for (const auto& e : loaded) {
+    if (++seen[Key{e.id.device, e.id.inode}] > 1) {
+      return corrupt("two entries for device " + std::to_string(e.id.device) + " inode " + std::to_string(e.id.inode),
+                     false);
+    }
+  }
+  setEntries(loaded);
+  log::event(*logger, spdlog::level::info, "checkpoints_loaded", {{"path", file_.string()}, {"files", loaded.size()}});
+  return LoadStatus::Loaded;
+}
+
+void CheckpointStore::moveAside(const std::string& reason, bool isDirectory) {
+  auto logger = log::component("checkpoint");
+  const auto unixTime = std::chrono::duration_cast<std::chrono::seconds>(SystemClock::now().time_since_epoch()).count();
+  const std::string base = file_.string() + ".corrupt-" + std::to_string(unixTime);
+  // Never overwrite an earlier corrupt file: it may be the one worth looking at.
+  std::string aside = base;
+  std::error_code ec;
+  for (int n = 1; std::filesystem::symlink_status(aside, ec).type() != std::filesystem::file_type::not_found; ++n) {
+    if (n > 1000) {
+      aside.clear();
+      break;
+    }
+    aside = base + "." + std::to_string(n);
+  }
+  if (!aside.empty() && ::rename(file_.c_str(), aside.c_str()) == 0) {
+    log::event(*logger, spdlog::level::warn, "checkpoint_corrupt",
+               {{"path", file_.string()},
+                {"reason", reason},
+                {"moved_to", aside},
+                {"effect", "starting without checkpoints: files are read as never seen (start_at)"}});
+    return;
+  }
+  const std::string moveError = aside.empty() ? "no free name" : std::strerror(errno);
+  log::event(*logger, spdlog::level::err, "checkpoint_corrupt",
+             {{"path", file_.string()},
+              {"reason", reason},
+              {"move_aside_error", moveError},
+              {"effect", isDirectory ? "starting without checkpoints; they cannot be saved until the path is freed"
+                                     : "starting without checkpoints; the next save replaces the file"}});
+}
+
+std::optional<Entry> CheckpointStore::find(int fd, std::uint64_t device, std::uint64_t inode) {
+  std::optional<Entry> entry;
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = entries_.find(Key{device, inode});
+    if (it == entries_.end()) return std::nullopt;
+    entry = it->second.entry;
+  }
+  // Reading the file's first bytes happens outside the lock: sink threads update offsets meanwhile.
+  switch (compare(fd, entry->id)) {
+    case Match::Same:
+      return entry;
+    case Match::OtherFile:
+    case Match::Error:
+      return std::nullopt;
+    case Match::Reused:
+      break;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = entries_.find(Key{device, inode});
+    // Unless an update() for the new file replaced it meanwhile.
+    if (it != entries_.end() && it->second.entry.id == entry->id) {
+      entries_.erase(it);
+      ++generation_;
+    }
+  }
+  log::event(*log::component("checkpoint"), spdlog::level::info, "checkpoint_inode_reused",
+             {{"path", entry->path}, {"device", device}, {"inode", inode}, {"offset", entry->offset}});
+  return std::nullopt;
+}
+
+bool CheckpointStore::lastSeenDirty(const Slot& s, SystemClock::time_point now) const {
+  return now - s.markedSeen >= retention_ / 4;
+}
+
+void CheckpointStore::markChanged(Slot& s) {
+  ++generation_;
+  s.markedSeen = s.entry.lastSeen;
+}
+
+void CheckpointStore::update(const std::string& input, const FileId& id, const std::string& path, std::uint64_t offset,
+                             SystemClock::time_point now) {
+  std::lock_guard lock(mutex_);
+  const auto [it, inserted] = entries_.try_emplace(Key{id.device, id.inode});
+  Slot& s = it->second;
+  Entry& e = s.entry;
+  const bool changed = inserted || e.id != id || e.path != path || e.offset != offset || e.input != input;
+  e.id = id;
+  e.path = path;
+  e.offset = offset;
+  e.input = input;
+  const bool seenLater = inserted || now > e.lastSeen;  // a clock stepping back does not age the entry
+  if (seenLater) e.lastSeen = now;
+  if (changed || (seenLater && lastSeenDirty(s, now))) markChanged(s);
+}
+
+void CheckpointStore::touch(std::uint64_t device, std::uint64_t inode, SystemClock::time_point now) {
+  std::lock_guard lock(mutex_);
+  const auto it = entries_.find(Key{device, inode});
+  if (it == entries_.end() || now <= it->second.entry.lastSeen) return;
+  it->second.entry.lastSeen = now;
+  if (lastSeenDirty(it->second, now)) markChanged(it->second);
+}
+
+void CheckpointStore::remove(std::uint64_t device, std::uint64_t inode) {
+  std::lock_guard lock(mutex_);
+  if (entries_.erase(Key{device, inode}) > 0) ++generation_;
+}
+
+bool CheckpointStore::save() {
+  std::lock_guard saveLock(saveMutex_);
+  std::uint64_t generation = 0;
+  std::vector<Entry> snapshot;
+  {
+    std::lock_guard lock(mutex_);
+    if (generation_ == savedGeneration_) return true;
+    generation = generation_;
+    snapshot.reserve(entries_.size());
+    for (const auto& [key, slot] : entries_) snapshot.push_back(slot.entry);
+  }
+  const auto error = writeAtomically(dir_, file_, temp_, serialize(snapshot));
+  auto logger = log::component("checkpoint");
+  if (!error.empty()) {
+    saveFailures_.fetch_add(1, std::memory_order_relaxed);
+    if (!failing_) {
+      failing_ = true;
+      log::event(*logger, spdlog::level::err, "checkpoint_save_failed",
+                 {{"path", file_.string()},
+                  {"error", error},
+                  {"effect", "offsets are kept in memory and saved again; a restart now would repeat lines"}});
+    }
+    return false;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    savedGeneration_ = generation;
+  }
+  saves_.fetch_add(1, std::memory_order_relaxed);
+  if (failing_) {
+    failing_ = false;
+    log::event(*logger, spdlog::level::info, "checkpoint_save_recovered",
+               {{"path", file_.string()}, {"failures", saveFailures()}});
+  }
+  return true;
+}
+
+std::size_t CheckpointStore::expire(SystemClock::time_point now) {
+  std::size_t dropped = 0;
+  {
+    std::lock_guard lock(mutex_);
+    dropped = std::erase_if(entries_, [&](const auto& kv) { return now - kv.second.entry.lastSeen > retention_; });
+    if (dropped > 0) ++generation_;
+  }
+  if (dropped > 0) {
+    expired_.fetch_add(dropped, std::memory_order_relaxed);
+    log::event(*log::component("checkpoint"), spdlog::level::info, "checkpoints_expired",
+               {{"files", dropped}, {"retention_s", static_cast<std::int64_t>(retention_.count())}});
+  }
+  return dropped;
+}
+
+std::vector<Entry> CheckpointStore::entries() const {
+  std::lock_guard lock(mutex_);
+  std::vector<Entry> out;
+  out.reserve(entries_.size());
+  for (const auto& [key, slot] : entries_) out.push_back(slot.entry);
+  return out;
+}
+
+}  // namespace logcapture::agent::checkpoint

@@ -1,0 +1,157 @@
+#pragma once
+
+// Checkpoints: for each tailed file, the offset before which every record is finished with, kept in
+// agent.state_dir/checkpoints.json so that a restart neither loses nor repeats lines.
+//
+// NOTE on threads: every method is safe from any thread. The tailer's thread calls load(), find()
+// and update() when it opens a file; sink threads call update() as acks finish records; a timer
+// (the tailer's loop) calls save() and expire().
+//   - mutex_ guards entries_, generation_ and savedGeneration_; it is never held across I/O, so an
+//     fsync in save() does not stall the sink threads' update() calls.
+//   - saveMutex_ serialises the file operations (load(), save()). Lock order: saveMutex_, then mutex_.
+//   - the counters are atomics, read without a lock by metrics.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace logcapture::agent::checkpoint {
+
+inline constexpr std::uint32_t kFingerprintBytes = 1024;
+
+// A file's identity: device + inode, confirmed by a hash of its first bytes so inode reuse is caught.
+struct FileId {
+  std::uint64_t device = 0;
+  std::uint64_t inode = 0;
+  std::uint64_t fingerprint = 0;       // hash of the first fingerprintBytes bytes
+  std::uint32_t fingerprintBytes = 0;  // less than kFingerprintBytes while the file is shorter (0 for an empty file)
+
+  bool operator==(const FileId&) const = default;
+};
+
+// The fingerprint of `bytes` (FNV-1a, 64 bits; see checkpoint.cc for why).
+std::uint64_t fingerprintOf(std::string_view bytes);
+
+// Identity of an open file (fstat + pread of its first bytes). nullopt on an I/O error.
+std::optional<FileId> identify(int fd);
+
+// True when the open file has the same device+inode as `stored` and its first
+// `stored.fingerprintBytes` bytes still hash to `stored.fingerprint`. A file that grew since keeps
+// matching; a reused inode, or a file now shorter than the stored fingerprint, does not.
+// False on an I/O error too.
+bool sameFile(int fd, const FileId& stored);
+
+struct Entry {
+  FileId id;
+  std::string path;
+  std::uint64_t offset = 0;  // everything before it is finished with
+  std::chrono::system_clock::time_point lastSeen;
+  std::string input;
+
+  bool operator==(const Entry&) const = default;
+};
+
+enum class LoadStatus { Loaded, Missing, Corrupt };
+
+// One store per agent, shared by the file inputs. Entries are keyed by device+inode, not by input:
+// two inputs tailing the same file would share (and overwrite) one entry.
+class CheckpointStore {
+ public:
+  static constexpr const char* kFileName = "checkpoints.json";
+  static constexpr const char* kTempName = "checkpoints.json.tmp";
+  static constexpr int kVersion = 1;
+
+  // Touches nothing on disk: neither creates the directory nor reads the file (see load()).
+  CheckpointStore(std::filesystem::path stateDir, std::chrono::seconds retention);
+  CheckpointStore(const CheckpointStore&) = delete;
+  CheckpointStore& operator=(const CheckpointStore&) = delete;
+
+  // Replaces the entries with those of stateDir/checkpoints.json, and removes a temp file left by a
+  // save that crashed before its rename (the file it was replacing is still whole).
+  // A corrupt, truncated or unreadable file (or anything that is not a regular file) is logged once
+  // with its path and the reason, moved aside to checkpoints.json.corrupt-<unix time> for a human to
+  // look at, and the store starts empty: the agent must start, never crash-loop.
+  // One invalid entry makes the whole file corrupt rather than being skipped: only this class writes
+  // the file, atomically, so an invalid entry means it was damaged or written by something else, and
+  // the rest of it is not to be trusted either. Unknown keys are ignored, so a later version can add
+  // optional fields without changing `version`.
+  LoadStatus load();
+
+  // The entry of an open file: same device+inode and sameFile(fd, entry.id). An entry whose inode was
+  // reused by another file (fingerprint mismatch) is removed and nullopt returned. An I/O error
+  // returns nullopt and keeps the entry.
+  std::optional<Entry> find(int fd, std::uint64_t device, std::uint64_t inode);
+
+  // Records that everything before `offset` of this file is finished with, replacing any entry with
+  // the same device+inode. `id` is kept as given: its fingerprint may be longer than the stored one
+  // (the file grew) or differ from it (the inode now belongs to another file). The offset may go
+  // down (a truncated file restarts at 0).
+  void update(const std::string& input, const FileId& id, const std::string& path, std::uint64_t offset,
+              std::chrono::system_clock::time_point now);
+
+  // Marks a file as still present (it is open but nothing new was finished with), so that expire()
+  // never drops the entry of a file that is merely idle. Only lastSeen changes, and it reaches the file
+  // when it lags by a quarter of the retention, not at every call.
+  void touch(std::uint64_t device, std::uint64_t inode, std::chrono::system_clock::time_point now);
+
+  void remove(std::uint64_t device, std::uint64_t inode);
+
+  // Writes the file when something changed since the last successful save: a temp file in the same
+  // directory, fsync, rename over checkpoints.json, fsync of the directory. Returns true when the
+  // file is up to date (including when there was nothing to write), false on failure: the previous
+  // file stays intact, the change stays pending for the next save, and the failure is logged when
+  // saves start failing (and again once they recover), not on every attempt. Never creates the
+  // state directory: the daemon prepares it, and a missing one is an error to report.
+  bool save();
+
+  // Drops entries whose lastSeen is older than `now - retention` (files gone for good). Returns how many.
+  std::size_t expire(std::chrono::system_clock::time_point now);
+
+  std::vector<Entry> entries() const;  // a copy, ordered by device+inode, for tests and metrics
+
+  const std::filesystem::path& path() const { return file_; }
+  std::uint64_t saves() const { return saves_.load(std::memory_order_relaxed); }  // files written
+  std::uint64_t saveFailures() const { return saveFailures_.load(std::memory_order_relaxed); }
+  std::uint64_t expired() const { return expired_.load(std::memory_order_relaxed); }  // entries dropped
+
+ private:
+  using Key = std::pair<std::uint64_t, std::uint64_t>;  // device, inode
+  struct Slot {
+    Entry entry;
+    // entry.lastSeen as of the last change that bumped generation_: what the next save writes at the least.
+    std::chrono::system_clock::time_point markedSeen;
+  };
+
+  // Requires mutex_. A change of lastSeen alone is worth a write when the marked value lags by a
+  // quarter of the retention: often enough that a restart never expires a live file, rarely enough
+  // that an idle agent does not rewrite the file every second.
+  bool lastSeenDirty(const Slot& s, std::chrono::system_clock::time_point now) const;
+  void markChanged(Slot& s);  // requires mutex_
+  void moveAside(const std::string& reason, bool isDirectory);
+
+  const std::filesystem::path dir_;
+  const std::filesystem::path file_;
+  const std::filesystem::path temp_;
+  const std::chrono::seconds retention_;
+
+  std::mutex saveMutex_;
+  mutable std::mutex mutex_;
+  std::map<Key, Slot> entries_;
+  std::uint64_t generation_ = 0;       // bumped by every change that must reach the file
+  std::uint64_t savedGeneration_ = 0;  // the generation the file on disk holds
+  bool failing_ = false;               // the last save failed (guarded by saveMutex_)
+
+  std::atomic<std::uint64_t> saves_{0};
+  std::atomic<std::uint64_t> saveFailures_{0};
+  std::atomic<std::uint64_t> expired_{0};
+};
+
+}  // namespace logcapture::agent::checkpoint
