@@ -10,10 +10,9 @@
 #include <string>
 #include <string_view>
 
-namespace logcapture::agent {
+#include "agent/decode/formats.h"
 
-// The longest prefix of `text` of at most `limit` bytes that does not end inside a UTF-8 sequence.
-std::size_t utf8Cut(std::string_view text, std::size_t limit);
+namespace logcapture::agent {
 
 class LineSplitter {
  public:
@@ -61,7 +60,7 @@ void LineSplitter::feed(std::string_view bytes, std::uint64_t offset, OnLine&& o
     } else {
       // Over-long: emit the first maxLineBytes and drop the rest of the line.
       partial_.append(segment.substr(0, maxLineBytes_ - partial_.size() + 4));
-      partial_.resize(utf8Cut(partial_, maxLineBytes_));
+      partial_.resize(decode::utf8Cut(partial_, maxLineBytes_));
       onLine(std::string_view(partial_), endOffset, true);
       partial_.clear();
       skipping_ = nl == nullptr;

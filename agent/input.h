@@ -1,0 +1,41 @@
+#pragma once
+
+// An input reads records from somewhere (files, stdin) and pushes them into the queue.
+//
+// Thread-safety: start() and stop() are called by the pipeline's thread; an input runs its own
+// thread(s) between them. finished() and stats() may be called from any thread.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "agent/pipeline.h"
+
+namespace logcapture::agent {
+
+// Counters of one input; relaxed atomics read by metrics and tests.
+struct InputStats {
+  std::atomic<std::uint64_t> records{0};
+  std::atomic<std::uint64_t> bytes{0};      // bytes read, newlines included
+  std::atomic<std::uint64_t> truncated{0};  // lines cut at max_line_bytes
+  std::atomic<std::uint64_t> filesOpen{0};
+  std::atomic<std::uint64_t> filesWaiting{0};  // matched but not opened because of max_open_files
+  std::atomic<std::uint64_t> rotations{0};
+  std::atomic<std::uint64_t> truncations{0};   // copytruncate: a file shrank below the read offset
+  std::atomic<std::uint64_t> queueDropped{0};  // records the full queue dropped by its policy
+};
+
+class Input {
+ public:
+  virtual ~Input() = default;
+  virtual const std::string& name() const = 0;
+  virtual bool start() = 0;
+  // Stops reading, flushes held lines into the queue, and returns by the deadline.
+  virtual void stop(Deadline deadline) = 0;
+  // True when the input has read everything it ever will (stdin at EOF).
+  virtual bool finished() const { return false; }
+  virtual const InputStats& stats() const = 0;
+};
+
+}  // namespace logcapture::agent

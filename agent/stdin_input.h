@@ -1,0 +1,48 @@
+#pragma once
+
+// The stdin input: reads standard input until EOF, then reports finished().
+//
+// NOTE on threads: one reader thread runs run(); start()/stop() come from the pipeline's thread.
+// stopping_ and finished_ are atomics; wakeFd_ (an eventfd) interrupts the reader's poll.
+
+#include <atomic>
+#include <thread>
+
+#include "agent/decode/decoder.h"
+#include "agent/input.h"
+#include "agent/line_splitter.h"
+#include "agent/queue.h"
+#include "config/config.h"
+
+namespace logcapture::agent {
+
+class StdinInput final : public Input {
+ public:
+  // `fd` is standard input in the agent; tests pass a pipe.
+  StdinInput(const config::InputConfig& cfg, RecordQueue& queue, int fd = 0);
+  ~StdinInput() override;
+
+  const std::string& name() const override { return cfg_.name; }
+  bool start() override;
+  void stop(Deadline deadline) override;
+  bool finished() const override { return finished_.load(); }
+  const InputStats& stats() const override { return stats_; }
+
+ private:
+  void run();
+  void push(std::vector<Record>&& records);
+
+  config::InputConfig cfg_;
+  RecordQueue& queue_;
+  const int fd_;
+  InputStats stats_;
+  decode::DecodeStats decodeStats_;
+  std::unique_ptr<decode::Decoder> decoder_;
+  LineSplitter splitter_;
+  int wakeFd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> finished_{false};
+  std::thread thread_;
+};
+
+}  // namespace logcapture::agent

@@ -1,0 +1,362 @@
+// The file tailer against real files in a temporary directory.
+
+#include "agent/file_tailer.h"
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+namespace {
+
+using namespace logcapture::agent;
+using namespace logcapture;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+TailerTimings fastTimings() {
+  TailerTimings t;
+  t.rescan = 50ms;
+  t.statCheck = 20ms;
+  t.poll = 20ms;
+  t.releaseIdle = 200ms;
+  t.partialLine = 300ms;
+  t.checkpointSave = 50ms;
+  return t;
+}
+
+// A tailer with a consumer that finishes every chunk and keeps the messages.
+class Harness {
+ public:
+  explicit Harness(fs::path dir, config::QueueConfig q = {}) : dir_(std::move(dir)), queue_(q) {
+    fs::create_directories(dir_ / "state");
+    consumer_ = std::thread([this] {
+      Chunk c;
+      while (!done_) {
+        if (!queue_.pop(c, 20ms)) continue;
+        std::lock_guard lock(mutex_);
+        for (auto& r : c.records) {
+          messages_.push_back(r.message);
+          records_.push_back(r);
+        }
+        c.ack.finish();
+      }
+    });
+  }
+  ~Harness() {
+    stopTailer();
+    done_ = true;
+    queue_.close();
+    consumer_.join();
+  }
+
+  config::InputConfig input(std::vector<std::string> patterns, config::StartAt startAt = config::StartAt::Beginning) {
+    config::InputConfig cfg;
+    cfg.name = "files";
+    cfg.type = config::InputType::File;
+    cfg.paths = std::move(patterns);
+    cfg.startAt = startAt;
+    return cfg;
+  }
+
+  void startTailer(const config::InputConfig& cfg) {
+    store_ = std::make_unique<checkpoint::CheckpointStore>(dir_ / "state", std::chrono::hours(24));
+    store_->load();
+    tailer_ = std::make_unique<FileTailer>(cfg, queue_, *store_, fastTimings());
+    REQUIRE(tailer_->start());
+  }
+  void stopTailer() {
+    if (tailer_) tailer_->stop(std::chrono::steady_clock::now() + 5s);
+    tailer_.reset();
+    store_.reset();
+  }
+
+  // Waits (with a deadline) until `n` messages arrived.
+  bool waitFor(std::size_t n, std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      {
+        std::lock_guard lock(mutex_);
+        if (messages_.size() >= n) return true;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  }
+  std::vector<std::string> messages() {
+    std::lock_guard lock(mutex_);
+    return messages_;
+  }
+  std::vector<Record> records() {
+    std::lock_guard lock(mutex_);
+    return records_;
+  }
+  FileTailer& tailer() { return *tailer_; }
+  RecordQueue& queue() { return queue_; }
+
+ private:
+  fs::path dir_;
+  RecordQueue queue_;
+  std::unique_ptr<checkpoint::CheckpointStore> store_;
+  std::unique_ptr<FileTailer> tailer_;
+  std::thread consumer_;
+  std::atomic<bool> done_{false};
+  std::mutex mutex_;
+  std::vector<std::string> messages_;
+  std::vector<Record> records_;
+};
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int n = 0;
+    path = fs::temp_directory_path() / ("logcapture-tailer-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    fs::remove_all(path);
+    fs::create_directories(path / "logs");
+  }
+  ~TempDir() { fs::remove_all(path); }
+  fs::path logs() const { return path / "logs"; }
+};
+
+void append(const fs::path& file, const std::string& text) {
+  std::ofstream out(file, std::ios::app | std::ios::binary);
+  out << text;
+}
+
+std::string lines(int from, int to, const std::string& prefix = "line ") {
+  std::string out;
+  for (int i = from; i < to; ++i) out += prefix + std::to_string(i) + "\n";
+  return out;
+}
+
+std::vector<std::string> expected(int from, int to, const std::string& prefix = "line ") {
+  std::vector<std::string> out;
+  for (int i = from; i < to; ++i) out.push_back(prefix + std::to_string(i));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("start_at beginning reads a file's existing lines") {
+  TempDir dir;
+  append(dir.logs() / "a.log", lines(0, 3));
+  Harness h(dir.path);
+  h.startTailer(h.input({(dir.logs() / "*.log").string()}));
+  REQUIRE(h.waitFor(3));
+  CHECK(h.messages() == expected(0, 3));
+  const auto r = h.records();
+  CHECK(r[0].source->path == (dir.logs() / "a.log").string());
+  CHECK(r[0].source->input == "files");
+  CHECK(r[2].offset == fs::file_size(dir.logs() / "a.log"));
+}
+
+TEST_CASE("start_at end skips existing lines and reads new ones") {
+  TempDir dir;
+  append(dir.logs() / "a.log", lines(0, 3));
+  Harness h(dir.path);
+  h.startTailer(h.input({(dir.logs() / "*.log").string()}, config::StartAt::End));
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (h.tailer().stats().filesOpen.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  append(dir.logs() / "a.log", lines(3, 5));
+  REQUIRE(h.waitFor(2));
+  CHECK(h.messages() == expected(3, 5));
+}
+
+TEST_CASE("a file created after start-up is read from its first byte") {
+  TempDir dir;
+  Harness h(dir.path);
+  h.startTailer(h.input({(dir.logs() / "*.log").string()}, config::StartAt::End));
+  append(dir.logs() / "new.log", lines(0, 4));
+  REQUIRE(h.waitFor(4));
+  CHECK(h.messages() == expected(0, 4));
+}
+
+TEST_CASE("excluded files are not read") {
+  TempDir dir;
+  append(dir.logs() / "a.log", "keep\n");
+  append(dir.logs() / "b.log.gz", "skip\n");
+  Harness h(dir.path);
+  auto cfg = h.input({(dir.logs() / "*").string()});
+  cfg.exclude = {"*.gz"};
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(1));
+  std::this_thread::sleep_for(200ms);
+  CHECK(h.messages() == std::vector<std::string>{"keep"});
+}
+
+TEST_CASE("rotation by rename under continuous writes loses and repeats nothing") {
+  TempDir dir;
+  const auto file = dir.logs() / "app.log";
+  append(file, "");
+  Harness h(dir.path);
+  h.startTailer(h.input({file.string()}));
+  constexpr int kLines = 20000;
+  std::thread writer([&] {
+    std::ofstream out(file, std::ios::app);
+    for (int i = 0; i < kLines; ++i) {
+      out << "line " << i << "\n";
+      if (i % 5000 == 4999) {
+        out.flush();
+        out.close();
+        fs::rename(file, dir.logs() / ("app.log." + std::to_string(i)));
+        out.open(file, std::ios::app);
+      }
+      if (i % 500 == 0) {
+        out.flush();
+        // Paced like a busy service (~100k lines/s) rather than a tight loop, so each new file is
+        // discovered before it is rotated away, as with any real rotation interval.
+        std::this_thread::sleep_for(5ms);
+      }
+    }
+  });
+  writer.join();
+  const bool all = h.waitFor(kLines, 20s);
+  std::this_thread::sleep_for(100ms);
+  const auto got = h.messages();
+  INFO("received " << got.size() << " lines");
+  REQUIRE(all);
+  CHECK(got == expected(0, kLines));
+  CHECK(h.tailer().stats().rotations.load() >= 3);
+}
+
+TEST_CASE("copytruncate restarts the file from the top") {
+  TempDir dir;
+  const auto file = dir.logs() / "app.log";
+  append(file, lines(0, 5));
+  Harness h(dir.path);
+  h.startTailer(h.input({file.string()}));
+  REQUIRE(h.waitFor(5));
+  fs::resize_file(file, 0);
+  // Wait until the tailer noticed the truncation before writing new lines.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (h.tailer().stats().truncations.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  append(file, lines(5, 8));
+  REQUIRE(h.waitFor(8));
+  CHECK(h.messages() == expected(0, 8));
+  CHECK(h.tailer().stats().truncations.load() == 1);
+}
+
+TEST_CASE("a deleted file still open is drained, then closed") {
+  TempDir dir;
+  const auto file = dir.logs() / "gone.log";
+  append(file, lines(0, 3));
+  Harness h(dir.path);
+  h.startTailer(h.input({file.string()}));
+  REQUIRE(h.waitFor(3));
+  {
+    std::ofstream out(file, std::ios::app);
+    fs::remove(file);
+    out << lines(3, 6);  // written after the unlink, through the still-open file
+  }
+  REQUIRE(h.waitFor(6));
+  CHECK(h.messages() == expected(0, 6));
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (h.tailer().stats().filesOpen.load() != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(h.tailer().stats().filesOpen.load() == 0);
+}
+
+TEST_CASE("the same file reached by a symlink and its own path is read once") {
+  TempDir dir;
+  const auto file = dir.logs() / "real.log";
+  append(file, lines(0, 3));
+  fs::create_symlink(file, dir.logs() / "link.log");
+  Harness h(dir.path);
+  h.startTailer(h.input({(dir.logs() / "*.log").string()}));
+  REQUIRE(h.waitFor(3));
+  std::this_thread::sleep_for(200ms);
+  CHECK(h.messages() == expected(0, 3));
+}
+
+TEST_CASE("lines longer than max_line_bytes are truncated and flagged") {
+  TempDir dir;
+  const auto file = dir.logs() / "long.log";
+  append(file, std::string(5000, 'x') + "\nshort\n");
+  Harness h(dir.path);
+  auto cfg = h.input({file.string()});
+  cfg.maxLineBytes = config::Bytes{1024};
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(2));
+  const auto r = h.records();
+  CHECK(r[0].message == std::string(1024, 'x'));
+  CHECK(r[0].truncated);
+  CHECK(r[1].message == "short");
+  CHECK(h.tailer().stats().truncated.load() == 1);
+}
+
+TEST_CASE("a trailing line without newline is held, then flushed after the timeout") {
+  TempDir dir;
+  const auto file = dir.logs() / "p.log";
+  append(file, "complete\npart");
+  Harness h(dir.path);
+  h.startTailer(h.input({file.string()}));
+  REQUIRE(h.waitFor(1));
+  CHECK(h.messages() == std::vector<std::string>{"complete"});
+  append(file, "ial\n");
+  REQUIRE(h.waitFor(2));
+  CHECK(h.messages().back() == "partial");
+  append(file, "no newline");
+  REQUIRE(h.waitFor(3));  // after partialLine (300ms here)
+  CHECK(h.messages().back() == "no newline");
+}
+
+TEST_CASE("after a restart reading resumes at the checkpoint: nothing lost, nothing twice") {
+  TempDir dir;
+  const auto file = dir.logs() / "r.log";
+  append(file, lines(0, 100));
+  Harness h(dir.path);
+  h.startTailer(h.input({file.string()}, config::StartAt::End));
+  // start_at: end, but the file was never seen: existing lines are skipped.
+  append(file, lines(100, 150));
+  REQUIRE(h.waitFor(50));
+  h.stopTailer();
+  append(file, lines(150, 200));  // written while the agent is down
+  h.startTailer(h.input({file.string()}, config::StartAt::End));
+  REQUIRE(h.waitFor(100));
+  std::this_thread::sleep_for(200ms);
+  CHECK(h.messages() == expected(100, 200));
+}
+
+TEST_CASE("a glob gaining files in a new directory picks them up") {
+  TempDir dir;
+  Harness h(dir.path);
+  h.startTailer(h.input({(dir.logs() / "*" / "*.log").string()}));
+  fs::create_directories(dir.logs() / "pod-a");
+  append(dir.logs() / "pod-a" / "0.log", lines(0, 2));
+  REQUIRE(h.waitFor(2));
+  CHECK(h.messages() == expected(0, 2));
+}
+
+TEST_CASE("max_open_files caps open files and counts the ones waiting") {
+  TempDir dir;
+  for (int i = 0; i < 3; ++i) append(dir.logs() / ("f" + std::to_string(i) + ".log"), "x\n");
+  Harness h(dir.path);
+  auto cfg = h.input({(dir.logs() / "*.log").string()});
+  cfg.maxOpenFiles = 2;
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(2));
+  CHECK(h.tailer().stats().filesOpen.load() == 2);
+  CHECK(h.tailer().stats().filesWaiting.load() == 1);
+}
+
+TEST_CASE("a full queue in block mode pauses reading and loses nothing") {
+  TempDir dir;
+  const auto file = dir.logs() / "big.log";
+  append(file, lines(0, 5000));
+  config::QueueConfig q;
+  q.maxRecords = 10;
+  q.whenFull = config::WhenFull::Block;
+  Harness h(dir.path, q);
+  h.startTailer(h.input({file.string()}));
+  REQUIRE(h.waitFor(5000, 20s));
+  CHECK(h.messages() == expected(0, 5000));
+}
