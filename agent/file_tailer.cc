@@ -77,12 +77,10 @@ FileTailer::~FileTailer() {
     if (f->fd >= 0) ::close(f->fd);
   }
   if (inotifyFd_ >= 0) ::close(inotifyFd_);
-  if (wakeFd_ >= 0) ::close(wakeFd_);
 }
 
 bool FileTailer::start() {
   auto logger = log::component("tailer");
-  wakeFd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   inotifyFd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotifyFd_ < 0) {
     // Polling still finds everything, only later.
@@ -100,10 +98,7 @@ bool FileTailer::start() {
 
 void FileTailer::stop(Deadline) {
   stopping_ = true;
-  if (wakeFd_ >= 0) {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wakeFd_, &one, sizeof one);
-  }
+  wakeup_.signal();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -206,16 +201,7 @@ void FileTailer::open(const std::string& path, bool startup) {
 }
 
 void FileTailer::push(TailedFile& f, std::vector<Record>&& records) {
-  if (records.empty()) return;
-  Chunk chunk;
-  for (const auto& r : records) chunk.bytes += r.message.size();
-  const std::size_t count = records.size();
-  chunk.ack = Ack(f.cursor, f.cursor->open(records.back().offset));
-  chunk.records = std::move(records);
-  stats_.records.fetch_add(count, std::memory_order_relaxed);
-  if (queue_.push(std::move(chunk)) == RecordQueue::PushResult::Dropped) {
-    stats_.queueDropped.fetch_add(count, std::memory_order_relaxed);
-  }
+  pushRecords(queue_, stats_, std::move(records), f.cursor);
 }
 
 bool FileTailer::readSome(TailedFile& f) {
@@ -308,14 +294,11 @@ void FileTailer::release(TailedFile& f) {
 }
 
 void FileTailer::waitForEvents(std::chrono::milliseconds timeout) {
-  pollfd fds[2] = {{wakeFd_, POLLIN, 0}, {inotifyFd_, POLLIN, 0}};
+  pollfd fds[2] = {{wakeup_.fd(), POLLIN, 0}, {inotifyFd_, POLLIN, 0}};
   const int count = inotifyFd_ >= 0 ? 2 : 1;
   if (::poll(fds, count, static_cast<int>(std::max<std::int64_t>(timeout.count(), 0))) <= 0) return;
   alignas(inotify_event) char events[4096];
-  if (fds[0].revents & POLLIN) {
-    std::uint64_t v;
-    [[maybe_unused]] auto n = ::read(wakeFd_, &v, sizeof v);
-  }
+  if (fds[0].revents & POLLIN) wakeup_.clear();
   if (count == 2 && (fds[1].revents & POLLIN)) {
     ssize_t n = 0;
     while ((n = ::read(inotifyFd_, events, sizeof events)) > 0) {

@@ -6,7 +6,7 @@
 // NOTE on threads: one thread per file input runs run(); it alone touches files_ and the decoders.
 // start()/stop() come from the pipeline's thread. Acks finish on sink threads and reach the
 // CheckpointStore (its own mutex) through each file's SourceCursor. stopping_ is the only state
-// shared with stop(); wakeFd_ (an eventfd) interrupts the thread's poll.
+// shared with stop(); wakeup_ interrupts the thread's poll.
 
 #include <chrono>
 #include <map>
@@ -73,7 +73,7 @@ class FileTailer final : public Input {
   std::map<FileKey, std::unique_ptr<TailedFile>> files_;
   std::vector<char> buffer_;
   int inotifyFd_ = -1;
-  int wakeFd_ = -1;
+  Wakeup wakeup_;
   bool rescanNow_ = false;  // inotify saw a new directory entry
   std::atomic<bool> stopping_{false};
   std::thread thread_;

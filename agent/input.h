@@ -10,7 +10,9 @@
 #include <memory>
 #include <string>
 
+#include "agent/ack.h"
 #include "agent/pipeline.h"
+#include "agent/queue.h"
 
 namespace logcapture::agent {
 
@@ -36,6 +38,26 @@ class Input {
   // True when the input has read everything it ever will (stdin at EOF).
   virtual bool finished() const { return false; }
   virtual const InputStats& stats() const = 0;
+};
+
+// Pushes records read together from one source as one chunk, counting them and any the full queue
+// dropped. `cursor` is the source's (null for stdin, which cannot be read again).
+RecordQueue::PushResult pushRecords(RecordQueue& queue, InputStats& stats, std::vector<Record>&& records,
+                                    const std::shared_ptr<SourceCursor>& cursor);
+
+// An eventfd that interrupts an input thread's poll() when stop() is called. Not copyable.
+class Wakeup {
+ public:
+  Wakeup();
+  ~Wakeup();
+  Wakeup(const Wakeup&) = delete;
+  Wakeup& operator=(const Wakeup&) = delete;
+  int fd() const { return fd_; }
+  void signal() const;
+  void clear() const;  // after poll() reported it readable
+
+ private:
+  int fd_;
 };
 
 }  // namespace logcapture::agent

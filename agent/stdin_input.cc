@@ -26,34 +26,21 @@ StdinInput::StdinInput(const config::InputConfig& cfg, RecordQueue& queue, int f
 StdinInput::~StdinInput() {
   stopping_ = true;
   if (thread_.joinable()) thread_.join();
-  if (wakeFd_ >= 0) ::close(wakeFd_);
 }
 
 bool StdinInput::start() {
-  wakeFd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   thread_ = std::thread([this] { run(); });
   return true;
 }
 
 void StdinInput::stop(Deadline) {
   stopping_ = true;
-  if (wakeFd_ >= 0) {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wakeFd_, &one, sizeof one);
-  }
+  wakeup_.signal();
   if (thread_.joinable()) thread_.join();
 }
 
 void StdinInput::push(std::vector<Record>&& records) {
-  if (records.empty()) return;
-  Chunk chunk;
-  for (const auto& r : records) chunk.bytes += r.message.size();
-  const std::size_t count = records.size();
-  chunk.records = std::move(records);  // no Ack: stdin cannot be read again, there is nothing to checkpoint
-  stats_.records.fetch_add(count, std::memory_order_relaxed);
-  if (queue_.push(std::move(chunk)) == RecordQueue::PushResult::Dropped) {
-    stats_.queueDropped.fetch_add(count, std::memory_order_relaxed);
-  }
+  pushRecords(queue_, stats_, std::move(records), nullptr);  // stdin cannot be read again: no checkpoint
 }
 
 void StdinInput::run() {
@@ -67,7 +54,7 @@ void StdinInput::run() {
   };
   Clock::time_point partialSince{};
   while (!stopping_.load()) {
-    pollfd fds[2] = {{fd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
+    pollfd fds[2] = {{fd_, POLLIN, 0}, {wakeup_.fd(), POLLIN, 0}};
     std::chrono::milliseconds wait{250};
     if (auto deadline = decoder_->deadline()) {
       wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now()),

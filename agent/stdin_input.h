@@ -3,7 +3,7 @@
 // The stdin input: reads standard input until EOF, then reports finished().
 //
 // NOTE on threads: one reader thread runs run(); start()/stop() come from the pipeline's thread.
-// stopping_ and finished_ are atomics; wakeFd_ (an eventfd) interrupts the reader's poll.
+// stopping_ and finished_ are atomics; wakeup_ interrupts the reader's poll.
 
 #include <atomic>
 #include <thread>
@@ -39,7 +39,7 @@ class StdinInput final : public Input {
   decode::DecodeStats decodeStats_;
   std::unique_ptr<decode::Decoder> decoder_;
   LineSplitter splitter_;
-  int wakeFd_ = -1;
+  Wakeup wakeup_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> finished_{false};
   std::thread thread_;
