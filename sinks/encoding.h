@@ -1,0 +1,28 @@
+#pragma once
+
+// Encoding of records for sinks: `encoding: json` (an object with @timestamp, message and the
+// record's fields) or `raw` (the line alone). Encoders append to a caller's buffer so a batch is
+// encoded once into one allocation. Pure functions: any thread may call them.
+
+#include <string>
+#include <string_view>
+
+#include "agent/record.h"
+#include "config/config.h"
+
+namespace logcapture::sinks {
+
+// Appends `text` as a JSON string (quotes included). Invalid UTF-8 becomes U+FFFD, so the output is
+// always valid JSON whatever the log line held.
+void appendJsonString(std::string& out, std::string_view text);
+
+// Appends the record as one JSON object, without a newline:
+// {"@timestamp":"2024-01-01T00:00:00.123456789Z","message":"...","input":"app","path":"/var/log/a.log",
+//  "stream":"stdout","kubernetes":{...},"truncated":true,<static fields>,<fields of a json record>}
+// The record's own keys win over static fields, and those over the keys of a json record's object.
+void appendJsonRecord(std::string& out, const agent::Record& record);
+
+// Appends the record in the sink's encoding, without a newline.
+void appendRecord(std::string& out, const agent::Record& record, config::Encoding encoding);
+
+}  // namespace logcapture::sinks
