@@ -1,5 +1,7 @@
 #include "config/loader.h"
 
+#include "agent/decode/formats.h"
+
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
@@ -24,34 +26,12 @@ void requireText(std::string_view text, const std::string& file) {
   int column = 1;
   for (std::size_t i = 0; i < text.size();) {
     const auto byte = static_cast<unsigned char>(text[i]);
-    std::size_t length = 0;
     if (byte == 0) {
       fileError(file, "the file holds a NUL byte, so it is not a YAML text file; is this the right file?",
                 {line, column});
     }
-    // Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
-    // lo/hi bound the second byte; later bytes are 0x80-0xBF.
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xBF;
-    if (byte < 0x80) {
-      length = 1;
-    } else if (byte >= 0xC2 && byte <= 0xDF) {
-      length = 2;
-    } else if (byte >= 0xE0 && byte <= 0xEF) {
-      length = 3;
-      if (byte == 0xE0) lo = 0xA0;
-      if (byte == 0xED) hi = 0x9F;
-    } else if (byte >= 0xF0 && byte <= 0xF4) {
-      length = 4;
-      if (byte == 0xF0) lo = 0x90;
-      if (byte == 0xF4) hi = 0x8F;
-    }
-    bool valid = length > 0 && i + length <= text.size();
-    for (std::size_t k = 1; valid && k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      valid = k == 1 ? (next >= lo && next <= hi) : (next >= 0x80 && next <= 0xBF);
-    }
-    if (!valid) {
+    const std::size_t length = agent::decode::utf8SequenceLength(text, i);
+    if (length == 0) {
       char hex[8];
       std::snprintf(hex, sizeof hex, "0x%02x", byte);
       fileError(file, std::string("invalid UTF-8 (byte ") + hex + "): a config file must be UTF-8 text",

@@ -1,5 +1,7 @@
 #include "sinks/encoding.h"
 
+#include "agent/decode/formats.h"
+
 #include <nlohmann/json.hpp>
 
 #include <ctime>
@@ -9,31 +11,6 @@ namespace logcapture::sinks {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
-
-// Length of the well-formed UTF-8 sequence at `p`, or 0 when it is not one.
-std::size_t utf8Length(const unsigned char* p, std::size_t left) {
-  const unsigned char b = p[0];
-  std::size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (b >= 0xC2 && b <= 0xDF) {
-    n = 2;
-  } else if (b >= 0xE0 && b <= 0xEF) {
-    n = 3;
-    if (b == 0xE0) lo = 0xA0;
-    if (b == 0xED) hi = 0x9F;
-  } else if (b >= 0xF0 && b <= 0xF4) {
-    n = 4;
-    if (b == 0xF0) lo = 0x90;
-    if (b == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (n > left || p[1] < lo || p[1] > hi) return 0;
-  for (std::size_t i = 2; i < n; ++i) {
-    if ((p[i] & 0xC0) != 0x80) return 0;
-  }
-  return n;
-}
 
 void appendTimestamp(std::string& out, std::chrono::system_clock::time_point t) {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -63,7 +40,8 @@ void appendKey(std::string& out, std::string_view key) {
 // the rest of the path.
 void appendJsonString(std::string& out, std::string_view text) {
   out += '"';
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* begin = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* p = begin;
   const auto* end = p + text.size();
   while (p < end) {
     const auto* run = p;
@@ -93,7 +71,7 @@ void appendJsonString(std::string& out, std::string_view text) {
       }
       ++p;
     } else {
-      const std::size_t n = utf8Length(p, static_cast<std::size_t>(end - p));
+      const std::size_t n = agent::decode::utf8SequenceLength(text, static_cast<std::size_t>(p - begin));
       if (n == 0) {
         out += "\xEF\xBF\xBD";  // U+FFFD for a byte that is not UTF-8
         ++p;
