@@ -127,6 +127,17 @@ void append(const fs::path& file, const std::string& text) {
   out << text;
 }
 
+// Polls `done` until it holds or the deadline passes; real files, so there is no clock to drive.
+template <class Predicate>
+bool waitUntil(Predicate done, std::chrono::milliseconds timeout = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
 std::string lines(int from, int to, const std::string& prefix = "line ") {
   std::string out;
   for (int i = from; i < to; ++i) out += prefix + std::to_string(i) + "\n";
@@ -159,10 +170,7 @@ TEST_CASE("start_at end skips existing lines and reads new ones") {
   append(dir.logs() / "a.log", lines(0, 3));
   Harness h(dir.path);
   h.startTailer(h.input({(dir.logs() / "*.log").string()}, config::StartAt::End));
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (h.tailer().stats().filesOpen.load() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesOpen.load() == 1; }));
   append(dir.logs() / "a.log", lines(3, 5));
   REQUIRE(h.waitFor(2));
   CHECK(h.messages() == expected(3, 5));
@@ -234,10 +242,7 @@ TEST_CASE("copytruncate restarts the file from the top") {
   REQUIRE(h.waitFor(5));
   fs::resize_file(file, 0);
   // Wait until the tailer noticed the truncation before writing new lines.
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (h.tailer().stats().truncations.load() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
+  REQUIRE(waitUntil([&] { return h.tailer().stats().truncations.load() == 1; }));
   append(file, lines(5, 8));
   REQUIRE(h.waitFor(8));
   CHECK(h.messages() == expected(0, 8));
@@ -258,11 +263,7 @@ TEST_CASE("a deleted file still open is drained, then closed") {
   }
   REQUIRE(h.waitFor(6));
   CHECK(h.messages() == expected(0, 6));
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (h.tailer().stats().filesOpen.load() != 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-  }
-  CHECK(h.tailer().stats().filesOpen.load() == 0);
+  CHECK(waitUntil([&] { return h.tailer().stats().filesOpen.load() == 0; }));
 }
 
 TEST_CASE("the same file reached by a symlink and its own path is read once") {
