@@ -1,6 +1,7 @@
 #include "sinks/http/http_config.h"
 
 #include "config/section.h"
+#include "sinks/record_template.h"
 
 namespace logcapture::sinks::http {
 namespace {
@@ -38,6 +39,16 @@ void check(config::Section& s, HttpConfig& c) {
   }
   if (c.format == Format::EsBulk && c.index.empty() && s.ok("index")) {
     s.error("index", "format: es_bulk needs an index name");
+  }
+  if (c.format == Format::EsBulk) {
+    if (auto problem = RecordTemplate::problem(c.index)) s.error("index", "template has " + *problem);
+  }
+  if (c.format == Format::Loki) {
+    for (const auto& [name, value] : c.labels) {
+      if (auto problem = RecordTemplate::problem(value)) {
+        s.errorAt(s.pathOf("labels") + "." + name, "template has " + *problem);
+      }
+    }
   }
 }
 

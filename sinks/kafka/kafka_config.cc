@@ -6,23 +6,9 @@
 
 #include "config/endpoint.h"
 #include "config/section.h"
+#include "sinks/record_template.h"
 
 namespace logcapture::sinks::kafka {
-namespace {
-
-// "{{field}}" placeholders must be closed and name something.
-std::string templateProblem(const std::string& text) {
-  std::size_t pos = 0;
-  while ((pos = text.find("{{", pos)) != std::string::npos) {
-    const auto close = text.find("}}", pos + 2);
-    if (close == std::string::npos) return "'{{' without a closing '}}'";
-    if (close == pos + 2) return "an empty '{{}}' placeholder";
-    pos = close + 2;
-  }
-  return {};
-}
-
-}  // namespace
 
 void check(config::Section& s, KafkaConfig& c) {
   for (std::size_t i = 0; i < c.brokers.size(); ++i) {
@@ -33,7 +19,7 @@ void check(config::Section& s, KafkaConfig& c) {
   }
   for (const char* key : {"topic", "key"}) {
     const std::string& value = std::string_view(key) == "topic" ? c.topic : c.key;
-    if (auto problem = templateProblem(value); !problem.empty()) s.error(key, "template has " + problem);
+    if (auto problem = RecordTemplate::problem(value)) s.error(key, "template has " + *problem);
   }
   // librdkafka judges its own options: an unknown name or a bad value is caught here, not at start-up.
   std::unique_ptr<rd_kafka_conf_t, decltype(&rd_kafka_conf_destroy)> conf(rd_kafka_conf_new(), rd_kafka_conf_destroy);

@@ -1,0 +1,62 @@
+#include "sinks/console/console_sink.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace logcapture::sinks::console {
+
+ConsoleSink::ConsoleSink(const config::SinkConfig& cfg) : path_(std::get<ConsoleConfig>(cfg.settings).path) {}
+
+ConsoleSink::~ConsoleSink() {
+  if (ownsFd_ && fd_ >= 0) ::close(fd_);
+}
+
+std::optional<std::string> ConsoleSink::start() {
+  if (path_.empty()) {
+    fd_ = STDOUT_FILENO;
+    return std::nullopt;
+  }
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd_ < 0) return "cannot open " + path_ + " for appending: " + std::strerror(errno);
+  ownsFd_ = true;
+  return std::nullopt;
+}
+
+SendResult ConsoleSink::send(const Batch& batch, Deadline) {
+  std::lock_guard lock(mutex_);
+  lines_.clear();
+  lines_.reserve(batch.bytes() + batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    lines_ += batch.encodedRecord(i);
+    lines_ += '\n';
+  }
+  std::size_t written = 0;
+  while (written < lines_.size()) {
+    const ssize_t n = ::write(fd_, lines_.data() + written, lines_.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // A reader that went away or a full disk may come back; a partly written batch is written
+      // again whole (at-least-once).
+      return SendResult::failure(
+          circuit::Outcome::Retriable,
+          "write to " + (path_.empty() ? std::string("stdout") : path_) + ": " + std::strerror(errno));
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  return SendResult::success();
+}
+
+void ConsoleSink::stop(Deadline) {
+  std::lock_guard lock(mutex_);
+  if (ownsFd_ && fd_ >= 0) {
+    ::fsync(fd_);
+    ::close(fd_);
+    fd_ = -1;
+    ownsFd_ = false;
+  }
+}
+
+}  // namespace logcapture::sinks::console

@@ -1,0 +1,97 @@
+#pragma once
+
+// The one interface every destination implements. A sink speaks its protocol and classifies its
+// protocol's errors; it never retries, never waits on a breaker and never drops: the SinkRunner
+// (agent/sink_runner.h) layers breaker permit -> send -> classify -> retry -> report, in that order,
+// and routes what failed for good to the dead letter.
+//
+// Thread-safety: start() and stop() are called once each, by the pipeline's thread, before the first
+// and after the last send(). send() and probe() are called by the runner's `workers` threads at once,
+// so a sink either keeps one connection per calling thread or serialises inside.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/record.h"
+#include "circuit/breaker.h"
+
+namespace logcapture::sinks {
+
+using Deadline = std::chrono::steady_clock::time_point;
+
+// Records sent in one call, each with its encoding in the sink's `encoding` (json or raw, no
+// newline). The runner encodes a batch once when it forms it; retries and splits reuse the bytes.
+// IMPORTANT: the records are owned by the runner and live until send() returns, no longer.
+struct Batch {
+  std::vector<const agent::Record*> records;
+  std::string encoded;              // every record's encoding, back to back
+  std::vector<std::uint32_t> ends;  // record i is encoded[ends[i-1], ends[i])
+
+  std::size_t size() const { return records.size(); }
+  bool empty() const { return records.empty(); }
+  const agent::Record& record(std::size_t i) const { return *records[i]; }
+  std::string_view encodedRecord(std::size_t i) const {
+    const std::uint32_t begin = i == 0 ? 0 : ends[i - 1];
+    return std::string_view(encoded).substr(begin, ends[i] - begin);
+  }
+  std::uint64_t bytes() const { return encoded.size(); }
+
+  // Appends a record whose encoding the caller wrote at the end of `encoded` since `begin`.
+  void seal(const agent::Record* r) {
+    records.push_back(r);
+    ends.push_back(static_cast<std::uint32_t>(encoded.size()));
+  }
+};
+
+// One record of a batch that failed while the others succeeded (a Kafka delivery report, an
+// Elasticsearch bulk item). `outcome` is Retriable, Throttled or Permanent.
+struct RecordFailure {
+  std::uint32_t index = 0;  // into the batch sent
+  circuit::Outcome outcome = circuit::Outcome::Retriable;
+  std::string error;
+};
+
+struct SendResult {
+  // How the call went, for the breaker. With failures below it is the call as a whole: an
+  // Elasticsearch answer 200 with some items refused is Success for the breaker.
+  circuit::Outcome outcome = circuit::Outcome::Success;
+  std::string error;  // what went wrong, for events and the dead letter; empty on success
+  // The destination asked to be left alone this long (HTTP Retry-After): a floor on the breaker's open time.
+  std::optional<std::chrono::milliseconds> retryAfter;
+  // The destination refused the request for its size (HTTP 413): the runner resends it in halves; a
+  // single record that is too large goes to the dead letter.
+  bool tooLarge = false;
+  // Records that failed while the rest were delivered. Empty: every record shares `outcome`.
+  std::vector<RecordFailure> failures;
+
+  static SendResult success() { return {}; }
+  static SendResult failure(circuit::Outcome outcome, std::string error) {
+    SendResult r;
+    r.outcome = outcome;
+    r.error = std::move(error);
+    return r;
+  }
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+
+  // Prepares what needs no destination (client objects, threads). Returns an error only for what can
+  // never work (a client library refusing the configuration); an unreachable destination is not an
+  // error here: the first sends fail and the breaker opens.
+  virtual std::optional<std::string> start() { return std::nullopt; }
+  // Sends the batch and returns once the destination has accepted or refused every record, or at
+  // the deadline (then Retriable: records may still arrive, at-least-once allows the duplicate).
+  virtual SendResult send(const Batch& batch, Deadline deadline) = 0;
+  // A cheap request the destination must answer, sent before a trial batch when breaker.probe is on.
+  virtual SendResult probe(Deadline) { return SendResult::success(); }
+  // After the last send: flushes what the client library still holds and closes connections.
+  virtual void stop(Deadline) {}
+};
+
+}  // namespace logcapture::sinks
