@@ -11,6 +11,8 @@
 #include <mutex>
 #include <thread>
 
+#include "tests/support/fixtures.h"
+
 namespace {
 
 using namespace logcapture::agent;
@@ -110,33 +112,14 @@ class Harness {
   std::vector<Record> records_;
 };
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() / ("logcapture-tailer-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path / "logs");
-  }
-  ~TempDir() { fs::remove_all(path); }
+// Each test's files live under logs/, its state under state/.
+struct TempDir : testing::TempDir {
+  TempDir() : testing::TempDir("logcapture-tailer") { fs::create_directories(path / "logs"); }
   fs::path logs() const { return path / "logs"; }
 };
 
-void append(const fs::path& file, const std::string& text) {
-  std::ofstream out(file, std::ios::app | std::ios::binary);
-  out << text;
-}
-
-// Polls `done` until it holds or the deadline passes; real files, so there is no clock to drive.
-template <class Predicate>
-bool waitUntil(Predicate done, std::chrono::milliseconds timeout = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
+void append(const fs::path& file, const std::string& text) { testing::appendFile(file, text); }
+using testing::waitUntil;
 
 std::string lines(int from, int to, const std::string& prefix = "line ") {
   std::string out;

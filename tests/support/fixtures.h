@@ -1,0 +1,43 @@
+#pragma once
+
+// Small fixtures shared by the tests: temporary directories, polling with a deadline, free ports.
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+namespace logcapture::testing {
+
+// A fresh directory under the system's temporary directory, removed with everything in it.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& prefix = "logcapture-test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::filesystem::path operator/(const std::string& name) const { return path / name; }
+};
+
+// Polls `done` until it holds or the timeout passes. For real files and servers, where there is no
+// clock to drive; never a sleep to wait for a state.
+template <class Predicate>
+bool waitUntil(Predicate done, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+std::uint16_t freePort();
+
+// Appends `text` to `file`, creating it.
+void appendFile(const std::filesystem::path& file, const std::string& text);
+
+}  // namespace logcapture::testing
