@@ -119,19 +119,27 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
   if (!prepareStateDir(config.agent.stateDir, *logger)) return kExitStartFailed;
 
   std::shared_ptr<Pipeline> pipeline = Pipeline::build(config);
-  if (!pipeline->start()) return kExitStartFailed;
+  if (!pipeline || !pipeline->start()) return kExitStartFailed;
   log::event(*logger, spdlog::level::info, "agent_started", {{"stages", pipeline->size()}});
 
   int sig = 0;
-  while (sig != SIGTERM && sig != SIGINT) {
-    sig = waitSignal(std::chrono::milliseconds(1000));
+  bool inputsDone = false;
+  while (sig != SIGTERM && sig != SIGINT && !inputsDone) {
+    sig = waitSignal(std::chrono::milliseconds(100));
     if (sig == SIGHUP) {
       log::event(*logger, spdlog::level::warn, "reload_unsupported",
                  {{"hint", "this version reads the config at start only; restart to apply changes"}});
     }
+    inputsDone = pipeline->finished();
   }
-  log::event(*logger, spdlog::level::info, "agent_stopping",
-             {{"signal", strsignal(sig)}, {"timeout", config::formatDuration(config.agent.shutdownTimeout)}});
+  if (inputsDone) {
+    log::event(
+        *logger, spdlog::level::info, "agent_stopping",
+        {{"reason", "every input reached its end"}, {"timeout", config::formatDuration(config.agent.shutdownTimeout)}});
+  } else {
+    log::event(*logger, spdlog::level::info, "agent_stopping",
+               {{"signal", strsignal(sig)}, {"timeout", config::formatDuration(config.agent.shutdownTimeout)}});
+  }
   const StopOutcome outcome = stopWithin(pipeline, config.agent.shutdownTimeout, waitSignal);
   if (outcome.clean) log::event(*logger, spdlog::level::info, "agent_stopped", {});
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });

@@ -1,6 +1,7 @@
 // The logcapture command: run (default), check, version.
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 
 #include <cstdio>
 #include <iostream>
@@ -82,6 +83,9 @@ std::vector<std::string> withDefaultCommand(int argc, char** argv) {
 int main(int argc, char** argv) {
   // Before any thread exists, so every thread inherits the mask and signals reach sigtimedwait.
   agent::blockSignals();
+  // A console sink whose reader went away, or a peer closing a socket, must show up as a write error
+  // the sink classifies, not kill the agent.
+  std::signal(SIGPIPE, SIG_IGN);
 
   CLI::App app{
       "logcapture: tails files and stdin and ships every line to Kafka, Redis and HTTP,\n"

@@ -5,7 +5,9 @@
 // stages start in the order added and stop in reverse, so consumers outlive their producers.
 //
 // Thread-safety: start() and stop() are called by the daemon's main thread (stop() may run on a
-// dedicated shutdown thread); they are not called concurrently with each other.
+// dedicated shutdown thread); they are not called concurrently with each other. The accessors
+// return parts that are thread-safe themselves (runners, inputs, queue) and live as long as the
+// pipeline.
 
 #include <chrono>
 #include <functional>
@@ -19,6 +21,14 @@ namespace logcapture::agent {
 
 using Deadline = std::chrono::steady_clock::time_point;
 
+class Input;
+class RecordQueue;
+class SinkRunner;
+class FanOut;
+namespace checkpoint {
+class CheckpointStore;
+}
+
 // One running part of the pipeline. start() returns false when it cannot run (it logs why);
 // stop() drains and flushes what it holds, giving up at the deadline.
 struct Stage {
@@ -29,7 +39,13 @@ struct Stage {
 
 class Pipeline {
  public:
-  // Builds every stage the config asks for; nothing runs until start().
+  Pipeline();
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Builds every stage the config asks for; nothing runs until start(). Returns null when a part
+  // cannot be built (it logs why).
   static std::unique_ptr<Pipeline> build(const config::Config& config);
 
   void add(Stage stage);
@@ -39,9 +55,24 @@ class Pipeline {
   void stop(Deadline deadline);
   std::size_t size() const { return stages_.size(); }
 
+  // True when every input has read all it ever will (only stdin inputs, all at end of file): the agent
+  // then drains and exits.
+  bool finished() const;
+
+  const std::vector<std::unique_ptr<Input>>& inputs() const { return inputs_; }
+  const std::vector<std::unique_ptr<SinkRunner>>& runners() const { return runners_; }
+  const RecordQueue* queue() const { return queue_.get(); }
+
  private:
   std::vector<Stage> stages_;
   std::size_t started_ = 0;
+  // Declared in the order they must be destroyed last-to-first: inputs and the fan-out go before
+  // the runners they feed, the runners before the queue and checkpoints their acks reach.
+  std::unique_ptr<checkpoint::CheckpointStore> checkpoints_;
+  std::unique_ptr<RecordQueue> queue_;
+  std::vector<std::unique_ptr<SinkRunner>> runners_;
+  std::unique_ptr<FanOut> fanOut_;
+  std::vector<std::unique_ptr<Input>> inputs_;
 };
 
 }  // namespace logcapture::agent

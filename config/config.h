@@ -61,6 +61,7 @@ struct AgentConfig {
   LogConfig log;
   AdminConfig admin;
   Duration shutdownTimeout = 10s;
+  Duration checkpointRetention = 168h;
 };
 template <class V>
 void describe(V& v, AgentConfig& c) {
@@ -69,6 +70,8 @@ void describe(V& v, AgentConfig& c) {
   v.section("admin", c.admin);
   v.field("shutdown_timeout", c.shutdownTimeout, "time allowed to drain and flush on SIGTERM before exiting",
           Limits<Duration>{.min = 0ms, .max = 1h});
+  v.field("checkpoint_retention", c.checkpointRetention, "checkpoints of files gone for longer than this are forgotten",
+          Limits<Duration>{.min = 1min, .max = 8760h});
 }
 void check(Section& s, AgentConfig& c);
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/support/fixtures.h"
 #include "tests/support/process.h"
 
 namespace {
@@ -17,18 +18,8 @@ using namespace std::chrono_literals;
 const std::string kBinary = LOGCAPTURE_BINARY;
 const std::string kCaptureYaml = std::string(LOGCAPTURE_SOURCE_DIR) + "/capture.yaml";
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    path = std::filesystem::temp_directory_path() /
-           ("logcapture-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
+struct TempDir : logcapture::testing::TempDir {
+  TempDir() : logcapture::testing::TempDir("logcapture-cli") {}
   std::string write(const std::string& name, const std::string& text) const {
     std::ofstream(path / name) << text;
     return (path / name).string();
@@ -37,7 +28,8 @@ struct TempDir {
 
 std::string minimalConfig(const std::filesystem::path& stateDir, const std::string& extraAgent = "") {
   return "agent:\n  state_dir: " + stateDir.string() + "\n  admin: {listen: \"\"}\n" + extraAgent +
-         "inputs: [{name: in, type: stdin}]\nsinks: [{name: out, type: console}]\n";
+         "inputs: [{name: in, type: file, paths: [" + (stateDir.parent_path() / "logs" / "*.log").string() +
+         "]}]\nsinks: [{name: out, type: console}]\n";
 }
 
 }  // namespace
@@ -167,7 +159,7 @@ TEST_CASE("run logs its effective config summary, as JSON lines in json mode") {
   CHECK(line.find("\"level\":\"info\"") != std::string::npos);
   CHECK(line.find("\"logger\":\"agent\"") != std::string::npos);
   CHECK(line.find("\"message\":\"agent_starting\"") != std::string::npos);
-  CHECK(line.find("\"inputs\":\"in(stdin)\"") != std::string::npos);
+  CHECK(line.find("\"inputs\":\"in(file)\"") != std::string::npos);
   CHECK(line.find("\"sinks\":\"out(console)\"") != std::string::npos);
 }
 

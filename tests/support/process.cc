@@ -7,21 +7,29 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <stdexcept>
 
 extern char** environ;
 
 namespace logcapture::testing {
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv) {
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv,
+                           bool pipeStdin) {
   int out[2];
   int err[2];
+  int in[2] = {-1, -1};
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  if (pipeStdin && pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (pipeStdin) {
+    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  }
   // The child starts with the default signal mask, whatever the test runner blocks.
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -46,6 +54,12 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::vect
   close(err[1]);
   outFd_ = out[0];
   errFd_ = err[0];
+  if (pipeStdin) {
+    close(in[0]);
+    inFd_ = in[1];
+    // Non-blocking, so a child blocked on a full stdout never deadlocks a test writing to it.
+    fcntl(inFd_, F_SETFL, fcntl(inFd_, F_GETFL) | O_NONBLOCK);
+  }
   if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
 }
 
@@ -56,6 +70,27 @@ ChildProcess::~ChildProcess() {
   }
   if (outFd_ >= 0) close(outFd_);
   if (errFd_ >= 0) close(errFd_);
+  if (inFd_ >= 0) close(inFd_);
+}
+
+bool ChildProcess::writeStdin(const std::string& text) {
+  std::size_t done = 0;
+  while (inFd_ >= 0 && done < text.size()) {
+    const ssize_t n = write(inFd_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      pump(std::chrono::milliseconds(5));  // the child may be waiting for us to read its output
+      continue;
+    }
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return inFd_ >= 0;
+}
+
+void ChildProcess::closeStdin() {
+  if (inFd_ >= 0) close(inFd_);
+  inFd_ = -1;
 }
 
 void ChildProcess::signal(int sig) const { kill(pid_, sig); }
@@ -79,6 +114,15 @@ void ChildProcess::pump(std::chrono::milliseconds timeout) {
 bool ChildProcess::waitForStderr(const std::string& needle, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (result_.err.find(needle) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    pump(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+bool ChildProcess::waitForStdout(const std::string& needle, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (result_.out.find(needle) == std::string::npos) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     pump(std::chrono::milliseconds(50));
   }

@@ -19,7 +19,9 @@ struct ProcessResult {
 // A child with its stdout and stderr captured; killed (SIGKILL) if still running at destruction.
 class ChildProcess {
  public:
-  ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv = {});
+  // With `pipeStdin`, the child reads what writeStdin() sends; otherwise its stdin is /dev/null.
+  ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv = {},
+               bool pipeStdin = false);
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
@@ -28,6 +30,15 @@ class ChildProcess {
   void signal(int sig) const;
   // Reads output until `needle` appears in stderr or the timeout passes; true if it appeared.
   bool waitForStderr(const std::string& needle, std::chrono::milliseconds timeout);
+  // The same for stdout.
+  bool waitForStdout(const std::string& needle, std::chrono::milliseconds timeout);
+  // Output so far (pump first with one of the waits).
+  const std::string& out() const { return result_.out; }
+  const std::string& err() const { return result_.err; }
+  // Writes to the child's stdin (pipeStdin only); false when the child closed it.
+  bool writeStdin(const std::string& text);
+  // Sends end-of-file to the child's stdin.
+  void closeStdin();
   // Waits for the exit, reading output; kills the child when the timeout passes (exitCode -1).
   ProcessResult wait(std::chrono::milliseconds timeout);
 
@@ -37,6 +48,7 @@ class ChildProcess {
   pid_t pid_ = -1;
   int outFd_ = -1;
   int errFd_ = -1;
+  int inFd_ = -1;
   ProcessResult result_;
   bool exited_ = false;
 };

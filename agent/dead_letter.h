@@ -1,0 +1,55 @@
+#pragma once
+
+// The dead letter of one sink: records the destination refused for good (permanent errors) are
+// appended to state_dir/dead-letter/<sink>.ndjson, one JSON object per line:
+//   {"time":"<when refused, RFC 3339>","sink":"<name>","error":"<why>","record":<the record as encoded>}
+// ("record" is the JSON object for encoding: json, the line as a JSON string for encoding: raw).
+// The file is capped at dead_letter.max_bytes; records past the cap are dropped and counted, never
+// silently. Lines are written whole and fdatasync'ed before append() returns, so a record counted as
+// dead-lettered survives a crash.
+//
+// Thread-safety: append() from any runner worker; mutex_ serialises writes.
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "sinks/sink.h"
+
+namespace logcapture::agent {
+
+class DeadLetter {
+ public:
+  DeadLetter(std::string stateDir, const config::SinkConfig& sink);
+  ~DeadLetter();
+  DeadLetter(const DeadLetter&) = delete;
+  DeadLetter& operator=(const DeadLetter&) = delete;
+
+  // Appends records `indexes` of `batch` with their error. Returns how many were written; the rest
+  // were dropped (file over its cap, or unwritable: logged once).
+  std::size_t append(const sinks::Batch& batch, const std::vector<std::pair<std::uint32_t, std::string>>& failed);
+
+  const std::string& path() const { return path_; }
+  std::uint64_t written() const { return written_.load(std::memory_order_relaxed); }
+  std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  bool openLocked();
+
+  const std::string sink_;
+  const std::string path_;
+  const std::uint64_t maxBytes_;
+  const bool rawEncoding_;
+  std::mutex mutex_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+  bool warnedFull_ = false;
+  bool warnedBroken_ = false;
+  std::atomic<std::uint64_t> written_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+};
+
+}  // namespace logcapture::agent

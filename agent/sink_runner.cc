@@ -1,0 +1,383 @@
+#include "agent/sink_runner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+#include "agent/log.h"
+#include "circuit/events.h"
+#include "sinks/encoding.h"
+
+namespace logcapture::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using circuit::Outcome;
+
+std::int64_t nanos(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+// Records of one source always take the same lane, so a file is sent in order.
+std::uint32_t laneOf(const Record& r, std::uint32_t lanes) {
+  if (lanes <= 1 || !r.source) return 0;
+  const std::size_t h = std::hash<std::string>{}(r.source->path) ^ (std::hash<std::string>{}(r.source->input) << 1);
+  return static_cast<std::uint32_t>(h % lanes);
+}
+
+}  // namespace
+
+sinks::Batch subBatch(const sinks::Batch& batch, const std::vector<std::uint32_t>& indexes) {
+  sinks::Batch out;
+  out.records.reserve(indexes.size());
+  out.ends.reserve(indexes.size());
+  for (std::uint32_t i : indexes) {
+    out.encoded += batch.encodedRecord(i);
+    out.seal(batch.records[i]);
+  }
+  return out;
+}
+
+SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sink> sink, const std::string& stateDir,
+                       circuit::Clock& clock)
+    : cfg_(cfg),
+      sink_(std::move(sink)),
+      clock_(clock),
+      deadLetter_(stateDir, cfg),
+      lanes_(cfg.workers),
+      buffer_(cfg.workers, cfg.buffer.maxBytes.value, cfg.buffer.whenFull),
+      // Enough for the batcher to fill every lane's batch while the fan-out goes on.
+      intakeMaxRecords_(std::max<std::uint64_t>(std::uint64_t(cfg.batch.maxRecords) * cfg.workers * 2, 8192)),
+      random_(std::random_device{}()) {
+  std::vector<circuit::Breaker::Listener> listeners{circuit::transitionLogger(cfg.name),
+                                                    // Workers waiting on an open breaker look again.
+                                                    [this](const circuit::Transition&) { wakePaused(); }};
+  breaker_ = std::make_unique<circuit::Breaker>(circuit::optionsFrom(cfg.breaker), clock_, std::move(listeners));
+  open_.resize(lanes_);
+}
+
+SinkRunner::~SinkRunner() {
+  if (started_) stop(Clock::now());
+}
+
+bool SinkRunner::routes(const std::string& input) const {
+  if (!cfg_.inputs) return true;
+  return std::find(cfg_.inputs->begin(), cfg_.inputs->end(), input) != cfg_.inputs->end();
+}
+
+std::optional<std::string> SinkRunner::start() {
+  if (auto error = sink_->start()) return error;
+  started_ = true;
+  batcher_ = std::thread([this] { runBatcher(); });
+  for (std::uint32_t lane = 0; lane < lanes_; ++lane) workers_.emplace_back([this, lane] { runWorker(lane); });
+  return std::nullopt;
+}
+
+void SinkRunner::offer(DeliveryRef delivery) {
+  const std::uint64_t n = delivery->records().size();
+  std::unique_lock lock(intakeMutex_);
+  intakeChanged_.wait(lock,
+                      [&] { return intakeClosed_ || intakeRecords_ == 0 || intakeRecords_ + n <= intakeMaxRecords_; });
+  if (intakeClosed_) return;  // stopping: unfinished, read again after a restart
+  stats_.received.fetch_add(n, std::memory_order_relaxed);
+  intakeRecords_ += n;
+  intake_.push_back(std::move(delivery));
+  lock.unlock();
+  intakeChanged_.notify_all();
+}
+
+void SinkRunner::abandonIntake() {
+  {
+    std::lock_guard lock(intakeMutex_);
+    intakeClosed_ = true;
+  }
+  intakeChanged_.notify_all();
+}
+
+void SinkRunner::runBatcher() {
+  std::deque<DeliveryRef> taken;
+  while (true) {
+    bool closed = false;
+    {
+      std::unique_lock lock(intakeMutex_);
+      // Sleep until a delivery comes or the oldest open batch has lingered long enough.
+      auto until = Clock::time_point::max();
+      for (const auto& o : open_) {
+        if (!o.pending.batch.empty()) until = std::min(until, o.firstAt + cfg_.batch.linger);
+      }
+      auto ready = [&] { return intakeClosed_ || !intake_.empty(); };
+      if (until == Clock::time_point::max()) {
+        intakeChanged_.wait(lock, ready);
+      } else {
+        intakeChanged_.wait_until(lock, until, ready);
+      }
+      taken.swap(intake_);
+      intakeRecords_ = 0;
+      closed = intakeClosed_;
+    }
+    intakeChanged_.notify_all();
+    for (auto& d : taken) place(d);
+    taken.clear();
+    const auto now = Clock::now();
+    for (auto& o : open_) {
+      if (!o.pending.batch.empty() && (closed || now >= o.firstAt + cfg_.batch.linger)) flush(o);
+    }
+    if (closed) break;
+  }
+  batcherDone_ = true;
+  buffer_.wake();
+  wakePaused();
+}
+
+void SinkRunner::wakePaused() {
+  {
+    std::lock_guard lock(pauseMutex_);
+    ++pauseEpoch_;
+  }
+  pauseChanged_.notify_all();
+}
+
+void SinkRunner::place(const DeliveryRef& delivery) {
+  const auto& records = delivery->records();
+  if (records.empty()) {
+    delivery->done();
+    return;
+  }
+  const std::uint64_t maxBytes = cfg_.batch.maxBytes.value;
+  OpenBatch& o = open_[laneOf(records.front(), lanes_)];
+  for (const Record& r : records) {
+    sinks::Batch& b = o.pending.batch;
+    const std::size_t before = b.encoded.size();
+    sinks::appendRecord(b.encoded, r, cfg_.encoding);
+    if (b.encoded.size() > maxBytes && !b.empty()) {
+      // This record starts the next batch: move its bytes over.
+      std::string tail = b.encoded.substr(before);
+      b.encoded.resize(before);
+      flush(o);
+      o.pending.batch.encoded = std::move(tail);
+    }
+    if (o.pending.batch.empty()) o.firstAt = Clock::now();
+    if (o.lastDelivery != delivery.get()) {
+      delivery->claim();
+      o.pending.deliveries.push_back(delivery);
+      o.lastDelivery = delivery.get();
+    }
+    o.pending.batch.seal(&r);
+    if (o.pending.batch.size() >= cfg_.batch.maxRecords || o.pending.batch.bytes() >= maxBytes) flush(o);
+  }
+  delivery->done();  // the fan-out's claim: every record now sits in a batch holding its own
+}
+
+void SinkRunner::flush(OpenBatch& o) {
+  PendingBatch pb = std::move(o.pending);
+  o.pending = PendingBatch{};
+  o.lastDelivery = nullptr;
+  if (pb.batch.empty()) {
+    pb.finish();
+    return;
+  }
+  pb.lane = static_cast<std::uint32_t>(&o - open_.data());
+  pb.sequence = sequence_++;
+  std::vector<PendingBatch> evicted;
+  switch (buffer_.push(pb, evicted)) {
+    case SinkBuffer::PushResult::Accepted:
+      break;
+    case SinkBuffer::PushResult::Dropped:
+      drop(pb, DropReason::BufferFull);
+      break;
+    case SinkBuffer::PushResult::Closed:
+      // Stopping past the deadline while when_full: block held the batcher: left unfinished.
+      stats_.unsentAtShutdown.fetch_add(pb.batch.size(), std::memory_order_relaxed);
+      break;
+  }
+  for (auto& e : evicted) drop(e, DropReason::BufferFull);
+}
+
+void SinkRunner::drop(PendingBatch& pb, DropReason reason) {
+  stats_.dropped[std::size_t(reason)].fetch_add(pb.batch.size(), std::memory_order_relaxed);
+  pb.finish();
+}
+
+bool SinkRunner::pastHardDeadline() const { return nanos(Clock::now()) >= hardDeadlineNs_.load(); }
+
+bool SinkRunner::pause(std::chrono::nanoseconds delay) {
+  const auto until =
+      std::min(Clock::now() + delay, Clock::time_point(std::chrono::nanoseconds(hardDeadlineNs_.load())));
+  std::unique_lock lock(pauseMutex_);
+  const std::uint64_t epoch = pauseEpoch_;
+  pauseChanged_.wait_until(lock, until, [&] { return pastHardDeadline() || pauseEpoch_ != epoch; });
+  return !pastHardDeadline();
+}
+
+std::chrono::nanoseconds SinkRunner::backoff(std::uint32_t attempt) {
+  // Capped exponential backoff with full jitter: uniform in [0, min(max, initial * 2^(attempt-1))].
+  const double initial = double(std::chrono::nanoseconds(cfg_.retry.initialBackoff).count());
+  const double cap = double(std::chrono::nanoseconds(cfg_.retry.maxBackoff).count());
+  const double ceiling = std::min(cap, initial * std::pow(2.0, double(std::min<std::uint32_t>(attempt, 62) - 1)));
+  std::lock_guard lock(randomMutex_);
+  std::uniform_real_distribution<double> uniform(0, ceiling);
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(uniform(random_)));
+}
+
+void SinkRunner::runWorker(std::uint32_t lane) {
+  while (true) {
+    PendingBatch pb;
+    if (buffer_.pop(lane, pb, Clock::now() + std::chrono::milliseconds(100))) {
+      deliver(std::move(pb));
+      continue;
+    }
+    if (pastHardDeadline()) return;
+    // Draining at shutdown: done once the batcher has flushed and this lane is empty.
+    if (batcherDone_.load() && !buffer_.pop(lane, pb, Clock::now())) return;
+    if (!pb.batch.empty()) deliver(std::move(pb));
+  }
+}
+
+void SinkRunner::deadLetterRecords(PendingBatch& pb, const std::vector<std::pair<std::uint32_t, std::string>>& failed) {
+  const std::size_t written = deadLetter_.append(pb.batch, failed);
+  stats_.deadLettered.fetch_add(written, std::memory_order_relaxed);
+  stats_.dropped[std::size_t(DropReason::DeadLetterFull)].fetch_add(failed.size() - written, std::memory_order_relaxed);
+}
+
+void SinkRunner::deliver(PendingBatch&& pb) {
+  const auto& breakerOptions = breaker_->options();
+  while (true) {
+    if (pastHardDeadline()) {
+      buffer_.pushFront(std::move(pb));
+      return;
+    }
+    const circuit::Permit permit = breaker_->tryAcquire();
+    if (!permit) {
+      if (cfg_.buffer.onOpen == config::OnOpen::Drop) {
+        drop(pb, DropReason::BreakerOpen);
+        return;
+      }
+      // Keep the batch at the head of its lane and wait for the trial time (or an operator's change).
+      buffer_.pushFront(std::move(pb));
+      const auto retryAt = breaker_->nextRetryAt();
+      auto wait = std::chrono::nanoseconds(std::chrono::milliseconds(200));
+      if (retryAt) wait = std::clamp(*retryAt - clock_.now(), std::chrono::nanoseconds(1000000), wait);
+      pause(wait);
+      return;
+    }
+    const auto sendDeadline =
+        std::min(Clock::now() + cfg_.timeout, Clock::time_point(std::chrono::nanoseconds(hardDeadlineNs_.load())));
+    if (permit.state == circuit::State::HalfOpen && breakerOptions.probe) {
+      const auto started = clock_.now();
+      sinks::SendResult probed = sink_->probe(sendDeadline);
+      if (probed.outcome != Outcome::Success) {
+        breaker_->onResult(permit, probed.outcome, clock_.now() - started, probed.retryAfter);
+        buffer_.pushFront(std::move(pb));
+        return;
+      }
+    }
+    if (pb.attempts > 0) stats_.retries.fetch_add(1, std::memory_order_relaxed);
+    pb.attempts += 1;
+    stats_.sends.fetch_add(1, std::memory_order_relaxed);
+    stats_.batchesInFlight.fetch_add(1, std::memory_order_relaxed);
+    const auto started = clock_.now();
+    sinks::SendResult result = sink_->send(pb.batch, sendDeadline);
+    const auto took = clock_.now() - started;
+    stats_.batchesInFlight.fetch_sub(1, std::memory_order_relaxed);
+    breaker_->onResult(permit, result.outcome, took, result.retryAfter);
+
+    switch (result.outcome) {
+      case Outcome::Success: {
+        if (result.failures.empty()) {
+          stats_.delivered.fetch_add(pb.batch.size(), std::memory_order_relaxed);
+          pb.finish();
+          return;
+        }
+        // Some records failed: the permanent ones go to the dead letter, the rest are retried alone.
+        std::vector<std::pair<std::uint32_t, std::string>> permanent;
+        std::vector<std::uint32_t> again;
+        std::optional<std::chrono::nanoseconds> floor;
+        for (const auto& f : result.failures) {
+          if (f.index >= pb.batch.size()) continue;
+          if (f.outcome == Outcome::Permanent) {
+            permanent.emplace_back(f.index, f.error);
+          } else {
+            again.push_back(f.index);
+          }
+        }
+        stats_.delivered.fetch_add(pb.batch.size() - permanent.size() - again.size(), std::memory_order_relaxed);
+        if (!permanent.empty()) deadLetterRecords(pb, permanent);
+        if (again.empty()) {
+          pb.finish();
+          return;
+        }
+        pb.batch = subBatch(pb.batch, again);
+        break;  // retried below
+      }
+      case Outcome::Permanent: {
+        if (result.tooLarge && pb.batch.size() > 1) {
+          // The destination refused the request for its size: send each half on its own, in order.
+          stats_.splits.fetch_add(1, std::memory_order_relaxed);
+          std::vector<std::uint32_t> first, second;
+          for (std::uint32_t i = 0; i < pb.batch.size(); ++i) (i < pb.batch.size() / 2 ? first : second).push_back(i);
+          PendingBatch tail{subBatch(pb.batch, second), pb.deliveries, pb.lane, pb.sequence, 0};
+          for (auto& d : tail.deliveries) d->claim();
+          pb.batch = subBatch(pb.batch, first);
+          pb.attempts = 0;
+          buffer_.pushFront(std::move(tail));
+          buffer_.pushFront(std::move(pb));
+          return;
+        }
+        std::vector<std::pair<std::uint32_t, std::string>> all;
+        all.reserve(pb.batch.size());
+        for (std::uint32_t i = 0; i < pb.batch.size(); ++i) all.emplace_back(i, result.error);
+        deadLetterRecords(pb, all);
+        pb.finish();
+        return;
+      }
+      case Outcome::Retriable:
+      case Outcome::Throttled:
+        break;
+    }
+    // Retriable, throttled, or the retriable part of a partial result.
+    auto delay = backoff(pb.attempts);
+    if (result.retryAfter) delay = std::max<std::chrono::nanoseconds>(delay, *result.retryAfter);
+    if (pb.attempts >= cfg_.retry.maxAttempts) {
+      // Back to the head of the buffer; the breaker decides when it goes again.
+      pb.attempts = 0;
+      buffer_.pushFront(std::move(pb));
+      pause(delay);
+      return;
+    }
+    if (!pause(delay)) {
+      buffer_.pushFront(std::move(pb));
+      return;
+    }
+  }
+}
+
+void SinkRunner::stop(Deadline deadline) {
+  if (!started_) return;
+  started_ = false;
+  // Workers drain the buffer until the deadline; a worker waiting on an open breaker gives up then.
+  hardDeadlineNs_ = nanos(deadline);
+  abandonIntake();
+  wakePaused();
+  buffer_.wake();
+  // The batcher flushes its open batches; with when_full: block it may wait for room that never
+  // comes (breaker open), so the buffer is closed at the deadline to release it.
+  while (!batcherDone_.load() && !pastHardDeadline()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (!batcherDone_.load()) buffer_.close();
+  batcher_.join();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+  buffer_.close();
+  std::uint64_t unsent = 0;
+  for (auto& pb : buffer_.drain()) unsent += pb.batch.size();  // unfinished: read again after a restart
+  stats_.unsentAtShutdown.fetch_add(unsent, std::memory_order_relaxed);
+  if (unsent > 0) {
+    log::event(*log::component("sink"), spdlog::level::warn, "sink_unsent_at_shutdown",
+               {{"sink", cfg_.name},
+                {"records", unsent},
+                {"breaker", circuit::stateName(breaker_->state())},
+                {"hint", "file records are read again after a restart; raise agent.shutdown_timeout to wait longer"}});
+  }
+  sink_->stop(deadline);
+}
+
+}  // namespace logcapture::agent

@@ -1,0 +1,162 @@
+#pragma once
+
+// The per-sink runner: batcher -> buffer -> workers -> breaker -> sink. It is the one place where
+// retry, breaker and timeout are layered around Sink::send, in a fixed order:
+//   breaker permit -> send with `timeout` -> classify -> retry with capped exponential backoff and full
+//   jitter -> report to the breaker.
+// While the breaker is open, batches wait in the buffer (on_open: buffer) or are dropped and counted
+// (on_open: drop). Permanent failures go to the dead letter. Every record handed to the runner ends
+// delivered, dead-lettered, or dropped with a counted reason; only a shutdown deadline leaves records
+// unfinished, and those are read again after a restart.
+//
+// NOTE on threads:
+// - offer() is called by the fan-out thread; it appends to intake_ under intakeMutex_ and waits while
+//   intake_ is full (the batcher is behind, or when_full: block holds it).
+// - One batcher thread takes deliveries from intake_, encodes their records once into the open batch
+//   of their lane (batcher-only state, no lock) and pushes full or lingering batches into buffer_.
+// - `workers` threads, one per lane, pop batches from buffer_ and run deliver(). A lane is sent in
+//   order, and all records of one source go to one lane, so every file arrives in order.
+// - buffer_ has its own mutex; the breaker is thread-safe; stats_ are relaxed atomics for any reader.
+// - start() and stop() are called once each by the pipeline's thread.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/dead_letter.h"
+#include "agent/delivery.h"
+#include "agent/pipeline.h"
+#include "agent/sink_buffer.h"
+#include "circuit/breaker.h"
+#include "config/config.h"
+#include "sinks/sink.h"
+
+namespace logcapture::agent {
+
+// Why records were dropped; each has its own counter and metric label.
+enum class DropReason : std::uint8_t { BreakerOpen, BufferFull, DeadLetterFull };
+inline constexpr std::size_t kDropReasons = 3;
+constexpr std::string_view dropReasonName(DropReason r) {
+  switch (r) {
+    case DropReason::BreakerOpen:
+      return "breaker_open";
+    case DropReason::BufferFull:
+      return "buffer_full";
+    case DropReason::DeadLetterFull:
+      return "dead_letter_full";
+  }
+  return "?";
+}
+
+// Counters of one sink, relaxed atomics read by metrics and tests.
+// received = delivered + dead_lettered + dropped (all reasons) + buffered + in flight + unsent at shutdown.
+struct SinkStats {
+  std::atomic<std::uint64_t> received{0};      // records handed to the sink
+  std::atomic<std::uint64_t> delivered{0};     // records the destination accepted
+  std::atomic<std::uint64_t> deadLettered{0};  // records written to the dead letter
+  std::array<std::atomic<std::uint64_t>, kDropReasons> dropped{};
+  std::atomic<std::uint64_t> unsentAtShutdown{0};  // left in the buffer at the shutdown deadline
+  std::atomic<std::uint64_t> sends{0};             // calls to Sink::send
+  std::atomic<std::uint64_t> retries{0};           // sends of a batch after its first
+  std::atomic<std::uint64_t> batchesInFlight{0};
+  std::atomic<std::uint64_t> splits{0};  // batches halved after the destination refused their size
+
+  std::uint64_t droppedFor(DropReason r) const { return dropped[std::size_t(r)].load(std::memory_order_relaxed); }
+};
+
+class SinkRunner {
+ public:
+  // `clock` drives the breaker and must outlive the runner.
+  SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sink> sink, const std::string& stateDir,
+             circuit::Clock& clock);
+  ~SinkRunner();
+  SinkRunner(const SinkRunner&) = delete;
+  SinkRunner& operator=(const SinkRunner&) = delete;
+
+  const std::string& name() const { return cfg_.name; }
+  // True when records of `input` go to this sink.
+  bool routes(const std::string& input) const;
+
+  // Starts the sink and the threads; returns the sink's error when it cannot start.
+  std::optional<std::string> start();
+  // Takes the sink's share of a delivery (the caller counted one claim for it).
+  void offer(DeliveryRef delivery);
+  // Sends what is buffered until the deadline, then stops the sink. Records still unsent are left
+  // unfinished (read again after a restart) and counted in unsentAtShutdown.
+  void stop(Deadline deadline);
+  // Makes offer() return at once without taking the delivery (left unfinished): the fan-out calls it
+  // when the shutdown deadline passes while it waits on this sink.
+  void abandonIntake();
+
+  circuit::Breaker& breaker() { return *breaker_; }
+  const SinkStats& stats() const { return stats_; }
+  SinkBufferStats bufferStats() const { return buffer_.stats(); }
+  const DeadLetter& deadLetter() const { return deadLetter_; }
+  const config::SinkConfig& config() const { return cfg_; }
+
+ private:
+  struct OpenBatch {
+    PendingBatch pending;
+    std::chrono::steady_clock::time_point firstAt{};
+    const Delivery* lastDelivery = nullptr;  // holds a claim in this batch already
+  };
+
+  void runBatcher();
+  void place(const DeliveryRef& delivery);
+  void flush(OpenBatch& open);
+  void runWorker(std::uint32_t lane);
+  void deliver(PendingBatch&& pb);
+  void deadLetterRecords(PendingBatch& pb, const std::vector<std::pair<std::uint32_t, std::string>>& failed);
+  void drop(PendingBatch& pb, DropReason reason);
+  // Waits up to `delay`, cut short by the hard deadline; false when the deadline has passed.
+  bool pause(std::chrono::nanoseconds delay);
+  std::chrono::nanoseconds backoff(std::uint32_t attempt);
+  bool pastHardDeadline() const;
+  void wakePaused();
+
+  const config::SinkConfig cfg_;
+  std::unique_ptr<sinks::Sink> sink_;
+  circuit::Clock& clock_;
+  DeadLetter deadLetter_;
+  std::unique_ptr<circuit::Breaker> breaker_;
+  const std::uint32_t lanes_;
+  SinkBuffer buffer_;
+  SinkStats stats_;
+
+  std::mutex intakeMutex_;
+  std::condition_variable intakeChanged_;
+  std::deque<DeliveryRef> intake_;
+  std::uint64_t intakeRecords_ = 0;
+  const std::uint64_t intakeMaxRecords_;
+  bool intakeClosed_ = false;
+
+  std::vector<OpenBatch> open_;  // batcher thread only
+  std::uint64_t sequence_ = 0;   // batcher thread only
+
+  std::mutex pauseMutex_;
+  std::condition_variable pauseChanged_;  // woken by breaker transitions and shutdown
+  std::uint64_t pauseEpoch_ = 0;          // guarded by pauseMutex_; bumped on each wake-up
+  std::atomic<bool> batcherDone_{false};
+  std::atomic<std::int64_t> hardDeadlineNs_{INT64_MAX};  // steady ns; workers give up past it
+
+  std::mutex randomMutex_;
+  std::minstd_rand random_;
+
+  std::thread batcher_;
+  std::vector<std::thread> workers_;
+  bool started_ = false;
+};
+
+// A batch of the records `indexes` of `batch`, their encodings copied.
+sinks::Batch subBatch(const sinks::Batch& batch, const std::vector<std::uint32_t>& indexes);
+
+}  // namespace logcapture::agent
