@@ -221,12 +221,12 @@ std::chrono::nanoseconds SinkRunner::backoff(std::uint32_t attempt) {
 
 void SinkRunner::runWorker(std::uint32_t lane) {
   while (true) {
+    if (pastHardDeadline()) return;  // what is left stays in the buffer, unfinished
     PendingBatch pb;
     if (buffer_.pop(lane, pb, Clock::now() + std::chrono::milliseconds(100))) {
       deliver(std::move(pb));
       continue;
     }
-    if (pastHardDeadline()) return;
     // Draining at shutdown: done once the batcher has flushed and this lane is empty.
     if (batcherDone_.load() && !buffer_.pop(lane, pb, Clock::now())) return;
     if (!pb.batch.empty()) deliver(std::move(pb));
