@@ -285,7 +285,28 @@ TEST_CASE("redis busy running a script is retriable") {
 
   CHECK_FALSE(server.command({"SCRIPT", "KILL"}).isError());
   redisFree(blocker);
+  // The script stops at its next check, a moment after SCRIPT KILL returns.
+  CHECK(waitUntil([&] { return !server.command({"PING"}).isError(); }));
   CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+}
+
+TEST_CASE("redis loading its dataset is retriable") {
+  // A dump.rdb that loads slowly: the server answers LOADING while it reads the keys back.
+  RedisServer server(RedisServerOptions{.password = "",
+                                        .extraArgs = {"--enable-debug-command", "yes", "--key-load-delay", "1000",
+                                                      "--loading-process-events-interval-bytes", "1024"}});
+  REQUIRE_FALSE(server.command({"DEBUG", "POPULATE", "1000"}).isError());
+  REQUIRE_FALSE(server.command({"SAVE"}).isError());
+  server.stop();
+  server.start();
+  StartedSink s(sinkConfig(listAt(server.address())));
+  Lines lines(10);
+  const SendResult result = s.send(lines.batch);
+  CHECK(result.outcome == circuit::Outcome::Retriable);
+  CHECK(result.error.find("LOADING") != std::string::npos);
+  CHECK(s.sink.stats().serverBusy.load() == 1);
+  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == circuit::Outcome::Success; }, 20s));
+  CHECK(server.command({"LLEN", "logs"}).integer == 10);
 }
 
 TEST_CASE("redis unix socket address delivers") {

@@ -115,7 +115,7 @@ void RedisServer::start() {
   argv.insert(argv.end(), options_.extraArgs.begin(), options_.extraArgs.end());
   process_ = std::make_unique<ChildProcess>(argv);
 
-  // Answering PING (even with NOAUTH) means the server accepts commands.
+  // Answering PING, even with NOAUTH or LOADING (a dump.rdb left by SAVE), means the server is up.
   const bool up = waitUntil(
       [&] {
         redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, timeval{0, 200000});
@@ -123,9 +123,10 @@ void RedisServer::start() {
         bool ok = false;
         if (c->err == 0) {
           auto* reply = static_cast<redisReply*>(redisCommand(c, "PING"));
-          ok =
-              reply != nullptr && (reply->type == REDIS_REPLY_STATUS ||
-                                   (reply->type == REDIS_REPLY_ERROR && std::string(reply->str).starts_with("NOAUTH")));
+          ok = reply != nullptr &&
+               (reply->type == REDIS_REPLY_STATUS ||
+                (reply->type == REDIS_REPLY_ERROR && (std::string_view(reply->str).starts_with("NOAUTH") ||
+                                                      std::string_view(reply->str).starts_with("LOADING"))));
           if (reply != nullptr) freeReplyObject(reply);
         }
         redisFree(c);

@@ -49,7 +49,8 @@ class RedisServer {
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
 
-  // Starts it again after stop(), on the same port and socket; returns once it answers PING.
+  // Starts it again after stop(), on the same port and socket; returns once it answers PING, which
+  // may be while it is still LOADING a dump.rdb that a SAVE left in dir().
   void start();
   // Shuts it down (SIGTERM) and waits for the process to exit; new connections are refused after.
   void stop();
