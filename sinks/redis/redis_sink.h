@@ -7,7 +7,7 @@
 // NOTE on threads: start() and stop() run on the pipeline's thread; send() and probe() run on the
 // runner's worker threads at once. Each call takes a connection from the pool for its whole duration,
 // so a connection is only ever used by one thread; the pool (idle_) and the reconnect state
-// (backoff_, retryAt_, lost_) are guarded by mutex_, which is never held across network I/O.
+// (backoff_, retryAt_, lost_, ...) are guarded by mutex_, which is never held across network I/O.
 // Stats are relaxed atomics, readable from any thread.
 //
 // What a caller may rely on:
@@ -17,6 +17,10 @@
 //   successful connect) fail at once with Retriable "reconnecting in X ms", without touching the server.
 // - In stream and pubsub modes a record refused while others were accepted is reported as a
 //   RecordFailure; the call is then Retriable if any refusal was retriable, else Success.
+// - Each socket read and write waits at most min(timeout, time left to the deadline); replies still
+//   unread at the deadline make the call Retriable (records may have arrived: at-least-once).
+// - Any error while connecting (refused, AUTH, SELECT) is Retriable: the records are not at fault.
+// - `key` and `channel` are used as written; {{field}} placeholders are not rendered.
 // - PUBLISH counts as delivered when the server accepted it, whether or not anyone was subscribed.
 // - Connection loss and restoration are logged once each (redis_connection_lost / _restored).
 
