@@ -1,6 +1,7 @@
 #include "sinks/registry.h"
 
 #include "sinks/console/console_sink.h"
+#include "sinks/redis/redis_sink.h"
 
 namespace logcapture::sinks {
 
@@ -8,8 +9,9 @@ std::variant<std::unique_ptr<Sink>, std::string> makeSink(const config::SinkConf
   switch (cfg.type) {
     case config::SinkType::Console:
       return std::make_unique<console::ConsoleSink>(cfg);
-    case config::SinkType::Kafka:
     case config::SinkType::Redis:
+      return std::make_unique<redis::RedisSink>(cfg);
+    case config::SinkType::Kafka:
     case config::SinkType::Http:
       break;
   }

@@ -1,0 +1,450 @@
+#include "sinks/redis/redis_sink.h"
+
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "agent/log.h"
+#include "config/endpoint.h"
+
+namespace logcapture::sinks::redis {
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::milliseconds kFirstBackoff = 100ms;
+constexpr std::chrono::milliseconds kMaxBackoff = 5s;
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+// Reads the next reply; null when the connection failed (then context->err says why).
+Reply nextReply(redisContext* c) {
+  void* raw = nullptr;
+  if (redisGetReply(c, &raw) != REDIS_OK) {
+    if (raw != nullptr) freeReplyObject(raw);
+    return nullptr;
+  }
+  return Reply(static_cast<redisReply*>(raw));
+}
+
+std::string_view errorText(const redisReply& r) { return {r.str, r.len}; }
+
+timeval toTimeval(std::chrono::milliseconds ms) {
+  ms = std::max(ms, 1ms);  // a zero timeval means "no timeout" to the socket
+  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+std::chrono::milliseconds until(Deadline deadline) {
+  return std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+}
+
+std::string explain(ErrorClass c, std::string_view command, std::string_view reply) {
+  std::string text = "redis refused " + std::string(command) + ": " + std::string(reply);
+  switch (c) {
+    case ErrorClass::ConnectionLost:
+    case ErrorClass::Rejected:
+      break;
+    case ErrorClass::ServerBusy:
+      text += " (the server cannot take writes now)";
+      break;
+    case ErrorClass::AccessDenied:
+      text +=
+          " (the sink's username/password or ACL do not allow it, or the server is being reconfigured;"
+          " the records are not at fault)";
+      break;
+    case ErrorClass::Misrouted:
+      text += " (the address is a cluster node that does not own the key; the sink does not follow redirects)";
+      break;
+  }
+  return text;
+}
+
+}  // namespace
+
+ErrorClass classifyError(std::string_view reply) {
+  const std::string_view word = reply.substr(0, reply.find(' '));
+  static constexpr std::array<std::string_view, 9> kBusy = {
+      "OOM", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"};
+  static constexpr std::array<std::string_view, 3> kDenied = {"NOAUTH", "WRONGPASS", "NOPERM"};
+  if (std::find(kBusy.begin(), kBusy.end(), word) != kBusy.end()) return ErrorClass::ServerBusy;
+  if (std::find(kDenied.begin(), kDenied.end(), word) != kDenied.end()) return ErrorClass::AccessDenied;
+  if (word == "MOVED" || word == "ASK") return ErrorClass::Misrouted;
+  return ErrorClass::Rejected;
+}
+
+circuit::Outcome outcomeOf(ErrorClass c) {
+  switch (c) {
+    case ErrorClass::ConnectionLost:
+    case ErrorClass::ServerBusy:
+    case ErrorClass::AccessDenied:
+    case ErrorClass::Misrouted:
+      return circuit::Outcome::Retriable;
+    case ErrorClass::Rejected:
+      return circuit::Outcome::Permanent;
+  }
+  return circuit::Outcome::Retriable;
+}
+
+RedisSink::Connection::~Connection() {
+  if (context != nullptr) redisFree(context);
+  if (openGauge != nullptr) openGauge->fetch_sub(1, std::memory_order_relaxed);
+}
+
+RedisSink::RedisSink(const config::SinkConfig& cfg)
+    : name_(cfg.name),
+      cfg_(std::get<RedisConfig>(cfg.settings)),
+      timeout_(std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeout)),
+      maxIdle_(cfg.workers),
+      maxlen_(std::to_string(cfg_.maxlen)) {}
+
+RedisSink::~RedisSink() = default;
+
+std::optional<std::string> RedisSink::start() {
+  if (cfg_.address.starts_with("unix:")) {
+    socketPath_ = cfg_.address.substr(5);
+  } else if (cfg_.address.starts_with("/")) {
+    socketPath_ = cfg_.address;
+  } else if (auto endpoint = config::parseEndpoint(cfg_.address)) {
+    host_ = endpoint->host;
+    port_ = endpoint->port;
+  } else {
+    return "redis address '" + cfg_.address + "' is neither host:port nor a unix socket";
+  }
+  return std::nullopt;
+}
+
+void RedisSink::stop(Deadline) {
+  std::vector<ConnectionPtr> closing;
+  {
+    std::lock_guard lock(mutex_);
+    closing.swap(idle_);
+  }
+}
+
+void RedisSink::countError(ErrorClass c) {
+  switch (c) {
+    case ErrorClass::ConnectionLost:
+      stats_.connectionErrors.fetch_add(1, std::memory_order_relaxed);
+      return;
+    case ErrorClass::ServerBusy:
+      stats_.serverBusy.fetch_add(1, std::memory_order_relaxed);
+      return;
+    case ErrorClass::AccessDenied:
+      stats_.accessDenied.fetch_add(1, std::memory_order_relaxed);
+      return;
+    case ErrorClass::Misrouted:
+      stats_.misrouted.fetch_add(1, std::memory_order_relaxed);
+      return;
+    case ErrorClass::Rejected:
+      stats_.rejected.fetch_add(1, std::memory_order_relaxed);
+      return;
+  }
+}
+
+RedisSink::ConnectionPtr RedisSink::connect(Deadline deadline, std::string& error) {
+  const auto left = until(deadline);
+  if (left <= 0ms) {
+    error = "deadline passed before connecting to redis at " + cfg_.address;
+    return nullptr;
+  }
+  const timeval tv = toTimeval(
+      std::min(std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.connectTimeout), std::min(left, timeout_)));
+  redisContext* context = socketPath_.empty() ? redisConnectWithTimeout(host_.c_str(), port_, tv)
+                                              : redisConnectUnixWithTimeout(socketPath_.c_str(), tv);
+  if (context == nullptr) {
+    error = "connect to redis at " + cfg_.address + ": out of memory";
+    return nullptr;
+  }
+  auto c = std::make_unique<Connection>();
+  c->context = context;
+  if (context->err != 0) {
+    error = "connect to redis at " + cfg_.address + ": " + context->errstr;
+    return nullptr;
+  }
+  c->openGauge = &stats_.connected;
+  stats_.connected.fetch_add(1, std::memory_order_relaxed);
+  // The connect timeout also bounds AUTH and SELECT; send() sets the command timeout afterwards.
+  if (redisSetTimeout(context, tv) != REDIS_OK || (socketPath_.empty() && redisEnableKeepAlive(context) != REDIS_OK)) {
+    error = "set up the connection to redis at " + cfg_.address + ": " + context->errstr;
+    return nullptr;
+  }
+
+  // Every reply is checked: an error here is the sink's configuration, never the records'.
+  auto setup = [&](std::string_view what, std::initializer_list<std::string_view> args) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    for (auto a : args) {
+      argv.push_back(a.data());
+      lengths.push_back(a.size());
+    }
+    stats_.commands.fetch_add(1, std::memory_order_relaxed);
+    Reply reply(static_cast<redisReply*>(
+        redisCommandArgv(context, static_cast<int>(argv.size()), argv.data(), lengths.data())));
+    if (!reply) {
+      error = std::string(what) + " on redis at " + cfg_.address + ": " + context->errstr;
+      return false;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+      const ErrorClass cls = classifyError(errorText(*reply));
+      countError(cls);
+      error = explain(cls, what, errorText(*reply));
+      return false;
+    }
+    return true;
+  };
+  if (!cfg_.password.empty()) {
+    const bool ok = cfg_.username.empty() ? setup("AUTH", {"AUTH", cfg_.password})
+                                          : setup("AUTH", {"AUTH", cfg_.username, cfg_.password});
+    if (!ok) return nullptr;
+  }
+  if (cfg_.db != 0) {
+    const std::string db = std::to_string(cfg_.db);
+    if (!setup("SELECT " + db, {"SELECT", db})) return nullptr;
+  }
+  return c;
+}
+
+RedisSink::ConnectionPtr RedisSink::acquire(Deadline deadline, SendResult& error) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!idle_.empty()) {
+      ConnectionPtr c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
+    const auto now = Clock::now();
+    if (now < retryAt_) {
+      stats_.fastFailures.fetch_add(1, std::memory_order_relaxed);
+      const auto wait = std::chrono::ceil<std::chrono::milliseconds>(retryAt_ - now);
+      error = SendResult::failure(circuit::Outcome::Retriable,
+                                  "reconnecting in " + std::to_string(wait.count()) + " ms after: " + lastError_);
+      return nullptr;
+    }
+  }
+  std::string why;
+  ConnectionPtr c = connect(deadline, why);
+  if (!c) {
+    noteConnectFailure(why);
+    error = SendResult::failure(circuit::Outcome::Retriable, why);
+    return nullptr;
+  }
+  std::lock_guard lock(mutex_);
+  backoff_ = 0ms;
+  retryAt_ = {};
+  if (lost_) stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
+  return c;
+}
+
+void RedisSink::noteConnectFailure(const std::string& error) {
+  stats_.connectionErrors.fetch_add(1, std::memory_order_relaxed);
+  bool first = false;
+  {
+    std::lock_guard lock(mutex_);
+    backoff_ = backoff_ == 0ms ? kFirstBackoff : std::min(backoff_ * 2, kMaxBackoff);
+    retryAt_ = Clock::now() + backoff_;
+    lastError_ = error;
+    if (!lost_) {
+      first = lost_ = true;
+      lostSince_ = Clock::now();
+    }
+  }
+  if (first) {
+    log::event(*log::component("redis"), spdlog::level::warn, "redis_connection_lost",
+               {{"sink", name_}, {"address", cfg_.address}, {"error", error}});
+  }
+}
+
+void RedisSink::noteLost(const std::string& error) {
+  stats_.connectionErrors.fetch_add(1, std::memory_order_relaxed);
+  std::vector<ConnectionPtr> closing;
+  bool first = false;
+  {
+    std::lock_guard lock(mutex_);
+    // Idle connections to a server that dropped this one are most likely dead too; a fresh connect
+    // is cheaper than a failed batch per stale connection.
+    closing.swap(idle_);
+    if (!lost_) {
+      first = lost_ = true;
+      lostSince_ = Clock::now();
+    }
+  }
+  if (first) {
+    log::event(*log::component("redis"), spdlog::level::warn, "redis_connection_lost",
+               {{"sink", name_}, {"address", cfg_.address}, {"error", error}});
+  }
+}
+
+void RedisSink::release(ConnectionPtr c) {
+  if (c->broken || c->context->err != 0) {
+    noteLost(c->context->err != 0 ? c->context->errstr : "replies left unread at the deadline");
+    return;
+  }
+  std::optional<std::chrono::milliseconds> restoredAfter;
+  {
+    std::lock_guard lock(mutex_);
+    if (idle_.size() < maxIdle_) idle_.push_back(std::move(c));
+    if (lost_) {
+      lost_ = false;
+      restoredAfter = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - lostSince_);
+    }
+  }
+  if (restoredAfter) {
+    log::event(*log::component("redis"), spdlog::level::info, "redis_connection_restored",
+               {{"sink", name_}, {"address", cfg_.address}, {"down_ms", restoredAfter->count()}});
+  }
+}
+
+bool RedisSink::applyTimeout(Connection& c, Deadline deadline, SendResult& error) {
+  const auto left = until(deadline);
+  if (left <= 0ms) {
+    error = SendResult::failure(circuit::Outcome::Retriable, "deadline passed before sending to redis");
+    return false;
+  }
+  if (redisSetTimeout(c.context, toTimeval(std::min(left, timeout_))) != REDIS_OK) {
+    error = connectionFailure(c, "setting the timeout");
+    return false;
+  }
+  return true;
+}
+
+SendResult RedisSink::connectionFailure(Connection& c, std::string_view during) {
+  c.broken = true;
+  std::string why = c.context->errstr;
+  // hiredis reports a socket timeout as the read's EAGAIN.
+  if (why == std::strerror(EAGAIN) || why == std::strerror(EWOULDBLOCK)) why = "timed out waiting for the reply";
+  return SendResult::failure(circuit::Outcome::Retriable,
+                             "redis at " + cfg_.address + ", " + std::string(during) + ": " + why);
+}
+
+SendResult RedisSink::send(const Batch& batch, Deadline deadline) {
+  if (batch.empty()) return SendResult::success();
+  SendResult result;
+  ConnectionPtr c = acquire(deadline, result);
+  if (!c) return result;
+  if (applyTimeout(*c, deadline, result)) {
+    switch (cfg_.mode) {
+      case Mode::List:
+        result = sendList(*c, batch, deadline);
+        break;
+      case Mode::Stream:
+      case Mode::Pubsub:
+        result = sendEach(*c, batch, deadline);
+        break;
+    }
+  }
+  release(std::move(c));
+  return result;
+}
+
+SendResult RedisSink::sendList(Connection& c, const Batch& batch, Deadline) {
+  // One RPUSH for the batch: the list gets all records or none, in order.
+  c.argv.assign({"RPUSH", cfg_.key.data()});
+  c.lengths.assign({5, cfg_.key.size()});
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const std::string_view r = batch.encodedRecord(i);
+    c.argv.push_back(r.data());
+    c.lengths.push_back(r.size());
+  }
+  if (redisAppendCommandArgv(c.context, static_cast<int>(c.argv.size()), c.argv.data(), c.lengths.data()) != REDIS_OK) {
+    return connectionFailure(c, "queueing RPUSH");
+  }
+  stats_.commands.fetch_add(1, std::memory_order_relaxed);
+  const Reply reply = nextReply(c.context);
+  if (!reply) return connectionFailure(c, "RPUSH " + cfg_.key);
+  if (reply->type == REDIS_REPLY_ERROR) {
+    const ErrorClass cls = classifyError(errorText(*reply));
+    countError(cls);
+    return SendResult::failure(outcomeOf(cls), explain(cls, "RPUSH " + cfg_.key, errorText(*reply)));
+  }
+  return SendResult::success();
+}
+
+SendResult RedisSink::sendEach(Connection& c, const Batch& batch, Deadline deadline) {
+  const bool stream = cfg_.mode == Mode::Stream;
+  const std::string& target = stream ? cfg_.key : cfg_.channel;
+  const std::string command = (stream ? "XADD " : "PUBLISH ") + target;
+  // The arguments before the record are the same for every record.
+  if (stream) {
+    c.argv.assign({"XADD", target.data()});
+    c.lengths.assign({4, target.size()});
+    if (cfg_.maxlen > 0) {
+      c.argv.insert(c.argv.end(), {"MAXLEN", "~", maxlen_.data()});
+      c.lengths.insert(c.lengths.end(), {6, 1, maxlen_.size()});
+    }
+    c.argv.insert(c.argv.end(), {"*", "message", nullptr});
+    c.lengths.insert(c.lengths.end(), {1, 7, 0});
+  } else {
+    c.argv.assign({"PUBLISH", target.data(), nullptr});
+    c.lengths.assign({7, target.size(), 0});
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const std::string_view r = batch.encodedRecord(i);
+    c.argv.back() = r.data();
+    c.lengths.back() = r.size();
+    if (redisAppendCommandArgv(c.context, static_cast<int>(c.argv.size()), c.argv.data(), c.lengths.data()) !=
+        REDIS_OK) {
+      return connectionFailure(c, "queueing " + command);
+    }
+  }
+  stats_.commands.fetch_add(batch.size(), std::memory_order_relaxed);
+
+  std::vector<RecordFailure> failures;
+  bool anyRetriable = false;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    // The socket timeout bounds each read; this bounds the whole pipeline.
+    if (i > 0 && Clock::now() >= deadline) {
+      c.broken = true;
+      return SendResult::failure(circuit::Outcome::Retriable,
+                                 "redis at " + cfg_.address + ": deadline passed after " + std::to_string(i) + " of " +
+                                     std::to_string(batch.size()) + " " + command + " replies");
+    }
+    const Reply reply = nextReply(c.context);
+    if (!reply) return connectionFailure(c, command);
+    if (reply->type != REDIS_REPLY_ERROR) continue;
+    const ErrorClass cls = classifyError(errorText(*reply));
+    countError(cls);
+    const circuit::Outcome outcome = outcomeOf(cls);
+    anyRetriable = anyRetriable || outcome == circuit::Outcome::Retriable;
+    failures.push_back({static_cast<std::uint32_t>(i), outcome, explain(cls, command, errorText(*reply))});
+  }
+  if (failures.empty()) return SendResult::success();
+  const bool shared = failures.size() == batch.size() &&
+                      std::all_of(failures.begin(), failures.end(),
+                                  [&](const RecordFailure& f) { return f.outcome == failures.front().outcome; });
+  if (shared) return SendResult::failure(failures.front().outcome, std::move(failures.front().error));
+  SendResult result;
+  result.outcome = anyRetriable                      ? circuit::Outcome::Retriable
+                   : failures.size() == batch.size() ? circuit::Outcome::Permanent
+                                                     : circuit::Outcome::Success;
+  result.error = failures.front().error;
+  result.failures = std::move(failures);
+  return result;
+}
+
+SendResult RedisSink::probe(Deadline deadline) {
+  SendResult result;
+  ConnectionPtr c = acquire(deadline, result);
+  if (!c) return result;
+  if (applyTimeout(*c, deadline, result)) {
+    stats_.commands.fetch_add(1, std::memory_order_relaxed);
+    Reply reply(static_cast<redisReply*>(redisCommand(c->context, "PING")));
+    if (!reply) {
+      result = connectionFailure(*c, "PING");
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+      const ErrorClass cls = classifyError(errorText(*reply));
+      countError(cls);
+      result = SendResult::failure(outcomeOf(cls), explain(cls, "PING", errorText(*reply)));
+    }
+  }
+  release(std::move(c));
+  return result;
+}
+
+}  // namespace logcapture::sinks::redis

@@ -1,0 +1,128 @@
+#pragma once
+
+// The Redis sink (hiredis, blocking API): `mode: list` appends a batch with one RPUSH, `stream` adds
+// one XADD entry per record (field "message"), `pubsub` sends one PUBLISH per record. Commands of a
+// batch are pipelined: all written, then all replies read.
+//
+// NOTE on threads: start() and stop() run on the pipeline's thread; send() and probe() run on the
+// runner's worker threads at once. Each call takes a connection from the pool for its whole duration,
+// so a connection is only ever used by one thread; the pool (idle_) and the reconnect state
+// (backoff_, retryAt_, lost_, ...) are guarded by mutex_, which is never held across network I/O.
+// Stats are relaxed atomics, readable from any thread.
+//
+// What a caller may rely on:
+// - Error replies are classed by their first word (classifyError below); a connection that saw an
+//   I/O or protocol error is closed, never reused.
+// - After a failed connect, sends within a growing delay (100 ms doubling to 5 s, reset by a
+//   successful connect) fail at once with Retriable "reconnecting in X ms", without touching the server.
+// - In stream and pubsub modes a record refused while others were accepted is reported as a
+//   RecordFailure; the call is then Retriable if any refusal was retriable, else Success.
+// - Each socket read and write waits at most min(timeout, time left to the deadline); replies still
+//   unread at the deadline make the call Retriable (records may have arrived: at-least-once).
+// - Any error while connecting (refused, AUTH, SELECT) is Retriable: the records are not at fault.
+// - `key` and `channel` are used as written; {{field}} placeholders are not rendered.
+// - PUBLISH counts as delivered when the server accepted it, whether or not anyone was subscribed.
+// - Connection loss and restoration are logged once each (redis_connection_lost / _restored).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "sinks/sink.h"
+
+struct redisContext;
+
+namespace logcapture::sinks::redis {
+
+// Why a command failed, as far as the sink's callers care.
+enum class ErrorClass : std::uint8_t {
+  ConnectionLost,  // refused connect, I/O error, EOF, timeout, protocol error: the server may come back
+  ServerBusy,      // LOADING, BUSY, OOM, READONLY, MASTERDOWN, TRYAGAIN, CLUSTERDOWN, NOREPLICAS, MISCONF
+  AccessDenied,    // NOAUTH, WRONGPASS, NOPERM: the sink's credentials, not the records, are at fault
+  Misrouted,       // MOVED, ASK: the address is a cluster node that does not own the key (no redirects)
+  Rejected,        // WRONGTYPE and every other error reply (ERR ...): the command itself is refused
+};
+
+// The class of an error reply, by its first word ("WRONGTYPE Operation against a key ...").
+ErrorClass classifyError(std::string_view reply);
+circuit::Outcome outcomeOf(ErrorClass c);
+
+struct RedisStats {
+  std::atomic<std::uint64_t> commands{0};          // commands written: RPUSH, XADD, PUBLISH, PING
+  std::atomic<std::uint64_t> connectionErrors{0};  // failed connects and connections lost mid-call
+  std::atomic<std::uint64_t> serverBusy{0};        // retriable error replies
+  std::atomic<std::uint64_t> accessDenied{0};      // NOAUTH / WRONGPASS / NOPERM replies
+  std::atomic<std::uint64_t> misrouted{0};         // MOVED / ASK replies
+  std::atomic<std::uint64_t> rejected{0};          // permanent error replies
+  std::atomic<std::uint64_t> fastFailures{0};      // calls refused within the reconnect delay
+  std::atomic<std::uint64_t> reconnects{0};        // connections made after one was lost or refused
+  std::atomic<std::int64_t> connected{0};          // connections open now (idle or in use)
+};
+
+class RedisSink final : public Sink {
+ public:
+  explicit RedisSink(const config::SinkConfig& cfg);
+  ~RedisSink() override;
+
+  std::optional<std::string> start() override;
+  SendResult send(const Batch& batch, Deadline deadline) override;
+  SendResult probe(Deadline deadline) override;
+  void stop(Deadline deadline) override;
+
+  const RedisStats& stats() const { return stats_; }
+
+ private:
+  // One server connection, with argument arrays reused from batch to batch.
+  struct Connection {
+    redisContext* context = nullptr;
+    std::atomic<std::int64_t>* openGauge = nullptr;  // stats_.connected, counted down on close
+    bool broken = false;  // replies left unread (deadline): the stream is out of step, never reuse
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    Connection() = default;
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+    ~Connection();
+  };
+  using ConnectionPtr = std::unique_ptr<Connection>;
+
+  // A pooled connection, or a new one; on failure `error` says why (Retriable).
+  ConnectionPtr acquire(Deadline deadline, SendResult& error);
+  ConnectionPtr connect(Deadline deadline, std::string& error);
+  // Returns a healthy connection to the pool, or closes a broken one (and the idle ones with it).
+  void release(ConnectionPtr connection);
+  void noteConnectFailure(const std::string& error);
+  void noteLost(const std::string& error);
+  // Sets the socket timeout for this call: the smaller of `timeout` and what is left of `deadline`.
+  bool applyTimeout(Connection& c, Deadline deadline, SendResult& error);
+  SendResult connectionFailure(Connection& c, std::string_view during);
+  SendResult sendList(Connection& c, const Batch& batch, Deadline deadline);
+  SendResult sendEach(Connection& c, const Batch& batch, Deadline deadline);
+  void countError(ErrorClass c);
+
+  const std::string name_;
+  const RedisConfig cfg_;
+  const std::chrono::milliseconds timeout_;  // SinkConfig::timeout, the cap of one call
+  const std::size_t maxIdle_;                // workers: more connections are never needed at once
+  std::string maxlen_;                       // XADD MAXLEN's argument, as text
+  std::string host_;                         // TCP host and port, or
+  int port_ = 0;
+  std::string socketPath_;  // the unix socket
+
+  RedisStats stats_;
+  std::mutex mutex_;
+  std::vector<ConnectionPtr> idle_;                  // guarded by mutex_
+  std::chrono::milliseconds backoff_{0};             // guarded by mutex_; 0: connect at once
+  std::chrono::steady_clock::time_point retryAt_;    // guarded by mutex_; no connect before it
+  bool lost_ = false;                                // guarded by mutex_; loss logged, restoration not yet
+  std::string lastError_;                            // guarded by mutex_; why the last connect failed
+  std::chrono::steady_clock::time_point lostSince_;  // guarded by mutex_
+};
+
+}  // namespace logcapture::sinks::redis

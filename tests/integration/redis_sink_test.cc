@@ -1,0 +1,356 @@
+// The Redis sink against a real redis-server started by each test.
+
+#include "sinks/redis/redis_sink.h"
+
+#include <doctest/doctest.h>
+#include <hiredis/hiredis.h>
+
+#include <atomic>
+#include <deque>
+#include <thread>
+
+#include "tests/support/fixtures.h"
+#include "tests/support/redis_server.h"
+
+namespace {
+
+using namespace logcapture;
+using namespace logcapture::sinks;
+using namespace std::chrono_literals;
+using logcapture::testing::RedisServer;
+using logcapture::testing::RedisServerOptions;
+using logcapture::testing::RedisSubscriber;
+using logcapture::testing::RedisValue;
+using logcapture::testing::waitUntil;
+using redis::Mode;
+using redis::RedisConfig;
+using redis::RedisSink;
+
+// Records and their raw encoding (the line itself), kept alive as long as the batch.
+struct Lines {
+  std::deque<agent::Record> records;
+  Batch batch;
+
+  explicit Lines(std::size_t n, const std::string& prefix = "line") {
+    for (std::size_t i = 0; i < n; ++i) add(prefix + "-" + std::to_string(i));
+  }
+  void add(const std::string& line) {
+    records.emplace_back().message = line;
+    batch.encoded += line;
+    batch.seal(&records.back());
+  }
+  std::vector<std::string> messages() const {
+    std::vector<std::string> out;
+    for (const auto& r : records) out.push_back(r.message);
+    return out;
+  }
+};
+
+RedisConfig listAt(const std::string& address, const std::string& key = "logs") {
+  RedisConfig r;
+  r.address = address;
+  r.mode = Mode::List;
+  r.key = key;
+  r.connectTimeout = 1s;
+  return r;
+}
+
+config::SinkConfig sinkConfig(const RedisConfig& r, std::uint32_t workers = 2) {
+  config::SinkConfig cfg;
+  cfg.name = "cache";
+  cfg.type = config::SinkType::Redis;
+  cfg.workers = workers;
+  cfg.timeout = 5s;
+  cfg.settings = r;
+  return cfg;
+}
+
+Deadline in(std::chrono::milliseconds ms) { return std::chrono::steady_clock::now() + ms; }
+
+// A started sink, stopped at the end of the test.
+struct StartedSink {
+  RedisSink sink;
+  explicit StartedSink(const config::SinkConfig& cfg) : sink(cfg) { REQUIRE_FALSE(sink.start().has_value()); }
+  ~StartedSink() { sink.stop(in(1s)); }
+  SendResult send(const Batch& b) { return sink.send(b, in(5s)); }
+};
+
+std::vector<std::string> streamMessages(RedisServer& server, const std::string& key) {
+  // XRANGE: [[id, ["message", record]], ...]
+  const RedisValue range = server.command({"XRANGE", key, "-", "+"});
+  std::vector<std::string> out;
+  for (const auto& entry : range.elements) {
+    REQUIRE(entry.elements.size() == 2);
+    REQUIRE(entry.elements[1].elements.size() == 2);
+    CHECK(entry.elements[1].elements[0].text == "message");
+    out.push_back(entry.elements[1].elements[1].text);
+  }
+  return out;
+}
+
+TEST_CASE("redis error replies are classed by their first word") {
+  using redis::classifyError;
+  using redis::ErrorClass;
+  CHECK(classifyError("LOADING Redis is loading the dataset in memory") == ErrorClass::ServerBusy);
+  CHECK(classifyError("BUSY Redis is busy running a script.") == ErrorClass::ServerBusy);
+  for (const char* word : {"OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"}) {
+    CHECK(classifyError(std::string(word) + " something") == ErrorClass::ServerBusy);
+  }
+  CHECK(classifyError("NOAUTH Authentication required.") == ErrorClass::AccessDenied);
+  CHECK(classifyError("WRONGPASS invalid username-password pair") == ErrorClass::AccessDenied);
+  CHECK(classifyError("NOPERM this user has no permissions") == ErrorClass::AccessDenied);
+  CHECK(classifyError("MOVED 3999 127.0.0.1:6381") == ErrorClass::Misrouted);
+  CHECK(classifyError("WRONGTYPE Operation against a key holding the wrong kind of value") == ErrorClass::Rejected);
+  CHECK(classifyError("ERR unknown command") == ErrorClass::Rejected);
+  CHECK(classifyError("BUSYKEY Target key name already exists.") == ErrorClass::Rejected);
+  CHECK(classifyError("") == ErrorClass::Rejected);
+  CHECK(redis::outcomeOf(ErrorClass::ServerBusy) == circuit::Outcome::Retriable);
+  CHECK(redis::outcomeOf(ErrorClass::AccessDenied) == circuit::Outcome::Retriable);
+  CHECK(redis::outcomeOf(ErrorClass::Rejected) == circuit::Outcome::Permanent);
+}
+
+TEST_CASE("redis list mode appends a batch with one RPUSH, in order") {
+  RedisServer server;
+  StartedSink s(sinkConfig(listAt(server.address())));
+  Lines first(50, "a");
+  Lines second(50, "b");
+  CHECK(s.send(first.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(second.batch).outcome == circuit::Outcome::Success);
+  std::vector<std::string> expected = first.messages();
+  for (const auto& m : second.messages()) expected.push_back(m);
+  CHECK(server.command({"LRANGE", "logs", "0", "-1"}).strings() == expected);
+  CHECK(s.sink.stats().commands.load() == 2);
+  CHECK(s.sink.stats().connected.load() == 1);
+}
+
+TEST_CASE("redis stream mode adds one entry per record, in order") {
+  RedisServer server;
+  RedisConfig r = listAt(server.address(), "events");
+  r.mode = Mode::Stream;
+  StartedSink s(sinkConfig(r));
+  Lines lines(100);
+  const SendResult result = s.send(lines.batch);
+  CHECK(result.outcome == circuit::Outcome::Success);
+  CHECK(result.failures.empty());
+  CHECK(streamMessages(server, "events") == lines.messages());
+  CHECK(s.sink.stats().commands.load() == 100);
+}
+
+TEST_CASE("redis stream mode trims the stream to about maxlen") {
+  RedisServer server;
+  RedisConfig r = listAt(server.address(), "events");
+  r.mode = Mode::Stream;
+  r.maxlen = 100;
+  StartedSink s(sinkConfig(r));
+  for (int i = 0; i < 20; ++i) {
+    Lines lines(100, "batch" + std::to_string(i));
+    REQUIRE(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  }
+  // MAXLEN ~ trims whole macro nodes (100 entries by default): at least 100 stay, far fewer than 2,000.
+  const long long length = server.command({"XLEN", "events"}).integer;
+  CHECK(length >= 100);
+  CHECK(length < 300);
+  // The newest record is always kept.
+  const RedisValue last = server.command({"XREVRANGE", "events", "+", "-", "COUNT", "1"});
+  REQUIRE(last.elements.size() == 1);
+  CHECK(last.elements[0].elements[1].elements[1].text == "batch19-99");
+}
+
+TEST_CASE("redis pubsub mode publishes every record, in order") {
+  RedisServer server;
+  RedisSubscriber subscriber(server, "live");
+  RedisConfig r = listAt(server.address());
+  r.mode = Mode::Pubsub;
+  r.key.clear();
+  r.channel = "live";
+  StartedSink s(sinkConfig(r));
+  Lines lines(200);
+  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  std::vector<std::string> received;
+  for (std::size_t i = 0; i < lines.records.size(); ++i) {
+    auto message = subscriber.next();
+    if (!message) break;
+    received.push_back(*message);
+  }
+  CHECK(received == lines.messages());
+}
+
+TEST_CASE("redis db selects the database the records go to") {
+  RedisServer server;
+  RedisConfig r = listAt(server.address());
+  r.db = 3;
+  StartedSink s(sinkConfig(r));
+  Lines lines(10);
+  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(server.command({"LLEN", "logs"}, 3).integer == 10);
+  CHECK(server.command({"LLEN", "logs"}, 0).integer == 0);
+}
+
+TEST_CASE("redis password authenticates the sink's connections") {
+  RedisServer server(RedisServerOptions{.password = "s3cret", .extraArgs = {}});
+  RedisConfig r = listAt(server.address());
+  r.password = "s3cret";
+  StartedSink s(sinkConfig(r));
+  Lines lines(10);
+  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(server.command({"LLEN", "logs"}).integer == 10);
+}
+
+TEST_CASE("redis ACL username and password authenticate the sink's connections") {
+  RedisServer server;
+  REQUIRE_FALSE(server.command({"ACL", "SETUSER", "shipper", "on", ">pw", "~logs", "+rpush"}).isError());
+  RedisConfig r = listAt(server.address());
+  r.username = "shipper";
+  r.password = "pw";
+  StartedSink s(sinkConfig(r));
+  Lines lines(10);
+  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(server.command({"LLEN", "logs"}).integer == 10);
+}
+
+TEST_CASE("redis wrong password is retriable and says the records are not at fault") {
+  RedisServer server(RedisServerOptions{.password = "s3cret", .extraArgs = {}});
+  RedisConfig r = listAt(server.address());
+  r.password = "wrong";
+  StartedSink s(sinkConfig(r));
+  Lines lines(10);
+  const SendResult result = s.send(lines.batch);
+  CHECK(result.outcome == circuit::Outcome::Retriable);
+  CHECK(result.error.find("WRONGPASS") != std::string::npos);
+  CHECK(result.error.find("not at fault") != std::string::npos);
+  CHECK(s.sink.stats().accessDenied.load() == 1);
+  CHECK(s.sink.stats().connected.load() == 0);
+}
+
+TEST_CASE("redis key of another type is a permanent failure") {
+  RedisServer server;
+  REQUIRE_FALSE(server.command({"SET", "logs", "a string"}).isError());
+  StartedSink s(sinkConfig(listAt(server.address())));
+  Lines lines(10);
+  const SendResult result = s.send(lines.batch);
+  CHECK(result.outcome == circuit::Outcome::Permanent);
+  CHECK(result.error.find("WRONGTYPE") != std::string::npos);
+  CHECK(result.failures.empty());
+  CHECK(s.sink.stats().rejected.load() == 1);
+  // The connection saw an error reply, not an error: it is kept.
+  CHECK(s.sink.stats().connected.load() == 1);
+}
+
+TEST_CASE("redis stopped server fails fast as retriable, and the sink reconnects once it is back") {
+  RedisServer server;
+  StartedSink s(sinkConfig(listAt(server.address()), 1));
+  Lines lines(10);
+  REQUIRE(s.send(lines.batch).outcome == circuit::Outcome::Success);
+
+  server.stop();
+  // The pooled connection finds the server gone; the next call's connect is refused.
+  for (int i = 0; i < 2; ++i) {
+    const auto started = std::chrono::steady_clock::now();
+    const SendResult result = s.send(lines.batch);
+    CHECK(result.outcome == circuit::Outcome::Retriable);
+    CHECK(std::chrono::steady_clock::now() - started < 1s);  // connect_timeout
+  }
+  // Within the reconnect delay the sink does not touch the server.
+  const SendResult fast = s.send(lines.batch);
+  CHECK(fast.outcome == circuit::Outcome::Retriable);
+  CHECK(fast.error.find("reconnecting in") != std::string::npos);
+  CHECK(s.sink.stats().fastFailures.load() >= 1);
+  CHECK(s.sink.stats().connected.load() == 0);
+
+  server.start();
+  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == circuit::Outcome::Success; }, 10s));
+  CHECK(server.command({"LLEN", "logs"}).integer == 10);  // a fresh server: the first batch is gone
+  CHECK(s.sink.stats().reconnects.load() == 1);
+  CHECK(s.sink.probe(in(1s)).outcome == circuit::Outcome::Success);
+}
+
+TEST_CASE("redis busy running a script is retriable") {
+  RedisServer server(RedisServerOptions{.password = "", .extraArgs = {"--busy-reply-threshold", "50"}});
+  StartedSink s(sinkConfig(listAt(server.address())));
+  // A script that never ends, sent on a connection that never reads its reply.
+  redisContext* blocker = redisConnect("127.0.0.1", server.port());
+  REQUIRE(blocker != nullptr);
+  REQUIRE(blocker->err == 0);
+  REQUIRE(redisAppendCommand(blocker, "EVAL %s 0", "while true do end") == REDIS_OK);
+  int done = 0;
+  while (done == 0) REQUIRE(redisBufferWrite(blocker, &done) == REDIS_OK);
+  CHECK(waitUntil([&] { return server.command({"PING"}).isError(); }));
+
+  Lines lines(10);
+  const SendResult result = s.send(lines.batch);
+  CHECK(result.outcome == circuit::Outcome::Retriable);
+  CHECK(result.error.find("BUSY") != std::string::npos);
+  CHECK(s.sink.stats().serverBusy.load() == 1);
+  CHECK(s.sink.probe(in(1s)).outcome == circuit::Outcome::Retriable);
+
+  CHECK_FALSE(server.command({"SCRIPT", "KILL"}).isError());
+  redisFree(blocker);
+  // The script stops at its next check, a moment after SCRIPT KILL returns.
+  CHECK(waitUntil([&] { return !server.command({"PING"}).isError(); }));
+  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+}
+
+TEST_CASE("redis loading its dataset is retriable") {
+  // A dump.rdb that loads slowly: the server answers LOADING while it reads the keys back.
+  RedisServer server(RedisServerOptions{.password = "",
+                                        .extraArgs = {"--enable-debug-command", "yes", "--key-load-delay", "1000",
+                                                      "--loading-process-events-interval-bytes", "1024"}});
+  REQUIRE_FALSE(server.command({"DEBUG", "POPULATE", "1000"}).isError());
+  REQUIRE_FALSE(server.command({"SAVE"}).isError());
+  server.stop();
+  server.start();
+  StartedSink s(sinkConfig(listAt(server.address())));
+  Lines lines(10);
+  const SendResult result = s.send(lines.batch);
+  CHECK(result.outcome == circuit::Outcome::Retriable);
+  CHECK(result.error.find("LOADING") != std::string::npos);
+  CHECK(s.sink.stats().serverBusy.load() == 1);
+  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == circuit::Outcome::Success; }, 20s));
+  CHECK(server.command({"LLEN", "logs"}).integer == 10);
+}
+
+TEST_CASE("redis unix socket address delivers") {
+  RedisServer server;
+  StartedSink s(sinkConfig(listAt("unix:" + server.socketPath().string())));
+  Lines lines(10);
+  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(server.command({"LRANGE", "logs", "0", "-1"}).strings() == lines.messages());
+  RedisConfig plainPath = listAt(server.socketPath().string(), "other");
+  StartedSink t(sinkConfig(plainPath));
+  CHECK(t.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(server.command({"LLEN", "other"}).integer == 10);
+}
+
+TEST_CASE("redis delivers 10,000 records of one batch") {
+  RedisServer server;
+  StartedSink list(sinkConfig(listAt(server.address())));
+  RedisConfig r = listAt(server.address(), "events");
+  r.mode = Mode::Stream;
+  StartedSink stream(sinkConfig(r));
+  Lines lines(10000, "record with some text to make it a realistic length");
+  CHECK(list.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(stream.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(server.command({"LRANGE", "logs", "0", "-1"}).strings() == lines.messages());
+  CHECK(streamMessages(server, "events") == lines.messages());
+}
+
+TEST_CASE("redis concurrent sends use one connection each and lose nothing") {
+  RedisServer server;
+  StartedSink s(sinkConfig(listAt(server.address()), 4));
+  std::vector<std::thread> workers;
+  std::atomic<int> failures{0};
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&, w] {
+      for (int i = 0; i < 50; ++i) {
+        Lines lines(20, "w" + std::to_string(w));
+        if (s.send(lines.batch).outcome != circuit::Outcome::Success) ++failures;
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  CHECK(failures.load() == 0);
+  CHECK(server.command({"LLEN", "logs"}).integer == 4 * 50 * 20);
+  CHECK(s.sink.stats().connected.load() <= 4);
+}
+
+}  // namespace
