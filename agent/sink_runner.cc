@@ -281,17 +281,18 @@ void SinkRunner::deliver(PendingBatch&& pb) {
     stats_.batchesInFlight.fetch_sub(1, std::memory_order_relaxed);
     breaker_->onResult(permit, result.outcome, took, result.retryAfter);
 
-    switch (result.outcome) {
+    // Some records failed while the others were delivered (whatever the call's outcome for the
+    // breaker): the permanent ones go to the dead letter, the rest are retried alone.
+    const bool partial = !result.failures.empty() && !result.tooLarge;
+    switch (partial ? Outcome::Success : result.outcome) {
       case Outcome::Success: {
-        if (result.failures.empty()) {
+        if (!partial) {
           stats_.delivered.fetch_add(pb.batch.size(), std::memory_order_relaxed);
           pb.finish();
           return;
         }
-        // Some records failed: the permanent ones go to the dead letter, the rest are retried alone.
         std::vector<std::pair<std::uint32_t, std::string>> permanent;
         std::vector<std::uint32_t> again;
-        std::optional<std::chrono::nanoseconds> floor;
         for (const auto& f : result.failures) {
           if (f.index >= pb.batch.size()) continue;
           if (f.outcome == Outcome::Permanent) {

@@ -66,6 +66,8 @@ struct SendResult {
   // single record that is too large goes to the dead letter.
   bool tooLarge = false;
   // Records that failed while the rest were delivered. Empty: every record shares `outcome`.
+  // Non-empty: the runner retries or dead-letters exactly these records, whatever `outcome` says
+  // (which then only tells the breaker how the call went).
   std::vector<RecordFailure> failures;
 
   static SendResult success() { return {}; }
