@@ -1,6 +1,7 @@
 #include "sinks/registry.h"
 
 #include "sinks/console/console_sink.h"
+#include "sinks/http/http_sink.h"
 
 namespace logcapture::sinks {
 
@@ -8,9 +9,10 @@ std::variant<std::unique_ptr<Sink>, std::string> makeSink(const config::SinkConf
   switch (cfg.type) {
     case config::SinkType::Console:
       return std::make_unique<console::ConsoleSink>(cfg);
+    case config::SinkType::Http:
+      return std::make_unique<http::HttpSink>(cfg);
     case config::SinkType::Kafka:
     case config::SinkType::Redis:
-    case config::SinkType::Http:
       break;
   }
   return "sink type '" + std::string(config::enumNames(cfg.type)[static_cast<std::size_t>(cfg.type)].second) +
