@@ -1,6 +1,7 @@
 #include "sinks/registry.h"
 
 #include "sinks/console/console_sink.h"
+#include "sinks/http/http_sink.h"
 #include "sinks/redis/redis_sink.h"
 
 namespace logcapture::sinks {
@@ -11,8 +12,9 @@ std::variant<std::unique_ptr<Sink>, std::string> makeSink(const config::SinkConf
       return std::make_unique<console::ConsoleSink>(cfg);
     case config::SinkType::Redis:
       return std::make_unique<redis::RedisSink>(cfg);
-    case config::SinkType::Kafka:
     case config::SinkType::Http:
+      return std::make_unique<http::HttpSink>(cfg);
+    case config::SinkType::Kafka:
       break;
   }
   return "sink type '" + std::string(config::enumNames(cfg.type)[static_cast<std::size_t>(cfg.type)].second) +

@@ -1,0 +1,480 @@
+#include "sinks/http/http_sink.h"
+
+#include <strings.h>
+
+#include <algorithm>
+
+#include "agent/log.h"
+
+namespace logcapture::sinks::http {
+namespace {
+
+// Error texts quote at most this much of a response body.
+constexpr std::size_t kQuoteBytes = 512;
+// A response body is kept up to this size: enough for the bulk answer of a very large batch. Beyond it
+// the rest is read and dropped, so the connection stays usable.
+constexpr std::size_t kMaxResponseBytes = 16u << 20;
+
+std::once_flag curlInitOnce;
+CURLcode curlInitResult = CURLE_OK;
+
+// A transfer error as a call outcome. Retriable unless the error comes from this sink's own settings
+// or from this build of libcurl, where every later attempt fails the same way: then Permanent, so the
+// batch goes to the dead letter with the reason instead of filling the buffer for ever.
+// A server certificate that fails verification stays Retriable: the server side may fix it, and until
+// then the breaker opens and records are buffered.
+circuit::Outcome classifyTransfer(CURLcode rc) {
+  switch (rc) {
+    case CURLE_OK:
+      return circuit::Outcome::Success;
+    // The URL or an option this libcurl cannot take (scheme not built in, malformed URL, option
+    // unknown to this version) or a misuse of the API by this code: the same call fails again.
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_UNKNOWN_OPTION:
+    case CURLE_SETOPT_OPTION_SYNTAX:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_FUNCTION_NOT_FOUND:
+    case CURLE_RECURSIVE_API_CALL:
+    // Local TLS material from tls.ca_file / cert_file / key_file that cannot be read or used.
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+      return circuit::Outcome::Permanent;
+    // Name resolution, connection, TLS handshake, timeouts, a connection lost mid-request, a server
+    // answering garbage, resources short for a moment: all may clear up.
+    case CURLE_FAILED_INIT:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_HTTP2:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP_RETURNED_ERROR:
+    case CURLE_WRITE_ERROR:
+    case CURLE_UPLOAD_FAILED:
+    case CURLE_READ_ERROR:
+    case CURLE_OUT_OF_MEMORY:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_RANGE_ERROR:
+    case CURLE_HTTP_POST_ERROR:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_ABORTED_BY_CALLBACK:
+    case CURLE_INTERFACE_FAILED:
+    case CURLE_TOO_MANY_REDIRECTS:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_FILESIZE_EXCEEDED:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SEND_FAIL_REWIND:
+    case CURLE_LOGIN_DENIED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_AGAIN:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_CHUNK_FAILED:
+    case CURLE_NO_CONNECTION_AVAILABLE:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_AUTH_ERROR:
+    case CURLE_HTTP3:
+    case CURLE_QUIC_CONNECT_ERROR:
+    case CURLE_PROXY:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_UNRECOVERABLE_POLL:
+      return circuit::Outcome::Retriable;
+    // Codes of other protocols (the handle only speaks http and https) and retired codes.
+    case CURLE_REMOTE_ACCESS_DENIED:
+    case CURLE_FTP_ACCEPT_FAILED:
+    case CURLE_FTP_WEIRD_PASS_REPLY:
+    case CURLE_FTP_ACCEPT_TIMEOUT:
+    case CURLE_FTP_WEIRD_PASV_REPLY:
+    case CURLE_FTP_WEIRD_227_FORMAT:
+    case CURLE_FTP_CANT_GET_HOST:
+    case CURLE_FTP_COULDNT_SET_TYPE:
+    case CURLE_FTP_COULDNT_RETR_FILE:
+    case CURLE_OBSOLETE20:
+    case CURLE_QUOTE_ERROR:
+    case CURLE_OBSOLETE24:
+    case CURLE_OBSOLETE29:
+    case CURLE_FTP_PORT_FAILED:
+    case CURLE_FTP_COULDNT_USE_REST:
+    case CURLE_OBSOLETE32:
+    case CURLE_BAD_DOWNLOAD_RESUME:
+    case CURLE_FILE_COULDNT_READ_FILE:
+    case CURLE_LDAP_CANNOT_BIND:
+    case CURLE_LDAP_SEARCH_FAILED:
+    case CURLE_OBSOLETE40:
+    case CURLE_OBSOLETE44:
+    case CURLE_OBSOLETE46:
+    case CURLE_OBSOLETE50:
+    case CURLE_OBSOLETE51:
+    case CURLE_OBSOLETE57:
+    case CURLE_OBSOLETE62:
+    case CURLE_OBSOLETE75:
+    case CURLE_OBSOLETE76:
+    case CURLE_TFTP_NOTFOUND:
+    case CURLE_TFTP_PERM:
+    case CURLE_REMOTE_DISK_FULL:
+    case CURLE_TFTP_ILLEGAL:
+    case CURLE_TFTP_UNKNOWNID:
+    case CURLE_REMOTE_FILE_EXISTS:
+    case CURLE_TFTP_NOSUCHUSER:
+    case CURLE_REMOTE_FILE_NOT_FOUND:
+    case CURLE_SSH:
+    case CURLE_FTP_PRET_FAILED:
+    case CURLE_RTSP_CSEQ_ERROR:
+    case CURLE_RTSP_SESSION_ERROR:
+    case CURLE_FTP_BAD_FILE_LIST:
+    case CURL_LAST:
+      return circuit::Outcome::Retriable;
+  }
+  return circuit::Outcome::Retriable;
+}
+
+bool hasHeader(const std::map<std::string, std::string>& headers, const char* name) {
+  return std::any_of(headers.begin(), headers.end(),
+                     [&](const auto& h) { return strcasecmp(h.first.c_str(), name) == 0; });
+}
+
+// Loki's push API lives at a fixed path: a bare http://host:3100 gets it appended.
+std::string lokiUrl(std::string url) {
+  const auto host = url.find("://");
+  const auto path = url.find('/', host == std::string::npos ? 0 : host + 3);
+  if (path == std::string::npos) return url + "/loki/api/v1/push";
+  if (path == url.size() - 1) return url + "loki/api/v1/push";
+  return url;
+}
+
+size_t onBody(char* data, size_t size, size_t count, void* user) {
+  auto& response = *static_cast<std::string*>(user);
+  const std::size_t n = size * count;
+  if (response.size() < kMaxResponseBytes) response.append(data, std::min(n, kMaxResponseBytes - response.size()));
+  return n;
+}
+
+}  // namespace
+
+struct HttpSink::Connection {
+  CURL* easy = nullptr;
+  std::string body;        // the request body, reused between batches
+  std::string compressed;  // its gzip, when compression is on
+  std::string response;    // the response body, up to kMaxResponseBytes
+  std::string retryAfter;  // the last response's Retry-After value
+  char error[CURL_ERROR_SIZE] = {};
+};
+
+void HttpSink::ConnectionDeleter::operator()(Connection* c) const {
+  if (c->easy != nullptr) curl_easy_cleanup(c->easy);
+  delete c;
+}
+
+namespace {
+
+size_t onHeader(char* data, size_t size, size_t count, void* user) {
+  auto& retryAfter = *static_cast<std::string*>(user);
+  const std::size_t n = size * count;
+  const std::string_view line(data, n);
+  constexpr std::string_view kName = "retry-after:";
+  if (line.starts_with("HTTP/")) {
+    retryAfter.clear();  // a new response begins (after a 100 Continue): forget the previous one's
+  } else if (line.size() > kName.size() && strncasecmp(line.data(), kName.data(), kName.size()) == 0) {
+    retryAfter.assign(line.substr(kName.size()));
+  }
+  return n;
+}
+
+}  // namespace
+
+HttpSink::HttpSink(const config::SinkConfig& cfg)
+    : name_(cfg.name),
+      cfg_(std::get<HttpConfig>(cfg.settings)),
+      url_(cfg_.format == Format::Loki ? lokiUrl(cfg_.url) : cfg_.url),
+      healthUrl_(cfg_.healthUrl.empty() ? url_ : cfg_.healthUrl),
+      timeout_(cfg.timeout),
+      workers_(std::max<std::uint32_t>(cfg.workers, 1)),
+      body_(cfg_, cfg.encoding) {}
+
+HttpSink::~HttpSink() {
+  idle_.clear();  // the handles refer to headers_
+  curl_slist_free_all(headers_);
+}
+
+std::optional<std::string> HttpSink::start() {
+  std::call_once(curlInitOnce, [] { curlInitResult = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (curlInitResult != CURLE_OK) return std::string("curl_global_init: ") + curl_easy_strerror(curlInitResult);
+
+  for (const std::string* url : {&url_, &healthUrl_}) {
+    CURLU* parsed = curl_url();
+    if (parsed == nullptr) return "curl_url: out of memory";
+    const CURLUcode rc = curl_url_set(parsed, CURLUPART_URL, url->c_str(), 0);
+    curl_url_cleanup(parsed);
+    if (rc != CURLUE_OK) return "url '" + *url + "': " + curl_url_strerror(rc);
+  }
+
+  std::vector<std::string> lines;
+  if (!hasHeader(cfg_.headers, "Content-Type")) lines.push_back("Content-Type: " + std::string(body_.contentType()));
+  if (cfg_.compression == Compression::Gzip) lines.emplace_back("Content-Encoding: gzip");
+  // No "Expect: 100-continue" round trip before large bodies: receivers answer the request itself.
+  lines.emplace_back("Expect:");
+  if (cfg_.auth.strategy == AuthStrategy::Bearer && !hasHeader(cfg_.headers, "Authorization")) {
+    lines.push_back("Authorization: Bearer " + cfg_.auth.token);
+  }
+  for (const auto& [name, value] : cfg_.headers) lines.push_back(name + ": " + value);
+  for (const auto& line : lines) {
+    curl_slist* next = curl_slist_append(headers_, line.c_str());
+    if (next == nullptr) return "curl_slist_append: out of memory";
+    headers_ = next;
+  }
+
+  if (!cfg_.tls.verify) {
+    log::event(*log::component("http"), spdlog::level::warn, "tls_verify_off",
+               {{"sink", name_}, {"detail", "the server's certificate and host name are not checked"}});
+  }
+
+  // One connection now, so options this libcurl refuses fail the start rather than every send.
+  std::string error;
+  ConnectionPtr c = open(error);
+  if (!c) return error;
+  std::lock_guard lock(mutex_);
+  ++created_;
+  idle_.push_back(std::move(c));
+  return std::nullopt;
+}
+
+HttpSink::ConnectionPtr HttpSink::open(std::string& error) const {
+  ConnectionPtr c(new Connection);
+  c->easy = curl_easy_init();
+  if (c->easy == nullptr) {
+    error = "curl_easy_init failed";
+    return nullptr;
+  }
+  CURLcode first = CURLE_OK;
+  const char* failed = nullptr;
+  auto set = [&](const char* what, CURLoption option, auto value) {
+    const CURLcode rc = curl_easy_setopt(c->easy, option, value);
+    if (rc != CURLE_OK && first == CURLE_OK) {
+      first = rc;
+      failed = what;
+    }
+  };
+  set("nosignal", CURLOPT_NOSIGNAL, 1L);  // timeouts must not raise SIGALRM in a threaded program
+  set("protocols", CURLOPT_PROTOCOLS_STR, "http,https");
+  set("errorbuffer", CURLOPT_ERRORBUFFER, static_cast<char*>(c->error));
+  set("writefunction", CURLOPT_WRITEFUNCTION, &onBody);
+  set("writedata", CURLOPT_WRITEDATA, static_cast<void*>(&c->response));
+  set("headerfunction", CURLOPT_HEADERFUNCTION, &onHeader);
+  set("headerdata", CURLOPT_HEADERDATA, static_cast<void*>(&c->retryAfter));
+  set("httpheader", CURLOPT_HTTPHEADER, headers_);
+  set("useragent", CURLOPT_USERAGENT, "logcapture/" LOGCAPTURE_VERSION);
+  set("accept_encoding", CURLOPT_ACCEPT_ENCODING, "");  // large bulk answers may come compressed
+  set("tcp_keepalive", CURLOPT_TCP_KEEPALIVE, 1L);
+  set("ssl_verifypeer", CURLOPT_SSL_VERIFYPEER, cfg_.tls.verify ? 1L : 0L);
+  set("ssl_verifyhost", CURLOPT_SSL_VERIFYHOST, cfg_.tls.verify ? 2L : 0L);
+  if (!cfg_.tls.caFile.empty()) set("tls.ca_file", CURLOPT_CAINFO, cfg_.tls.caFile.c_str());
+  if (!cfg_.tls.certFile.empty()) set("tls.cert_file", CURLOPT_SSLCERT, cfg_.tls.certFile.c_str());
+  if (!cfg_.tls.keyFile.empty()) set("tls.key_file", CURLOPT_SSLKEY, cfg_.tls.keyFile.c_str());
+  if (cfg_.auth.strategy == AuthStrategy::Basic) {
+    set("httpauth", CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    set("auth.user", CURLOPT_USERNAME, cfg_.auth.user.c_str());
+    set("auth.password", CURLOPT_PASSWORD, cfg_.auth.password.c_str());
+  }
+  if (first != CURLE_OK) {
+    error = std::string("libcurl refuses option ") + failed + ": " + curl_easy_strerror(first);
+    return nullptr;
+  }
+  return c;
+}
+
+HttpSink::ConnectionPtr HttpSink::acquire(Deadline deadline, std::string& error) {
+  std::unique_lock lock(mutex_);
+  if (!available_.wait_until(lock, deadline, [&] { return !idle_.empty() || created_ < workers_; })) {
+    error = "no HTTP connection free before the deadline (" + std::to_string(workers_) + " in use)";
+    return nullptr;
+  }
+  if (!idle_.empty()) {
+    // The most recently used connection is the likeliest still open.
+    ConnectionPtr c = std::move(idle_.back());
+    idle_.pop_back();
+    return c;
+  }
+  ++created_;
+  lock.unlock();
+  ConnectionPtr c = open(error);
+  if (!c) {
+    lock.lock();
+    --created_;
+    available_.notify_one();
+  }
+  return c;
+}
+
+void HttpSink::release(ConnectionPtr c) {
+  {
+    std::lock_guard lock(mutex_);
+    idle_.push_back(std::move(c));
+  }
+  available_.notify_one();
+}
+
+SendResult HttpSink::send(const Batch& batch, Deadline deadline) {
+  if (batch.empty()) return SendResult::success();
+  std::string error;
+  ConnectionPtr c = acquire(deadline, error);
+  if (!c) {
+    stats_.retriable.fetch_add(1, std::memory_order_relaxed);
+    return SendResult::failure(circuit::Outcome::Retriable, std::move(error));
+  }
+  body_.build(batch, c->body);
+  const std::string* payload = &c->body;
+  if (cfg_.compression == Compression::Gzip) {
+    if (auto failed = gzip(c->body, c->compressed)) {
+      // zlib fails only for want of memory, which may come back.
+      release(std::move(c));
+      stats_.retriable.fetch_add(1, std::memory_order_relaxed);
+      return SendResult::failure(circuit::Outcome::Retriable, "gzip: " + *failed);
+    }
+    payload = &c->compressed;
+  }
+
+  CURLcode rc = curl_easy_setopt(c->easy, CURLOPT_URL, url_.c_str());
+  if (rc == CURLE_OK) rc = curl_easy_setopt(c->easy, CURLOPT_POST, 1L);
+  if (rc == CURLE_OK) {
+    rc = curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload->size()));
+  }
+  if (rc == CURLE_OK) rc = curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, payload->data());
+  if (rc == CURLE_OK) {
+    rc = curl_easy_setopt(c->easy, CURLOPT_CUSTOMREQUEST, cfg_.method == Method::Put ? "PUT" : nullptr);
+  }
+  SendResult result;
+  if (rc != CURLE_OK) {
+    result = SendResult::failure(classifyTransfer(rc), std::string("request setup: ") + curl_easy_strerror(rc));
+  } else {
+    stats_.bytesSent.fetch_add(payload->size(), std::memory_order_relaxed);
+    result = perform(*c, deadline, false, &batch);
+  }
+  release(std::move(c));
+  return result;
+}
+
+SendResult HttpSink::probe(Deadline deadline) {
+  std::string error;
+  ConnectionPtr c = acquire(deadline, error);
+  if (!c) {
+    stats_.retriable.fetch_add(1, std::memory_order_relaxed);
+    return SendResult::failure(circuit::Outcome::Retriable, std::move(error));
+  }
+  CURLcode rc = curl_easy_setopt(c->easy, CURLOPT_URL, healthUrl_.c_str());
+  if (rc == CURLE_OK) rc = curl_easy_setopt(c->easy, CURLOPT_CUSTOMREQUEST, nullptr);
+  if (rc == CURLE_OK) rc = curl_easy_setopt(c->easy, CURLOPT_HTTPGET, 1L);
+  SendResult result = rc == CURLE_OK ? perform(*c, deadline, true, nullptr)
+                                     : SendResult::failure(classifyTransfer(rc),
+                                                           std::string("request setup: ") + curl_easy_strerror(rc));
+  release(std::move(c));
+  return result;
+}
+
+SendResult HttpSink::perform(Connection& c, Deadline deadline, bool isProbe, const Batch* batch) {
+  const auto remaining =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  const auto limit = std::min(remaining, timeout_);
+  const auto count = [this](circuit::Outcome outcome) {
+    switch (outcome) {
+      case circuit::Outcome::Success:
+        break;
+      case circuit::Outcome::Retriable:
+        stats_.retriable.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case circuit::Outcome::Throttled:
+        stats_.throttled.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case circuit::Outcome::Permanent:
+        stats_.permanent.fetch_add(1, std::memory_order_relaxed);
+        break;
+    }
+  };
+  if (limit <= std::chrono::milliseconds(0)) {
+    count(circuit::Outcome::Retriable);
+    return SendResult::failure(circuit::Outcome::Retriable, "deadline passed before the request was sent");
+  }
+  CURLcode rc = curl_easy_setopt(c.easy, CURLOPT_TIMEOUT_MS, static_cast<long>(limit.count()));
+  if (rc == CURLE_OK) rc = curl_easy_setopt(c.easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(limit.count()));
+  if (rc != CURLE_OK) {
+    count(classifyTransfer(rc));
+    return SendResult::failure(classifyTransfer(rc), std::string("request setup: ") + curl_easy_strerror(rc));
+  }
+  c.response.clear();
+  c.retryAfter.clear();
+  c.error[0] = '\0';
+
+  stats_.requests.fetch_add(1, std::memory_order_relaxed);
+  stats_.inFlight.fetch_add(1, std::memory_order_relaxed);
+  rc = curl_easy_perform(c.easy);
+  stats_.inFlight.fetch_sub(1, std::memory_order_relaxed);
+  long connects = 0;
+  if (curl_easy_getinfo(c.easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0) {
+    stats_.connections.fetch_add(static_cast<std::uint64_t>(connects), std::memory_order_relaxed);
+  }
+  const char* method = isProbe ? "GET" : cfg_.method == Method::Put ? "PUT" : "POST";
+
+  if (rc != CURLE_OK) {
+    const circuit::Outcome outcome = classifyTransfer(rc);
+    count(outcome);
+    std::string error = std::string(method) + " failed: " + (c.error[0] != '\0' ? c.error : curl_easy_strerror(rc));
+    if (outcome == circuit::Outcome::Retriable) noteReachable(false, error);
+    return SendResult::failure(outcome, std::move(error));
+  }
+  noteReachable(true, {});
+
+  long status = 0;
+  rc = curl_easy_getinfo(c.easy, CURLINFO_RESPONSE_CODE, &status);
+  if (rc != CURLE_OK) {
+    count(circuit::Outcome::Retriable);
+    return SendResult::failure(circuit::Outcome::Retriable,
+                               std::string("reading the status: ") + curl_easy_strerror(rc));
+  }
+
+  circuit::Outcome outcome = classifyStatus(status);
+  if (isProbe && status == 405) outcome = circuit::Outcome::Success;  // the endpoint is there and wants a POST
+  if (outcome == circuit::Outcome::Success) {
+    if (batch == nullptr || cfg_.format != Format::EsBulk) return SendResult::success();
+    SendResult result = readBulkResponse(c.response, batch->size());
+    count(result.outcome);
+    stats_.itemFailures.fetch_add(result.failures.size(), std::memory_order_relaxed);
+    return result;
+  }
+
+  count(outcome);
+  SendResult result =
+      SendResult::failure(outcome, std::string(method) + " answered HTTP " + std::to_string(status) +
+                                       (c.response.empty() ? "" : ": " + c.response.substr(0, kQuoteBytes)));
+  result.tooLarge = status == 413;
+  if (!c.retryAfter.empty()) result.retryAfter = parseRetryAfter(c.retryAfter, std::chrono::system_clock::now());
+  return result;
+}
+
+void HttpSink::noteReachable(bool reachable, const std::string& error) {
+  if (reachable_.exchange(reachable, std::memory_order_relaxed) == reachable) return;
+  auto logger = log::component("http");
+  if (reachable) {
+    log::event(*logger, spdlog::level::info, "http_reachable", {{"sink", name_}});
+  } else {
+    log::event(*logger, spdlog::level::warn, "http_unreachable", {{"sink", name_}, {"error", error}});
+  }
+}
+
+void HttpSink::stop(Deadline) {
+  std::lock_guard lock(mutex_);
+  created_ -= static_cast<std::uint32_t>(idle_.size());
+  idle_.clear();
+}
+
+}  // namespace logcapture::sinks::http

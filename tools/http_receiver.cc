@@ -1,0 +1,312 @@
+// logcapture-http-receiver: an HTTP endpoint for tests and demos that counts the records it receives
+// and can be told to fail or stall.
+//
+//   logcapture-http-receiver --listen 127.0.0.1:PORT [--out FILE]
+//
+// Prints "listening on HOST:PORT" once bound (PORT 0 picks a free port). Any path takes POST and PUT;
+// gzip bodies are inflated. Records are counted by the body's shape: Loki push (path ending
+// /loki/api/v1/push) values, Elasticsearch bulk (path ending /_bulk) documents, a JSON array's elements
+// (Content-Type application/json), else ndjson lines. --out appends every accepted record, one per line.
+//
+// POST /_control {"status":503,"retry_after":2,"delay_ms":2000,"times":N,"fail_items":[1,{"index":3,"status":429}],
+//                 "item_status":500}
+//   sets the answer of the next N data requests (no "times": until the next control); {"status":200}
+//   restores. fail_items refuses those bulk items inside a 200 answer (item_status, default 500).
+// GET /_stats  {"requests","records","bytes","failed_requests","connections"}
+// GET /_last   the last data request's method, path, headers and content length.
+// A GET to any other path gets the configured failure status, or 405 (it wants POST).
+//
+// Threads: httplib's pool runs the handlers; mutex_ guards the answer, the counters and the out file.
+// SIGINT and SIGTERM are taken by a thread of their own (sigwait), which stops the server.
+
+#include <httplib.h>
+#include <pthread.h>
+#include <signal.h>
+#include <zlib.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+struct Answer {
+  int status = 200;
+  std::optional<int> retryAfter;
+  int delayMs = 0;
+  std::optional<std::uint64_t> times;  // requests left with this answer; none: until changed
+  std::map<std::size_t, int> failItems;
+};
+
+std::optional<std::string> gunzip(const std::string& in) {
+  z_stream z{};
+  if (inflateInit2(&z, 15 + 32) != Z_OK) return std::nullopt;
+  std::string out;
+  char buf[65536];
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof buf;
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - z.avail_out);
+  }
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END) return std::nullopt;
+  return out;
+}
+
+bool endsWith(const std::string& s, std::string_view suffix) { return std::string_view(s).ends_with(suffix); }
+
+std::vector<std::string> lines(const std::string& body) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < body.size()) {
+    auto end = body.find('\n', pos);
+    if (end == std::string::npos) end = body.size();
+    if (end > pos) out.push_back(body.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
+std::string asLine(const Json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
+
+class Receiver {
+ public:
+  explicit Receiver(std::FILE* out) : out_(out) {}
+
+  void control(const httplib::Request& req, httplib::Response& res) {
+    const Json j = Json::parse(req.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return reply(res, 400, R"({"error":"expected a JSON object"})");
+    Answer a;
+    a.status = j.value("status", 200);
+    if (j.contains("retry_after")) a.retryAfter = j["retry_after"].get<int>();
+    a.delayMs = j.value("delay_ms", 0);
+    if (j.contains("times")) a.times = j["times"].get<std::uint64_t>();
+    const int itemStatus = j.value("item_status", 500);
+    for (const auto& item : j.value("fail_items", Json::array())) {
+      if (item.is_number_integer()) a.failItems[item.get<std::size_t>()] = itemStatus;
+      if (item.is_object()) a.failItems[item.value("index", std::size_t{0})] = item.value("status", itemStatus);
+    }
+    std::lock_guard lock(mutex_);
+    answer_ = a;
+    reply(res, 200, R"({"ok":true})");
+  }
+
+  void stats(httplib::Response& res) {
+    std::lock_guard lock(mutex_);
+    Json j{{"requests", requests_},
+           {"records", records_},
+           {"bytes", bytes_},
+           {"failed_requests", failedRequests_},
+           {"connections", connections_.size()}};
+    reply(res, 200, j.dump());
+  }
+
+  void last(httplib::Response& res) {
+    std::lock_guard lock(mutex_);
+    reply(res, 200, last_.dump());
+  }
+
+  void get(const httplib::Request& req, httplib::Response& res) {
+    const Answer a = take(req);
+    if (a.status < 200 || a.status >= 300) return fail(res, a);
+    res.set_header("Allow", "POST, PUT");
+    reply(res, 405, R"({"error":"use POST or PUT"})");
+  }
+
+  void data(const httplib::Request& req, httplib::Response& res) {
+    const Answer a = take(req);
+    // Stalling is what this helper is for: it plays a slow destination.
+    if (a.delayMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(a.delayMs));
+    if (a.status < 200 || a.status >= 300) return fail(res, a);
+
+    std::string body = req.body;
+    // httplib inflates gzip bodies itself; a body still starting with the gzip magic was not.
+    if (req.get_header_value("Content-Encoding") == "gzip" && body.size() >= 2 && body[0] == '\x1f' &&
+        body[1] == '\x8b') {
+      auto inflated = gunzip(body);
+      if (!inflated) return reply(res, 400, R"({"error":"bad gzip body"})");
+      body = std::move(*inflated);
+    }
+
+    std::vector<std::string> records;
+    std::string answer = R"({"ok":true})";
+    if (endsWith(req.path, "/loki/api/v1/push")) {
+      const Json j = Json::parse(body, nullptr, false);
+      if (j.is_discarded() || !j.contains("streams")) return reply(res, 400, R"({"error":"not a Loki push"})");
+      for (const auto& stream : j["streams"]) {
+        for (const auto& value : stream.value("values", Json::array())) {
+          if (value.is_array() && value.size() == 2) records.push_back(asLine(value[1]));
+        }
+      }
+      res.status = 204;
+    } else if (endsWith(req.path, "/_bulk")) {
+      const auto all = lines(body);
+      Json items = Json::array();
+      bool errors = false;
+      // Lines alternate action and document; item i answers the pair starting at line 2i.
+      for (std::size_t i = 0; 2 * i < all.size(); ++i) {
+        const auto failed = a.failItems.find(i);
+        if (failed != a.failItems.end()) {
+          errors = true;
+          items.push_back({{"index",
+                            {{"status", failed->second},
+                             {"error", {{"type", "injected_failure"}, {"reason", "told to refuse item"}}}}}});
+        } else {
+          items.push_back({{"index", {{"status", 201}}}});
+          if (2 * i + 1 < all.size()) records.push_back(all[2 * i + 1]);
+        }
+      }
+      answer = Json{{"took", 0}, {"errors", errors}, {"items", items}}.dump();
+    } else if (req.get_header_value("Content-Type").starts_with("application/json")) {
+      const Json j = Json::parse(body, nullptr, false);
+      if (!j.is_array()) return reply(res, 400, R"({"error":"expected a JSON array"})");
+      for (const auto& element : j) records.push_back(asLine(element));
+    } else {
+      records = lines(body);
+    }
+
+    {
+      std::lock_guard lock(mutex_);
+      records_ += records.size();
+      bytes_ += req.has_header("Content-Length") ? std::stoull(req.get_header_value("Content-Length")) : body.size();
+      if (out_ != nullptr) {
+        for (const auto& r : records) {
+          std::fwrite(r.data(), 1, r.size(), out_);
+          std::fputc('\n', out_);
+        }
+        std::fflush(out_);
+      }
+    }
+    if (res.status == 204) return;
+    reply(res, 200, answer);
+  }
+
+ private:
+  // The answer for this request, counting it and remembering it as the last one.
+  Answer take(const httplib::Request& req) {
+    std::lock_guard lock(mutex_);
+    ++requests_;
+    if (connections_.size() < 100000) connections_.insert(req.remote_addr + ":" + std::to_string(req.remote_port));
+    Json headers = Json::object();
+    for (const auto& [name, value] : req.headers) headers[name] = value;
+    last_ = Json{{"method", req.method},
+                 {"path", req.path},
+                 {"headers", headers},
+                 {"content_length", req.get_header_value("Content-Length")}};
+    Answer a = answer_;
+    if (answer_.times && --*answer_.times == 0) answer_ = Answer{};
+    if (a.status < 200 || a.status >= 300) ++failedRequests_;
+    return a;
+  }
+
+  static void fail(httplib::Response& res, const Answer& a) {
+    if (a.retryAfter) res.set_header("Retry-After", std::to_string(*a.retryAfter));
+    reply(res, a.status, R"({"error":"told to fail"})");
+  }
+
+  static void reply(httplib::Response& res, int status, const std::string& body) {
+    res.status = status;
+    res.set_content(body, "application/json");
+  }
+
+  std::mutex mutex_;
+  std::FILE* out_;
+  Answer answer_;
+  std::uint64_t requests_ = 0;
+  std::uint64_t records_ = 0;
+  std::uint64_t bytes_ = 0;
+  std::uint64_t failedRequests_ = 0;
+  std::set<std::string> connections_;
+  Json last_ = Json::object();
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"HTTP endpoint that counts received log records, for tests and demos"};
+  std::string listen = "127.0.0.1:0";
+  std::string outPath;
+  app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free one");
+  app.add_option("--out", outPath, "append every received record to this file, one per line");
+  CLI11_PARSE(app, argc, argv);
+
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    std::cerr << "--listen expects HOST:PORT, found '" << listen << "'\n";
+    return 2;
+  }
+  const std::string host = listen.substr(0, colon);
+  int port = 0;
+  try {
+    port = std::stoi(listen.substr(colon + 1));
+  } catch (const std::exception&) {
+    std::cerr << "--listen expects a numeric port, found '" << listen.substr(colon + 1) << "'\n";
+    return 2;
+  }
+
+  std::FILE* out = nullptr;
+  if (!outPath.empty()) {
+    out = std::fopen(outPath.c_str(), "a");
+    if (out == nullptr) {
+      std::perror(outPath.c_str());
+      return 1;
+    }
+  }
+
+  // Every thread started from here on inherits the blocked signals; only the waiter takes them.
+  sigset_t stopSignals;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGINT);
+  sigaddset(&stopSignals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+
+  Receiver receiver(out);
+  httplib::Server server;
+  server.new_task_queue = [] { return new httplib::ThreadPool(32); };
+  server.set_keep_alive_max_count(1000000);
+  server.set_keep_alive_timeout(30);
+  server.Post("/_control", [&](const httplib::Request& req, httplib::Response& res) { receiver.control(req, res); });
+  server.Get("/_stats", [&](const httplib::Request&, httplib::Response& res) { receiver.stats(res); });
+  server.Get("/_last", [&](const httplib::Request&, httplib::Response& res) { receiver.last(res); });
+  server.Get(".*", [&](const httplib::Request& req, httplib::Response& res) { receiver.get(req, res); });
+  server.Post(".*", [&](const httplib::Request& req, httplib::Response& res) { receiver.data(req, res); });
+  server.Put(".*", [&](const httplib::Request& req, httplib::Response& res) { receiver.data(req, res); });
+
+  if (port == 0) {
+    port = server.bind_to_any_port(host);
+  } else if (!server.bind_to_port(host, port)) {
+    port = -1;
+  }
+  if (port < 0) {
+    std::cerr << "cannot listen on " << listen << "\n";
+    return 1;
+  }
+
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&stopSignals, &sig);
+    server.stop();
+  });
+  std::cout << "listening on " << host << ":" << port << std::endl;
+  const bool ok = server.listen_after_bind();
+  // Wake the waiter if the server stopped by itself.
+  kill(getpid(), SIGTERM);
+  waiter.join();
+  if (out != nullptr) std::fclose(out);
+  return ok ? 0 : 1;
+}
