@@ -1,6 +1,7 @@
 #include "sinks/registry.h"
 
 #include "sinks/console/console_sink.h"
+#include "sinks/kafka/kafka_sink.h"
 
 namespace logcapture::sinks {
 
@@ -9,6 +10,7 @@ std::variant<std::unique_ptr<Sink>, std::string> makeSink(const config::SinkConf
     case config::SinkType::Console:
       return std::make_unique<console::ConsoleSink>(cfg);
     case config::SinkType::Kafka:
+      return std::make_unique<kafka::KafkaSink>(cfg);
     case config::SinkType::Redis:
     case config::SinkType::Http:
       break;
