@@ -2,26 +2,35 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <stdexcept>
 
 extern char** environ;
 
 namespace logcapture::testing {
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv) {
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv,
+                           bool pipeStdin) {
   int out[2];
   int err[2];
+  int in[2] = {-1, -1};
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  if (pipeStdin && pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (pipeStdin) {
+    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  }
   // The child starts with the default signal mask, whatever the test runner blocks.
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -46,6 +55,10 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::vect
   close(err[1]);
   outFd_ = out[0];
   errFd_ = err[0];
+  if (pipeStdin) {
+    close(in[0]);
+    inFd_ = in[1];
+  }
   if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
 }
 
@@ -56,6 +69,7 @@ ChildProcess::~ChildProcess() {
   }
   if (outFd_ >= 0) close(outFd_);
   if (errFd_ >= 0) close(errFd_);
+  if (inFd_ >= 0) close(inFd_);
 }
 
 void ChildProcess::signal(int sig) const { kill(pid_, sig); }
@@ -83,6 +97,38 @@ bool ChildProcess::waitForStderr(const std::string& needle, std::chrono::millise
     pump(std::chrono::milliseconds(50));
   }
   return true;
+}
+
+bool ChildProcess::waitForStdout(const std::string& needle, std::chrono::milliseconds timeout, std::size_t from) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (result_.out.find(needle, from) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    pump(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+bool ChildProcess::writeStdin(std::string_view text) {
+  // A child that exited must fail the write, not kill the test runner with SIGPIPE.
+  sigset_t pipeSignal;
+  sigset_t old;
+  sigemptyset(&pipeSignal);
+  sigaddset(&pipeSignal, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipeSignal, &old);
+  bool ok = true;
+  while (ok && !text.empty()) {
+    const ssize_t n = write(inFd_, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const timespec none{};
+      if (errno == EPIPE) sigtimedwait(&pipeSignal, nullptr, &none);
+      ok = false;
+      break;
+    }
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return ok;
 }
 
 ProcessResult ChildProcess::wait(std::chrono::milliseconds timeout) {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace logcapture::testing {
@@ -17,9 +18,11 @@ struct ProcessResult {
 };
 
 // A child with its stdout and stderr captured; killed (SIGKILL) if still running at destruction.
+// Its stdin is /dev/null, or with `pipeStdin` a pipe the test writes to (a helper reading commands).
 class ChildProcess {
  public:
-  ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv = {});
+  ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv = {},
+               bool pipeStdin = false);
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
@@ -28,6 +31,12 @@ class ChildProcess {
   void signal(int sig) const;
   // Reads output until `needle` appears in stderr or the timeout passes; true if it appeared.
   bool waitForStderr(const std::string& needle, std::chrono::milliseconds timeout);
+  // The same for stdout, looking from byte `from` on.
+  bool waitForStdout(const std::string& needle, std::chrono::milliseconds timeout, std::size_t from = 0);
+  // What the child wrote to stdout so far.
+  const std::string& out() const { return result_.out; }
+  // Writes to the child's stdin (pipeStdin only); false if it cannot take it all.
+  bool writeStdin(std::string_view text);
   // Waits for the exit, reading output; kills the child when the timeout passes (exitCode -1).
   ProcessResult wait(std::chrono::milliseconds timeout);
 
@@ -37,6 +46,7 @@ class ChildProcess {
   pid_t pid_ = -1;
   int outFd_ = -1;
   int errFd_ = -1;
+  int inFd_ = -1;
   ProcessResult result_;
   bool exited_ = false;
 };
