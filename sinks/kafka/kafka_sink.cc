@@ -1,7 +1,5 @@
 #include "sinks/kafka/kafka_sink.h"
 
-#include <syslog.h>
-
 #include <algorithm>
 #include <condition_variable>
 #include <vector>
@@ -117,14 +115,13 @@ struct Callbacks {
     delivery->release();
   }
 
-  static void onError(rd_kafka_t* rk, int code, const char* reason, void* opaque) {
+  static void onError(rd_kafka_t*, int code, const char* reason, void* opaque) {
     auto& producer = *static_cast<KafkaSink::Producer*>(opaque);
     KafkaSink& sink = *producer.sink;
     const auto err = static_cast<rd_kafka_resp_err_t>(code);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
       // The poll thread replaces the producer and logs it once, with the underlying error.
       producer.fatal.store(true);
-      (void)rk;
       return;
     }
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
@@ -139,13 +136,12 @@ struct Callbacks {
     sink.log_->debug("librdkafka: {}: {}", rd_kafka_err2name(err), reason);
   }
 
-  static void onLog(const rd_kafka_t* rk, int level, const char* facility, const char* text) {
+  static void onLog(const rd_kafka_t* rk, int, const char* facility, const char* text) {
     auto* producer = static_cast<KafkaSink::Producer*>(rd_kafka_opaque(rk));
     if (producer == nullptr) return;
-    // librdkafka reports connection failures as errors and repeats them per broker; error_cb already
-    // raises what matters once, so its own log stays at debug.
-    producer->sink->log_->log(level <= LOG_CRIT ? spdlog::level::err : spdlog::level::debug, "librdkafka {}: {}",
-                              facility, text);
+    // librdkafka logs connection failures as errors, per broker and per attempt; error_cb raises
+    // what matters once (brokers down, fatal errors), so its own lines stay at debug.
+    producer->sink->log_->debug("librdkafka {}: {}", facility, text);
   }
 
   static void noteDelivered(KafkaSink& sink) {
@@ -272,8 +268,8 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
   // Messages are copied into librdkafka (RD_KAFKA_MSG_F_COPY): a send returning at its deadline
   // leaves its undelivered messages there, and the batch they would point into is gone by then.
   // Purging them instead is no option: rd_kafka_purge acts on the whole producer, every worker's
-  // messages with it, and in-flight ones cannot be purged without breaking idempotence's sequence.
-  // The copy is one memcpy into the allocation librdkafka makes per message anyway.
+  // messages with it, and messages already in flight may be written anyway, so purging those gains
+  // nothing. The copy is one memcpy into the allocation librdkafka makes per message anyway.
   auto* delivery = new Delivery(batch.size());
   std::string topic;
   std::string key;
@@ -298,7 +294,9 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
       }
     }
     const std::string_view value = batch.encodedRecord(next);
+    // Counted before the call: the report may come on another thread before producev returns.
     delivery->refs.fetch_add(1, std::memory_order_relaxed);
+    stats_.inFlight.fetch_add(1, std::memory_order_relaxed);
     while (true) {
       const rd_kafka_resp_err_t err =
           rd_kafka_producev(producer->rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -307,7 +305,6 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
                             RD_KAFKA_V_OPAQUE(&delivery->slots[next]), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         stats_.produced.fetch_add(1, std::memory_order_relaxed);
-        stats_.inFlight.fetch_add(1, std::memory_order_relaxed);
         break;
       }
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && Clock::now() < deadline) {
@@ -316,6 +313,7 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
         continue;
       }
       delivery->refs.fetch_sub(1, std::memory_order_relaxed);  // the send's own reference remains
+      stats_.inFlight.fetch_sub(1, std::memory_order_relaxed);
       const circuit::Outcome outcome = classify(err);
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         stopReason = "librdkafka's queue stayed full until the deadline";
