@@ -22,8 +22,8 @@
 //   delivered: at-least-once, a resend may duplicate them.
 
 #include <librdkafka/rdkafka.h>
-
 #include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -49,7 +49,7 @@ struct KafkaStats {
   std::atomic<std::uint64_t> brokersDownEvents{0};  // librdkafka said every broker is down
 };
 
-// How a librdkafka error code classifies for a record.
+// How a librdkafka error code classifies for a record (the rules are beside the definition).
 circuit::Outcome classify(rd_kafka_resp_err_t err);
 
 class KafkaSink final : public Sink {
