@@ -73,7 +73,7 @@ ChildProcess::~ChildProcess() {
   if (inFd_ >= 0) close(inFd_);
 }
 
-bool ChildProcess::writeStdin(const std::string& text) {
+bool ChildProcess::writeStdin(std::string_view text) {
   std::size_t done = 0;
   while (inFd_ >= 0 && done < text.size()) {
     const ssize_t n = write(inFd_, text.data() + done, text.size() - done);
@@ -120,9 +120,9 @@ bool ChildProcess::waitForStderr(const std::string& needle, std::chrono::millise
   return true;
 }
 
-bool ChildProcess::waitForStdout(const std::string& needle, std::chrono::milliseconds timeout) {
+bool ChildProcess::waitForStdout(const std::string& needle, std::chrono::milliseconds timeout, std::size_t from) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (result_.out.find(needle) == std::string::npos) {
+  while (result_.out.find(needle, from) == std::string::npos) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     pump(std::chrono::milliseconds(50));
   }

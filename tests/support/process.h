@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace logcapture::testing {
@@ -30,13 +31,13 @@ class ChildProcess {
   void signal(int sig) const;
   // Reads output until `needle` appears in stderr or the timeout passes; true if it appeared.
   bool waitForStderr(const std::string& needle, std::chrono::milliseconds timeout);
-  // The same for stdout.
-  bool waitForStdout(const std::string& needle, std::chrono::milliseconds timeout);
+  // The same for stdout, looking from byte `from` on.
+  bool waitForStdout(const std::string& needle, std::chrono::milliseconds timeout, std::size_t from = 0);
   // Output so far (pump first with one of the waits).
   const std::string& out() const { return result_.out; }
   const std::string& err() const { return result_.err; }
   // Writes to the child's stdin (pipeStdin only); false when the child closed it.
-  bool writeStdin(const std::string& text);
+  bool writeStdin(std::string_view text);
   // Sends end-of-file to the child's stdin.
   void closeStdin();
   // Waits for the exit, reading output; kills the child when the timeout passes (exitCode -1).

@@ -1,0 +1,93 @@
+#pragma once
+
+// The Kafka sink: one librdkafka producer per sink; a batch succeeds record by record, on the
+// delivery reports, never on a successful produce call.
+//
+// NOTE on threads:
+// - start() and stop() run on the pipeline's thread; send() and probe() on the runner's workers, at
+//   once. They share one producer (rd_kafka_t is thread-safe), reached through producer_, a shared_ptr
+//   that mutex_ guards: a send copies it once and keeps that producer for the whole batch.
+// - The poll thread (started by start(), joined by stop()) serves the producer's callbacks: delivery
+//   reports complete the sends waiting for them; a fatal error makes the poll thread replace the
+//   producer. Workers waiting for room in librdkafka's queue poll too, so reports may also arrive on
+//   them; a delivery report touches only the waiting send's own state, under that send's mutex.
+// - stats_ are relaxed atomics, written from any of these threads.
+//
+// What a caller may rely on:
+// - send() returns by its deadline plus the time of one rd_kafka_producev call. Success means every
+//   record's delivery report said delivered (with acks=all under idempotence, the default).
+// - Records failing for themselves (too large, unknown or forbidden topic, a template field missing)
+//   come back as Permanent failures of those records alone; everything else is Retriable.
+// - Records not reported by the deadline stay in librdkafka (they were copied) and may still be
+//   delivered: at-least-once, a resend may duplicate them.
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <variant>
+
+#include "config/config.h"
+#include "sinks/record_template.h"
+#include "sinks/sink.h"
+
+namespace logcapture::sinks::kafka {
+
+struct KafkaStats {
+  std::atomic<std::uint64_t> requests{0};           // send() calls
+  std::atomic<std::uint64_t> produced{0};           // messages handed to librdkafka
+  std::atomic<std::uint64_t> delivered{0};          // delivery reports that said delivered
+  std::atomic<std::uint64_t> errors{0};             // records failed, at produce time or in their report
+  std::atomic<std::uint64_t> rebuilds{0};           // producers replaced after a fatal error
+  std::atomic<std::int64_t> inFlight{0};            // handed to librdkafka, not yet reported
+  std::atomic<std::uint64_t> brokersDownEvents{0};  // librdkafka said every broker is down
+};
+
+// How a librdkafka error code classifies for a record (the rules are beside the definition).
+circuit::Outcome classify(rd_kafka_resp_err_t err);
+
+class KafkaSink final : public Sink {
+ public:
+  explicit KafkaSink(const config::SinkConfig& cfg);
+  ~KafkaSink() override;
+  KafkaSink(const KafkaSink&) = delete;
+  KafkaSink& operator=(const KafkaSink&) = delete;
+
+  std::optional<std::string> start() override;
+  SendResult send(const Batch& batch, Deadline deadline) override;
+  SendResult probe(Deadline deadline) override;
+  void stop(Deadline deadline) override;
+
+  const KafkaStats& stats() const { return stats_; }
+
+  struct Producer;  // one rd_kafka_t and what its callbacks need
+
+ private:
+  friend struct Callbacks;
+
+  std::shared_ptr<Producer> current() const;
+  std::variant<std::shared_ptr<Producer>, std::string> makeProducer();
+  void pollLoop();
+  void replaceProducer();
+
+  const config::SinkConfig cfg_;
+  const RecordTemplate topic_;
+  const RecordTemplate key_;
+  std::shared_ptr<spdlog::logger> log_;
+
+  mutable std::mutex mutex_;
+  std::shared_ptr<Producer> producer_;  // guarded by mutex_
+
+  std::atomic<bool> brokersDown_{false};  // librdkafka said so and no record was delivered since
+  std::atomic<bool> stopping_{false};
+  std::thread poller_;
+  KafkaStats stats_;
+};
+
+}  // namespace logcapture::sinks::kafka

@@ -1,0 +1,269 @@
+// The Kafka sink against a real Kafka protocol endpoint: librdkafka's mock cluster, run by the
+// logcapture-kafka-broker helper, which also injects broker-down and produce errors.
+
+#include "sinks/kafka/kafka_sink.h"
+
+#include <doctest/doctest.h>
+
+#include <deque>
+#include <map>
+
+#include "sinks/encoding.h"
+#include "tests/support/fixtures.h"
+#include "tests/support/kafka_broker.h"
+
+namespace {
+
+using namespace logcapture;
+using namespace std::chrono_literals;
+using circuit::Outcome;
+using sinks::Batch;
+using sinks::kafka::KafkaSink;
+using testing::KafkaBroker;
+using Clock = std::chrono::steady_clock;
+
+config::SinkConfig sinkConfig(const KafkaBroker& broker, std::string topic, std::string key = "",
+                              std::map<std::string, std::string> properties = {}) {
+  config::SinkConfig c;
+  c.name = "events";
+  c.type = config::SinkType::Kafka;
+  c.encoding = config::Encoding::Raw;
+  c.timeout = 5s;
+  sinks::kafka::KafkaConfig k;
+  k.brokers = broker.brokerList();
+  k.topic = std::move(topic);
+  k.key = std::move(key);
+  k.properties = std::move(properties);
+  c.settings = std::move(k);
+  return c;
+}
+
+// Records and the batch pointing at them; the records live as long as this does.
+class Records {
+ public:
+  std::shared_ptr<const agent::Source> source(std::map<std::string, std::string> fields = {}) {
+    auto s = std::make_shared<agent::Source>();
+    s->input = "app";
+    s->fields = std::make_shared<const std::map<std::string, std::string>>(std::move(fields));
+    return s;
+  }
+  void add(std::string message, std::shared_ptr<const agent::Source> from = nullptr) {
+    agent::Record r;
+    r.time = std::chrono::system_clock::now();
+    r.message = std::move(message);
+    r.source = from ? std::move(from) : source();
+    records_.push_back(std::move(r));
+    sinks::appendRecord(batch_.encoded, records_.back(), config::Encoding::Raw);
+    batch_.seal(&records_.back());
+  }
+  void addMany(std::size_t n, const std::string& prefix = "line ") {
+    for (std::size_t i = 0; i < n; ++i) add(prefix + std::to_string(i));
+  }
+  const Batch& batch() const { return batch_; }
+
+ private:
+  std::deque<agent::Record> records_;  // stable addresses as records are added
+  Batch batch_;
+};
+
+// A started sink, stopped at the end of the scope.
+struct RunningSink {
+  explicit RunningSink(const config::SinkConfig& cfg) : sink(cfg) { REQUIRE_FALSE(sink.start().has_value()); }
+  ~RunningSink() { sink.stop(Clock::now() + 5s); }
+  sinks::SendResult send(const Batch& b, std::chrono::milliseconds within = 10s) {
+    return sink.send(b, Clock::now() + within);
+  }
+  KafkaSink sink;
+};
+
+}  // namespace
+
+TEST_CASE("kafka sink delivers every record in order to a single-partition topic") {
+  KafkaBroker broker({.topics = {"logs:1"}});
+  RunningSink s(sinkConfig(broker, "logs"));
+  Records r;
+  r.addMany(200);
+  const auto result = s.send(r.batch());
+  CHECK(result.outcome == Outcome::Success);
+  CHECK(result.failures.empty());
+  const auto messages = broker.read("logs", 200);
+  REQUIRE(messages.size() == 200);
+  for (std::size_t i = 0; i < messages.size(); ++i) CHECK(messages[i].value == "line " + std::to_string(i));
+  CHECK(s.sink.stats().delivered == 200);
+  CHECK(s.sink.stats().inFlight == 0);
+}
+
+TEST_CASE("kafka sink routes records to the topic and key rendered from their fields") {
+  KafkaBroker broker({.topics = {"logs-web:1", "logs-db:1"}});
+  RunningSink s(sinkConfig(broker, "logs-{{service}}", "{{host}}"));
+  Records r;
+  const auto web = r.source({{"service", "web"}, {"host", "h1"}});
+  const auto db = r.source({{"service", "db"}, {"host", "h2"}});
+  r.add("w1", web);
+  r.add("d1", db);
+  r.add("w2", web);
+  CHECK(s.send(r.batch()).outcome == Outcome::Success);
+  const auto webMessages = broker.read("logs-web", 2);
+  const auto dbMessages = broker.read("logs-db", 1);
+  REQUIRE(webMessages.size() == 2);
+  REQUIRE(dbMessages.size() == 1);
+  CHECK(webMessages[0].value == "w1");
+  CHECK(webMessages[1].value == "w2");
+  CHECK(webMessages[0].key == "h1");
+  CHECK(dbMessages[0].value == "d1");
+  CHECK(dbMessages[0].key == "h2");
+}
+
+TEST_CASE("a record without the topic template's field fails alone as permanent") {
+  KafkaBroker broker({.topics = {"logs-web:1"}});
+  RunningSink s(sinkConfig(broker, "logs-{{service}}"));
+  Records r;
+  r.add("routed", r.source({{"service", "web"}}));
+  r.add("unrouted");
+  const auto result = s.send(r.batch());
+  CHECK(result.outcome == Outcome::Success);
+  REQUIRE(result.failures.size() == 1);
+  CHECK(result.failures[0].index == 1);
+  CHECK(result.failures[0].outcome == Outcome::Permanent);
+  CHECK(result.failures[0].error == "topic template field service missing");
+  CHECK(broker.messageCount("logs-web") == 1);
+}
+
+TEST_CASE("a record over message.max.bytes fails alone as permanent and the others are delivered") {
+  KafkaBroker broker({.topics = {"logs:1"}});
+  RunningSink s(sinkConfig(broker, "logs", "", {{"message.max.bytes", "2000"}}));
+  Records r;
+  r.add("small 1");
+  r.add(std::string(5000, 'x'));
+  r.add("small 2");
+  const auto result = s.send(r.batch());
+  CHECK(result.outcome == Outcome::Success);
+  REQUIRE(result.failures.size() == 1);
+  CHECK(result.failures[0].index == 1);
+  CHECK(result.failures[0].outcome == Outcome::Permanent);
+  CHECK(result.failures[0].error.find("MSG_SIZE_TOO_LARGE") != std::string::npos);
+  const auto messages = broker.read("logs", 2);
+  REQUIRE(messages.size() == 2);
+  CHECK(messages[0].value == "small 1");
+  CHECK(messages[1].value == "small 2");
+}
+
+TEST_CASE("kafka sink is retriable by the deadline while the broker is down and delivers once it is up") {
+  KafkaBroker broker({.topics = {"logs:1"}});
+  RunningSink s(sinkConfig(broker, "logs"));
+  Records warmup;
+  warmup.add("before");
+  REQUIRE(s.send(warmup.batch()).outcome == Outcome::Success);
+
+  REQUIRE(broker.command("down 1") == "ok");
+  Records during;
+  during.addMany(10, "during ");
+  const auto started = Clock::now();
+  const auto down = s.send(during.batch(), 1s);
+  CHECK(down.outcome == Outcome::Retriable);
+  CHECK_FALSE(down.error.empty());
+  CHECK(Clock::now() - started < 2s);
+
+  REQUIRE(broker.command("up 1") == "ok");
+  Records after;
+  after.addMany(10, "after ");
+  CHECK(s.send(after.batch()).outcome == Outcome::Success);
+}
+
+TEST_CASE("a produce error librdkafka retries itself ends in success") {
+  KafkaBroker broker({.topics = {"logs:1"}});
+  RunningSink s(sinkConfig(broker, "logs"));
+  REQUIRE(broker.command("error produce NOT_LEADER_FOR_PARTITION 3") == "ok");
+  Records r;
+  r.addMany(5);
+  CHECK(s.send(r.batch()).outcome == Outcome::Success);
+  CHECK(broker.read("logs", 5).size() == 5);
+}
+
+// librdkafka keeps the refused topic in error until its next metadata refresh, so the sink going on
+// is shown with a record for another topic.
+TEST_CASE("a topic authorization error from the broker is permanent for its records and other topics go on") {
+  KafkaBroker broker({.topics = {"logs:1", "audit:1"}});
+  RunningSink s(sinkConfig(broker, "{{topic}}"));
+  REQUIRE(broker.command("error produce TOPIC_AUTHORIZATION_FAILED 1") == "ok");
+  Records refused;
+  refused.add("refused", refused.source({{"topic", "logs"}}));
+  const auto result = s.send(refused.batch());
+  CHECK(result.outcome == Outcome::Permanent);
+  CHECK(result.error.find("TOPIC_AUTHORIZATION_FAILED") != std::string::npos);
+
+  Records next;
+  next.add("accepted", next.source({{"topic", "audit"}}));
+  const auto accepted = s.send(next.batch());
+  CHECK_MESSAGE(accepted.outcome == Outcome::Success, accepted.error);
+  const auto messages = broker.read("audit", 1);
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].value == "accepted");
+  CHECK(broker.messageCount("logs") == 0);
+}
+
+TEST_CASE("a message-too-large answer from the broker is permanent for the record") {
+  KafkaBroker broker({.topics = {"logs:1"}});
+  RunningSink s(sinkConfig(broker, "logs"));
+  REQUIRE(broker.command("error produce MSG_SIZE_TOO_LARGE 1") == "ok");
+  Records refused;
+  refused.add("refused");
+  const auto result = s.send(refused.batch());
+  CHECK(result.outcome == Outcome::Permanent);
+  CHECK(result.error.find("MSG_SIZE_TOO_LARGE") != std::string::npos);
+}
+
+TEST_CASE("kafka sink replaces a producer that failed fatally and sends again") {
+  KafkaBroker broker({.topics = {"logs:1"}});
+  // With the gapless guarantee a refused produce request is a fatal error of the idempotent producer.
+  RunningSink s(sinkConfig(broker, "logs", "", {{"enable.gapless.guarantee", "true"}}));
+  REQUIRE(broker.command("error produce TOPIC_AUTHORIZATION_FAILED 1") == "ok");
+  Records refused;
+  refused.add("refused");
+  CHECK(s.send(refused.batch()).outcome != Outcome::Success);
+  CHECK(testing::waitUntil([&] { return s.sink.stats().rebuilds == 1; }));
+
+  Records next;
+  next.add("accepted");
+  CHECK(s.send(next.batch()).outcome == Outcome::Success);
+  CHECK(broker.messageCount("logs") == 1);
+}
+
+TEST_CASE("stop flushes what librdkafka still holds") {
+  KafkaBroker broker({.topics = {"logs:1"}});
+  // A long linger keeps the messages in librdkafka past the send's short deadline.
+  KafkaSink sink(sinkConfig(broker, "logs", "", {{"linger.ms", "1000"}}));
+  REQUIRE_FALSE(sink.start().has_value());
+  Records r;
+  r.addMany(50);
+  CHECK(sink.send(r.batch(), Clock::now() + 100ms).outcome == Outcome::Retriable);
+  CHECK(sink.stats().inFlight == 50);
+  sink.stop(Clock::now() + 5s);
+  CHECK(sink.stats().inFlight == 0);
+  CHECK(broker.messageCount("logs") == 50);
+}
+
+TEST_CASE("kafka sink delivers a batch of 10,000 records") {
+  KafkaBroker broker({.topics = {"logs:1"}});
+  // The default batch of 1000 records and 2 workers leave room for 4000 messages in librdkafka, so
+  // the send also waits for room.
+  RunningSink s(sinkConfig(broker, "logs"));
+  Records r;
+  r.addMany(10000);
+  const auto started = Clock::now();
+  const auto result = s.send(r.batch(), 30s);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+  MESSAGE("10,000 records delivered in " << took.count() << " ms");
+  CHECK(result.outcome == Outcome::Success);
+  CHECK(result.failures.empty());
+  CHECK(broker.messageCount("logs") == 10000);
+}
+
+TEST_CASE("kafka probe succeeds while the cluster answers and is retriable while it is down") {
+  KafkaBroker broker({.topics = {"logs:1"}});
+  RunningSink s(sinkConfig(broker, "logs"));
+  CHECK(s.sink.probe(Clock::now() + 5s).outcome == Outcome::Success);
+  REQUIRE(broker.command("down 1") == "ok");
+  const auto down = s.sink.probe(Clock::now() + 500ms);
+  CHECK(down.outcome == Outcome::Retriable);
+}
