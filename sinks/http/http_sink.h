@@ -1,6 +1,8 @@
 #pragma once
 
 // The HTTP sink: each batch is one request (POST or PUT) in the configured format, through libcurl.
+// With format loki, a url without a path gets Loki's /loki/api/v1/push. probe() GETs health_url (else
+// url); a 2xx or a 405 (the endpoint is there and wants a POST) is Success.
 //
 // NOTE on threads:
 // - start() and stop() run on the pipeline's thread, before the first and after the last send().
