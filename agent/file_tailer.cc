@@ -159,7 +159,7 @@ void FileTailer::open(const std::string& path, bool startup) {
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   std::uint64_t offset = 0;
-  if (auto entry = checkpoints_.find(fd, st.st_dev, st.st_ino)) {
+  if (auto entry = checkpoints_.find(cfg_.name, fd, st.st_dev, st.st_ino)) {
     offset = entry->offset <= size ? entry->offset : 0;  // shorter than the checkpoint: truncated while we were down
   } else if (startup && cfg_.startAt == config::StartAt::End) {
     offset = size;
@@ -345,7 +345,7 @@ void FileTailer::run() {
     if (now >= nextSave) {
       // Open files are present even when idle; entries of files gone past the retention are dropped.
       const auto wall = std::chrono::system_clock::now();
-      for (const auto& [key, f] : files_) checkpoints_.touch(key.first, key.second, wall);
+      for (const auto& [key, f] : files_) checkpoints_.touch(cfg_.name, key.first, key.second, wall);
       checkpoints_.expire(wall);
       checkpoints_.save();
       nextSave = now + timings_.checkpointSave;

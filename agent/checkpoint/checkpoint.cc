@@ -269,7 +269,7 @@ LoadStatus CheckpointStore::load() {
   auto setEntries = [&](const std::vector<Entry>& loaded) {
     std::lock_guard lock(mutex_);
     entries_.clear();
-    for (const auto& e : loaded) entries_[Key{e.id.device, e.id.inode}] = Slot{e, e.lastSeen};
+    for (const auto& e : loaded) entries_[Key{e.id.device, e.id.inode, e.input}] = Slot{e, e.lastSeen};
     savedGeneration_ = generation_;  // memory and disk agree now (a corrupt file was moved aside)
   };
   auto corrupt = [&](const std::string& reason, bool isDirectory) {
@@ -318,8 +318,9 @@ LoadStatus CheckpointStore::load() {
   if (auto error = parse(text, loaded)) return corrupt(*error, false);
   std::map<Key, int> seen;
   for (const auto& e : loaded) {
-    if (++seen[Key{e.id.device, e.id.inode}] > 1) {
-      return corrupt("two entries for device " + std::to_string(e.id.device) + " inode " + std::to_string(e.id.inode),
+    if (++seen[Key{e.id.device, e.id.inode, e.input}] > 1) {
+      return corrupt("two entries of input " + e.input + " for device " + std::to_string(e.id.device) + " inode " +
+                         std::to_string(e.id.inode),
                      false);
     }
   }
@@ -359,11 +360,13 @@ void CheckpointStore::moveAside(const std::string& reason, bool isDirectory) {
                                      : "starting without checkpoints; the next save replaces the file"}});
 }
 
-std::optional<Entry> CheckpointStore::find(int fd, std::uint64_t device, std::uint64_t inode) {
+std::optional<Entry> CheckpointStore::find(const std::string& input, int fd, std::uint64_t device,
+                                           std::uint64_t inode) {
+  const Key key{device, inode, input};
   std::optional<Entry> entry;
   {
     std::lock_guard lock(mutex_);
-    const auto it = entries_.find(Key{device, inode});
+    const auto it = entries_.find(key);
     if (it == entries_.end()) return std::nullopt;
     entry = it->second.entry;
   }
@@ -377,17 +380,20 @@ std::optional<Entry> CheckpointStore::find(int fd, std::uint64_t device, std::ui
     case Match::Reused:
       break;
   }
+  // Only this input's entry goes: another input's entry for the inode holds its own fingerprint and is
+  // judged when that input opens the file.
   {
     std::lock_guard lock(mutex_);
-    const auto it = entries_.find(Key{device, inode});
+    const auto it = entries_.find(key);
     // Unless an update() for the new file replaced it meanwhile.
     if (it != entries_.end() && it->second.entry.id == entry->id) {
       entries_.erase(it);
       ++generation_;
     }
   }
-  log::event(*log::component("checkpoint"), spdlog::level::info, "checkpoint_inode_reused",
-             {{"path", entry->path}, {"device", device}, {"inode", inode}, {"offset", entry->offset}});
+  log::event(
+      *log::component("checkpoint"), spdlog::level::info, "checkpoint_inode_reused",
+      {{"input", input}, {"path", entry->path}, {"device", device}, {"inode", inode}, {"offset", entry->offset}});
   return std::nullopt;
 }
 
@@ -403,10 +409,10 @@ void CheckpointStore::markChanged(Slot& s) {
 void CheckpointStore::update(const std::string& input, const FileId& id, const std::string& path, std::uint64_t offset,
                              SystemClock::time_point now) {
   std::lock_guard lock(mutex_);
-  const auto [it, inserted] = entries_.try_emplace(Key{id.device, id.inode});
+  const auto [it, inserted] = entries_.try_emplace(Key{id.device, id.inode, input});
   Slot& s = it->second;
   Entry& e = s.entry;
-  const bool changed = inserted || e.id != id || e.path != path || e.offset != offset || e.input != input;
+  const bool changed = inserted || e.id != id || e.path != path || e.offset != offset;
   e.id = id;
   e.path = path;
   e.offset = offset;
@@ -416,17 +422,18 @@ void CheckpointStore::update(const std::string& input, const FileId& id, const s
   if (changed || (seenLater && lastSeenDirty(s, now))) markChanged(s);
 }
 
-void CheckpointStore::touch(std::uint64_t device, std::uint64_t inode, SystemClock::time_point now) {
+void CheckpointStore::touch(const std::string& input, std::uint64_t device, std::uint64_t inode,
+                            SystemClock::time_point now) {
   std::lock_guard lock(mutex_);
-  const auto it = entries_.find(Key{device, inode});
+  const auto it = entries_.find(Key{device, inode, input});
   if (it == entries_.end() || now <= it->second.entry.lastSeen) return;
   it->second.entry.lastSeen = now;
   if (lastSeenDirty(it->second, now)) markChanged(it->second);
 }
 
-void CheckpointStore::remove(std::uint64_t device, std::uint64_t inode) {
+void CheckpointStore::remove(const std::string& input, std::uint64_t device, std::uint64_t inode) {
   std::lock_guard lock(mutex_);
-  if (entries_.erase(Key{device, inode}) > 0) ++generation_;
+  if (entries_.erase(Key{device, inode, input}) > 0) ++generation_;
 }
 
 bool CheckpointStore::save() {

@@ -1,11 +1,11 @@
 #pragma once
 
-// Checkpoints: for each tailed file, the offset before which every record is finished with, kept in
-// agent.state_dir/checkpoints.json so that a restart neither loses nor repeats lines.
+// Checkpoints: for each file input and each file it tails, the offset before which every record is
+// finished with, kept in agent.state_dir/checkpoints.json so that a restart neither loses nor repeats lines.
 //
-// NOTE on threads: every method is safe from any thread. The tailer's thread calls load(), find()
-// and update() when it opens a file; sink threads call update() as acks finish records; a timer
-// (the tailer's loop) calls save() and expire().
+// NOTE on threads: every method is safe from any thread. The pipeline calls load() before the inputs
+// start; each file input's thread calls find(), update() and touch() for its own entries; sink threads
+// call update() as acks finish records; every file input's loop calls save() and expire().
 //   - mutex_ guards entries_, generation_ and savedGeneration_; it is never held across I/O, so an
 //     fsync in save() does not stall the sink threads' update() calls.
 //   - saveMutex_ serialises the file operations (load(), save()). Lock order: saveMutex_, then mutex_.
@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <compare>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -49,20 +50,24 @@ std::optional<FileId> identify(int fd);
 // False on an I/O error too.
 bool sameFile(int fd, const FileId& stored);
 
+// What one input has finished with in one file.
 struct Entry {
   FileId id;
   std::string path;
   std::uint64_t offset = 0;  // everything before it is finished with
   std::chrono::system_clock::time_point lastSeen;
-  std::string input;
+  std::string input;  // the input's name; with id.device and id.inode, what identifies the entry
 
   bool operator==(const Entry&) const = default;
 };
 
 enum class LoadStatus { Loaded, Missing, Corrupt };
 
-// One store per agent, shared by the file inputs. Entries are keyed by device+inode, not by input:
-// two inputs tailing the same file would share (and overwrite) one entry.
+// One store per agent, shared by the file inputs. An entry is keyed by input, device and inode: two
+// inputs whose globs overlap each have their own entry for a file they both tail, so each resumes at
+// its own offset, and nothing one input does to its entry (update, touch, remove, a reused inode
+// found by find()) changes another input's entry. An input renamed in the config owns no entries
+// under its new name: its files are read as never seen (start_at), and the old name's entries expire.
 class CheckpointStore {
  public:
   static constexpr const char* kFileName = "checkpoints.json";
@@ -82,27 +87,34 @@ class CheckpointStore {
   // One invalid entry makes the whole file corrupt rather than being skipped: only this class writes
   // the file, atomically, so an invalid entry means it was damaged or written by something else, and
   // the rest of it is not to be trusted either. Unknown keys are ignored, so a later version can add
-  // optional fields without changing `version`.
+  // optional fields without changing `version`. Several entries may share a device+inode when their
+  // inputs differ; two entries of one input for one device+inode make the file corrupt.
   LoadStatus load();
 
-  // The entry of an open file: same device+inode and sameFile(fd, entry.id). An entry whose inode was
-  // reused by another file (fingerprint mismatch) is removed and nullopt returned. An I/O error
-  // returns nullopt and keeps the entry.
-  std::optional<Entry> find(int fd, std::uint64_t device, std::uint64_t inode);
+  // `input`'s entry for an open file: same device+inode and sameFile(fd, entry.id). Only that input's
+  // entry is looked at: when only other inputs have entries for the file, the result is nullopt (the
+  // file is new to this input) and their entries stay as they are. An entry of `input` whose inode
+  // was reused by another file (fingerprint mismatch) is removed and nullopt returned; other inputs'
+  // entries for the inode are kept, each checked when its own input looks for it (or left to
+  // expire). An I/O error returns nullopt and keeps the entry.
+  std::optional<Entry> find(const std::string& input, int fd, std::uint64_t device, std::uint64_t inode);
 
-  // Records that everything before `offset` of this file is finished with, replacing any entry with
-  // the same device+inode. `id` is kept as given: its fingerprint may be longer than the stored one
-  // (the file grew) or differ from it (the inode now belongs to another file). The offset may go
-  // down (a truncated file restarts at 0).
+  // Records that `input` has finished with everything before `offset` of this file, replacing its
+  // entry for the same device+inode (other inputs' entries are untouched). `id` is kept as given:
+  // its fingerprint may be longer than the stored one (the file grew) or differ from it (the inode
+  // now belongs to another file). The offset may go down (a truncated file restarts at 0).
   void update(const std::string& input, const FileId& id, const std::string& path, std::uint64_t offset,
               std::chrono::system_clock::time_point now);
 
-  // Marks a file as still present (it is open but nothing new was finished with), so that expire()
-  // never drops the entry of a file that is merely idle. Only lastSeen changes, and it reaches the file
-  // when it lags by a quarter of the retention, not at every call.
-  void touch(std::uint64_t device, std::uint64_t inode, std::chrono::system_clock::time_point now);
+  // Marks `input`'s entry for a file as still present (the file is open but nothing new was finished
+  // with), so that expire() never drops the entry of a file that is merely idle. Only lastSeen
+  // changes, and it reaches the file when it lags by a quarter of the retention, not at every call.
+  // Without such an entry, nothing happens.
+  void touch(const std::string& input, std::uint64_t device, std::uint64_t inode,
+             std::chrono::system_clock::time_point now);
 
-  void remove(std::uint64_t device, std::uint64_t inode);
+  // Drops `input`'s entry for the file, if any; other inputs' entries for it stay.
+  void remove(const std::string& input, std::uint64_t device, std::uint64_t inode);
 
   // Writes the file when something changed since the last successful save: a temp file in the same
   // directory, fsync, rename over checkpoints.json, fsync of the directory. Returns true when the
@@ -112,10 +124,11 @@ class CheckpointStore {
   // state directory: the daemon prepares it, and a missing one is an error to report.
   bool save();
 
-  // Drops entries whose lastSeen is older than `now - retention` (files gone for good). Returns how many.
+  // Drops entries whose lastSeen is older than `now - retention` (files gone for good, or inputs gone
+  // from the config), whatever their input. Returns how many.
   std::size_t expire(std::chrono::system_clock::time_point now);
 
-  std::vector<Entry> entries() const;  // a copy, ordered by device+inode, for tests and metrics
+  std::vector<Entry> entries() const;  // a copy, ordered by device, inode, then input, for tests and metrics
 
   const std::filesystem::path& path() const { return file_; }
   std::uint64_t saves() const { return saves_.load(std::memory_order_relaxed); }  // files written
@@ -123,7 +136,14 @@ class CheckpointStore {
   std::uint64_t expired() const { return expired_.load(std::memory_order_relaxed); }  // entries dropped
 
  private:
-  using Key = std::pair<std::uint64_t, std::uint64_t>;  // device, inode
+  // Device and inode first, so the entries of one file sit together (and the file lists them so).
+  struct Key {
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;
+    std::string input;
+
+    auto operator<=>(const Key&) const = default;
+  };
   struct Slot {
     Entry entry;
     // entry.lastSeen as of the last change that bumped generation_: what the next save writes at the least.

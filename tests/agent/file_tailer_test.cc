@@ -6,9 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "tests/support/fixtures.h"
@@ -31,7 +33,7 @@ TailerTimings fastTimings() {
   return t;
 }
 
-// A tailer with a consumer that finishes every chunk and keeps the messages.
+// Tailers sharing one checkpoint store, with a consumer that finishes every chunk and keeps the messages.
 class Harness {
  public:
   explicit Harness(fs::path dir, config::QueueConfig q = {}) : dir_(std::move(dir)), queue_(q) {
@@ -65,15 +67,25 @@ class Harness {
     return cfg;
   }
 
-  void startTailer(const config::InputConfig& cfg) {
+  void startTailer(const config::InputConfig& cfg) { startTailers({cfg}); }
+  void startTailers(const std::vector<config::InputConfig>& cfgs) {
     store_ = std::make_unique<checkpoint::CheckpointStore>(dir_ / "state", std::chrono::hours(24));
     store_->load();
-    tailer_ = std::make_unique<FileTailer>(cfg, queue_, *store_, fastTimings());
-    REQUIRE(tailer_->start());
+    for (const auto& cfg : cfgs) {
+      tailers_.push_back(std::make_unique<FileTailer>(cfg, queue_, *store_, fastTimings()));
+      REQUIRE(tailers_.back()->start());
+    }
+  }
+  // Stops one input's tailer; the others and the store go on.
+  void stopInput(const std::string& name) {
+    const auto it = std::find_if(tailers_.begin(), tailers_.end(), [&](const auto& t) { return t->name() == name; });
+    REQUIRE(it != tailers_.end());
+    (*it)->stop(std::chrono::steady_clock::now() + 5s);
+    tailers_.erase(it);
   }
   void stopTailer() {
-    if (tailer_) tailer_->stop(std::chrono::steady_clock::now() + 5s);
-    tailer_.reset();
+    for (auto& t : tailers_) t->stop(std::chrono::steady_clock::now() + 5s);
+    tailers_.clear();
     store_.reset();
   }
 
@@ -97,14 +109,29 @@ class Harness {
     std::lock_guard lock(mutex_);
     return records_;
   }
-  FileTailer& tailer() { return *tailer_; }
+  std::vector<std::string> messagesOf(const std::string& input) {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& r : records_) {
+      if (r.source->input == input) out.push_back(r.message);
+    }
+    return out;
+  }
+  // `input`'s checkpointed offset in `file`, or nullopt without an entry.
+  std::optional<std::uint64_t> checkpointOf(const std::string& input, const fs::path& file) {
+    for (const auto& e : store_->entries()) {
+      if (e.input == input && e.path == file.string()) return e.offset;
+    }
+    return std::nullopt;
+  }
+  FileTailer& tailer() { return *tailers_.front(); }
   RecordQueue& queue() { return queue_; }
 
  private:
   fs::path dir_;
   RecordQueue queue_;
   std::unique_ptr<checkpoint::CheckpointStore> store_;
-  std::unique_ptr<FileTailer> tailer_;
+  std::vector<std::unique_ptr<FileTailer>> tailers_;
   std::thread consumer_;
   std::atomic<bool> done_{false};
   std::mutex mutex_;
@@ -308,6 +335,35 @@ TEST_CASE("after a restart reading resumes at the checkpoint: nothing lost, noth
   REQUIRE(h.waitFor(100));
   std::this_thread::sleep_for(200ms);
   CHECK(h.messages() == expected(100, 200));
+}
+
+TEST_CASE("two inputs whose globs overlap each resume at their own offset in the shared file after a restart") {
+  TempDir dir;
+  const auto file = dir.logs() / "app.log";
+  append(file, lines(0, 100));
+  Harness h(dir.path);
+  auto all = h.input({(dir.logs() / "*.log").string()});
+  all.name = "all";
+  auto app = h.input({file.string()});
+  app.name = "app";
+  h.startTailers({all, app});
+  auto size = fs::file_size(file);
+  REQUIRE(waitUntil([&] { return h.checkpointOf("all", file) == size && h.checkpointOf("app", file) == size; }, 10s));
+  // "all" stops here while "app" reads on: their offsets in the one file now differ.
+  h.stopInput("all");
+  append(file, lines(100, 150));
+  size = fs::file_size(file);
+  REQUIRE(waitUntil([&] { return h.checkpointOf("app", file) == size; }, 10s));
+  h.stopTailer();
+
+  append(file, lines(150, 200));  // written while the agent is down
+  h.startTailers({all, app});
+  size = fs::file_size(file);
+  // Both at the end: whatever either input read again or skipped has reached the consumer by now.
+  REQUIRE(waitUntil([&] { return h.checkpointOf("all", file) == size && h.checkpointOf("app", file) == size; }, 10s));
+  h.stopTailer();
+  CHECK(h.messagesOf("all") == expected(0, 200));
+  CHECK(h.messagesOf("app") == expected(0, 200));
 }
 
 TEST_CASE("a glob gaining files in a new directory picks them up") {

@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -227,7 +229,7 @@ TEST_CASE("find returns the entry of the same file, grown since") {
   CheckpointStore store(dir.path(), kRetention);
   store.update("app", *id, (dir / "app.log").string(), 5, kT0);
   appendFile(dir / "app.log", "next line\n");
-  const auto entry = store.find(fd.get(), id->device, id->inode);
+  const auto entry = store.find("app", fd.get(), id->device, id->inode);
   REQUIRE(entry);
   CHECK(entry->offset == 5);
   CHECK(entry->input == "app");
@@ -244,7 +246,7 @@ TEST_CASE("find drops the entry of an inode reused by another file") {
   store.update("app", *id, (dir / "app.log").string(), 12, kT0);
   REQUIRE(store.save());
   rewriteInPlace(dir / "app.log", "new content, another file\n");
-  CHECK_FALSE(store.find(fd.get(), id->device, id->inode));
+  CHECK_FALSE(store.find("app", fd.get(), id->device, id->inode));
   CHECK(store.entries().empty());
   REQUIRE(store.save());  // the removal is a change worth saving
   CHECK(store.saves() == 2);
@@ -260,9 +262,9 @@ TEST_CASE("find does not touch the entry when the descriptor is another inode") 
   REQUIRE(idA);
   CheckpointStore store(dir.path(), kRetention);
   store.update("app", *idA, (dir / "a.log").string(), 2, kT0);
-  CHECK_FALSE(store.find(b.get(), idA->device, idA->inode));
+  CHECK_FALSE(store.find("app", b.get(), idA->device, idA->inode));
   CHECK(store.entries().size() == 1);
-  CHECK_FALSE(store.find(a.get(), idA->device, idA->inode + 1));
+  CHECK_FALSE(store.find("app", a.get(), idA->device, idA->inode + 1));
 }
 
 TEST_CASE("update keeps the newer fingerprint of a file that grew") {
@@ -286,6 +288,137 @@ TEST_CASE("update takes a lower offset: a truncated file restarts at zero") {
   store.update("app", fileId(2), "/var/log/app.log", 0, kT0 + 1s);
   REQUIRE(store.entries().size() == 1);
   CHECK(store.entries()[0].offset == 0);
+}
+
+TEST_CASE("two inputs tailing one file each keep their own entry and offset") {
+  TempDir dir;
+  writeFile(dir / "app.log", "one\ntwo\n");
+  Fd fd(dir / "app.log");
+  const auto id = identify(fd.get());
+  REQUIRE(id);
+  const auto path = (dir / "app.log").string();
+  CheckpointStore store(dir.path(), kRetention);
+  store.update("all", *id, path, 4, kT0);
+  store.update("app", *id, path, 8, kT0);
+  store.update("all", *id, path, 6, kT0);  // one input moving on leaves the other's offset alone
+  const auto all = store.entries();
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].input == "all");
+  CHECK(all[0].offset == 6);
+  CHECK(all[1].input == "app");
+  CHECK(all[1].offset == 8);
+  const auto ofAll = store.find("all", fd.get(), id->device, id->inode);
+  REQUIRE(ofAll);
+  CHECK(ofAll->input == "all");
+  CHECK(ofAll->offset == 6);
+  const auto ofApp = store.find("app", fd.get(), id->device, id->inode);
+  REQUIRE(ofApp);
+  CHECK(ofApp->input == "app");
+  CHECK(ofApp->offset == 8);
+}
+
+TEST_CASE("find gives an input nothing of another input's entry and leaves that entry as it was") {
+  TempDir dir;
+  writeFile(dir / "app.log", "one\ntwo\n");
+  Fd fd(dir / "app.log");
+  const auto id = identify(fd.get());
+  REQUIRE(id);
+  CheckpointStore store(dir.path(), kRetention);
+  store.update("all", *id, (dir / "app.log").string(), 4, kT0);
+  REQUIRE(store.save());
+  CHECK_FALSE(store.find("app", fd.get(), id->device, id->inode));  // new to "app": start_at applies
+  const auto all = store.entries();
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].input == "all");
+  CHECK(all[0].offset == 4);
+  CHECK(all[0].id == *id);
+  CHECK(store.save());
+  CHECK(store.saves() == 1);  // nothing changed
+}
+
+TEST_CASE("an inode reused by another file drops only the entry of the input that looked for it") {
+  TempDir dir;
+  writeFile(dir / "app.log", "old content\n");
+  Fd fd(dir / "app.log");
+  const auto oldId = identify(fd.get());
+  REQUIRE(oldId);
+  const auto path = (dir / "app.log").string();
+  CheckpointStore store(dir.path(), kRetention);
+  store.update("all", *oldId, path, 12, kT0);
+  store.update("app", *oldId, path, 12, kT0);
+  rewriteInPlace(dir / "app.log", "new content, another file\n");
+  const auto newId = identify(fd.get());
+  REQUIRE(newId);
+
+  CHECK_FALSE(store.find("all", fd.get(), oldId->device, oldId->inode));
+  auto all = store.entries();
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].input == "app");
+  CHECK(all[0].id == *oldId);
+
+  // "all" starts the new file; "app" still holds the old fingerprint, and its own look finds the reuse.
+  store.update("all", *newId, path, 0, kT0 + 1s);
+  CHECK_FALSE(store.find("app", fd.get(), oldId->device, oldId->inode));
+  all = store.entries();
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].input == "all");
+  CHECK(all[0].id == *newId);
+  CHECK(store.find("all", fd.get(), newId->device, newId->inode));
+}
+
+TEST_CASE("touch keeps one input's entry from expiring, not another input's entry for the same file") {
+  TempDir dir;
+  CheckpointStore store(dir.path(), 1h);
+  store.update("all", fileId(2), "/var/log/app.log", 10, kT0);
+  store.update("app", fileId(2), "/var/log/app.log", 20, kT0);
+  store.touch("app", fileId(2).device, fileId(2).inode, kT0 + 50min);
+  CHECK(store.expire(kT0 + 70min) == 1);
+  const auto all = store.entries();
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].input == "app");
+  CHECK(all[0].offset == 20);
+}
+
+TEST_CASE("remove drops one input's entry and keeps another input's entry for the same file") {
+  TempDir dir;
+  CheckpointStore store(dir.path(), kRetention);
+  store.update("all", fileId(2), "/var/log/app.log", 10, kT0);
+  store.update("app", fileId(2), "/var/log/app.log", 20, kT0);
+  REQUIRE(store.save());
+  store.remove("app", fileId(2).device, fileId(2).inode);
+  const auto all = store.entries();
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].input == "all");
+  CHECK(all[0].offset == 10);
+  REQUIRE(store.save());
+  CHECK(store.saves() == 2);
+}
+
+TEST_CASE("entries of two inputs for one file survive a save and a load") {
+  TempDir dir;
+  {
+    CheckpointStore store(dir.path(), kRetention);
+    store.update("app", fileId(2), "/var/log/app.log", 40, kT0 + 1s);
+    store.update("all", fileId(2), "/var/log/app.log", 100, kT0);
+    REQUIRE(store.save());
+  }
+  const auto doc = nlohmann::json::parse(readFile(dir / "checkpoints.json"));
+  CHECK(doc["version"] == 1);
+  REQUIRE(doc["files"].size() == 2);
+  CHECK(doc["files"][0]["input"] == "all");
+  CHECK(doc["files"][1]["input"] == "app");
+  CHECK(doc["files"][0]["inode"] == doc["files"][1]["inode"]);
+
+  CheckpointStore reloaded(dir.path(), kRetention);
+  REQUIRE(reloaded.load() == LoadStatus::Loaded);
+  const auto all = reloaded.entries();
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].input == "all");
+  CHECK(all[0].offset == 100);
+  CHECK(all[0].lastSeen == kT0);
+  CHECK(all[1].input == "app");
+  CHECK(all[1].offset == 40);
+  CHECK(all[1].lastSeen == kT0 + 1s);
 }
 
 TEST_CASE("entries survive a save and a load") {
@@ -350,11 +483,11 @@ TEST_CASE("save writes the file only when something changed") {
   CHECK(store.save());
   CHECK(store.saves() == 2);
 
-  store.remove(1, 1);  // not there: nothing changes
+  store.remove("app", 1, 1);  // not there: nothing changes
   CHECK(store.save());
   CHECK(store.saves() == 2);
 
-  store.remove(fileId(2).device, fileId(2).inode);
+  store.remove("app", fileId(2).device, fileId(2).inode);
   CHECK(store.save());
   CHECK(store.saves() == 3);
   CHECK(nlohmann::json::parse(readFile(dir / "checkpoints.json"))["files"].empty());
@@ -366,11 +499,11 @@ TEST_CASE("a later lastSeen alone is written once it lags by a quarter of the re
   store.update("app", fileId(2), "/var/log/app.log", 100, kT0);
   REQUIRE(store.save());
   store.update("app", fileId(2), "/var/log/app.log", 100, kT0 + 30min);
-  store.touch(fileId(2).device, fileId(2).inode, kT0 + 59min);
+  store.touch("app", fileId(2).device, fileId(2).inode, kT0 + 59min);
   CHECK(store.save());
   CHECK(store.saves() == 1);
   CHECK(store.entries()[0].lastSeen == kT0 + 59min);
-  store.touch(fileId(2).device, fileId(2).inode, kT0 + 1h);
+  store.touch("app", fileId(2).device, fileId(2).inode, kT0 + 1h);
   CHECK(store.save());
   CHECK(store.saves() == 2);
   CheckpointStore reloaded(dir.path(), 4h);
@@ -404,8 +537,8 @@ TEST_CASE("touch keeps an idle open file from expiring") {
   TempDir dir;
   CheckpointStore store(dir.path(), 1h);
   store.update("app", fileId(1), "/var/log/idle.log", 10, kT0);
-  store.touch(fileId(1).device, fileId(1).inode, kT0 + 50min);
-  store.touch(99, 99, kT0 + 50min);  // unknown: ignored
+  store.touch("app", fileId(1).device, fileId(1).inode, kT0 + 50min);
+  store.touch("app", 99, 99, kT0 + 50min);  // unknown: ignored
   CHECK(store.expire(kT0 + 100min) == 0);
   CHECK(store.entries().size() == 1);
   CHECK(store.entries()[0].offset == 10);
@@ -523,7 +656,7 @@ TEST_CASE("a corrupt checkpoint file is moved aside and the store starts empty")
     doc["files"][0]["last_seen"] = ~0ULL;
     content = doc.dump();
   }
-  SUBCASE("two entries for one file") {
+  SUBCASE("two entries of one input for one file") {
     auto doc = nlohmann::json::parse(validEntryJson());
     doc["files"].push_back(doc["files"][0]);
     content = doc.dump();
@@ -559,6 +692,30 @@ TEST_CASE("a valid file loads even with keys it does not know") {
   REQUIRE(store.load() == LoadStatus::Loaded);
   REQUIRE(store.entries().size() == 1);
   CHECK(store.entries()[0].id.fingerprint == 0xff);
+}
+
+TEST_CASE("a version 1 file with one entry per file loads and resumes the input named in it") {
+  TempDir dir;
+  writeFile(dir / "app.log", "one\ntwo\n");
+  Fd fd(dir / "app.log");
+  const auto id = identify(fd.get());
+  REQUIRE(id);
+  std::array<char, 17> fingerprint{};
+  std::snprintf(fingerprint.data(), fingerprint.size(), "%016llx", static_cast<unsigned long long>(id->fingerprint));
+  // Spelled out as such a file looks on disk, so that a change of the format shows here.
+  const std::string onlyEntry = R"({"input":"app","path":")" + (dir / "app.log").string() + R"(","device":)" +
+                                std::to_string(id->device) + R"(,"inode":)" + std::to_string(id->inode) +
+                                R"(,"fingerprint":")" + fingerprint.data() + R"(","fingerprint_bytes":)" +
+                                std::to_string(id->fingerprintBytes) + R"(,"offset":4,"last_seen":1700000000000})";
+  writeFile(dir / "checkpoints.json", "{\"version\":1,\"files\":[\n" + onlyEntry + "\n]}\n");
+  CheckpointStore store(dir.path(), kRetention);
+  REQUIRE(store.load() == LoadStatus::Loaded);
+  const auto entry = store.find("app", fd.get(), id->device, id->inode);
+  REQUIRE(entry);
+  CHECK(entry->offset == 4);
+  CHECK(entry->lastSeen == kT0);
+  CHECK_FALSE(store.find("other", fd.get(), id->device, id->inode));
+  CHECK(store.entries().size() == 1);
 }
 
 TEST_CASE("a directory in place of the checkpoint file is moved aside and saves work again") {
@@ -609,7 +766,7 @@ TEST_CASE("updates from one thread and saves from another leave a file with the 
       const auto inode = static_cast<std::uint64_t>(i % kFiles);
       store.update("app", fileId(inode), "/var/log/" + std::to_string(inode) + ".log", static_cast<std::uint64_t>(i),
                    kT0 + std::chrono::milliseconds(i));
-      if (i % 100 == 0) store.touch(fileId(inode).device, inode, kT0 + std::chrono::milliseconds(i));
+      if (i % 100 == 0) store.touch("app", fileId(inode).device, inode, kT0 + std::chrono::milliseconds(i));
     }
     done = true;
   });
@@ -633,4 +790,45 @@ TEST_CASE("updates from one thread and saves from another leave a file with the 
     CHECK(e.offset == static_cast<std::uint64_t>(kUpdates - ((kUpdates - static_cast<int>(e.id.inode)) % kFiles)));
   }
   CHECK(all == store.entries());
+}
+
+TEST_CASE("two inputs updating the same files from their own threads each keep their last offsets") {
+  TempDir dir;
+  CheckpointStore store(dir.path(), kRetention);
+  constexpr int kFiles = 4;
+  constexpr int kUpdates = 2000;
+  constexpr std::uint64_t kAppBase = 1'000'000;
+  std::atomic<int> running{2};
+  auto updates = [&](const std::string& input, std::uint64_t base) {
+    for (int i = 1; i <= kUpdates; ++i) {
+      const auto inode = static_cast<std::uint64_t>(i % kFiles);
+      store.update(input, fileId(inode), "/var/log/" + std::to_string(inode) + ".log",
+                   base + static_cast<std::uint64_t>(i), kT0 + std::chrono::milliseconds(i));
+      if (i % 100 == 0) store.touch(input, fileId(inode).device, inode, kT0 + std::chrono::milliseconds(i));
+    }
+    --running;
+  };
+  std::thread all(updates, "all", 0);
+  std::thread app(updates, "app", kAppBase);
+  std::thread saver([&] {
+    while (running > 0) {
+      CHECK(store.save());
+      CHECK(store.entries().size() <= 2 * kFiles);
+    }
+  });
+  all.join();
+  app.join();
+  saver.join();
+  REQUIRE(store.save());
+
+  CheckpointStore reloaded(dir.path(), kRetention);
+  REQUIRE(reloaded.load() == LoadStatus::Loaded);
+  const auto entries = reloaded.entries();
+  REQUIRE(entries.size() == 2 * kFiles);
+  for (const auto& e : entries) {
+    const std::uint64_t base = e.input == "app" ? kAppBase : 0;
+    CHECK(e.offset ==
+          base + static_cast<std::uint64_t>(kUpdates - ((kUpdates - static_cast<int>(e.id.inode)) % kFiles)));
+  }
+  CHECK(entries == store.entries());
 }
