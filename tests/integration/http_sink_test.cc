@@ -2,17 +2,16 @@
 
 #include "sinks/http/http_sink.h"
 
-#include <curl/curl.h>
 #include <doctest/doctest.h>
 
-#include <filesystem>
-#include <fstream>
+#include <algorithm>
+#include <atomic>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "sinks/encoding.h"
 #include "tests/support/fixtures.h"
-#include "tests/support/process.h"
+#include "tests/support/http_receiver.h"
 
 namespace {
 
@@ -22,58 +21,8 @@ using circuit::Outcome;
 using sinks::http::Format;
 using sinks::http::HttpConfig;
 using sinks::http::HttpSink;
-namespace fs = std::filesystem;
 
-size_t collect(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
-}
-
-// A plain request from the test to the receiver's control endpoints; "" when it does not answer.
-std::string request(const std::string& url, const std::string* postBody = nullptr) {
-  CURL* easy = curl_easy_init();
-  REQUIRE(easy != nullptr);
-  std::string response;
-  curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 2000L);
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &collect);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &response);
-  if (postBody != nullptr) curl_easy_setopt(easy, CURLOPT_POSTFIELDS, postBody->c_str());
-  const CURLcode rc = curl_easy_perform(easy);
-  curl_easy_cleanup(easy);
-  return rc == CURLE_OK ? response : std::string();
-}
-
-// The receiver as a child process, writing what it accepts to out().
-class Receiver {
- public:
-  Receiver()
-      : port_(testing::freePort()),
-        process_({(fs::path(LOGCAPTURE_BINARY).parent_path() / "logcapture-http-receiver").string(), "--listen",
-                  "127.0.0.1:" + std::to_string(port_), "--out", (dir_ / "records").string()}) {
-    REQUIRE(testing::waitUntil([&] { return !request(base() + "/_stats").empty(); }));
-  }
-
-  std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  nlohmann::json stats() const { return nlohmann::json::parse(request(base() + "/_stats")); }
-  nlohmann::json last() const { return nlohmann::json::parse(request(base() + "/_last")); }
-  void control(const nlohmann::json& answer) const {
-    const std::string body = answer.dump();
-    REQUIRE(request(base() + "/_control", &body) == R"({"ok":true})");
-  }
-  std::vector<std::string> records() const {
-    std::vector<std::string> lines;
-    std::ifstream in(dir_ / "records");
-    for (std::string line; std::getline(in, line);) lines.push_back(line);
-    return lines;
-  }
-
- private:
-  testing::TempDir dir_{"http-receiver"};
-  std::uint16_t port_;
-  testing::ChildProcess process_;
-};
+using Receiver = testing::HttpReceiver;
 
 // Records and the batch pointing at them; the batch is encoded as the sink's encoding says.
 struct Lines {

@@ -33,7 +33,10 @@ class ChildProcess {
   bool waitForStderr(const std::string& needle, std::chrono::milliseconds timeout);
   // The same for stdout, looking from byte `from` on.
   bool waitForStdout(const std::string& needle, std::chrono::milliseconds timeout, std::size_t from = 0);
-  // Output so far (pump first with one of the waits).
+  // Reads the output that is ready now, without waiting: a test polling something else calls it so a
+  // chatty child never blocks on a full pipe.
+  void readOutput() { pump(std::chrono::milliseconds(0)); }
+  // Output so far (pump first with one of the waits, or readOutput()).
   const std::string& out() const { return result_.out; }
   const std::string& err() const { return result_.err; }
   // Writes to the child's stdin (pipeStdin only); false when the child closed it.

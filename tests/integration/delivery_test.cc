@@ -1,0 +1,372 @@
+// End-to-end delivery through the logcapture binary: one tailed file fanned out to a real redis-server,
+// the Kafka test broker and the HTTP receiver, each behind its own breaker, with one destination failing,
+// refusing or stalling at a time. Breaker timings are short so each case takes seconds.
+
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "tests/support/fixtures.h"
+#include "tests/support/http_receiver.h"
+#include "tests/support/kafka_broker.h"
+#include "tests/support/process.h"
+#include "tests/support/redis_server.h"
+
+namespace {
+
+using logcapture::testing::appendFile;
+using logcapture::testing::ChildProcess;
+using logcapture::testing::HttpReceiver;
+using logcapture::testing::KafkaBroker;
+using logcapture::testing::RedisServer;
+using logcapture::testing::TempDir;
+using logcapture::testing::waitUntil;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+const std::string kBinary = LOGCAPTURE_BINARY;
+constexpr const char* kRedisSink = "cache";
+constexpr const char* kKafkaSink = "events";
+constexpr const char* kHttpSink = "search";
+
+std::string numbered(int from, int to) {
+  std::string out;
+  for (int i = from; i < to; ++i) out += "line " + std::to_string(i) + "\n";
+  return out;
+}
+
+std::vector<std::string> expected(int from, int to) {
+  std::vector<std::string> out;
+  for (int i = from; i < to; ++i) out.push_back("line " + std::to_string(i));
+  return out;
+}
+
+// What a case changes; the rest is the same short-timed setup for every sink.
+struct SinkTuning {
+  std::string redis = "";  // extra keys of the redis sink's mapping, e.g. "buffer: {on_open: drop}, "
+  std::string httpTimeout = "2s";
+};
+
+// The three destinations and a file, with the agent's config written for them.
+class Stack {
+ public:
+  Stack() : kafka_({.topics = {"logs:1"}}) { fs::create_directories(dir_ / "logs"); }
+
+  RedisServer& redis() { return redis_; }
+  KafkaBroker& kafka() { return kafka_; }
+  HttpReceiver& http() { return http_; }
+  fs::path log() const { return dir_ / "logs" / "app.log"; }
+  fs::path deadLetter(const std::string& sink) const { return dir_ / "state" / "dead-letter" / (sink + ".ndjson"); }
+
+  std::string writeConfig(const SinkTuning& tuning = {}) const {
+    // Failures surface within a send of 2 s; three in a row open a breaker for 200 ms, at most 400 ms.
+    const std::string common =
+        "encoding: raw, batch: {max_records: 1000, linger: 10ms}, "
+        "retry: {max_attempts: 3, initial_backoff: 10ms, max_backoff: 100ms}, "
+        "breaker: {failure_threshold: 3, success_threshold: 1, half_open_max_calls: 1, open_timeout: 200ms, "
+        "max_open_timeout: 400ms, jitter: 0}";
+    std::string brokers;
+    for (const auto& b : kafka_.brokerList()) brokers += (brokers.empty() ? "" : ", ") + b;
+    std::ofstream out(dir_ / "capture.yaml");
+    out << "agent:\n  state_dir: " << (dir_ / "state").string()
+        << "\n  admin: {listen: \"\"}\n  shutdown_timeout: 20s\n"
+        << "inputs:\n  - {name: app, type: file, start_at: beginning, paths: [" << log().string() << "]}\n"
+        << "sinks:\n"
+        << "  - {name: " << kRedisSink << ", type: redis, address: \"" << redis_.address()
+        << "\", mode: list, key: logs, " << tuning.redis << "timeout: 2s, " << common << "}\n"
+        << "  - {name: " << kKafkaSink << ", type: kafka, brokers: [" << brokers << "], topic: logs, timeout: 2s, "
+        << common << "}\n"
+        << "  - {name: " << kHttpSink << ", type: http, url: \"" << http_.base() << "/ingest\", format: ndjson, "
+        << "timeout: " << tuning.httpTimeout << ", " << common << "}\n";
+    return (dir_ / "capture.yaml").string();
+  }
+
+  std::int64_t redisCount() {
+    if (!redis_.running()) return -1;
+    const auto reply = redis_.command({"LLEN", "logs"});
+    return reply.type == logcapture::testing::RedisValue::Type::Integer ? reply.integer : -1;
+  }
+  std::int64_t kafkaCount() { return kafka_.messageCount("logs"); }
+  std::int64_t httpCount() { return http_.stats()["records"].get<std::int64_t>(); }
+
+  std::vector<std::string> redisLines() { return redis_.command({"LRANGE", "logs", "0", "-1"}).strings(); }
+  std::vector<std::string> kafkaLines(std::size_t n) {
+    std::vector<std::string> values;
+    for (const auto& m : kafka_.read("logs", n, 30s)) values.push_back(m.value);
+    return values;
+  }
+
+  // Every destination holds exactly `lines`, in order (the agent has stopped, so nothing is on its way).
+  void checkDeliveredExactly(const std::vector<std::string>& lines) {
+    const auto n = static_cast<std::int64_t>(lines.size());
+    CHECK(redisCount() == n);
+    CHECK(redisLines() == lines);
+    CHECK(kafkaCount() == n);
+    CHECK(kafkaLines(lines.size()) == lines);
+    CHECK(httpCount() == n);
+    CHECK(http_.records() == lines);
+  }
+
+ private:
+  TempDir dir_{"logcapture-delivery"};
+  RedisServer redis_;
+  KafkaBroker kafka_;
+  HttpReceiver http_;
+};
+
+// The agent under test, its stderr read while the test polls so it never blocks on a full pipe.
+class Agent {
+ public:
+  explicit Agent(const std::string& config) : process_({kBinary, "run", "-c", config}) {
+    REQUIRE(process_.waitForStderr("agent_started", 20s));
+  }
+
+  // Polls `done` until the deadline, reading the agent's output meanwhile.
+  template <class Predicate>
+  bool until(Predicate done, std::chrono::milliseconds timeout) {
+    return waitUntil(
+        [&] {
+          process_.readOutput();
+          return done();
+        },
+        timeout);
+  }
+
+  // Offset into stderr where later events are looked for.
+  std::size_t mark() {
+    process_.readOutput();
+    return process_.err().size();
+  }
+  // The breaker event `name` (breaker_open, ...) of `sink`, logged after `from`.
+  bool logged(const std::string& name, const std::string& sink, std::size_t from = 0) const {
+    return process_.err().find(name + " sink=" + sink, from) != std::string::npos;
+  }
+  bool waitForEvent(const std::string& name, const std::string& sink, std::size_t from,
+                    std::chrono::milliseconds timeout) {
+    return until([&] { return logged(name, sink, from); }, timeout);
+  }
+  const std::string& err() const { return process_.err(); }
+
+  // SIGTERM: the agent drains what it holds and exits; its stderr is shown when it does not exit 0
+  // (a sanitizer's report, a shutdown timeout).
+  int stop() {
+    process_.signal(SIGTERM);
+    const auto result = process_.wait(30s);
+    if (result.exitCode != 0) MESSAGE("agent exited " << result.exitCode << ", stderr:\n" << result.err);
+    return result.exitCode;
+  }
+
+ private:
+  ChildProcess process_;
+};
+
+}  // namespace
+
+TEST_CASE("every line of a 100000-line file arrives exactly once and in order at redis, kafka and http") {
+  Stack stack;
+  constexpr int kLines = 100000;
+  appendFile(stack.log(), numbered(0, kLines));
+  Agent agent(stack.writeConfig());
+  const auto started = std::chrono::steady_clock::now();
+  CHECK(agent.until(
+      [&] { return stack.redisCount() >= kLines && stack.httpCount() >= kLines && stack.kafkaCount() >= kLines; },
+      60s));
+  MESSAGE("100000 lines at all three sinks after "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()
+          << " ms");
+  REQUIRE(agent.stop() == 0);
+  stack.checkDeliveredExactly(expected(0, kLines));
+  CHECK_FALSE(agent.logged("breaker_open", kRedisSink));
+  CHECK_FALSE(agent.logged("breaker_open", kKafkaSink));
+  CHECK_FALSE(agent.logged("breaker_open", kHttpSink));
+}
+
+TEST_CASE("redis stopped mid-stream opens its breaker alone and every line arrives exactly once after it returns") {
+  Stack stack;
+  appendFile(stack.log(), numbered(0, 5000));
+  Agent agent(stack.writeConfig());
+  REQUIRE(agent.until([&] { return stack.redisCount() == 5000; }, 30s));
+  // No persistence in the fixture: SAVE so the list outlives the restart; nothing is in flight now.
+  REQUIRE(stack.redis().command({"SAVE"}).text == "OK");
+  stack.redis().stop();
+
+  appendFile(stack.log(), numbered(5000, 15000));
+  CHECK(agent.waitForEvent("breaker_open", kRedisSink, 0, 15s));
+  // The other sinks go on while redis is down.
+  CHECK(agent.until([&] { return stack.kafkaCount() == 15000 && stack.httpCount() == 15000; }, 30s));
+  CHECK_FALSE(stack.redis().running());
+  CHECK_FALSE(agent.logged("breaker_open", kKafkaSink));
+  CHECK_FALSE(agent.logged("breaker_open", kHttpSink));
+
+  const std::size_t restarted = agent.mark();
+  stack.redis().start();
+  CHECK(agent.waitForEvent("breaker_half_open", kRedisSink, restarted, 15s));
+  CHECK(agent.waitForEvent("breaker_closed", kRedisSink, restarted, 15s));
+  CHECK(agent.until([&] { return stack.redisCount() >= 15000; }, 30s));
+  REQUIRE(agent.stop() == 0);
+  stack.checkDeliveredExactly(expected(0, 15000));
+}
+
+TEST_CASE(
+    "a kafka broker down mid-stream opens its breaker alone and every line arrives exactly once after it returns") {
+  Stack stack;
+  appendFile(stack.log(), numbered(0, 5000));
+  Agent agent(stack.writeConfig());
+  REQUIRE(agent.until([&] { return stack.kafkaCount() == 5000; }, 30s));
+  REQUIRE(stack.kafka().command("down 1") == "ok");
+
+  appendFile(stack.log(), numbered(5000, 15000));
+  // librdkafka retries inside message.timeout.ms (the sink's 2 s timeout), so each failure takes 2 s.
+  CHECK(agent.waitForEvent("breaker_open", kKafkaSink, 0, 30s));
+  CHECK(agent.until([&] { return stack.redisCount() == 15000 && stack.httpCount() == 15000; }, 30s));
+  CHECK_FALSE(agent.logged("breaker_open", kRedisSink));
+  CHECK_FALSE(agent.logged("breaker_open", kHttpSink));
+
+  const std::size_t restarted = agent.mark();
+  REQUIRE(stack.kafka().command("up 1") == "ok");
+  CHECK(agent.waitForEvent("breaker_half_open", kKafkaSink, restarted, 15s));
+  CHECK(agent.waitForEvent("breaker_closed", kKafkaSink, restarted, 20s));
+  CHECK(agent.until([&] { return stack.kafkaCount() >= 15000; }, 30s));
+  REQUIRE(agent.stop() == 0);
+  stack.checkDeliveredExactly(expected(0, 15000));
+}
+
+TEST_CASE("an http endpoint answering 503 opens its breaker and every line arrives once it answers 200") {
+  Stack stack;
+  appendFile(stack.log(), numbered(0, 5000));
+  Agent agent(stack.writeConfig());
+  REQUIRE(agent.until([&] { return stack.httpCount() == 5000; }, 30s));
+  stack.http().control({{"status", 503}});
+
+  appendFile(stack.log(), numbered(5000, 15000));
+  CHECK(agent.waitForEvent("breaker_open", kHttpSink, 0, 15s));
+  CHECK(agent.until([&] { return stack.redisCount() == 15000 && stack.kafkaCount() == 15000; }, 30s));
+  CHECK(stack.httpCount() == 5000);
+
+  const std::size_t recovered = agent.mark();
+  stack.http().control({{"status", 200}});
+  CHECK(agent.waitForEvent("breaker_half_open", kHttpSink, recovered, 15s));
+  CHECK(agent.waitForEvent("breaker_closed", kHttpSink, recovered, 15s));
+  CHECK(agent.until([&] { return stack.httpCount() >= 15000; }, 30s));
+  REQUIRE(agent.stop() == 0);
+  stack.checkDeliveredExactly(expected(0, 15000));
+  CHECK_FALSE(agent.logged("breaker_open", kRedisSink));
+  CHECK_FALSE(agent.logged("breaker_open", kKafkaSink));
+}
+
+TEST_CASE("records an http endpoint refuses with 400 go to the dead letter and its breaker stays closed") {
+  Stack stack;
+  appendFile(stack.log(), numbered(0, 1000));
+  Agent agent(stack.writeConfig());
+  REQUIRE(agent.until([&] { return stack.httpCount() == 1000; }, 30s));
+  stack.http().control({{"status", 400}});
+
+  appendFile(stack.log(), numbered(1000, 6000));
+  const auto deadLettered = [&] {
+    std::vector<nlohmann::json> records;
+    std::ifstream in(stack.deadLetter(kHttpSink));
+    for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line, nullptr, false));
+    return records;
+  };
+  CHECK(agent.until([&] { return deadLettered().size() >= 5000; }, 30s));
+  CHECK(agent.until([&] { return stack.redisCount() == 6000 && stack.kafkaCount() == 6000; }, 30s));
+
+  // The endpoint takes records again, and the breaker never stood in the way.
+  stack.http().control({{"status", 200}});
+  appendFile(stack.log(), numbered(6000, 7000));
+  CHECK(agent.until([&] { return stack.httpCount() == 2000 && stack.redisCount() == 7000; }, 30s));
+  REQUIRE(agent.stop() == 0);
+
+  const auto dead = deadLettered();
+  REQUIRE(dead.size() == 5000);
+  for (std::size_t i = 0; i < dead.size(); ++i) {
+    REQUIRE_FALSE(dead[i].is_discarded());
+    CHECK(dead[i]["sink"] == kHttpSink);
+    CHECK(dead[i]["record"] == "line " + std::to_string(1000 + i));
+    CHECK(dead[i]["error"].get<std::string>().find("400") != std::string::npos);
+  }
+  auto delivered = expected(0, 1000);
+  const auto after = expected(6000, 7000);
+  delivered.insert(delivered.end(), after.begin(), after.end());
+  CHECK(stack.http().records() == delivered);
+  CHECK_FALSE(agent.logged("breaker_open", kHttpSink));
+  CHECK(stack.redisLines() == expected(0, 7000));
+}
+
+// The agent does not expose its drop counter outside the process yet (no metrics endpoint), so the
+// test checks what the destination shows: fewer lines than written, none twice, in order, with every
+// line written before the outage and after the breaker closed.
+TEST_CASE("with on_open drop, batches are dropped while redis is down and nothing arrives twice") {
+  Stack stack;
+  appendFile(stack.log(), numbered(0, 5000));
+  Agent agent(stack.writeConfig({.redis = "buffer: {on_open: drop}, "}));
+  REQUIRE(agent.until([&] { return stack.redisCount() == 5000; }, 30s));
+  REQUIRE(stack.redis().command({"SAVE"}).text == "OK");
+  stack.redis().stop();
+
+  appendFile(stack.log(), numbered(5000, 15000));
+  CHECK(agent.waitForEvent("breaker_open", kRedisSink, 0, 15s));
+  CHECK(agent.until([&] { return stack.kafkaCount() == 15000 && stack.httpCount() == 15000; }, 30s));
+
+  // Only a batch can try the breaker: lines keep coming, one per look, until one closes it.
+  const std::size_t restarted = agent.mark();
+  stack.redis().start();
+  int written = 15000;
+  CHECK(agent.until(
+      [&] {
+        appendFile(stack.log(), numbered(written, written + 1));
+        ++written;
+        return agent.logged("breaker_closed", kRedisSink, restarted);
+      },
+      15s));
+  const int closedAt = written;
+  appendFile(stack.log(), numbered(written, written + 1000));
+  written += 1000;
+  CHECK(agent.until([&] { return stack.kafkaCount() == written && stack.httpCount() == written; }, 30s));
+  REQUIRE(agent.stop() == 0);
+
+  const auto lines = stack.redisLines();
+  MESSAGE("written " << written << ", delivered to redis " << lines.size());
+  CHECK(lines.size() < std::size_t(written));
+  std::vector<int> numbers;
+  for (const auto& l : lines) numbers.push_back(std::stoi(l.substr(5)));
+  CHECK(std::is_sorted(numbers.begin(), numbers.end()));
+  CHECK(std::adjacent_find(numbers.begin(), numbers.end()) == numbers.end());
+  CHECK(std::set<int>(numbers.begin(), numbers.end()).size() == numbers.size());
+  // Everything before the outage, and everything written after the breaker closed.
+  CHECK(std::vector<std::string>(lines.begin(), lines.begin() + std::min<std::size_t>(lines.size(), 5000)) ==
+        expected(0, 5000));
+  const std::set<int> got(numbers.begin(), numbers.end());
+  int missingAfterClose = 0;
+  for (int i = closedAt; i < written; ++i) missingAfterClose += got.count(i) == 0 ? 1 : 0;
+  CHECK(missingAfterClose == 0);
+}
+
+TEST_CASE("a slow http endpoint does not hold back redis and kafka") {
+  Stack stack;
+  // Sends must outlast the endpoint's 2 s answers, so they succeed slowly instead of failing.
+  Agent agent(stack.writeConfig({.httpTimeout = "5s"}));
+  stack.http().control({{"delay_ms", 2000}});
+  constexpr int kLines = 20000;
+  appendFile(stack.log(), numbered(0, kLines));
+  const auto started = std::chrono::steady_clock::now();
+  // At most one 1000-record batch per 2 s gets through to http: it holds less than half after 20 s.
+  CHECK(agent.until([&] { return stack.redisCount() == kLines && stack.kafkaCount() == kLines; }, 20s));
+  const auto fastDone = std::chrono::steady_clock::now() - started;
+  const auto httpThen = stack.httpCount();
+  MESSAGE("redis and kafka complete after " << std::chrono::duration_cast<std::chrono::milliseconds>(fastDone).count()
+                                            << " ms; http had " << httpThen << " of " << kLines);
+  CHECK(httpThen < kLines / 2);
+
+  stack.http().control({{"status", 200}});
+  CHECK(agent.until([&] { return stack.httpCount() >= kLines; }, 30s));
+  REQUIRE(agent.stop() == 0);
+  stack.checkDeliveredExactly(expected(0, kLines));
+  CHECK_FALSE(agent.logged("breaker_open", kHttpSink));
+}
