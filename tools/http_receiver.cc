@@ -284,6 +284,9 @@ int main(int argc, char** argv) {
   server.set_tcp_nodelay(true);
   server.set_keep_alive_max_count(1000000);
   server.set_keep_alive_timeout(30);
+  // Headers and body go out as separate writes; with Nagle on, the body waits for the client's delayed
+  // ACK (~40 ms), which would cap a sender at one request per 40 ms per connection.
+  server.set_tcp_nodelay(true);
   server.Post("/_control", [&](const httplib::Request& req, httplib::Response& res) { receiver.control(req, res); });
   server.Get("/_stats", [&](const httplib::Request&, httplib::Response& res) { receiver.stats(res); });
   server.Get("/_last", [&](const httplib::Request&, httplib::Response& res) { receiver.last(res); });

@@ -1,0 +1,634 @@
+// Throughput of each sink end to end: the real agent binary tails a 2,000,000-line file (from the
+// beginning) and ships it to one destination alone; the clock stops when the destination holds every line.
+// One long run per measurement, so a plain program rather than Google Benchmark.
+//
+//   logcapture_bench_sinks [--dir /tmp/logcapture-sink-bench] [--sink http|redis|kafka|all] [--runs 3]
+//                          [--lines 2000000] [--perf] [--perf-call-graph fp|dwarf|lbr]
+//                          [--buffer 'when_full: block, max_bytes: 16MiB']
+//                          [--sink-options 'workers: 4, batch: {max_records: 5000}']
+//
+// The destinations, each fresh for every run on a free 127.0.0.1 port:
+//   http   logcapture-http-receiver without --out (it only counts; GET /_stats), format ndjson
+//   redis  redis-server without persistence, mode list (LLEN)
+//   kafka  logcapture-kafka-broker with a one-partition topic (high watermark through librdkafka)
+// The agent runs as a child (`logcapture run -c CONFIG`) with encoding json, the sink's buffer
+// when_full: block, admin off and a fresh state_dir; once every line arrived it gets SIGTERM and wait4() gives its CPU
+// time and peak RSS. Wall time runs from the fork to the poll that first sees the last line (polled every few ms).
+//
+// The data file is generated once and kept under --dir (with a .meta file); delete the directory when
+// done. --perf adds one run per sink, not counted, under `perf record -g` writing DIR/perf-<sink>.data
+// (its CPU and RSS figures are perf's and the agent's together). Targets: HTTP >= 2,000,000 lines/s and <= 0.65 CPU-s
+// per million lines; Redis >= 1,000,000 lines/s; Kafka >= 600,000 lines/s; peak RSS <= 64 MiB.
+
+#include <fcntl.h>
+#include <httplib.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "tests/support/fixtures.h"
+#include "tests/support/kafka_broker.h"
+#include "tests/support/process.h"
+#include "tests/support/redis_server.h"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const std::string kAgentBinary = LOGCAPTURE_BINARY;
+const std::string kHttpReceiverBinary = LOGCAPTURE_HTTP_RECEIVER_BINARY;
+
+struct Options {
+  fs::path dir = "/tmp/logcapture-sink-bench";
+  std::vector<std::string> sinks = {"http", "redis", "kafka"};
+  int runs = 3;
+  std::uint64_t lines = 2'000'000;
+  bool perf = false;
+  std::string perfCallGraph = "fp";
+  std::string buffer = "when_full: block";  // the sink's buffer section; see writeConfig
+  std::string sinkOptions;  // more keys for the sink entry, e.g. "workers: 4, batch: {max_records: 5000}"
+};
+
+[[noreturn]] void usage(const char* self) {
+  std::fprintf(stderr,
+               "usage: %s [--dir DIR] [--sink http|redis|kafka|all] [--runs 3] [--lines 2000000] [--perf] "
+               "[--perf-call-graph fp|dwarf|lbr] [--buffer 'when_full: block, max_bytes: 16MiB'] [--sink-options "
+               "'workers: 4, ...']\n",
+               self);
+  std::exit(2);
+}
+
+Options parseArgs(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(argv[0]);
+      return argv[++i];
+    };
+    if (a == "--dir") {
+      o.dir = value();
+    } else if (a == "--sink") {
+      const std::string s = value();
+      if (s == "all") {
+        o.sinks = {"http", "redis", "kafka"};
+      } else if (s == "http" || s == "redis" || s == "kafka") {
+        o.sinks = {s};
+      } else {
+        usage(argv[0]);
+      }
+    } else if (a == "--runs") {
+      o.runs = std::max(1, std::atoi(value().c_str()));
+    } else if (a == "--lines") {
+      o.lines = std::max<std::uint64_t>(1, std::strtoull(value().c_str(), nullptr, 10));
+    } else if (a == "--buffer") {
+      o.buffer = value();
+    } else if (a == "--sink-options") {
+      o.sinkOptions = value();
+    } else if (a == "--perf") {
+      o.perf = true;
+    } else if (a == "--perf-call-graph") {
+      o.perfCallGraph = value();
+    } else {
+      usage(argv[0]);
+    }
+  }
+  return o;
+}
+
+// ---- data generation ----
+
+// xorshift64*: deterministic, fast, good enough to vary the content.
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed) : s_(seed) {}
+  std::uint64_t next() {
+    s_ ^= s_ >> 12;
+    s_ ^= s_ << 25;
+    s_ ^= s_ >> 27;
+    return s_ * 2685821657736338717ull;
+  }
+  std::uint64_t below(std::uint64_t n) { return next() % n; }
+
+ private:
+  std::uint64_t s_;
+};
+
+constexpr const char* kLevels[] = {"DEBUG", "INFO", "INFO", "INFO", "WARN", "ERROR"};
+constexpr const char* kJsonLevels[] = {"debug", "info", "info", "info", "warn", "error"};
+constexpr const char* kMethods[] = {"GET", "GET", "GET", "POST", "PUT", "DELETE"};
+constexpr const char* kPaths[] = {"/api/v1/users",     "/api/v1/orders",  "/api/v2/catalog/items",
+                                  "/healthz",          "/static/app.js",  "/api/v1/payments/authorize",
+                                  "/internal/metrics", "/api/v1/session", "/api/v2/search"};
+constexpr const char* kComponents[] = {"http-server", "db-pool", "scheduler", "cache", "auth", "billing-worker"};
+constexpr const char* kMessages[] = {"request completed",
+                                     "connection acquired from pool",
+                                     "cache miss, loading from backing store",
+                                     "retrying upstream call after timeout",
+                                     "job finished",
+                                     "token refreshed",
+                                     "slow query detected",
+                                     "payment authorised",
+                                     "user session expired, redirecting to login"};
+constexpr const char* kWords[] = {"alpha", "bravo", "charlie", "delta", "echo",   "foxtrot", "golf",
+                                  "hotel", "india", "juliet",  "kilo",  "lima",   "mike",    "november",
+                                  "oscar", "papa",  "quebec",  "romeo", "sierra", "tango",   "uniform"};
+
+template <std::size_t N>
+const char* pick(Rng& r, const char* const (&a)[N]) {
+  return a[r.below(N)];
+}
+
+// One line of 150..250 bytes (about 200 on average): an access log line, a JSON object (with quotes
+// the json encoding has to escape), or an application log line, in equal shares.
+void makeLine(Rng& r, std::uint64_t seq, std::string& out) {
+  out.clear();
+  char buf[512];
+  const std::uint64_t secs = 1704067200 + seq / 2000;  // 2024-01-01, ~2000 lines per second
+  const int hh = static_cast<int>((secs / 3600) % 24), mm = static_cast<int>((secs / 60) % 60),
+            ss = static_cast<int>(secs % 60);
+  const int ms = static_cast<int>(r.below(1000));
+  const std::size_t target = 150 + r.below(101);
+  int n;
+  switch (r.below(3)) {
+    case 0:
+      n = std::snprintf(buf, sizeof buf,
+                        "2024-01-01T%02d:%02d:%02d.%03dZ %s [%s-%u] %s %s/%llu status=%u bytes=%llu "
+                        "dur=%llu.%llums req_id=%016llx",
+                        hh, mm, ss, ms, pick(r, kLevels), pick(r, kComponents), static_cast<unsigned>(r.below(64)),
+                        pick(r, kMethods), pick(r, kPaths), static_cast<unsigned long long>(r.below(1000000)),
+                        r.below(10) == 0 ? 500u : 200u, static_cast<unsigned long long>(r.below(100000)),
+                        static_cast<unsigned long long>(r.below(2000)), static_cast<unsigned long long>(r.below(10)),
+                        static_cast<unsigned long long>(r.next()));
+      break;
+    case 1:
+      n = std::snprintf(buf, sizeof buf,
+                        "{\"ts\":\"2024-01-01T%02d:%02d:%02d.%03dZ\",\"level\":\"%s\",\"component\":\"%s\","
+                        "\"msg\":\"%s\",\"path\":\"%s\",\"user_id\":%llu,\"latency_ms\":%llu.%llu",
+                        hh, mm, ss, ms, pick(r, kJsonLevels), pick(r, kComponents), pick(r, kMessages), pick(r, kPaths),
+                        static_cast<unsigned long long>(r.below(10000000)),
+                        static_cast<unsigned long long>(r.below(5000)), static_cast<unsigned long long>(r.below(10)));
+      break;
+    default:
+      n = std::snprintf(
+          buf, sizeof buf, "%s %02d:%02d:%02d.%03d %s: %s (attempt %u, file /var/lib/app/data/%s-%llu.db)",
+          pick(r, kLevels), hh, mm, ss, ms, pick(r, kComponents), pick(r, kMessages),
+          static_cast<unsigned>(r.below(5) + 1), pick(r, kWords), static_cast<unsigned long long>(r.below(100000)));
+      break;
+  }
+  out.append(buf, static_cast<std::size_t>(n));
+  const bool json = out.front() == '{';
+  if (json) out += ",\"tags\":\"";
+  while (out.size() + (json ? 2 : 0) < target) {
+    out += ' ';
+    out += pick(r, kWords);
+  }
+  if (json) out += "\"}";
+}
+
+struct DataFile {
+  fs::path path;
+  std::uint64_t lines = 0;
+  std::uint64_t bytes = 0;
+};
+
+DataFile generate(const fs::path& dir, std::uint64_t lines) {
+  DataFile df{dir / ("lines-" + std::to_string(lines) + ".log"), lines, 0};
+  const fs::path meta = df.path.string() + ".meta";
+  {
+    std::ifstream in(meta);
+    std::uint64_t metaLines = 0, metaBytes = 0;
+    std::error_code ec;
+    if (in >> metaLines >> metaBytes && metaLines == lines && fs::file_size(df.path, ec) == metaBytes && !ec) {
+      df.bytes = metaBytes;
+      return df;
+    }
+  }
+  std::printf("generating %s (%llu lines)...\n", df.path.c_str(), static_cast<unsigned long long>(lines));
+  std::fflush(stdout);
+  std::ofstream out(df.path, std::ios::binary | std::ios::trunc);
+  Rng r(42);
+  std::string line;
+  for (std::uint64_t seq = 0; seq < lines; ++seq) {
+    makeLine(r, seq, line);
+    line += '\n';
+    out.write(line.data(), static_cast<std::streamsize>(line.size()));
+    df.bytes += line.size();
+  }
+  out.close();
+  if (!out) {
+    std::fprintf(stderr, "cannot write %s\n", df.path.c_str());
+    std::exit(1);
+  }
+  std::ofstream(meta) << lines << ' ' << df.bytes << '\n';
+  return df;
+}
+
+void warmPageCache(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  std::vector<char> buf(4 << 20);
+  while (::read(fd, buf.data(), buf.size()) > 0) {
+  }
+  ::close(fd);
+}
+
+// ---- destinations ----
+
+// One destination, started fresh on a free port: the sink entry that points the agent at it, and
+// how many records it holds (-1 when it cannot tell right now).
+class Destination {
+ public:
+  virtual ~Destination() = default;
+  // Without the closing brace, so that more keys can follow.
+  virtual std::string sinkEntry() const = 0;
+  virtual std::int64_t delivered() = 0;
+};
+
+class HttpReceiver final : public Destination {
+ public:
+  HttpReceiver()
+      : port_(logcapture::testing::freePort()),
+        process_({kHttpReceiverBinary, "--listen", "127.0.0.1:" + std::to_string(port_)}),
+        client_("127.0.0.1", port_) {
+    if (!process_.waitForStdout("listening on", 10s)) throw std::runtime_error("the HTTP receiver did not start");
+    client_.set_keep_alive(true);
+  }
+  std::string sinkEntry() const override {
+    return "{name: out, type: http, url: \"http://127.0.0.1:" + std::to_string(port_) +
+           "/ingest\", format: ndjson, encoding: json";
+  }
+  std::int64_t delivered() override {
+    const auto res = client_.Get("/_stats");
+    if (!res || res->status != 200) return -1;
+    const auto j = nlohmann::json::parse(res->body, nullptr, false);
+    if (j.is_discarded() || !j.contains("records")) return -1;
+    return j["records"].get<std::int64_t>();
+  }
+
+ private:
+  std::uint16_t port_;
+  logcapture::testing::ChildProcess process_;
+  httplib::Client client_;
+};
+
+class Redis final : public Destination {
+ public:
+  std::string sinkEntry() const override {
+    return "{name: out, type: redis, address: \"" + server_.address() + "\", mode: list, key: logs, encoding: json";
+  }
+  std::int64_t delivered() override {
+    const auto reply = server_.command({"LLEN", "logs"});
+    return reply.type == logcapture::testing::RedisValue::Type::Integer ? reply.integer : -1;
+  }
+
+ private:
+  logcapture::testing::RedisServer server_;
+};
+
+class Kafka final : public Destination {
+ public:
+  Kafka() : broker_(logcapture::testing::KafkaBroker::Options{.brokers = 1, .topics = {"logs:1"}}) {
+    // One consumer handle for the whole run: a new client per poll would cost a metadata round trip.
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    char err[512];
+    for (const auto& [name, value] :
+         {std::pair{"bootstrap.servers", broker_.bootstrap().c_str()}, std::pair{"group.id", "logcapture-bench"},
+          std::pair{"allow.auto.create.topics", "false"}, std::pair{"log_level", "3"}}) {
+      if (rd_kafka_conf_set(conf, name, value, err, sizeof err) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        throw std::runtime_error(err);
+      }
+    }
+    consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (consumer_ == nullptr) {
+      rd_kafka_conf_destroy(conf);
+      throw std::runtime_error(err);
+    }
+  }
+  ~Kafka() override { rd_kafka_destroy(consumer_); }
+  Kafka(const Kafka&) = delete;
+  Kafka& operator=(const Kafka&) = delete;
+
+  std::string sinkEntry() const override {
+    return "{name: out, type: kafka, brokers: [\"" + broker_.bootstrap() + "\"], topic: logs, encoding: json";
+  }
+  std::int64_t delivered() override {
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    if (rd_kafka_query_watermark_offsets(consumer_, "logs", 0, &low, &high, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return -1;
+    }
+    // The high watermark alone: the mock cluster drops old segments past a few MB, which moves the
+    // low watermark up, while the high one counts every message ever appended from offset 0.
+    return high;
+  }
+
+ private:
+  logcapture::testing::KafkaBroker broker_;
+  rd_kafka_t* consumer_ = nullptr;
+};
+
+std::unique_ptr<Destination> startDestination(const std::string& sink) {
+  if (sink == "http") return std::make_unique<HttpReceiver>();
+  if (sink == "redis") return std::make_unique<Redis>();
+  return std::make_unique<Kafka>();
+}
+
+// ---- the agent ----
+
+struct Exit {
+  int status = 0;
+  rusage usage{};
+};
+
+// The agent as a child of this process (not through ChildProcess) so that wait4() returns its rusage.
+// Its output goes to `log`.
+class Agent {
+ public:
+  // `wrapper` runs the agent under another program (perf record ... --), which must pass SIGTERM on.
+  Agent(const fs::path& config, const fs::path& log, std::vector<std::string> wrapper = {}) {
+    std::vector<std::string> argv = std::move(wrapper);
+    for (const auto& a : {kAgentBinary, std::string("run"), std::string("-c"), config.string()}) argv.push_back(a);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) throw std::runtime_error("cannot open " + log.string());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // Only async-signal-safe calls between fork and exec.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      const int in = ::open("/dev/null", O_RDONLY);
+      if (in < 0 || ::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) ::_exit(127);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    ::close(out);
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+  }
+  ~Agent() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Without reaping it, so that stop() still gets its rusage.
+  bool running() const {
+    siginfo_t info{};
+    return pid_ > 0 && ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+           info.si_pid == 0;
+  }
+
+  // SIGTERM, then waits for the exit (SIGKILL past the timeout).
+  Exit stop(std::chrono::seconds timeout) {
+    Exit e;
+    ::kill(pid_, SIGTERM);
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+      const pid_t got = ::wait4(pid_, &e.status, WNOHANG, &e.usage);
+      if (got == pid_) break;
+      if (Clock::now() >= deadline) {
+        std::fprintf(stderr, "the agent did not stop within %llds; killing it\n",
+                     static_cast<long long>(timeout.count()));
+        ::kill(pid_, SIGKILL);
+        ::wait4(pid_, &e.status, 0, &e.usage);
+        break;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    pid_ = -1;
+    return e;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+fs::path writeConfig(const fs::path& dir, const std::string& sink, const DataFile& df, const Destination& dest,
+                     const std::string& buffer, const std::string& extra) {
+  const fs::path state = dir / ("state-" + sink);
+  fs::remove_all(state);
+  fs::create_directories(state);
+  const fs::path config = dir / ("capture-" + sink + ".yaml");
+  std::ofstream out(config, std::ios::trunc);
+  out << "agent:\n"
+      << "  state_dir: \"" << state.string() << "\"\n"
+      << "  admin: {listen: \"\"}\n"
+      << "  shutdown_timeout: 20s\n"
+      << "inputs:\n"
+      << "  - {name: bench, type: file, paths: [\"" << df.path.string() << "\"], start_at: beginning, format: raw}\n"
+      << "sinks:\n"
+      // The sink's buffer blocks when full, so a sink slower than the file input holds the tailer back
+      // (the file is the buffer). With the default, drop_oldest, the file is read faster than a slower
+      // sink ships it, and whole batches are dropped once 256 MiB are buffered: lines never arrive.
+      << "  - " << dest.sinkEntry() << ", buffer: {" << buffer << "}" << (extra.empty() ? "" : ", " + extra) << "}\n";
+  return config;
+}
+
+// ---- measurement ----
+
+struct RunResult {
+  bool complete = false;
+  double wall = 0;       // fork to the poll that saw the last line, seconds
+  double firstLine = 0;  // fork to the poll that saw the first line, seconds
+  double cpu = 0;        // the agent's user + system seconds, over its whole life
+  double rssMiB = 0;     // the agent's peak resident set
+  std::int64_t delivered = 0;
+  int exitStatus = 0;
+};
+
+RunResult runOnce(const Options& o, const std::string& sink, const DataFile& df, int run, bool profile) {
+  RunResult r;
+  const auto dest = startDestination(sink);
+  const fs::path config = writeConfig(o.dir, sink, df, *dest, o.buffer, o.sinkOptions);
+  std::string logName = "agent-" + sink;
+  logName += '-';
+  logName += profile ? std::string("perf") : std::to_string(run);
+  const fs::path log = o.dir / (logName + ".log");
+  warmPageCache(df.path);
+
+  const auto want = static_cast<std::int64_t>(df.lines);
+  const auto t0 = Clock::now();
+  // perf starts the agent itself: attaching to a running one takes long enough to miss a short run.
+  // On SIGTERM perf stops recording and passes the signal on.
+  std::vector<std::string> wrapper;
+  if (profile) {
+    wrapper = {"/usr/bin/perf",
+               "record",
+               "--quiet",
+               "--call-graph",
+               o.perfCallGraph,
+               "-o",
+               (o.dir / ("perf-" + sink + ".data")).string(),
+               "--"};
+  }
+  Agent agent(config, log, wrapper);
+
+  // Generous: a stuck sink shows as an incomplete run rather than a hang.
+  const auto giveUp = t0 + 60s + std::chrono::seconds(df.lines / 20000);
+  bool sawFirst = false;
+  std::int64_t n = 0;
+  while (Clock::now() < giveUp) {
+    n = std::max(n, dest->delivered());
+    const auto now = Clock::now();
+    if (!sawFirst && n > 0) {
+      sawFirst = true;
+      r.firstLine = std::chrono::duration<double>(now - t0).count();
+    }
+    if (n >= want) {
+      r.complete = true;
+      r.wall = std::chrono::duration<double>(now - t0).count();
+      break;
+    }
+    if (!agent.running()) break;
+    std::this_thread::sleep_for(2ms);
+  }
+  const Exit e = agent.stop(30s);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  r.cpu = sec(e.usage.ru_utime) + sec(e.usage.ru_stime);
+  r.rssMiB = static_cast<double>(e.usage.ru_maxrss) / 1024.0;  // KiB on Linux
+  r.exitStatus = e.status;
+  r.delivered = std::max(n, dest->delivered());
+  if (!r.complete) {
+    std::fprintf(stderr, "  incomplete run: %lld of %lld lines arrived; see %s\n", static_cast<long long>(r.delivered),
+                 static_cast<long long>(want), log.c_str());
+  } else if (r.delivered != want) {
+    std::printf("  note: the destination holds %lld records for %lld lines (duplicates)\n",
+                static_cast<long long>(r.delivered), static_cast<long long>(want));
+  }
+  if (!WIFEXITED(e.status) || WEXITSTATUS(e.status) != 0) {
+    std::fprintf(stderr, "  the agent ended with status 0x%x; see %s\n", static_cast<unsigned>(e.status), log.c_str());
+  }
+  return r;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+struct Figures {
+  std::string sink;
+  int complete = 0;
+  double linesPerSec = 0;
+  double mbPerSec = 0;
+  double cpu = 0;
+  double cpuPerMillion = 0;
+  double rssMiB = 0;
+};
+
+Figures benchSink(const Options& o, const std::string& sink, const DataFile& df) {
+  std::printf("\n%s: %s, %.1f MB, %llu lines\n", sink.c_str(), df.path.c_str(), static_cast<double>(df.bytes) / 1e6,
+              static_cast<unsigned long long>(df.lines));
+  std::fflush(stdout);
+  const double mb = static_cast<double>(df.bytes) / 1e6;
+  const double millions = static_cast<double>(df.lines) / 1e6;
+  Figures f;
+  f.sink = sink;
+  std::vector<double> lps, mbps, cpu, cpuPerM, rss;
+  for (int i = 1; i <= o.runs; ++i) {
+    const RunResult r = runOnce(o, sink, df, i, false);
+    if (!r.complete) continue;
+    ++f.complete;
+    lps.push_back(static_cast<double>(df.lines) / r.wall);
+    mbps.push_back(mb / r.wall);
+    cpu.push_back(r.cpu);
+    cpuPerM.push_back(r.cpu / millions);
+    rss.push_back(r.rssMiB);
+    std::printf(
+        "  run %d: %9.0f lines/s  %6.1f MB/s  wall %.3f s (first line %.3f s)  agent cpu %.2f s  %.3f cpu-s/M lines  "
+        "peak rss %.1f MiB\n",
+        i, lps.back(), mbps.back(), r.wall, r.firstLine, r.cpu, cpuPerM.back(), r.rssMiB);
+    std::fflush(stdout);
+  }
+  f.linesPerSec = median(lps);
+  f.mbPerSec = median(mbps);
+  f.cpu = median(cpu);
+  f.cpuPerMillion = median(cpuPerM);
+  f.rssMiB = median(rss);
+  std::printf("  median of %d: %9.0f lines/s  %6.1f MB/s  agent cpu %.2f s  %.3f cpu-s/M lines  peak rss %.1f MiB\n",
+              f.complete, f.linesPerSec, f.mbPerSec, f.cpu, f.cpuPerMillion, f.rssMiB);
+  if (o.perf) {
+    const RunResult r = runOnce(o, sink, df, 0, true);
+    std::printf("  profiled run (perf attached, not counted): %.0f lines/s; perf report -i %s\n",
+                r.complete ? static_cast<double>(df.lines) / r.wall : 0.0,
+                (o.dir / ("perf-" + sink + ".data")).c_str());
+  }
+  std::fflush(stdout);
+  return f;
+}
+
+std::string target(const std::string& sink) {
+  if (sink == "http") return ">= 2000000 lines/s, <= 0.65 cpu-s/M";
+  if (sink == "redis") return ">= 1000000 lines/s";
+  return ">= 600000 lines/s";
+}
+
+// "met", or which targets were missed.
+std::string verdict(const Figures& f) {
+  if (f.complete == 0) return "no complete run";
+  const double minRate = f.sink == "http" ? 2e6 : f.sink == "redis" ? 1e6 : 6e5;
+  std::string missed;
+  if (f.linesPerSec < minRate) missed += " rate";
+  if (f.sink == "http" && f.cpuPerMillion > 0.65) missed += " cpu";
+  if (f.rssMiB > 64) missed += " rss";
+  return missed.empty() ? "met" : "missed:" + missed;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parseArgs(argc, argv);
+  // A destination that dies mid-run must not kill the bench through a broken pipe.
+  ::signal(SIGPIPE, SIG_IGN);
+  fs::create_directories(o.dir);
+  const DataFile df = generate(o.dir, o.lines);
+
+  std::vector<Figures> all;
+  for (const auto& sink : o.sinks) {
+    try {
+      all.push_back(benchSink(o, sink, df));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s: %s\n", sink.c_str(), e.what());
+      all.push_back(Figures{.sink = sink});
+    }
+  }
+
+  std::printf("\nmedians over %d runs, %llu lines, %.1f MB (targets: every sink peak rss <= 64 MiB)\n", o.runs,
+              static_cast<unsigned long long>(df.lines), static_cast<double>(df.bytes) / 1e6);
+  std::printf("%-6s %5s %12s %8s %8s %10s %9s  %-36s %s\n", "sink", "runs", "lines/s", "MB/s", "cpu-s", "cpu-s/M",
+              "rss MiB", "target", "");
+  for (const auto& f : all) {
+    std::printf("%-6s %2d/%-2d %12.0f %8.1f %8.2f %10.3f %9.1f  %-36s %s\n", f.sink.c_str(), f.complete, o.runs,
+                f.linesPerSec, f.mbPerSec, f.cpu, f.cpuPerMillion, f.rssMiB, target(f.sink).c_str(),
+                verdict(f).c_str());
+  }
+  return 0;
+}
