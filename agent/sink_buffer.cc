@@ -28,16 +28,19 @@ PendingBatch SinkBuffer::takeFront(std::uint32_t lane) {
   return b;
 }
 
-SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<PendingBatch>& evicted) {
+SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<PendingBatch>& evicted,
+                                        const std::function<bool()>& mayDrop) {
   std::unique_lock lock(mutex_);
   auto fits = [&] { return stats_.batches == 0 || stats_.bytes + batch.batch.bytes() <= maxBytes_; };
   if (closed_) return PushResult::Closed;
+  while (!fits() && (whenFull_ == config::WhenFull::Block || !mayDrop())) {
+    changed_.wait_for(lock, std::chrono::milliseconds(20));
+    if (closed_) return PushResult::Closed;
+  }
   if (!fits()) {
     switch (whenFull_) {
       case config::WhenFull::Block:
-        changed_.wait(lock, [&] { return closed_ || fits(); });
-        if (closed_) return PushResult::Closed;
-        break;
+        break;  // unreachable: the loop above waits until it fits
       case config::WhenFull::DropNewest:
         return PushResult::Dropped;
       case config::WhenFull::DropOldest:

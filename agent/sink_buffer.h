@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -54,7 +55,11 @@ class SinkBuffer {
   // drop_newest refuses this batch (Dropped, left in `batch`); drop_oldest moves the oldest batches of
   // any lane into `evicted`. The caller counts and finishes what was dropped. A batch larger than the
   // bound is admitted into an empty buffer, so nothing waits forever.
-  PushResult push(PendingBatch& batch, std::vector<PendingBatch>& evicted);
+  //
+  // `mayDrop` says whether the drop policies apply now: the runner allows them only while the breaker
+  // refuses sends. A sink that is healthy but slower than its inputs is waited for (backpressure), never
+  // dropped from; a wait ends as soon as `mayDrop` turns true (checked every few milliseconds).
+  PushResult push(PendingBatch& batch, std::vector<PendingBatch>& evicted, const std::function<bool()>& mayDrop);
   // Returns a batch that could not be sent to the front of its lane, ahead of newer batches. It was
   // admitted before, so it is never refused.
   void pushFront(PendingBatch&& batch);

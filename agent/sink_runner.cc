@@ -179,7 +179,13 @@ void SinkRunner::flush(OpenBatch& o) {
   pb.lane = static_cast<std::uint32_t>(&o - open_.data());
   pb.sequence = sequence_++;
   std::vector<PendingBatch> evicted;
-  switch (buffer_.push(pb, evicted)) {
+  // Drop policies apply only while the breaker refuses sends: a slow but healthy sink holds back its
+  // intake instead (and, through the fan-out, the queue and the files), so nothing is lost to speed.
+  const auto refusing = [this] {
+    const auto state = breaker_->state();
+    return state == circuit::State::Open || state == circuit::State::ForcedOpen;
+  };
+  switch (buffer_.push(pb, evicted, refusing)) {
     case SinkBuffer::PushResult::Accepted:
       break;
     case SinkBuffer::PushResult::Dropped:
@@ -194,7 +200,15 @@ void SinkRunner::flush(OpenBatch& o) {
 }
 
 void SinkRunner::drop(PendingBatch& pb, DropReason reason) {
-  stats_.dropped[std::size_t(reason)].fetch_add(pb.batch.size(), std::memory_order_relaxed);
+  const auto before = stats_.dropped[std::size_t(reason)].fetch_add(pb.batch.size(), std::memory_order_relaxed);
+  if (before == 0) {
+    // Once per reason at warn; the counters carry the rest.
+    log::event(*log::component("sink"), spdlog::level::warn, "sink_records_dropped",
+               {{"sink", cfg_.name},
+                {"reason", dropReasonName(reason)},
+                {"records", pb.batch.size()},
+                {"hint", "counted from now on without further warnings"}});
+  }
   pb.finish();
 }
 

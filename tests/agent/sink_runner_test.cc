@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <thread>
 
 #include "tests/support/fixtures.h"
 
@@ -380,4 +381,19 @@ TEST_CASE("records left unsent at the shutdown deadline stay unfinished and are 
   f.runner->stop(std::chrono::steady_clock::now() + 100ms);
   CHECK(feed.committed() == 0);
   CHECK(f.stats().unsentAtShutdown == 20);
+}
+
+TEST_CASE("a slow but healthy sink is waited for, not dropped from, whatever its when_full") {
+  auto cfg = sinkConfig();
+  cfg.buffer.maxBytes = config::Bytes{200};
+  cfg.buffer.whenFull = config::WhenFull::DropOldest;
+  Fixture f(cfg, [](const sinks::Batch&) {
+    std::this_thread::sleep_for(2ms);
+    return sinks::SendResult::success();
+  });
+  Feed feed;
+  feed.offer(*f.runner, 0, 300);
+  REQUIRE(waitUntil([&] { return feed.committed() == 300; }, 20s));
+  CHECK(f.sink->accepted() == feed.expected(0, 300));
+  CHECK(f.stats().droppedFor(DropReason::BufferFull) == 0);
 }
