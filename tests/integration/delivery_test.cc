@@ -124,7 +124,7 @@ class Stack {
 class Agent {
  public:
   explicit Agent(const std::string& config) : process_({kBinary, "run", "-c", config}) {
-    REQUIRE(process_.waitForStderr("agent_started", 20s));
+    if (!process_.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << process_.err());
   }
 
   // Polls `done` until the deadline, reading the agent's output meanwhile.

@@ -1,9 +1,9 @@
-// Only in ThreadSanitizer builds of the tests: C11 threads routed through pthreads.
+// Only in ThreadSanitizer builds of the tests and of the agent they run: C11 threads routed through pthreads.
 //
 // librdkafka (Debian's build) uses C11 threads, mutexes and condition variables. glibc implements
 // them by calling its pthread internals directly, past TSan's interceptors, so TSan never learns of
 // librdkafka's threads (it crashes in their first malloc) nor of its locks (it reports every hand-over
-// between librdkafka's threads, and to our callbacks, as a race). Defined in the test executable,
+// between librdkafka's threads, and to our callbacks, as a race). Defined in the executable,
 // these take precedence over glibc's for librdkafka and go through the intercepted pthread calls.
 // glibc's C11 types are its pthread types under another name, which the asserts check.
 // The suppression at the end covers what remains: librdkafka's own atomics, which TSan cannot see.
