@@ -44,6 +44,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/sample_lines.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/kafka_broker.h"
 #include "tests/support/process.h"
@@ -118,94 +119,6 @@ Options parseArgs(int argc, char** argv) {
 
 // ---- data generation ----
 
-// xorshift64*: deterministic, fast, good enough to vary the content.
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed) : s_(seed) {}
-  std::uint64_t next() {
-    s_ ^= s_ >> 12;
-    s_ ^= s_ << 25;
-    s_ ^= s_ >> 27;
-    return s_ * 2685821657736338717ull;
-  }
-  std::uint64_t below(std::uint64_t n) { return next() % n; }
-
- private:
-  std::uint64_t s_;
-};
-
-constexpr const char* kLevels[] = {"DEBUG", "INFO", "INFO", "INFO", "WARN", "ERROR"};
-constexpr const char* kJsonLevels[] = {"debug", "info", "info", "info", "warn", "error"};
-constexpr const char* kMethods[] = {"GET", "GET", "GET", "POST", "PUT", "DELETE"};
-constexpr const char* kPaths[] = {"/api/v1/users",     "/api/v1/orders",  "/api/v2/catalog/items",
-                                  "/healthz",          "/static/app.js",  "/api/v1/payments/authorize",
-                                  "/internal/metrics", "/api/v1/session", "/api/v2/search"};
-constexpr const char* kComponents[] = {"http-server", "db-pool", "scheduler", "cache", "auth", "billing-worker"};
-constexpr const char* kMessages[] = {"request completed",
-                                     "connection acquired from pool",
-                                     "cache miss, loading from backing store",
-                                     "retrying upstream call after timeout",
-                                     "job finished",
-                                     "token refreshed",
-                                     "slow query detected",
-                                     "payment authorised",
-                                     "user session expired, redirecting to login"};
-constexpr const char* kWords[] = {"alpha", "bravo", "charlie", "delta", "echo",   "foxtrot", "golf",
-                                  "hotel", "india", "juliet",  "kilo",  "lima",   "mike",    "november",
-                                  "oscar", "papa",  "quebec",  "romeo", "sierra", "tango",   "uniform"};
-
-template <std::size_t N>
-const char* pick(Rng& r, const char* const (&a)[N]) {
-  return a[r.below(N)];
-}
-
-// One line of 150..250 bytes (about 200 on average): an access log line, a JSON object (with quotes
-// the json encoding has to escape), or an application log line, in equal shares.
-void makeLine(Rng& r, std::uint64_t seq, std::string& out) {
-  out.clear();
-  char buf[512];
-  const std::uint64_t secs = 1704067200 + seq / 2000;  // 2024-01-01, ~2000 lines per second
-  const int hh = static_cast<int>((secs / 3600) % 24), mm = static_cast<int>((secs / 60) % 60),
-            ss = static_cast<int>(secs % 60);
-  const int ms = static_cast<int>(r.below(1000));
-  const std::size_t target = 150 + r.below(101);
-  int n;
-  switch (r.below(3)) {
-    case 0:
-      n = std::snprintf(buf, sizeof buf,
-                        "2024-01-01T%02d:%02d:%02d.%03dZ %s [%s-%u] %s %s/%llu status=%u bytes=%llu "
-                        "dur=%llu.%llums req_id=%016llx",
-                        hh, mm, ss, ms, pick(r, kLevels), pick(r, kComponents), static_cast<unsigned>(r.below(64)),
-                        pick(r, kMethods), pick(r, kPaths), static_cast<unsigned long long>(r.below(1000000)),
-                        r.below(10) == 0 ? 500u : 200u, static_cast<unsigned long long>(r.below(100000)),
-                        static_cast<unsigned long long>(r.below(2000)), static_cast<unsigned long long>(r.below(10)),
-                        static_cast<unsigned long long>(r.next()));
-      break;
-    case 1:
-      n = std::snprintf(buf, sizeof buf,
-                        "{\"ts\":\"2024-01-01T%02d:%02d:%02d.%03dZ\",\"level\":\"%s\",\"component\":\"%s\","
-                        "\"msg\":\"%s\",\"path\":\"%s\",\"user_id\":%llu,\"latency_ms\":%llu.%llu",
-                        hh, mm, ss, ms, pick(r, kJsonLevels), pick(r, kComponents), pick(r, kMessages), pick(r, kPaths),
-                        static_cast<unsigned long long>(r.below(10000000)),
-                        static_cast<unsigned long long>(r.below(5000)), static_cast<unsigned long long>(r.below(10)));
-      break;
-    default:
-      n = std::snprintf(
-          buf, sizeof buf, "%s %02d:%02d:%02d.%03d %s: %s (attempt %u, file /var/lib/app/data/%s-%llu.db)",
-          pick(r, kLevels), hh, mm, ss, ms, pick(r, kComponents), pick(r, kMessages),
-          static_cast<unsigned>(r.below(5) + 1), pick(r, kWords), static_cast<unsigned long long>(r.below(100000)));
-      break;
-  }
-  out.append(buf, static_cast<std::size_t>(n));
-  const bool json = out.front() == '{';
-  if (json) out += ",\"tags\":\"";
-  while (out.size() + (json ? 2 : 0) < target) {
-    out += ' ';
-    out += pick(r, kWords);
-  }
-  if (json) out += "\"}";
-}
-
 struct DataFile {
   fs::path path;
   std::uint64_t lines = 0;
@@ -227,10 +140,10 @@ DataFile generate(const fs::path& dir, std::uint64_t lines) {
   std::printf("generating %s (%llu lines)...\n", df.path.c_str(), static_cast<unsigned long long>(lines));
   std::fflush(stdout);
   std::ofstream out(df.path, std::ios::binary | std::ios::trunc);
-  Rng r(42);
+  logcapture::bench::Rng r(42);
   std::string line;
   for (std::uint64_t seq = 0; seq < lines; ++seq) {
-    makeLine(r, seq, line);
+    makeSampleLine(r, seq, line);
     line += '\n';
     out.write(line.data(), static_cast<std::streamsize>(line.size()));
     df.bytes += line.size();
