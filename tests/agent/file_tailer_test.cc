@@ -20,6 +20,8 @@ namespace {
 using namespace logcapture::agent;
 using namespace logcapture;
 using namespace std::chrono_literals;
+using logcapture::testing::numberedLines;
+using logcapture::testing::numberedMessages;
 namespace fs = std::filesystem;
 
 TailerTimings fastTimings() {
@@ -148,27 +150,15 @@ struct TempDir : testing::TempDir {
 void append(const fs::path& file, const std::string& text) { testing::appendFile(file, text); }
 using testing::waitUntil;
 
-std::string lines(int from, int to, const std::string& prefix = "line ") {
-  std::string out;
-  for (int i = from; i < to; ++i) out += prefix + std::to_string(i) + "\n";
-  return out;
-}
-
-std::vector<std::string> expected(int from, int to, const std::string& prefix = "line ") {
-  std::vector<std::string> out;
-  for (int i = from; i < to; ++i) out.push_back(prefix + std::to_string(i));
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("start_at beginning reads a file's existing lines") {
   TempDir dir;
-  append(dir.logs() / "a.log", lines(0, 3));
+  append(dir.logs() / "a.log", numberedLines(0, 3));
   Harness h(dir.path);
   h.startTailer(h.input({(dir.logs() / "*.log").string()}));
   REQUIRE(h.waitFor(3));
-  CHECK(h.messages() == expected(0, 3));
+  CHECK(h.messages() == numberedMessages(0, 3));
   const auto r = h.records();
   CHECK(r[0].source->path == (dir.logs() / "a.log").string());
   CHECK(r[0].source->input == "files");
@@ -177,22 +167,22 @@ TEST_CASE("start_at beginning reads a file's existing lines") {
 
 TEST_CASE("start_at end skips existing lines and reads new ones") {
   TempDir dir;
-  append(dir.logs() / "a.log", lines(0, 3));
+  append(dir.logs() / "a.log", numberedLines(0, 3));
   Harness h(dir.path);
   h.startTailer(h.input({(dir.logs() / "*.log").string()}, config::StartAt::End));
   REQUIRE(waitUntil([&] { return h.tailer().stats().filesOpen.load() == 1; }));
-  append(dir.logs() / "a.log", lines(3, 5));
+  append(dir.logs() / "a.log", numberedLines(3, 5));
   REQUIRE(h.waitFor(2));
-  CHECK(h.messages() == expected(3, 5));
+  CHECK(h.messages() == numberedMessages(3, 5));
 }
 
 TEST_CASE("a file created after start-up is read from its first byte") {
   TempDir dir;
   Harness h(dir.path);
   h.startTailer(h.input({(dir.logs() / "*.log").string()}, config::StartAt::End));
-  append(dir.logs() / "new.log", lines(0, 4));
+  append(dir.logs() / "new.log", numberedLines(0, 4));
   REQUIRE(h.waitFor(4));
-  CHECK(h.messages() == expected(0, 4));
+  CHECK(h.messages() == numberedMessages(0, 4));
 }
 
 TEST_CASE("excluded files are not read") {
@@ -239,53 +229,53 @@ TEST_CASE("rotation by rename under continuous writes loses and repeats nothing"
   const auto got = h.messages();
   INFO("received " << got.size() << " lines");
   REQUIRE(all);
-  CHECK(got == expected(0, kLines));
+  CHECK(got == numberedMessages(0, kLines));
   CHECK(h.tailer().stats().rotations.load() >= 3);
 }
 
 TEST_CASE("copytruncate restarts the file from the top") {
   TempDir dir;
   const auto file = dir.logs() / "app.log";
-  append(file, lines(0, 5));
+  append(file, numberedLines(0, 5));
   Harness h(dir.path);
   h.startTailer(h.input({file.string()}));
   REQUIRE(h.waitFor(5));
   fs::resize_file(file, 0);
   // Wait until the tailer noticed the truncation before writing new lines.
   REQUIRE(waitUntil([&] { return h.tailer().stats().truncations.load() == 1; }));
-  append(file, lines(5, 8));
+  append(file, numberedLines(5, 8));
   REQUIRE(h.waitFor(8));
-  CHECK(h.messages() == expected(0, 8));
+  CHECK(h.messages() == numberedMessages(0, 8));
   CHECK(h.tailer().stats().truncations.load() == 1);
 }
 
 TEST_CASE("a deleted file still open is drained, then closed") {
   TempDir dir;
   const auto file = dir.logs() / "gone.log";
-  append(file, lines(0, 3));
+  append(file, numberedLines(0, 3));
   Harness h(dir.path);
   h.startTailer(h.input({file.string()}));
   REQUIRE(h.waitFor(3));
   {
     std::ofstream out(file, std::ios::app);
     fs::remove(file);
-    out << lines(3, 6);  // written after the unlink, through the still-open file
+    out << numberedLines(3, 6);  // written after the unlink, through the still-open file
   }
   REQUIRE(h.waitFor(6));
-  CHECK(h.messages() == expected(0, 6));
+  CHECK(h.messages() == numberedMessages(0, 6));
   CHECK(waitUntil([&] { return h.tailer().stats().filesOpen.load() == 0; }));
 }
 
 TEST_CASE("the same file reached by a symlink and its own path is read once") {
   TempDir dir;
   const auto file = dir.logs() / "real.log";
-  append(file, lines(0, 3));
+  append(file, numberedLines(0, 3));
   fs::create_symlink(file, dir.logs() / "link.log");
   Harness h(dir.path);
   h.startTailer(h.input({(dir.logs() / "*.log").string()}));
   REQUIRE(h.waitFor(3));
   std::this_thread::sleep_for(200ms);
-  CHECK(h.messages() == expected(0, 3));
+  CHECK(h.messages() == numberedMessages(0, 3));
 }
 
 TEST_CASE("lines longer than max_line_bytes are truncated and flagged") {
@@ -323,24 +313,24 @@ TEST_CASE("a trailing line without newline is held, then flushed after the timeo
 TEST_CASE("after a restart reading resumes at the checkpoint: nothing lost, nothing twice") {
   TempDir dir;
   const auto file = dir.logs() / "r.log";
-  append(file, lines(0, 100));
+  append(file, numberedLines(0, 100));
   Harness h(dir.path);
   h.startTailer(h.input({file.string()}, config::StartAt::End));
   // start_at: end, but the file was never seen: existing lines are skipped.
-  append(file, lines(100, 150));
+  append(file, numberedLines(100, 150));
   REQUIRE(h.waitFor(50));
   h.stopTailer();
-  append(file, lines(150, 200));  // written while the agent is down
+  append(file, numberedLines(150, 200));  // written while the agent is down
   h.startTailer(h.input({file.string()}, config::StartAt::End));
   REQUIRE(h.waitFor(100));
   std::this_thread::sleep_for(200ms);
-  CHECK(h.messages() == expected(100, 200));
+  CHECK(h.messages() == numberedMessages(100, 200));
 }
 
 TEST_CASE("two inputs whose globs overlap each resume at their own offset in the shared file after a restart") {
   TempDir dir;
   const auto file = dir.logs() / "app.log";
-  append(file, lines(0, 100));
+  append(file, numberedLines(0, 100));
   Harness h(dir.path);
   auto all = h.input({(dir.logs() / "*.log").string()});
   all.name = "all";
@@ -351,19 +341,19 @@ TEST_CASE("two inputs whose globs overlap each resume at their own offset in the
   REQUIRE(waitUntil([&] { return h.checkpointOf("all", file) == size && h.checkpointOf("app", file) == size; }, 10s));
   // "all" stops here while "app" reads on: their offsets in the one file now differ.
   h.stopInput("all");
-  append(file, lines(100, 150));
+  append(file, numberedLines(100, 150));
   size = fs::file_size(file);
   REQUIRE(waitUntil([&] { return h.checkpointOf("app", file) == size; }, 10s));
   h.stopTailer();
 
-  append(file, lines(150, 200));  // written while the agent is down
+  append(file, numberedLines(150, 200));  // written while the agent is down
   h.startTailers({all, app});
   size = fs::file_size(file);
   // Both at the end: whatever either input read again or skipped has reached the consumer by now.
   REQUIRE(waitUntil([&] { return h.checkpointOf("all", file) == size && h.checkpointOf("app", file) == size; }, 10s));
   h.stopTailer();
-  CHECK(h.messagesOf("all") == expected(0, 200));
-  CHECK(h.messagesOf("app") == expected(0, 200));
+  CHECK(h.messagesOf("all") == numberedMessages(0, 200));
+  CHECK(h.messagesOf("app") == numberedMessages(0, 200));
 }
 
 TEST_CASE("a glob gaining files in a new directory picks them up") {
@@ -371,9 +361,9 @@ TEST_CASE("a glob gaining files in a new directory picks them up") {
   Harness h(dir.path);
   h.startTailer(h.input({(dir.logs() / "*" / "*.log").string()}));
   fs::create_directories(dir.logs() / "pod-a");
-  append(dir.logs() / "pod-a" / "0.log", lines(0, 2));
+  append(dir.logs() / "pod-a" / "0.log", numberedLines(0, 2));
   REQUIRE(h.waitFor(2));
-  CHECK(h.messages() == expected(0, 2));
+  CHECK(h.messages() == numberedMessages(0, 2));
 }
 
 TEST_CASE("max_open_files caps open files and counts the ones waiting") {
@@ -391,12 +381,12 @@ TEST_CASE("max_open_files caps open files and counts the ones waiting") {
 TEST_CASE("a full queue in block mode pauses reading and loses nothing") {
   TempDir dir;
   const auto file = dir.logs() / "big.log";
-  append(file, lines(0, 5000));
+  append(file, numberedLines(0, 5000));
   config::QueueConfig q;
   q.maxRecords = 10;
   q.whenFull = config::WhenFull::Block;
   Harness h(dir.path, q);
   h.startTailer(h.input({file.string()}));
   REQUIRE(h.waitFor(5000, 20s));
-  CHECK(h.messages() == expected(0, 5000));
+  CHECK(h.messages() == numberedMessages(0, 5000));
 }

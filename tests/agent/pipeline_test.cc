@@ -19,6 +19,8 @@ using logcapture::testing::ChildProcess;
 using logcapture::testing::TempDir;
 using logcapture::testing::waitUntil;
 using namespace std::chrono_literals;
+using logcapture::testing::numberedLines;
+using logcapture::testing::numberedMessages;
 namespace fs = std::filesystem;
 
 const std::string kBinary = LOGCAPTURE_BINARY;
@@ -40,18 +42,6 @@ std::vector<std::string> fileLines(const fs::path& file) {
   return lines;
 }
 
-std::string numbered(int from, int to, const std::string& prefix = "line ") {
-  std::string out;
-  for (int i = from; i < to; ++i) out += prefix + std::to_string(i) + "\n";
-  return out;
-}
-
-std::vector<std::string> expected(int from, int to, const std::string& prefix = "line ") {
-  std::vector<std::string> out;
-  for (int i = from; i < to; ++i) out.push_back(prefix + std::to_string(i));
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("stdin lines reach the console sink in order and the agent exits 0 at end of input") {
@@ -60,14 +50,14 @@ TEST_CASE("stdin lines reach the console sink in order and the agent exits 0 at 
                                   "  - {name: out, type: console, encoding: raw, batch: {linger: 10ms}}\n");
   ChildProcess agent({kBinary, "run", "-c", config}, {}, true);
   REQUIRE(agent.waitForStderr("agent_started", 20s));
-  REQUIRE(agent.writeStdin(numbered(0, 5000)));
+  REQUIRE(agent.writeStdin(numberedLines(0, 5000)));
   agent.closeStdin();
   const auto r = agent.wait(30s);
   CHECK(r.exitCode == 0);
   std::vector<std::string> got;
   std::istringstream in(r.out);
   for (std::string line; std::getline(in, line);) got.push_back(line);
-  CHECK(got == expected(0, 5000));
+  CHECK(got == numberedMessages(0, 5000));
   CHECK(r.err.find("every input reached its end") != std::string::npos);
 }
 
@@ -93,21 +83,21 @@ TEST_CASE("a file tailed through a restart arrives whole, nothing read twice") {
   const auto config = writeConfig(
       dir, "  - {name: app, type: file, paths: [" + (dir / "logs" / "*.log").string() + "], start_at: beginning}\n",
       "  - {name: out, type: console, encoding: raw, path: " + out.string() + ", batch: {linger: 10ms}}\n");
-  appendFile(dir / "logs" / "app.log", numbered(0, 10000));
+  appendFile(dir / "logs" / "app.log", numberedLines(0, 10000));
   {
     ChildProcess agent({kBinary, "run", "-c", config});
     REQUIRE(waitUntil([&] { return fileLines(out).size() >= 10000; }, 30s));
     agent.signal(SIGTERM);
     CHECK(agent.wait(30s).exitCode == 0);
   }
-  appendFile(dir / "logs" / "app.log", numbered(10000, 12000));
+  appendFile(dir / "logs" / "app.log", numberedLines(10000, 12000));
   {
     ChildProcess agent({kBinary, "run", "-c", config});
     REQUIRE(waitUntil([&] { return fileLines(out).size() >= 12000; }, 30s));
     agent.signal(SIGTERM);
     CHECK(agent.wait(30s).exitCode == 0);
   }
-  CHECK(fileLines(out) == expected(0, 12000));
+  CHECK(fileLines(out) == numberedMessages(0, 12000));
 }
 
 TEST_CASE("a file rotated by rename under continuous writes arrives exactly once and in order") {
@@ -142,7 +132,7 @@ TEST_CASE("a file rotated by rename under continuous writes arrives exactly once
   REQUIRE(waitUntil([&] { return fileLines(out).size() >= kLines; }, 60s));
   agent.signal(SIGTERM);
   CHECK(agent.wait(30s).exitCode == 0);
-  CHECK(fileLines(out) == expected(0, kLines));
+  CHECK(fileLines(out) == numberedMessages(0, kLines));
 }
 
 TEST_CASE("cri container logs are joined and carry the pod's metadata end to end") {
@@ -183,12 +173,12 @@ TEST_CASE("records reach every sink their input is routed to, and only those") {
       "  - {name: both, type: console, encoding: raw, path: " + a.string() + ", batch: {linger: 10ms}}\n" +
           "  - {name: sysonly, type: console, encoding: raw, inputs: [sys], path: " + b.string() +
           ", batch: {linger: 10ms}}\n");
-  appendFile(dir / "logs" / "app.log", numbered(0, 100, "app "));
-  appendFile(dir / "logs" / "sys.log", numbered(0, 50, "sys "));
+  appendFile(dir / "logs" / "app.log", numberedLines(0, 100, "app "));
+  appendFile(dir / "logs" / "sys.log", numberedLines(0, 50, "sys "));
   ChildProcess agent({kBinary, "run", "-c", config});
   REQUIRE(waitUntil([&] { return fileLines(a).size() >= 150 && fileLines(b).size() >= 50; }, 30s));
   agent.signal(SIGTERM);
   CHECK(agent.wait(30s).exitCode == 0);
   CHECK(fileLines(a).size() == 150);
-  CHECK(fileLines(b) == expected(0, 50, "sys "));
+  CHECK(fileLines(b) == numberedMessages(0, 50, "sys "));
 }

@@ -28,24 +28,14 @@ using logcapture::testing::RedisServer;
 using logcapture::testing::TempDir;
 using logcapture::testing::waitUntil;
 using namespace std::chrono_literals;
+using logcapture::testing::numberedLines;
+using logcapture::testing::numberedMessages;
 namespace fs = std::filesystem;
 
 const std::string kBinary = LOGCAPTURE_BINARY;
 constexpr const char* kRedisSink = "cache";
 constexpr const char* kKafkaSink = "events";
 constexpr const char* kHttpSink = "search";
-
-std::string numbered(int from, int to) {
-  std::string out;
-  for (int i = from; i < to; ++i) out += "line " + std::to_string(i) + "\n";
-  return out;
-}
-
-std::vector<std::string> expected(int from, int to) {
-  std::vector<std::string> out;
-  for (int i = from; i < to; ++i) out.push_back("line " + std::to_string(i));
-  return out;
-}
 
 // What a case changes; the rest is the same short-timed setup for every sink.
 struct SinkTuning {
@@ -171,7 +161,7 @@ class Agent {
 TEST_CASE("every line of a 100000-line file arrives exactly once and in order at redis, kafka and http") {
   Stack stack;
   constexpr int kLines = 100000;
-  appendFile(stack.log(), numbered(0, kLines));
+  appendFile(stack.log(), numberedLines(0, kLines));
   Agent agent(stack.writeConfig());
   const auto started = std::chrono::steady_clock::now();
   CHECK(agent.until(
@@ -181,7 +171,7 @@ TEST_CASE("every line of a 100000-line file arrives exactly once and in order at
           << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()
           << " ms");
   REQUIRE(agent.stop() == 0);
-  stack.checkDeliveredExactly(expected(0, kLines));
+  stack.checkDeliveredExactly(numberedMessages(0, kLines));
   CHECK_FALSE(agent.logged("breaker_open", kRedisSink));
   CHECK_FALSE(agent.logged("breaker_open", kKafkaSink));
   CHECK_FALSE(agent.logged("breaker_open", kHttpSink));
@@ -189,14 +179,14 @@ TEST_CASE("every line of a 100000-line file arrives exactly once and in order at
 
 TEST_CASE("redis stopped mid-stream opens its breaker alone and every line arrives exactly once after it returns") {
   Stack stack;
-  appendFile(stack.log(), numbered(0, 5000));
+  appendFile(stack.log(), numberedLines(0, 5000));
   Agent agent(stack.writeConfig());
   REQUIRE(agent.until([&] { return stack.redisCount() == 5000; }, 30s));
   // No persistence in the fixture: SAVE so the list outlives the restart; nothing is in flight now.
   REQUIRE(stack.redis().command({"SAVE"}).text == "OK");
   stack.redis().stop();
 
-  appendFile(stack.log(), numbered(5000, 15000));
+  appendFile(stack.log(), numberedLines(5000, 15000));
   CHECK(agent.waitForEvent("breaker_open", kRedisSink, 0, 15s));
   // The other sinks go on while redis is down.
   CHECK(agent.until([&] { return stack.kafkaCount() == 15000 && stack.httpCount() == 15000; }, 30s));
@@ -210,18 +200,18 @@ TEST_CASE("redis stopped mid-stream opens its breaker alone and every line arriv
   CHECK(agent.waitForEvent("breaker_closed", kRedisSink, restarted, 15s));
   CHECK(agent.until([&] { return stack.redisCount() >= 15000; }, 30s));
   REQUIRE(agent.stop() == 0);
-  stack.checkDeliveredExactly(expected(0, 15000));
+  stack.checkDeliveredExactly(numberedMessages(0, 15000));
 }
 
 TEST_CASE(
     "a kafka broker down mid-stream opens its breaker alone and every line arrives exactly once after it returns") {
   Stack stack;
-  appendFile(stack.log(), numbered(0, 5000));
+  appendFile(stack.log(), numberedLines(0, 5000));
   Agent agent(stack.writeConfig());
   REQUIRE(agent.until([&] { return stack.kafkaCount() == 5000; }, 30s));
   REQUIRE(stack.kafka().command("down 1") == "ok");
 
-  appendFile(stack.log(), numbered(5000, 15000));
+  appendFile(stack.log(), numberedLines(5000, 15000));
   // librdkafka retries inside message.timeout.ms (the sink's 2 s timeout), so each failure takes 2 s.
   CHECK(agent.waitForEvent("breaker_open", kKafkaSink, 0, 30s));
   CHECK(agent.until([&] { return stack.redisCount() == 15000 && stack.httpCount() == 15000; }, 30s));
@@ -234,17 +224,17 @@ TEST_CASE(
   CHECK(agent.waitForEvent("breaker_closed", kKafkaSink, restarted, 20s));
   CHECK(agent.until([&] { return stack.kafkaCount() >= 15000; }, 30s));
   REQUIRE(agent.stop() == 0);
-  stack.checkDeliveredExactly(expected(0, 15000));
+  stack.checkDeliveredExactly(numberedMessages(0, 15000));
 }
 
 TEST_CASE("an http endpoint answering 503 opens its breaker and every line arrives once it answers 200") {
   Stack stack;
-  appendFile(stack.log(), numbered(0, 5000));
+  appendFile(stack.log(), numberedLines(0, 5000));
   Agent agent(stack.writeConfig());
   REQUIRE(agent.until([&] { return stack.httpCount() == 5000; }, 30s));
   stack.http().control({{"status", 503}});
 
-  appendFile(stack.log(), numbered(5000, 15000));
+  appendFile(stack.log(), numberedLines(5000, 15000));
   CHECK(agent.waitForEvent("breaker_open", kHttpSink, 0, 15s));
   CHECK(agent.until([&] { return stack.redisCount() == 15000 && stack.kafkaCount() == 15000; }, 30s));
   CHECK(stack.httpCount() == 5000);
@@ -255,19 +245,19 @@ TEST_CASE("an http endpoint answering 503 opens its breaker and every line arriv
   CHECK(agent.waitForEvent("breaker_closed", kHttpSink, recovered, 15s));
   CHECK(agent.until([&] { return stack.httpCount() >= 15000; }, 30s));
   REQUIRE(agent.stop() == 0);
-  stack.checkDeliveredExactly(expected(0, 15000));
+  stack.checkDeliveredExactly(numberedMessages(0, 15000));
   CHECK_FALSE(agent.logged("breaker_open", kRedisSink));
   CHECK_FALSE(agent.logged("breaker_open", kKafkaSink));
 }
 
 TEST_CASE("records an http endpoint refuses with 400 go to the dead letter and its breaker stays closed") {
   Stack stack;
-  appendFile(stack.log(), numbered(0, 1000));
+  appendFile(stack.log(), numberedLines(0, 1000));
   Agent agent(stack.writeConfig());
   REQUIRE(agent.until([&] { return stack.httpCount() == 1000; }, 30s));
   stack.http().control({{"status", 400}});
 
-  appendFile(stack.log(), numbered(1000, 6000));
+  appendFile(stack.log(), numberedLines(1000, 6000));
   const auto deadLettered = [&] {
     std::vector<nlohmann::json> records;
     std::ifstream in(stack.deadLetter(kHttpSink));
@@ -279,7 +269,7 @@ TEST_CASE("records an http endpoint refuses with 400 go to the dead letter and i
 
   // The endpoint takes records again, and the breaker never stood in the way.
   stack.http().control({{"status", 200}});
-  appendFile(stack.log(), numbered(6000, 7000));
+  appendFile(stack.log(), numberedLines(6000, 7000));
   CHECK(agent.until([&] { return stack.httpCount() == 2000 && stack.redisCount() == 7000; }, 30s));
   REQUIRE(agent.stop() == 0);
 
@@ -291,12 +281,12 @@ TEST_CASE("records an http endpoint refuses with 400 go to the dead letter and i
     CHECK(dead[i]["record"] == "line " + std::to_string(1000 + i));
     CHECK(dead[i]["error"].get<std::string>().find("400") != std::string::npos);
   }
-  auto delivered = expected(0, 1000);
-  const auto after = expected(6000, 7000);
+  auto delivered = numberedMessages(0, 1000);
+  const auto after = numberedMessages(6000, 7000);
   delivered.insert(delivered.end(), after.begin(), after.end());
   CHECK(stack.http().records() == delivered);
   CHECK_FALSE(agent.logged("breaker_open", kHttpSink));
-  CHECK(stack.redisLines() == expected(0, 7000));
+  CHECK(stack.redisLines() == numberedMessages(0, 7000));
 }
 
 // The agent does not expose its drop counter outside the process yet (no metrics endpoint), so the
@@ -304,13 +294,13 @@ TEST_CASE("records an http endpoint refuses with 400 go to the dead letter and i
 // line written before the outage and after the breaker closed.
 TEST_CASE("with on_open drop, batches are dropped while redis is down and nothing arrives twice") {
   Stack stack;
-  appendFile(stack.log(), numbered(0, 5000));
+  appendFile(stack.log(), numberedLines(0, 5000));
   Agent agent(stack.writeConfig({.redis = "buffer: {on_open: drop}, "}));
   REQUIRE(agent.until([&] { return stack.redisCount() == 5000; }, 30s));
   REQUIRE(stack.redis().command({"SAVE"}).text == "OK");
   stack.redis().stop();
 
-  appendFile(stack.log(), numbered(5000, 15000));
+  appendFile(stack.log(), numberedLines(5000, 15000));
   CHECK(agent.waitForEvent("breaker_open", kRedisSink, 0, 15s));
   CHECK(agent.until([&] { return stack.kafkaCount() == 15000 && stack.httpCount() == 15000; }, 30s));
 
@@ -320,13 +310,13 @@ TEST_CASE("with on_open drop, batches are dropped while redis is down and nothin
   int written = 15000;
   CHECK(agent.until(
       [&] {
-        appendFile(stack.log(), numbered(written, written + 1));
+        appendFile(stack.log(), numberedLines(written, written + 1));
         ++written;
         return agent.logged("breaker_closed", kRedisSink, restarted);
       },
       15s));
   const int closedAt = written;
-  appendFile(stack.log(), numbered(written, written + 1000));
+  appendFile(stack.log(), numberedLines(written, written + 1000));
   written += 1000;
   CHECK(agent.until([&] { return stack.kafkaCount() == written && stack.httpCount() == written; }, 30s));
   REQUIRE(agent.stop() == 0);
@@ -341,7 +331,7 @@ TEST_CASE("with on_open drop, batches are dropped while redis is down and nothin
   CHECK(std::set<int>(numbers.begin(), numbers.end()).size() == numbers.size());
   // Everything before the outage, and everything written after the breaker closed.
   CHECK(std::vector<std::string>(lines.begin(), lines.begin() + std::min<std::size_t>(lines.size(), 5000)) ==
-        expected(0, 5000));
+        numberedMessages(0, 5000));
   const std::set<int> got(numbers.begin(), numbers.end());
   int missingAfterClose = 0;
   for (int i = closedAt; i < written; ++i) missingAfterClose += got.count(i) == 0 ? 1 : 0;
@@ -354,7 +344,7 @@ TEST_CASE("a slow http endpoint does not hold back redis and kafka") {
   Agent agent(stack.writeConfig({.httpTimeout = "5s"}));
   stack.http().control({{"delay_ms", 2000}});
   constexpr int kLines = 20000;
-  appendFile(stack.log(), numbered(0, kLines));
+  appendFile(stack.log(), numberedLines(0, kLines));
   const auto started = std::chrono::steady_clock::now();
   // At most one 1000-record batch per 2 s gets through to http: it holds less than half after 20 s.
   CHECK(agent.until([&] { return stack.redisCount() == kLines && stack.kafkaCount() == kLines; }, 20s));
@@ -367,6 +357,6 @@ TEST_CASE("a slow http endpoint does not hold back redis and kafka") {
   stack.http().control({{"status", 200}});
   CHECK(agent.until([&] { return stack.httpCount() >= kLines; }, 30s));
   REQUIRE(agent.stop() == 0);
-  stack.checkDeliveredExactly(expected(0, kLines));
+  stack.checkDeliveredExactly(numberedMessages(0, kLines));
   CHECK_FALSE(agent.logged("breaker_open", kHttpSink));
 }

@@ -39,6 +39,18 @@ std::uint16_t freePort() {
   return ntohs(addr.sin_port);
 }
 
+std::string numberedLines(int from, int to, const std::string& prefix) {
+  std::string out;
+  for (int i = from; i < to; ++i) out += prefix + std::to_string(i) + "\n";
+  return out;
+}
+
+std::vector<std::string> numberedMessages(int from, int to, const std::string& prefix) {
+  std::vector<std::string> out;
+  for (int i = from; i < to; ++i) out.push_back(prefix + std::to_string(i));
+  return out;
+}
+
 void appendFile(const std::filesystem::path& file, const std::string& text) {
   std::ofstream out(file, std::ios::app | std::ios::binary);
   out << text;

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace logcapture::testing {
 
@@ -36,6 +37,11 @@ bool waitUntil(Predicate done, std::chrono::milliseconds timeout = std::chrono::
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
 std::uint16_t freePort();
+
+// "line 0\nline 1\n..." for [from, to): lines to write, each telling where it belongs.
+std::string numberedLines(int from, int to, const std::string& prefix = "line ");
+// The same lines as messages, without their newlines: what a sink should receive.
+std::vector<std::string> numberedMessages(int from, int to, const std::string& prefix = "line ");
 
 // Appends `text` to `file`, creating it.
 void appendFile(const std::filesystem::path& file, const std::string& text);
