@@ -13,22 +13,6 @@
 #include "sinks/encoding.h"
 
 namespace logcapture::agent {
-namespace {
-
-std::string nowRfc3339() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  return buf;
-}
-
-}  // namespace
-
 DeadLetter::DeadLetter(std::string stateDir, const config::SinkConfig& sink)
     : sink_(sink.name),
       path_((std::filesystem::path(stateDir) / "dead-letter" / (sink.name + ".ndjson")).string()),
@@ -53,13 +37,14 @@ bool DeadLetter::openLocked() {
 std::size_t DeadLetter::append(const sinks::Batch& batch,
                                const std::vector<std::pair<std::uint32_t, std::string>>& failed) {
   if (failed.empty()) return 0;
-  const std::string time = nowRfc3339();
+  std::string time;
+  sinks::appendJsonTimestamp(time, std::chrono::system_clock::now());
   std::string lines;
   std::lock_guard lock(mutex_);
   std::size_t accepted = 0;
   for (const auto& [index, error] : failed) {
     const std::size_t before = lines.size();
-    lines += "{\"time\":\"" + time + "\",\"sink\":";
+    lines += "{\"time\":" + time + ",\"sink\":";
     sinks::appendJsonString(lines, sink_);
     lines += ",\"error\":";
     sinks::appendJsonString(lines, error);

@@ -2,7 +2,7 @@
 
 // The dead letter of one sink: records the destination refused for good (permanent errors) are
 // appended to state_dir/dead-letter/<sink>.ndjson, one JSON object per line:
-//   {"time":"<when refused, RFC 3339>","sink":"<name>","error":"<why>","record":<the record as encoded>}
+//   {"time":"<when refused, RFC 3339 UTC>","sink":"<name>","error":"<why>","record":<the record as encoded>}
 // ("record" is the JSON object for encoding: json, the line as a JSON string for encoding: raw).
 // The file is capped at dead_letter.max_bytes; records past the cap are dropped and counted, never
 // silently. Lines are written whole and fdatasync'ed before append() returns, so a record counted as

@@ -212,11 +212,14 @@ void SinkRunner::drop(PendingBatch& pb, DropReason reason) {
   pb.finish();
 }
 
-bool SinkRunner::pastHardDeadline() const { return nanos(Clock::now()) >= hardDeadlineNs_.load(); }
+Clock::time_point SinkRunner::hardDeadline() const {
+  return Clock::time_point(std::chrono::nanoseconds(hardDeadlineNs_.load()));
+}
+
+bool SinkRunner::pastHardDeadline() const { return Clock::now() >= hardDeadline(); }
 
 bool SinkRunner::pause(std::chrono::nanoseconds delay) {
-  const auto until =
-      std::min(Clock::now() + delay, Clock::time_point(std::chrono::nanoseconds(hardDeadlineNs_.load())));
+  const auto until = std::min(Clock::now() + delay, hardDeadline());
   std::unique_lock lock(pauseMutex_);
   const std::uint64_t epoch = pauseEpoch_;
   pauseChanged_.wait_until(lock, until, [&] { return pastHardDeadline() || pauseEpoch_ != epoch; });
@@ -274,8 +277,7 @@ void SinkRunner::deliver(PendingBatch&& pb) {
       pause(wait);
       return;
     }
-    const auto sendDeadline =
-        std::min(Clock::now() + cfg_.timeout, Clock::time_point(std::chrono::nanoseconds(hardDeadlineNs_.load())));
+    const auto sendDeadline = std::min(Clock::now() + cfg_.timeout, hardDeadline());
     if (permit.state == circuit::State::HalfOpen && breakerOptions.probe) {
       const auto started = clock_.now();
       sinks::SendResult probed = sink_->probe(sendDeadline);

@@ -120,6 +120,7 @@ class SinkRunner {
   // Waits up to `delay`, cut short by the hard deadline; false when the deadline has passed.
   bool pause(std::chrono::nanoseconds delay);
   std::chrono::nanoseconds backoff(std::uint32_t attempt);
+  std::chrono::steady_clock::time_point hardDeadline() const;  // the shutdown deadline; far away while running
   bool pastHardDeadline() const;
   void wakePaused();
 

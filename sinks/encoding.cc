@@ -12,7 +12,15 @@ namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-void appendTimestamp(std::string& out, std::chrono::system_clock::time_point t) {
+void appendKey(std::string& out, std::string_view key) {
+  out += ',';
+  appendJsonString(out, key);
+  out += ':';
+}
+
+}  // namespace
+
+void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point t) {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
   std::time_t secs = static_cast<std::time_t>(ns / 1000000000);
   long frac = static_cast<long>(ns % 1000000000);
@@ -27,14 +35,6 @@ void appendTimestamp(std::string& out, std::chrono::system_clock::time_point t) 
                               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
   out.append(buf, static_cast<std::size_t>(n));
 }
-
-void appendKey(std::string& out, std::string_view key) {
-  out += ',';
-  appendJsonString(out, key);
-  out += ':';
-}
-
-}  // namespace
 
 // Hand-written: it runs for every byte shipped as JSON, where a DOM per record would cost more than
 // the rest of the path.
@@ -88,7 +88,7 @@ void appendJsonRecord(std::string& out, const agent::Record& r) {
   const std::size_t start = out.size();
   std::set<std::string_view> written{"@timestamp", "message"};
   out += "{\"@timestamp\":";
-  appendTimestamp(out, r.time);
+  appendJsonTimestamp(out, r.time);
   out += ",\"message\":";
   if (r.json) {
     // The message of a json record is its object; its text field, if any, is among its keys.

@@ -4,6 +4,7 @@
 // record's fields) or `raw` (the line alone). Encoders append to a caller's buffer so a batch is
 // encoded once into one allocation. Pure functions: any thread may call them.
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,9 @@ namespace logcapture::sinks {
 // Appends `text` as a JSON string (quotes included). Invalid UTF-8 becomes U+FFFD, so the output is
 // always valid JSON whatever the log line held.
 void appendJsonString(std::string& out, std::string_view text);
+
+// Appends `t` as a quoted RFC 3339 UTC time with nanoseconds: "2024-01-01T00:00:00.123456789Z".
+void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point t);
 
 // Appends the record as one JSON object, without a newline:
 // {"@timestamp":"2024-01-01T00:00:00.123456789Z","message":"...","input":"app","path":"/var/log/a.log",
