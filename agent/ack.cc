@@ -45,4 +45,9 @@ std::uint64_t SourceCursor::committed() const {
   return committed_;
 }
 
+bool SourceCursor::idle() const {
+  std::lock_guard lock(mutex_);
+  return pending_.empty();
+}
+
 }  // namespace logcapture::agent

@@ -30,6 +30,8 @@ class SourceCursor {
   // past the restart point until they are finished.
   void restart(std::uint64_t offset);
   std::uint64_t committed() const;
+  // True when every ticket opened so far is finished.
+  bool idle() const;
 
  private:
   struct Pending {

@@ -8,6 +8,11 @@
 #include <thread>
 
 #include "agent/log.h"
+#include "agent/reload.h"
+#include "agent/service_notify.h"
+#include "agent/status_line.h"
+#include "config/loader.h"
+#include "config/printer.h"
 #include "config/units.h"
 
 namespace logcapture::agent {
@@ -60,6 +65,48 @@ void logSummary(const config::Config& c, spdlog::logger& logger) {
               {"queue_when_full", config::enumName(c.queue.whenFull)},
               {"admin", c.agent.admin.listen.empty() ? std::string("off") : c.agent.admin.listen},
               {"shutdown_timeout", config::formatDuration(c.agent.shutdownTimeout)}});
+}
+
+// Reads the config file again and applies it. `running` is the config in force; it becomes the new
+// one when the reload applies.
+ReloadOutcome reloadFrom(config::Config& running, Pipeline& pipeline) {
+  auto logger = log::component("agent");
+  ReloadOutcome outcome;
+  if (running.file.empty()) {
+    outcome.error = "the agent was not started from a config file";
+  } else {
+    try {
+      config::Loaded loaded = config::loadFile(running.file);
+      for (const auto& w : loaded.warnings) logger->warn("{}", w.format());
+      config::Config& next = loaded.config;
+      // Logging applies at once; the admin listener and the state directory only at a restart.
+      if (config::canonical(next.agent) != config::canonical(running.agent)) log::configure(next.agent.log);
+      const bool adminChanged =
+          next.agent.admin.listen != running.agent.admin.listen || next.agent.admin.token != running.agent.admin.token;
+      const auto deadline = std::chrono::steady_clock::now() + next.agent.shutdownTimeout;
+      outcome = pipeline.reload(next, deadline);
+      if (outcome.applied) {
+        if (adminChanged) outcome.changes.emplace_back("agent.admin changed: applies after a restart");
+        const auto admin = running.agent.admin;
+        running = next;
+        running.agent.admin = admin;  // still the one listening
+      }
+    } catch (const config::ConfigError& e) {
+      for (const auto& d : e.errors()) outcome.error += (outcome.error.empty() ? "" : "\n") + d.format();
+    }
+  }
+  std::string changes;
+  for (const auto& c : outcome.changes) changes += (changes.empty() ? "" : "; ") + c;
+  if (outcome.applied) {
+    log::event(*logger, spdlog::level::info, "config_reloaded",
+               {{"config", running.file}, {"changes", changes.empty() ? std::string("none") : changes}});
+  } else {
+    log::event(*logger, spdlog::level::err, "config_reload_failed",
+               {{"config", running.file},
+                {"error", outcome.error},
+                {"hint", "the running config stays; fix the file and reload again"}});
+  }
+  return outcome;
 }
 
 }  // namespace
@@ -121,26 +168,42 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
   std::shared_ptr<Pipeline> pipeline = Pipeline::build(config);
   if (!pipeline || !pipeline->start()) return kExitStartFailed;
   log::event(*logger, spdlog::level::info, "agent_started", {{"stages", pipeline->size()}});
+  ServiceNotify notify;
+  StatusLine status(*pipeline);
+  notify.ready(status.summary(std::chrono::steady_clock::now()));
+
+  // The reloader thread owns `running` (the config in force); the main loop reads the shutdown
+  // timeout, which a reload may change, through an atomic.
+  std::atomic<std::int64_t> shutdownTimeoutMs{config.agent.shutdownTimeout.count()};
+  Reloader reloader([&, running = config]() mutable {
+    notify.reloading();
+    ReloadOutcome outcome = reloadFrom(running, *pipeline);
+    shutdownTimeoutMs = running.agent.shutdownTimeout.count();
+    notify.reloaded(status.summary(std::chrono::steady_clock::now()));
+    return outcome;
+  });
 
   int sig = 0;
   bool inputsDone = false;
   while (sig != SIGTERM && sig != SIGINT && !inputsDone) {
     sig = waitSignal(std::chrono::milliseconds(100));
-    if (sig == SIGHUP) {
-      log::event(*logger, spdlog::level::warn, "reload_unsupported",
-                 {{"hint", "this version reads the config at start only; restart to apply changes"}});
-    }
+    if (sig == SIGHUP) reloader.request();
+    const auto now = std::chrono::steady_clock::now();
+    notify.tick(now);
+    if (status.due(now)) notify.status(status.summary(now));
     inputsDone = pipeline->finished();
   }
+  notify.stopping();
+  reloader.stop();  // a reload in progress finishes first: stopping under it would race its changes
+  const std::chrono::milliseconds shutdownTimeout(shutdownTimeoutMs.load());
   if (inputsDone) {
-    log::event(
-        *logger, spdlog::level::info, "agent_stopping",
-        {{"reason", "every input reached its end"}, {"timeout", config::formatDuration(config.agent.shutdownTimeout)}});
+    log::event(*logger, spdlog::level::info, "agent_stopping",
+               {{"reason", "every input reached its end"}, {"timeout", config::formatDuration(shutdownTimeout)}});
   } else {
     log::event(*logger, spdlog::level::info, "agent_stopping",
-               {{"signal", strsignal(sig)}, {"timeout", config::formatDuration(config.agent.shutdownTimeout)}});
+               {{"signal", strsignal(sig)}, {"timeout", config::formatDuration(shutdownTimeout)}});
   }
-  const StopOutcome outcome = stopWithin(pipeline, config.agent.shutdownTimeout, waitSignal);
+  const StopOutcome outcome = stopWithin(pipeline, shutdownTimeout, waitSignal);
   if (outcome.clean) log::event(*logger, spdlog::level::info, "agent_stopped", {});
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
   if (!outcome.clean) std::_Exit(outcome.exitCode);  // a stage is still stopping; do not run destructors under it

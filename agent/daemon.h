@@ -1,11 +1,13 @@
 #pragma once
 
 // The `run` command's lifecycle: prepare the state directory, start the pipeline, wait for a
-// signal, then stop within agent.shutdown_timeout.
+// signal (reloading on SIGHUP), then stop within agent.shutdown_timeout.
 //
-// Signals: SIGTERM and SIGINT stop the agent gracefully; a second one exits at once. SIGHUP is
-// taken (so it cannot kill the process) and logged. The daemon blocks these signals in every thread
-// (blockSignals() must run before any thread starts) and waits for them on the main thread.
+// Signals: SIGTERM and SIGINT stop the agent gracefully; a second one exits at once. SIGHUP reloads
+// the config file (agent/reload.h): an invalid file is reported and the running config stays. The
+// daemon blocks these signals in every thread (blockSignals() must run before any thread starts) and
+// waits for them on the main thread. Under systemd it reports READY, WATCHDOG, RELOADING, STOPPING and
+// a STATUS line (agent/service_notify.h).
 
 #include <chrono>
 #include <functional>

@@ -1,5 +1,7 @@
 #include "agent/fan_out.h"
 
+#include <algorithm>
+
 namespace logcapture::agent {
 
 FanOut::FanOut(RecordQueue& queue, std::vector<SinkRunner*> runners) : queue_(queue), runners_(std::move(runners)) {}
@@ -38,6 +40,7 @@ void FanOut::run() {
       continue;
     }
     const auto& source = chunk.records.front().source;
+    std::lock_guard lock(routesMutex_);
     const auto& routed = routesOf(source ? source->input : kNoInput);
     if (routed.empty()) {
       unrouted_.fetch_add(chunk.records.size(), std::memory_order_relaxed);
@@ -49,6 +52,25 @@ void FanOut::run() {
     for (SinkRunner* r : routed) r->offer(delivery);
   }
   finished_ = true;
+}
+
+bool FanOut::replaceRunners(std::vector<SinkRunner*> runners, Deadline deadline) {
+  std::unique_lock lock(routesMutex_, deadline);
+  if (!lock.owns_lock()) {
+    // Only runners leaving the set may be abandoned: the others keep receiving after the reload.
+    // runners_ is read without the lock here: only this (reload) thread ever writes it.
+    bool leavingHoldsBack = false;
+    for (SinkRunner* r : runners_) {
+      if (std::find(runners.begin(), runners.end(), r) == runners.end()) {
+        r->abandonIntake();
+        leavingHoldsBack = true;
+      }
+    }
+    if (!leavingHoldsBack || !lock.try_lock_for(std::chrono::seconds(1))) return false;
+  }
+  runners_ = std::move(runners);
+  routes_.clear();
+  return true;
 }
 
 void FanOut::stop(Deadline deadline) {

@@ -102,6 +102,13 @@ void FileTailer::stop(Deadline) {
   if (thread_.joinable()) thread_.join();
 }
 
+bool FileTailer::settled() const {
+  return std::all_of(cursors_.begin(), cursors_.end(), [](const std::weak_ptr<SourceCursor>& c) {
+    const auto cursor = c.lock();
+    return !cursor || cursor->idle();
+  });
+}
+
 bool FileTailer::excluded(const std::string& path) const {
   const std::string base = std::filesystem::path(path).filename().string();
   return std::any_of(cfg_.exclude.begin(), cfg_.exclude.end(), [&](const std::string& pattern) {
@@ -189,6 +196,8 @@ void FileTailer::open(const std::string& path, bool startup) {
         std::lock_guard lock(target->mutex);
         store->update(input, target->id, target->path, committed, std::chrono::system_clock::now());
       });
+  std::erase_if(cursors_, [](const std::weak_ptr<SourceCursor>& c) { return c.expired(); });
+  cursors_.push_back(f->cursor);
   // Record the start point at once: a restart before the first line must not apply start_at again.
   checkpoints_.update(cfg_.name, *id, path, offset, std::chrono::system_clock::now());
   if (inotifyFd_ >= 0) {

@@ -44,6 +44,7 @@ class FileTailer final : public Input {
   const std::string& name() const override { return cfg_.name; }
   bool start() override;
   void stop(Deadline deadline) override;
+  bool settled() const override;
   const InputStats& stats() const override { return stats_; }
   const decode::DecodeStats& decodeStats() const { return decodeStats_; }
 
@@ -71,6 +72,9 @@ class FileTailer final : public Input {
   InputStats stats_;
   decode::DecodeStats decodeStats_;
   std::map<FileKey, std::unique_ptr<TailedFile>> files_;
+  // Every cursor this tailer opened, released files' too: their records may still be in flight.
+  // Written by the tailer thread; read by settled() once the thread has stopped.
+  std::vector<std::weak_ptr<SourceCursor>> cursors_;
   std::vector<char> buffer_;
   int inotifyFd_ = -1;
   Wakeup wakeup_;

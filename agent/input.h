@@ -37,6 +37,9 @@ class Input {
   virtual void stop(Deadline deadline) = 0;
   // True when the input has read everything it ever will (stdin at EOF).
   virtual bool finished() const { return false; }
+  // After stop(): true once the sinks have finished with every record it read, so its checkpoints
+  // are where it stopped reading (a replacement then resumes without reading anything twice).
+  virtual bool settled() const { return true; }
   virtual const InputStats& stats() const = 0;
 };
 

@@ -12,7 +12,8 @@ namespace {
 // The visitor that writes each declared key back out, through the same describe() functions.
 class Printer {
  public:
-  explicit Printer(YAML::Emitter& out) : out_(out) {}
+  // `redact`: secrets are written as <redacted>, for output a human reads.
+  Printer(YAML::Emitter& out, bool redact) : out_(out), redact_(redact) {}
 
   template <class T>
   void field(std::string_view key, const T& value, std::string_view, Limits<T> = {}, Flags flags = {}) {
@@ -20,7 +21,7 @@ class Printer {
       if (!value) return;  // absent means "the default"; there is no literal for it
     }
     out_ << YAML::Key << std::string(key) << YAML::Value;
-    if (flags.secret && !isEmpty(value)) {
+    if (redact_ && flags.secret && !isEmpty(value)) {
       out_ << "<redacted>";
     } else {
       emit(value);
@@ -112,18 +113,27 @@ class Printer {
   }
 
   YAML::Emitter& out_;
+  const bool redact_;
 };
 
-}  // namespace
-
-std::string toYaml(const Config& config) {
+template <class T>
+std::string print(const T& part, bool redact) {
   YAML::Emitter out;
-  Printer printer(out);
-  Config copy = config;  // describe() takes non-const references, shared with the loader
+  Printer printer(out, redact);
+  T copy = part;  // describe() takes non-const references, shared with the loader
   out << YAML::BeginMap;
   describe(printer, copy);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
+
+}  // namespace
+
+std::string toYaml(const Config& config) { return print(config, true); }
+
+std::string canonical(const AgentConfig& part) { return print(part, false); }
+std::string canonical(const InputConfig& part) { return print(part, false); }
+std::string canonical(const QueueConfig& part) { return print(part, false); }
+std::string canonical(const SinkConfig& part) { return print(part, false); }
 
 }  // namespace logcapture::config

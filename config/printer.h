@@ -10,4 +10,11 @@ namespace logcapture::config {
 // (`logcapture check --print`). Loading the output gives the same Config.
 std::string toYaml(const Config& config);
 
+// One part of the config as text with every default filled in and secrets included: two parts are
+// configured alike exactly when their texts are equal (reload compares them). Never print it.
+std::string canonical(const AgentConfig& part);
+std::string canonical(const InputConfig& part);
+std::string canonical(const QueueConfig& part);
+std::string canonical(const SinkConfig& part);
+
 }  // namespace logcapture::config

@@ -1,0 +1,243 @@
+// Config reload through the logcapture binary: SIGHUP re-reads the file; what changed is rebuilt,
+// what did not keeps running, an invalid file changes nothing, and no line is lost or read twice.
+
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/support/fixtures.h"
+#include "tests/support/process.h"
+
+namespace {
+
+using logcapture::testing::appendFile;
+using logcapture::testing::ChildProcess;
+using logcapture::testing::numberedLines;
+using logcapture::testing::numberedMessages;
+using logcapture::testing::TempDir;
+using logcapture::testing::waitUntil;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+const std::string kBinary = LOGCAPTURE_BINARY;
+
+// A config with one file input on dir/logs/*.log and the given sinks; written in place of the old one
+// (write to a temp file, rename) so the agent never reads half a file.
+std::string writeConfig(const TempDir& dir, const std::string& inputFields, const std::string& sinks) {
+  const auto path = dir / "capture.yaml";
+  {
+    std::ofstream out(dir / "capture.yaml.tmp");
+    out << "agent:\n  state_dir: " << (dir / "state").string() << "\n  admin: {listen: \"\"}\n  shutdown_timeout: 20s\n"
+        << "inputs:\n  - {name: app, type: file, start_at: beginning, paths: [" << (dir / "logs" / "*.log").string()
+        << "]" << inputFields << "}\n"
+        << "sinks:\n"
+        << sinks;
+  }
+  fs::rename(dir / "capture.yaml.tmp", path);
+  return path.string();
+}
+
+std::string consoleSink(const fs::path& out, const std::string& encoding = "raw") {
+  return "  - {name: out, type: console, encoding: " + encoding + ", path: " + out.string() +
+         ", batch: {linger: 10ms}}\n";
+}
+
+std::vector<std::string> fileLines(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::size_t occurrences(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// Waits until the agent has logged `needle` `count` times.
+bool waitForLogCount(ChildProcess& agent, const std::string& needle, std::size_t count) {
+  return waitUntil(
+      [&] {
+        agent.readOutput();
+        return occurrences(agent.err(), needle) >= count;
+      },
+      30s);
+}
+
+// Appends numbered lines from another thread while the test reloads, paced so a reload falls in the
+// middle of them.
+class Writer {
+ public:
+  Writer(fs::path file, int count)
+      : thread_([file = std::move(file), count] {
+          std::ofstream out(file, std::ios::app);
+          for (int i = 0; i < count; ++i) {
+            out << "line " << i << "\n";
+            if (i % 200 == 199) {
+              out.flush();
+              std::this_thread::sleep_for(2ms);
+            }
+          }
+        }) {}
+  ~Writer() { join(); }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("a reload that changes a sink sends later lines to the new destination, none lost or twice") {
+  TempDir dir("logcapture-reload");
+  fs::create_directories(dir / "logs");
+  const auto first = dir / "first.out";
+  const auto second = dir / "second.out";
+  const auto config = writeConfig(dir, "", consoleSink(first));
+  appendFile(dir / "logs" / "app.log", "");
+  ChildProcess agent({kBinary, "run", "-c", config});
+  REQUIRE(agent.waitForStderr("agent_started", 20s));
+
+  constexpr int kLines = 40000;
+  Writer writer(dir / "logs" / "app.log", kLines);
+  REQUIRE(waitUntil([&] { return fileLines(first).size() >= 1000; }, 30s));
+  writeConfig(dir, "", consoleSink(second));
+  agent.signal(SIGHUP);
+  REQUIRE(waitForLogCount(agent, "config_reloaded", 1));
+  CHECK(agent.err().find("sink out rebuilt") != std::string::npos);
+  writer.join();
+
+  REQUIRE(waitUntil([&] { return fileLines(first).size() + fileLines(second).size() >= kLines; }, 60s));
+  agent.signal(SIGTERM);
+  CHECK(agent.wait(30s).exitCode == 0);
+  auto all = fileLines(first);
+  const auto after = fileLines(second);
+  CHECK(!after.empty());
+  all.insert(all.end(), after.begin(), after.end());
+  CHECK(all == numberedMessages(0, kLines));
+}
+
+TEST_CASE("a reload that changes an input resumes it where it stopped, with its new settings") {
+  TempDir dir("logcapture-reload");
+  fs::create_directories(dir / "logs");
+  const auto out = dir / "out.log";
+  const auto config = writeConfig(dir, ", fields: {generation: one}", consoleSink(out, "json"));
+  appendFile(dir / "logs" / "app.log", "");
+  ChildProcess agent({kBinary, "run", "-c", config});
+  REQUIRE(agent.waitForStderr("agent_started", 20s));
+
+  constexpr int kLines = 40000;
+  Writer writer(dir / "logs" / "app.log", kLines);
+  REQUIRE(waitUntil([&] { return fileLines(out).size() >= 1000; }, 30s));
+  writeConfig(dir, ", fields: {generation: two}", consoleSink(out, "json"));
+  agent.signal(SIGHUP);
+  REQUIRE(waitForLogCount(agent, "config_reloaded", 1));
+  CHECK(agent.err().find("input app rebuilt") != std::string::npos);
+  CHECK(agent.err().find("sink out rebuilt") == std::string::npos);  // unchanged: kept running
+  writer.join();
+
+  REQUIRE(waitUntil([&] { return fileLines(out).size() >= kLines; }, 60s));
+  agent.signal(SIGTERM);
+  CHECK(agent.wait(30s).exitCode == 0);
+  const auto lines = fileLines(out);
+  REQUIRE(lines.size() == kLines);
+  const auto expected = numberedMessages(0, kLines);
+  bool sawTwo = false;
+  for (int i = 0; i < kLines; ++i) {
+    REQUIRE(lines[i].find("\"message\":\"" + expected[i] + "\"") != std::string::npos);
+    const bool two = lines[i].find("\"generation\":\"two\"") != std::string::npos;
+    CHECK_FALSE((sawTwo && !two));  // once the new input runs, every later line carries its fields
+    sawTwo = sawTwo || two;
+  }
+  CHECK(sawTwo);
+}
+
+TEST_CASE("an invalid config on reload is reported with its location and the running config stays") {
+  TempDir dir("logcapture-reload");
+  fs::create_directories(dir / "logs");
+  const auto out = dir / "out.log";
+  const auto config = writeConfig(dir, "", consoleSink(out));
+  ChildProcess agent({kBinary, "run", "-c", config});
+  REQUIRE(agent.waitForStderr("agent_started", 20s));
+  appendFile(dir / "logs" / "app.log", numberedLines(0, 100));
+  REQUIRE(waitUntil([&] { return fileLines(out).size() >= 100; }, 30s));
+
+  writeConfig(dir, ", format: yaml", consoleSink(dir / "other.out"));  // no such format
+  agent.signal(SIGHUP);
+  REQUIRE(waitForLogCount(agent, "config_reload_failed", 1));
+  CHECK(agent.err().find("capture.yaml:") != std::string::npos);
+  CHECK(agent.err().find("format") != std::string::npos);
+
+  appendFile(dir / "logs" / "app.log", numberedLines(100, 200));
+  REQUIRE(waitUntil([&] { return fileLines(out).size() >= 200; }, 30s));
+  agent.signal(SIGTERM);
+  CHECK(agent.wait(30s).exitCode == 0);
+  CHECK(fileLines(out) == numberedMessages(0, 200));
+  CHECK_FALSE(fs::exists(dir / "other.out"));
+}
+
+TEST_CASE("a reload that adds a sink starts it beside the running ones") {
+  TempDir dir("logcapture-reload");
+  fs::create_directories(dir / "logs");
+  const auto out = dir / "out.log";
+  const auto extra = dir / "extra.out";
+  const auto config = writeConfig(dir, "", consoleSink(out));
+  ChildProcess agent({kBinary, "run", "-c", config});
+  REQUIRE(agent.waitForStderr("agent_started", 20s));
+  appendFile(dir / "logs" / "app.log", numberedLines(0, 100));
+  REQUIRE(waitUntil([&] { return fileLines(out).size() >= 100; }, 30s));
+
+  writeConfig(dir, "",
+              consoleSink(out) + "  - {name: extra, type: console, encoding: raw, path: " + extra.string() +
+                  ", batch: {linger: 10ms}}\n");
+  agent.signal(SIGHUP);
+  REQUIRE(waitForLogCount(agent, "config_reloaded", 1));
+  CHECK(agent.err().find("sink extra added") != std::string::npos);
+  CHECK(agent.err().find("sink out rebuilt") == std::string::npos);
+
+  appendFile(dir / "logs" / "app.log", numberedLines(100, 200));
+  REQUIRE(waitUntil([&] { return fileLines(out).size() >= 200 && fileLines(extra).size() >= 100; }, 30s));
+  agent.signal(SIGTERM);
+  CHECK(agent.wait(30s).exitCode == 0);
+  CHECK(fileLines(out) == numberedMessages(0, 200));
+  CHECK(fileLines(extra) == numberedMessages(100, 200));
+}
+
+TEST_CASE("a burst of 100 SIGHUPs ends with the last config applied and the agent running") {
+  TempDir dir("logcapture-reload");
+  fs::create_directories(dir / "logs");
+  const auto out = dir / "out.log";
+  auto config = writeConfig(dir, ", fields: {generation: g0}", consoleSink(out, "json"));
+  ChildProcess agent({kBinary, "run", "-c", config});
+  REQUIRE(agent.waitForStderr("agent_started", 20s));
+  for (int i = 1; i <= 100; ++i) {
+    writeConfig(dir, ", fields: {generation: g" + std::to_string(i) + "}", consoleSink(out, "json"));
+    agent.signal(SIGHUP);
+    if (i % 10 == 0) agent.readOutput();
+  }
+  // Coalesced: fewer reloads than signals, and the last one read the last file.
+  REQUIRE(waitUntil(
+      [&] {
+        appendFile(dir / "logs" / "app.log", "probe\n");
+        std::this_thread::sleep_for(50ms);
+        agent.readOutput();
+        for (const auto& line : fileLines(out)) {
+          if (line.find("\"generation\":\"g100\"") != std::string::npos) return true;
+        }
+        return false;
+      },
+      60s));
+  agent.readOutput();
+  const auto reloads = occurrences(agent.err(), "config_reloaded");
+  CHECK(reloads >= 1);
+  CHECK(reloads <= 100);
+  CHECK(agent.err().find("config_reload_failed") == std::string::npos);
+  agent.signal(SIGTERM);
+  CHECK(agent.wait(30s).exitCode == 0);
+}
