@@ -8,6 +8,7 @@
 #include <ctime>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 namespace logcapture::log {
 namespace {
@@ -183,6 +184,31 @@ void event(spdlog::logger& logger, spdlog::level::level_enum level, std::string_
     }
   }
   logger.log(level, std::string_view(payload));
+}
+
+bool Throttle::note(Clock::time_point now, std::uint64_t count, std::string_view detail) {
+  std::lock_guard lock(mutex_);
+  if (!logged_ || (pending_.occurrences == 0 && now - lastLogged_ >= interval_)) {
+    logged_ = true;
+    lastLogged_ = now;
+    return true;
+  }
+  pending_.occurrences += 1;
+  pending_.count += count;
+  pending_.lastDetail.assign(detail);
+  return false;
+}
+
+bool Throttle::holding() {
+  std::lock_guard lock(mutex_);
+  return pending_.occurrences > 0;
+}
+
+Throttle::Summary Throttle::takeDue(Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (pending_.occurrences == 0 || now - lastLogged_ < interval_) return {};
+  lastLogged_ = now;
+  return std::exchange(pending_, Summary{});
 }
 
 }  // namespace logcapture::log

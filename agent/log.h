@@ -7,8 +7,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -47,5 +50,38 @@ struct Field {
 // logger and message in the line's object.
 void event(spdlog::logger& logger, spdlog::level::level_enum level, std::string_view name,
            std::initializer_list<Field> fields);
+
+// Paces an event that may repeat fast (a sink failing every batch, records dropped): the first one
+// is logged in full, later ones are counted and summarised at most once per interval, so the log
+// stays readable and bounded while the counts stay exact.
+// Thread-safe: mutex_ guards the counts; meant for failure paths, not for every record.
+class Throttle {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::seconds kDefaultInterval{10};
+  explicit Throttle(Clock::duration interval = kDefaultInterval) : interval_(interval) {}
+
+  // Notes one occurrence of `count` items (records, failures) with its detail (the error). True when it
+  // is to be logged now: the first one, or the first after a quiet interval.
+  bool note(Clock::time_point now, std::uint64_t count, std::string_view detail);
+
+  struct Summary {
+    std::uint64_t occurrences = 0;  // noted and not logged since the last logged or summarised one
+    std::uint64_t count = 0;        // their items
+    std::string lastDetail;
+  };
+  // The occurrences not logged, once an interval has passed since the last logged one; empty
+  // (occurrences == 0) before that or when there were none. Taking it starts a new interval.
+  Summary takeDue(Clock::time_point now);
+  // True while occurrences wait for their summary.
+  bool holding();
+
+ private:
+  const Clock::duration interval_;
+  std::mutex mutex_;
+  bool logged_ = false;  // something was logged and its interval runs since lastLogged_
+  Clock::time_point lastLogged_{};
+  Summary pending_;
+};
 
 }  // namespace logcapture::log

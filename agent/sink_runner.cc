@@ -200,16 +200,64 @@ void SinkRunner::flush(OpenBatch& o) {
 }
 
 void SinkRunner::drop(PendingBatch& pb, DropReason reason) {
-  const auto before = stats_.dropped[std::size_t(reason)].fetch_add(pb.batch.size(), std::memory_order_relaxed);
-  if (before == 0) {
-    // Once per reason at warn; the counters carry the rest.
+  stats_.dropped[std::size_t(reason)].fetch_add(pb.batch.size(), std::memory_order_relaxed);
+  if (drops_[std::size_t(reason)].note(Clock::now(), pb.batch.size(), {})) {
     log::event(*log::component("sink"), spdlog::level::warn, "sink_records_dropped",
                {{"sink", cfg_.name},
                 {"reason", dropReasonName(reason)},
                 {"records", pb.batch.size()},
-                {"hint", "counted from now on without further warnings"}});
+                {"breaker", circuit::stateName(breaker_->state())},
+                {"hint", "further drops are summarised every 10s and counted in the metrics"}});
+  } else {
+    summariesHeld_.store(true, std::memory_order_relaxed);
   }
   pb.finish();
+}
+
+void SinkRunner::reportFailure(const sinks::SendResult& result, const PendingBatch& pb) {
+  const std::string& error =
+      result.error.empty() && !result.failures.empty() ? result.failures.front().error : result.error;
+  const bool partial = !result.failures.empty() && !result.tooLarge;
+  if (!sendFailures_.note(Clock::now(), partial ? result.failures.size() : pb.batch.size(), error)) {
+    summariesHeld_.store(true, std::memory_order_relaxed);
+    return;
+  }
+  log::event(*log::component("sink"), spdlog::level::warn, "sink_send_failed",
+             {{"sink", cfg_.name},
+              {"outcome", partial ? std::string_view("partial") : circuit::outcomeName(result.outcome)},
+              {"error", error},
+              {"records", partial ? result.failures.size() : pb.batch.size()},
+              {"attempt", pb.attempts},
+              {"breaker", circuit::stateName(breaker_->state())},
+              {"hint", "further failures are summarised every 10s"}});
+}
+
+void SinkRunner::logSummaries(bool final) {
+  if (!summariesHeld_.exchange(false, std::memory_order_relaxed)) return;
+  // At the end, whatever is held back is due.
+  const auto now = final ? Clock::time_point::max() : Clock::now();
+  bool held = false;
+  if (auto s = sendFailures_.takeDue(now); s.occurrences > 0) {
+    log::event(*log::component("sink"), spdlog::level::warn, "sink_send_failures",
+               {{"sink", cfg_.name},
+                {"failures", s.occurrences},
+                {"records", s.count},
+                {"last_error", s.lastDetail},
+                {"breaker", circuit::stateName(breaker_->state())}});
+  }
+  held = held || sendFailures_.holding();
+  for (std::size_t r = 0; r < kDropReasons; ++r) {
+    if (auto s = drops_[r].takeDue(now); s.occurrences > 0) {
+      log::event(*log::component("sink"), spdlog::level::warn, "sink_records_dropped",
+                 {{"sink", cfg_.name},
+                  {"reason", dropReasonName(DropReason(r))},
+                  {"records", s.count},
+                  {"batches", s.occurrences},
+                  {"breaker", circuit::stateName(breaker_->state())}});
+    }
+    held = held || drops_[r].holding();
+  }
+  if (held) summariesHeld_.store(true, std::memory_order_relaxed);
 }
 
 Clock::time_point SinkRunner::hardDeadline() const {
@@ -239,6 +287,7 @@ std::chrono::nanoseconds SinkRunner::backoff(std::uint32_t attempt) {
 void SinkRunner::runWorker(std::uint32_t lane) {
   while (true) {
     if (pastHardDeadline()) return;  // what is left stays in the buffer, unfinished
+    logSummaries(false);
     PendingBatch pb;
     if (buffer_.pop(lane, pb, Clock::now() + std::chrono::milliseconds(100))) {
       deliver(std::move(pb));
@@ -296,6 +345,7 @@ void SinkRunner::deliver(PendingBatch&& pb) {
     const auto took = clock_.now() - started;
     stats_.batchesInFlight.fetch_sub(1, std::memory_order_relaxed);
     breaker_->onResult(permit, result.outcome, took, result.retryAfter);
+    if (result.outcome != Outcome::Success || !result.failures.empty()) reportFailure(result, pb);
 
     // Some records failed while the others were delivered (whatever the call's outcome for the
     // breaker): the permanent ones go to the dead letter, the rest are retried alone.
@@ -394,6 +444,7 @@ void SinkRunner::stop(Deadline deadline) {
                 {"breaker", circuit::stateName(breaker_->state())},
                 {"hint", "file records are read again after a restart; raise agent.shutdown_timeout to wait longer"}});
   }
+  logSummaries(true);
   sink_->stop(deadline);
 }
 

@@ -34,6 +34,7 @@
 
 #include "agent/dead_letter.h"
 #include "agent/delivery.h"
+#include "agent/log.h"
 #include "agent/pipeline.h"
 #include "agent/sink_buffer.h"
 #include "circuit/breaker.h"
@@ -117,6 +118,9 @@ class SinkRunner {
   void deliver(PendingBatch&& pb);
   void deadLetterRecords(PendingBatch& pb, const std::vector<std::pair<std::uint32_t, std::string>>& failed);
   void drop(PendingBatch& pb, DropReason reason);
+  void reportFailure(const sinks::SendResult& result, const PendingBatch& pb);
+  // Logs the failures and drops the throttles held back, once their interval has passed (`final`: now).
+  void logSummaries(bool final);
   // Waits up to `delay`, cut short by the hard deadline; false when the deadline has passed.
   bool pause(std::chrono::nanoseconds delay);
   std::chrono::nanoseconds backoff(std::uint32_t attempt);
@@ -132,6 +136,10 @@ class SinkRunner {
   const std::uint32_t lanes_;
   SinkBuffer buffer_;
   SinkStats stats_;
+  // Failures and drops are logged first in full, then summarised per interval (log::Throttle).
+  log::Throttle sendFailures_;
+  std::array<log::Throttle, kDropReasons> drops_;
+  std::atomic<bool> summariesHeld_{false};  // a throttle holds something back: workers check cheaply
 
   std::mutex intakeMutex_;
   std::condition_variable intakeChanged_;

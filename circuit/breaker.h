@@ -77,6 +77,20 @@ enum class Outcome : std::uint8_t {
   Permanent,  // the request was bad, not the sink: never counts against the breaker
 };
 
+constexpr std::string_view outcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::Success:
+      return "success";
+    case Outcome::Retriable:
+      return "retriable";
+    case Outcome::Throttled:
+      return "throttled";
+    case Outcome::Permanent:
+      return "permanent";
+  }
+  return "?";
+}
+
 // Why a transition happened.
 enum class Cause : std::uint8_t {
   ConsecutiveFailures,  // closed -> open
