@@ -54,9 +54,23 @@ void FanOut::run() {
   finished_ = true;
 }
 
+namespace {
+
+// Polls rather than waiting on a timed mutex: reloads are rare, and a plain mutex is what the
+// sanitizers understand.
+bool lockBy(std::unique_lock<std::mutex>& lock, Deadline deadline) {
+  while (!lock.try_lock()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+}  // namespace
+
 bool FanOut::replaceRunners(std::vector<SinkRunner*> runners, Deadline deadline) {
-  std::unique_lock lock(routesMutex_, deadline);
-  if (!lock.owns_lock()) {
+  std::unique_lock lock(routesMutex_, std::defer_lock);
+  if (!lockBy(lock, deadline)) {
     // Only runners leaving the set may be abandoned: the others keep receiving after the reload.
     // runners_ is read without the lock here: only this (reload) thread ever writes it.
     bool leavingHoldsBack = false;
@@ -66,7 +80,7 @@ bool FanOut::replaceRunners(std::vector<SinkRunner*> runners, Deadline deadline)
         leavingHoldsBack = true;
       }
     }
-    if (!leavingHoldsBack || !lock.try_lock_for(std::chrono::seconds(1))) return false;
+    if (!leavingHoldsBack || !lockBy(lock, std::chrono::steady_clock::now() + std::chrono::seconds(1))) return false;
   }
   runners_ = std::move(runners);
   routes_.clear();

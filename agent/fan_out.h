@@ -46,7 +46,7 @@ class FanOut {
   const std::vector<SinkRunner*>& routesOf(const std::string& input);
 
   RecordQueue& queue_;
-  std::timed_mutex routesMutex_;
+  std::mutex routesMutex_;
   std::vector<SinkRunner*> runners_;                        // guarded by routesMutex_
   std::map<std::string, std::vector<SinkRunner*>> routes_;  // guarded by routesMutex_; a cache of runners_
   std::atomic<std::uint64_t> unrouted_{0};

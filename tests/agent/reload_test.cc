@@ -92,6 +92,14 @@ class Writer {
   std::thread thread_;
 };
 
+// SIGTERM and the exit code; stderr is shown when it is not 0 (a sanitizer's report, a timeout).
+int stop(ChildProcess& agent) {
+  agent.signal(SIGTERM);
+  const auto result = agent.wait(30s);
+  if (result.exitCode != 0) MESSAGE("agent exited " << result.exitCode << ", stderr:\n" << result.err);
+  return result.exitCode;
+}
+
 }  // namespace
 
 TEST_CASE("a reload that changes a sink sends later lines to the new destination, none lost or twice") {
@@ -114,8 +122,7 @@ TEST_CASE("a reload that changes a sink sends later lines to the new destination
   writer.join();
 
   REQUIRE(waitUntil([&] { return fileLines(first).size() + fileLines(second).size() >= kLines; }, 60s));
-  agent.signal(SIGTERM);
-  CHECK(agent.wait(30s).exitCode == 0);
+  CHECK(stop(agent) == 0);
   auto all = fileLines(first);
   const auto after = fileLines(second);
   CHECK(!after.empty());
@@ -143,8 +150,7 @@ TEST_CASE("a reload that changes an input resumes it where it stopped, with its 
   writer.join();
 
   REQUIRE(waitUntil([&] { return fileLines(out).size() >= kLines; }, 60s));
-  agent.signal(SIGTERM);
-  CHECK(agent.wait(30s).exitCode == 0);
+  CHECK(stop(agent) == 0);
   const auto lines = fileLines(out);
   REQUIRE(lines.size() == kLines);
   const auto expected = numberedMessages(0, kLines);
@@ -176,8 +182,7 @@ TEST_CASE("an invalid config on reload is reported with its location and the run
 
   appendFile(dir / "logs" / "app.log", numberedLines(100, 200));
   REQUIRE(waitUntil([&] { return fileLines(out).size() >= 200; }, 30s));
-  agent.signal(SIGTERM);
-  CHECK(agent.wait(30s).exitCode == 0);
+  CHECK(stop(agent) == 0);
   CHECK(fileLines(out) == numberedMessages(0, 200));
   CHECK_FALSE(fs::exists(dir / "other.out"));
 }
@@ -202,9 +207,10 @@ TEST_CASE("a reload that adds a sink starts it beside the running ones") {
   CHECK(agent.err().find("sink out rebuilt") == std::string::npos);
 
   appendFile(dir / "logs" / "app.log", numberedLines(100, 200));
-  REQUIRE(waitUntil([&] { return fileLines(out).size() >= 200 && fileLines(extra).size() >= 100; }, 30s));
-  agent.signal(SIGTERM);
-  CHECK(agent.wait(30s).exitCode == 0);
+  const bool arrived = waitUntil([&] { return fileLines(out).size() >= 200 && fileLines(extra).size() >= 100; }, 30s);
+  if (!arrived) MESSAGE("stderr:\n" << agent.err());
+  REQUIRE(arrived);
+  CHECK(stop(agent) == 0);
   CHECK(fileLines(out) == numberedMessages(0, 200));
   CHECK(fileLines(extra) == numberedMessages(100, 200));
 }
@@ -238,6 +244,5 @@ TEST_CASE("a burst of 100 SIGHUPs ends with the last config applied and the agen
   CHECK(reloads >= 1);
   CHECK(reloads <= 100);
   CHECK(agent.err().find("config_reload_failed") == std::string::npos);
-  agent.signal(SIGTERM);
-  CHECK(agent.wait(30s).exitCode == 0);
+  CHECK(stop(agent) == 0);
 }
