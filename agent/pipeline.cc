@@ -52,6 +52,12 @@ void stopRunners(const RunnerList& runners, Deadline deadline) {
   for (auto& t : stopping) t.join();
 }
 
+// A sink's settings but the inputs routed to it.
+std::string settingsOf(config::SinkConfig cfg) {
+  cfg.inputs.reset();
+  return config::canonical(cfg);
+}
+
 std::vector<SinkRunner*> raw(const RunnerList& runners) {
   std::vector<SinkRunner*> out;
   out.reserve(runners.size());
@@ -205,9 +211,16 @@ ReloadOutcome Pipeline::reload(const config::Config& next, Deadline deadline) {
   const RunnerList running = runners();
   RunnerList nextRunners;
   RunnerList added;
+  std::vector<std::pair<std::shared_ptr<SinkRunner>, std::optional<std::vector<std::string>>>> rerouted;  // old routes
   for (const auto& sc : next.sinks) {
     const auto same = findNamed(running, sc.name);
-    if (same != running.end() && config::canonical((*same)->config()) == config::canonical(sc)) {
+    if (same != running.end() && settingsOf((*same)->config()) == settingsOf(sc)) {
+      // Only the inputs routed to it may differ: re-routing needs no rebuild.
+      if ((*same)->inputs() != sc.inputs) {
+        rerouted.emplace_back(*same, (*same)->inputs());
+        (*same)->reroute(sc.inputs);
+        out.changes.push_back("sink " + sc.name + " rerouted");
+      }
       nextRunners.push_back(*same);
       continue;
     }
@@ -233,9 +246,11 @@ ReloadOutcome Pipeline::reload(const config::Config& next, Deadline deadline) {
     retired.push_back(r);
     if (findNamed(next.sinks, r->name()) == next.sinks.end()) out.changes.push_back("sink " + r->name() + " removed");
   }
-  if (!added.empty() || !retired.empty() || nextRunners != running) {
+  // The fan-out's routes are rebuilt by replaceRunners(), re-routed sinks included.
+  if (!added.empty() || !retired.empty() || !rerouted.empty() || nextRunners != running) {
     if (!fanOut_->replaceRunners(raw(nextRunners), deadline)) {
       stopRunners(added, std::chrono::steady_clock::now() + std::chrono::seconds(5));
+      for (auto& [runner, inputs] : rerouted) runner->reroute(inputs);
       out.changes.clear();
       out.error =
           "a sink that stays is holding back every input (its buffer is full and blocks); nothing changed, "

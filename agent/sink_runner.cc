@@ -41,6 +41,7 @@ sinks::Batch subBatch(const sinks::Batch& batch, const std::vector<std::uint32_t
 SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sink> sink, const std::string& stateDir,
                        circuit::Clock& clock)
     : cfg_(cfg),
+      inputs_(cfg.inputs),
       sink_(std::move(sink)),
       clock_(clock),
       deadLetter_(stateDir, cfg),
@@ -60,9 +61,20 @@ SinkRunner::~SinkRunner() {
   if (started_) stop(Clock::now());
 }
 
+std::optional<std::vector<std::string>> SinkRunner::inputs() const {
+  std::lock_guard lock(inputsMutex_);
+  return inputs_;
+}
+
+void SinkRunner::reroute(std::optional<std::vector<std::string>> inputs) {
+  std::lock_guard lock(inputsMutex_);
+  inputs_ = std::move(inputs);
+}
+
 bool SinkRunner::routes(const std::string& input) const {
-  if (!cfg_.inputs) return true;
-  return std::find(cfg_.inputs->begin(), cfg_.inputs->end(), input) != cfg_.inputs->end();
+  std::lock_guard lock(inputsMutex_);
+  if (!inputs_) return true;
+  return std::find(inputs_->begin(), inputs_->end(), input) != inputs_->end();
 }
 
 std::optional<std::string> SinkRunner::start() {

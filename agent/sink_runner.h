@@ -18,6 +18,7 @@
 //   order, and all records of one source go to one lane, so every file arrives in order.
 // - buffer_ has its own mutex; the breaker is thread-safe; stats_ are relaxed atomics for any reader.
 // - start() and stop() are called once each by the pipeline's thread.
+// - inputsMutex_ guards the routed inputs, read by the fan-out and changed by a reload.
 
 #include <array>
 #include <atomic>
@@ -86,6 +87,10 @@ class SinkRunner {
   const std::string& name() const { return cfg_.name; }
   // True when records of `input` go to this sink.
   bool routes(const std::string& input) const;
+  // The inputs routed to this sink (absent: every input). A reload may change them in place; config()
+  // keeps the ones it was built with.
+  std::optional<std::vector<std::string>> inputs() const;
+  void reroute(std::optional<std::vector<std::string>> inputs);
 
   // Starts the sink and the threads; returns the sink's error when it cannot start.
   std::optional<std::string> start();
@@ -129,6 +134,8 @@ class SinkRunner {
   void wakePaused();
 
   const config::SinkConfig cfg_;
+  mutable std::mutex inputsMutex_;
+  std::optional<std::vector<std::string>> inputs_;  // guarded by inputsMutex_
   std::unique_ptr<sinks::Sink> sink_;
   circuit::Clock& clock_;
   DeadLetter deadLetter_;

@@ -24,20 +24,28 @@ namespace fs = std::filesystem;
 
 const std::string kBinary = LOGCAPTURE_BINARY;
 
-// A config with one file input on dir/logs/*.log and the given sinks; written in place of the old one
-// (write to a temp file, rename) so the agent never reads half a file.
-std::string writeConfig(const TempDir& dir, const std::string& inputFields, const std::string& sinks) {
+// A config with the given inputs and sinks, written in place of the old one (a temp file renamed over
+// it) so the agent never reads half a file.
+std::string writeConfigOf(const TempDir& dir, const std::string& inputs, const std::string& sinks) {
   const auto path = dir / "capture.yaml";
   {
     std::ofstream out(dir / "capture.yaml.tmp");
     out << "agent:\n  state_dir: " << (dir / "state").string() << "\n  admin: {listen: \"\"}\n  shutdown_timeout: 20s\n"
-        << "inputs:\n  - {name: app, type: file, start_at: beginning, paths: [" << (dir / "logs" / "*.log").string()
-        << "]" << inputFields << "}\n"
-        << "sinks:\n"
+        << "inputs:\n"
+        << inputs << "sinks:\n"
         << sinks;
   }
   fs::rename(dir / "capture.yaml.tmp", path);
   return path.string();
+}
+
+std::string fileInput(const std::string& name, const fs::path& paths, const std::string& fields = "") {
+  return "  - {name: " + name + ", type: file, start_at: beginning, paths: [" + paths.string() + "]" + fields + "}\n";
+}
+
+// One file input, app, on dir/logs/*.log.
+std::string writeConfig(const TempDir& dir, const std::string& inputFields, const std::string& sinks) {
+  return writeConfigOf(dir, fileInput("app", dir / "logs" / "*.log", inputFields), sinks);
 }
 
 std::string consoleSink(const fs::path& out, const std::string& encoding = "raw") {
@@ -245,4 +253,34 @@ TEST_CASE("a burst of 100 SIGHUPs ends with the last config applied and the agen
   CHECK(reloads <= 100);
   CHECK(agent.err().find("config_reload_failed") == std::string::npos);
   CHECK(stop(agent) == 0);
+}
+
+TEST_CASE("a reload that only changes a sink's inputs re-routes it without rebuilding it") {
+  TempDir dir("logcapture-reload");
+  fs::create_directories(dir / "logs");
+  const auto out = dir / "out.log";
+  const std::string inputs = fileInput("app", dir / "logs" / "app.log") + fileInput("sys", dir / "logs" / "sys.log");
+  const auto sink = [&](const std::string& routed) {
+    return "  - {name: out, type: console, encoding: raw, inputs: [" + routed + "], path: " + out.string() +
+           ", batch: {linger: 10ms}}\n";
+  };
+  const auto config = writeConfigOf(dir, inputs, sink("app"));
+  ChildProcess agent({kBinary, "run", "-c", config});
+  REQUIRE(agent.waitForStderr("agent_started", 20s));
+  appendFile(dir / "logs" / "app.log", numberedLines(0, 100, "app "));
+  REQUIRE(waitUntil([&] { return fileLines(out).size() >= 100; }, 30s));
+
+  writeConfigOf(dir, inputs, sink("app, sys"));
+  agent.signal(SIGHUP);
+  REQUIRE(waitForLogCount(agent, "config_reloaded", 1));
+  CHECK(agent.err().find("sink out rerouted") != std::string::npos);
+  CHECK(agent.err().find("sink out rebuilt") == std::string::npos);
+
+  appendFile(dir / "logs" / "sys.log", numberedLines(0, 50, "sys "));
+  REQUIRE(waitUntil([&] { return fileLines(out).size() >= 150; }, 30s));
+  CHECK(stop(agent) == 0);
+  auto expected = numberedMessages(0, 100, "app ");
+  const auto sys = numberedMessages(0, 50, "sys ");
+  expected.insert(expected.end(), sys.begin(), sys.end());
+  CHECK(fileLines(out) == expected);
 }
