@@ -31,9 +31,10 @@ std::variant<std::shared_ptr<SinkRunner>, std::string> makeRunner(const config::
 }
 
 // Starts the runners in order; when one cannot start, stops those it started and returns its error.
-std::optional<std::string> startRunners(const RunnerList& runners) {
+// `held`: they send nothing until they adopt their predecessors' batches (SinkRunner::adopt).
+std::optional<std::string> startRunners(const RunnerList& runners, bool held = false) {
   for (std::size_t i = 0; i < runners.size(); ++i) {
-    if (auto error = runners[i]->start()) {
+    if (auto error = runners[i]->start(held)) {
       log::event(*log::component("agent"), spdlog::level::critical, "sink_start_failed",
                  {{"sink", runners[i]->name()}, {"error", *error}});
       for (std::size_t j = i; j-- > 0;) runners[j]->stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));
@@ -211,7 +212,13 @@ ReloadOutcome Pipeline::reload(const config::Config& next, Deadline deadline) {
   const RunnerList running = runners();
   RunnerList nextRunners;
   RunnerList added;
+  std::vector<std::pair<std::shared_ptr<SinkRunner>, std::shared_ptr<SinkRunner>>> replaced;              // old, new
   std::vector<std::pair<std::shared_ptr<SinkRunner>, std::optional<std::vector<std::string>>>> rerouted;  // old routes
+  const auto giveUp = [&](std::string error) {
+    stopRunners(added, std::chrono::steady_clock::now() + std::chrono::seconds(5));
+    for (auto& [runner, inputs] : rerouted) runner->reroute(inputs);
+    return ReloadOutcome{.applied = false, .error = std::move(error), .changes = {}};
+  };
   for (const auto& sc : next.sinks) {
     const auto same = findNamed(running, sc.name);
     if (same != running.end() && settingsOf((*same)->config()) == settingsOf(sc)) {
@@ -225,38 +232,34 @@ ReloadOutcome Pipeline::reload(const config::Config& next, Deadline deadline) {
       continue;
     }
     auto made = makeRunner(sc, config_.agent.stateDir);
-    if (auto* error = std::get_if<std::string>(&made)) {
-      stopRunners(added, std::chrono::steady_clock::now() + std::chrono::seconds(5));
-      out.error = "sink " + sc.name + ": " + *error;
-      return out;
-    }
+    if (auto* error = std::get_if<std::string>(&made)) return giveUp("sink " + sc.name + ": " + *error);
     auto runner = std::get<0>(std::move(made));
-    if (auto error = startRunners({runner})) {
-      stopRunners(added, std::chrono::steady_clock::now() + std::chrono::seconds(5));
-      out.error = *error;
-      return out;
-    }
+    // A replacement holds its sends until it has taken what its predecessor still holds, so each
+    // file's records keep their order across the reload.
+    const bool replacing = same != running.end();
+    if (auto error = startRunners({runner}, replacing)) return giveUp(*error);
     added.push_back(runner);
     nextRunners.push_back(runner);
-    out.changes.push_back("sink " + sc.name + (same == running.end() ? " added" : " rebuilt"));
+    if (replacing) replaced.emplace_back(*same, runner);
+    out.changes.push_back("sink " + sc.name + (replacing ? " rebuilt" : " added"));
   }
-  RunnerList retired;
+  RunnerList retired;  // removed from the config: they send what they hold to their destination
   for (const auto& r : running) {
     if (std::find(nextRunners.begin(), nextRunners.end(), r) != nextRunners.end()) continue;
+    if (findNamed(next.sinks, r->name()) != next.sinks.end()) continue;  // replaced
     retired.push_back(r);
-    if (findNamed(next.sinks, r->name()) == next.sinks.end()) out.changes.push_back("sink " + r->name() + " removed");
+    out.changes.push_back("sink " + r->name() + " removed");
   }
   // The fan-out's routes are rebuilt by replaceRunners(), re-routed sinks included.
   if (!added.empty() || !retired.empty() || !rerouted.empty() || nextRunners != running) {
     if (!fanOut_->replaceRunners(raw(nextRunners), deadline)) {
-      stopRunners(added, std::chrono::steady_clock::now() + std::chrono::seconds(5));
-      for (auto& [runner, inputs] : rerouted) runner->reroute(inputs);
-      out.changes.clear();
-      out.error =
+      return giveUp(
           "a sink that stays is holding back every input (its buffer is full and blocks); nothing changed, "
-          "try again once it drains";
-      return out;
+          "try again once it drains");
     }
+    // A replaced sink's batches go to its replacement, which sends them first (to the new settings:
+    // a reload that fixes a sink's address delivers what it held).
+    for (auto& [old, replacement] : replaced) replacement->adopt(old->release());
     std::lock_guard lock(partsMutex_);
     runners_ = nextRunners;
   }

@@ -72,6 +72,14 @@ void SinkBuffer::pushFront(PendingBatch&& batch) {
   changed_.notify_all();
 }
 
+void SinkBuffer::admit(PendingBatch&& batch) {
+  {
+    std::lock_guard lock(mutex_);
+    add(std::move(batch), false);
+  }
+  changed_.notify_all();
+}
+
 bool SinkBuffer::pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_clock::time_point until) {
   std::unique_lock lock(mutex_);
   lane %= lanes_.size();

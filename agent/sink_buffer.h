@@ -63,6 +63,9 @@ class SinkBuffer {
   // Returns a batch that could not be sent to the front of its lane, ahead of newer batches. It was
   // admitted before, so it is never refused.
   void pushFront(PendingBatch&& batch);
+  // Adds the batch at the back of its lane whatever the bound and even when closed: a runner being
+  // released collects everything it holds here to hand it over.
+  void admit(PendingBatch&& batch);
   // Takes the oldest batch of `lane`, waiting until `until`. False when none came (or closed and empty).
   bool pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_clock::time_point until);
   // Wakes every waiter (the breaker closed, or the agent is stopping).

@@ -77,9 +77,10 @@ bool SinkRunner::routes(const std::string& input) const {
   return std::find(inputs_->begin(), inputs_->end(), input) != inputs_->end();
 }
 
-std::optional<std::string> SinkRunner::start() {
+std::optional<std::string> SinkRunner::start(bool held) {
   if (auto error = sink_->start()) return error;
   started_ = true;
+  held_ = held;
   batcher_ = std::thread([this] { runBatcher(); });
   for (std::uint32_t lane = 0; lane < lanes_; ++lane) workers_.emplace_back([this, lane] { runWorker(lane); });
   return std::nullopt;
@@ -204,6 +205,10 @@ void SinkRunner::flush(OpenBatch& o) {
       drop(pb, DropReason::BufferFull);
       break;
     case SinkBuffer::PushResult::Closed:
+      if (releasing_.load()) {
+        buffer_.admit(std::move(pb));  // handed to the replacement: the buffer's bound no longer matters
+        break;
+      }
       // Stopping past the deadline while when_full: block held the batcher: left unfinished.
       stats_.unsentAtShutdown.fetch_add(pb.batch.size(), std::memory_order_relaxed);
       break;
@@ -299,6 +304,12 @@ std::chrono::nanoseconds SinkRunner::backoff(std::uint32_t attempt) {
 void SinkRunner::runWorker(std::uint32_t lane) {
   while (true) {
     if (pastHardDeadline()) return;  // what is left stays in the buffer, unfinished
+    if (held_.load()) {
+      // A replacement waits for its predecessor's batches, which go out before anything newer.
+      std::unique_lock lock(pauseMutex_);
+      pauseChanged_.wait_for(lock, std::chrono::milliseconds(100), [&] { return !held_.load() || pastHardDeadline(); });
+      continue;
+    }
     logSummaries(false);
     PendingBatch pb;
     if (buffer_.pop(lane, pb, Clock::now() + std::chrono::milliseconds(100))) {
@@ -430,9 +441,9 @@ void SinkRunner::deliver(PendingBatch&& pb) {
   }
 }
 
-void SinkRunner::stop(Deadline deadline) {
-  if (!started_) return;
+std::vector<PendingBatch> SinkRunner::halt(Deadline deadline) {
   started_ = false;
+  held_ = false;  // stopping drains what it holds, replacement or not
   // Workers drain the buffer until the deadline; a worker waiting on an open breaker gives up then.
   hardDeadlineNs_ = nanos(deadline);
   abandonIntake();
@@ -446,8 +457,13 @@ void SinkRunner::stop(Deadline deadline) {
   for (auto& w : workers_) w.join();
   workers_.clear();
   buffer_.close();
+  return buffer_.drain();
+}
+
+void SinkRunner::stop(Deadline deadline) {
+  if (!started_) return;
   std::uint64_t unsent = 0;
-  for (auto& pb : buffer_.drain()) unsent += pb.batch.size();  // unfinished: read again after a restart
+  for (auto& pb : halt(deadline)) unsent += pb.batch.size();  // unfinished: read again after a restart
   stats_.unsentAtShutdown.fetch_add(unsent, std::memory_order_relaxed);
   if (unsent > 0) {
     log::event(*log::component("sink"), spdlog::level::warn, "sink_unsent_at_shutdown",
@@ -458,6 +474,46 @@ void SinkRunner::stop(Deadline deadline) {
   }
   logSummaries(true);
   sink_->stop(deadline);
+}
+
+std::vector<PendingBatch> SinkRunner::release() {
+  if (!started_) return {};
+  releasing_ = true;
+  // Nothing new is sent: the send in flight ends (within `timeout`) and comes back to the buffer
+  // unless it succeeded; the batcher's open batches are admitted whatever the buffer's bound.
+  std::vector<PendingBatch> held = halt(Clock::now());
+  logSummaries(true);
+  sink_->stop(Clock::now() + std::chrono::seconds(5));
+  return held;
+}
+
+void SinkRunner::adopt(std::vector<PendingBatch> batches) {
+  // Re-encoded for this sink (its encoding may have changed) and re-laned for its workers; each
+  // source's records were in one lane, in order, and stay so.
+  std::vector<std::vector<PendingBatch>> byLane(lanes_);
+  std::uint64_t records = 0;
+  for (auto& old : batches) {
+    if (old.batch.empty()) {
+      old.finish();
+      continue;
+    }
+    PendingBatch pb;
+    for (std::size_t i = 0; i < old.batch.size(); ++i) {
+      sinks::appendRecord(pb.batch.encoded, old.batch.record(i), cfg_.encoding);
+      pb.batch.seal(old.batch.records[i]);
+    }
+    pb.deliveries = std::move(old.deliveries);
+    pb.lane = laneOf(pb.batch.record(0), lanes_);
+    records += pb.batch.size();
+    byLane[pb.lane].push_back(std::move(pb));
+  }
+  stats_.received.fetch_add(records, std::memory_order_relaxed);
+  // Ahead of what this runner received since it started: pushed to the front, last first.
+  for (auto& lane : byLane) {
+    for (auto it = lane.rbegin(); it != lane.rend(); ++it) buffer_.pushFront(std::move(*it));
+  }
+  held_ = false;
+  wakePaused();
 }
 
 }  // namespace logcapture::agent

@@ -92,13 +92,21 @@ class SinkRunner {
   std::optional<std::vector<std::string>> inputs() const;
   void reroute(std::optional<std::vector<std::string>> inputs);
 
-  // Starts the sink and the threads; returns the sink's error when it cannot start.
-  std::optional<std::string> start();
+  // Starts the sink and the threads; returns the sink's error when it cannot start. `held`: the
+  // workers send nothing until adopt() (a replacement waiting for its predecessor's batches).
+  std::optional<std::string> start(bool held = false);
   // Takes the sink's share of a delivery (the caller counted one claim for it).
   void offer(DeliveryRef delivery);
   // Sends what is buffered until the deadline, then stops the sink. Records still unsent are left
   // unfinished (read again after a restart) and counted in unsentAtShutdown.
   void stop(Deadline deadline);
+  // Stops at once, for a replacement: the send in flight ends (within `timeout`), nothing else is sent,
+  // and every batch still held is handed back in order, its claims intact, instead of being left
+  // unfinished. Then stops the sink.
+  std::vector<PendingBatch> release();
+  // Takes a predecessor's released batches ahead of everything received since start(true), re-encoded
+  // for this sink, and lets the workers send. Called once, by the thread that called start().
+  void adopt(std::vector<PendingBatch> batches);
   // Makes offer() return at once without taking the delivery (left unfinished): the fan-out calls it
   // when the shutdown deadline passes while it waits on this sink.
   void abandonIntake();
@@ -116,6 +124,8 @@ class SinkRunner {
     const Delivery* lastDelivery = nullptr;  // holds a claim in this batch already
   };
 
+  // Stops the threads, sending until the deadline; returns what is left in the buffer.
+  std::vector<PendingBatch> halt(Deadline deadline);
   void runBatcher();
   void place(const DeliveryRef& delivery);
   void flush(OpenBatch& open);
@@ -162,6 +172,8 @@ class SinkRunner {
   std::condition_variable pauseChanged_;  // woken by breaker transitions and shutdown
   std::uint64_t pauseEpoch_ = 0;          // guarded by pauseMutex_; bumped on each wake-up
   std::atomic<bool> batcherDone_{false};
+  std::atomic<bool> held_{false};                        // workers wait for adopt()
+  std::atomic<bool> releasing_{false};                   // release(): the batcher's last batches bypass the bound
   std::atomic<std::int64_t> hardDeadlineNs_{INT64_MAX};  // steady ns; workers give up past it
 
   std::mutex randomMutex_;

@@ -1,0 +1,71 @@
+// Reload against a real destination: a rebuilt sink hands what it holds to its replacement, so a
+// reload that fixes a sink's address delivers every line it had buffered, once and in order.
+
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/support/fixtures.h"
+#include "tests/support/http_receiver.h"
+#include "tests/support/process.h"
+
+namespace {
+
+using logcapture::testing::appendFile;
+using logcapture::testing::ChildProcess;
+using logcapture::testing::freePort;
+using logcapture::testing::HttpReceiver;
+using logcapture::testing::numberedLines;
+using logcapture::testing::numberedMessages;
+using logcapture::testing::TempDir;
+using logcapture::testing::waitUntil;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+const std::string kBinary = LOGCAPTURE_BINARY;
+
+std::string writeConfig(const TempDir& dir, const std::string& url) {
+  std::ofstream(dir / "capture.yaml.tmp")
+      << "agent:\n  state_dir: " << (dir / "state").string() << "\n  admin: {listen: \"\"}\n  shutdown_timeout: 20s\n"
+      << "inputs:\n  - {name: app, type: file, start_at: beginning, paths: [" << (dir / "app.log").string() << "]}\n"
+      << "sinks:\n  - {name: web, type: http, url: \"" << url << "\", format: ndjson, encoding: raw, timeout: 1s, "
+      << "batch: {max_records: 500, linger: 10ms}, retry: {max_attempts: 2, initial_backoff: 10ms, max_backoff: 50ms}, "
+      << "breaker: {failure_threshold: 2, open_timeout: 200ms, max_open_timeout: 400ms, jitter: 0}}\n";
+  fs::rename(dir / "capture.yaml.tmp", dir / "capture.yaml");
+  return (dir / "capture.yaml").string();
+}
+
+bool logged(ChildProcess& agent, const std::string& needle) {
+  return waitUntil(
+      [&] {
+        agent.readOutput();
+        return agent.err().find(needle) != std::string::npos;
+      },
+      30s);
+}
+
+}  // namespace
+
+TEST_CASE("a reload that fixes a failing sink's url delivers what it buffered, once and in order") {
+  TempDir dir("logcapture-reload");
+  HttpReceiver receiver;
+  const auto nowhere = "http://127.0.0.1:" + std::to_string(freePort()) + "/ingest";
+  appendFile(dir / "app.log", numberedLines(0, 5000));
+  ChildProcess agent({kBinary, "run", "-c", writeConfig(dir, nowhere)});
+  REQUIRE(logged(agent, "breaker_open sink=web"));
+
+  writeConfig(dir, receiver.base() + "/ingest");
+  agent.signal(SIGHUP);
+  REQUIRE(logged(agent, "config_reloaded"));
+  CHECK(agent.err().find("sink web rebuilt") != std::string::npos);
+  appendFile(dir / "app.log", numberedLines(5000, 6000));
+  REQUIRE(waitUntil([&] { return receiver.records().size() >= 6000; }, 30s));
+
+  agent.signal(SIGTERM);
+  const auto result = agent.wait(30s);
+  CHECK(result.exitCode == 0);
+  if (result.exitCode != 0) MESSAGE(result.err);
+  CHECK(receiver.records() == numberedMessages(0, 6000));
+}
