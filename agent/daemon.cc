@@ -7,6 +7,7 @@
 #include <future>
 #include <thread>
 
+#include "agent/admin/admin_server.h"
 #include "agent/log.h"
 #include "config/units.h"
 
@@ -119,12 +120,19 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
   if (!prepareStateDir(config.agent.stateDir, *logger)) return kExitStartFailed;
 
   std::shared_ptr<Pipeline> pipeline = Pipeline::build(config);
-  if (!pipeline || !pipeline->start()) return kExitStartFailed;
+  if (!pipeline) return kExitStartFailed;
+  admin::AdminServer adminServer(config.agent.admin, *pipeline, [] {
+    return ReloadOutcome{false, "reload not available", {}};
+  });
+  // Bound before the pipeline starts, so a taken port fails the agent before it reads anything.
+  if (!adminServer.bind() || !pipeline->start()) return kExitStartFailed;
+  adminServer.start();
   log::event(*logger, spdlog::level::info, "agent_started", {{"stages", pipeline->size()}});
 
   int sig = 0;
   bool inputsDone = false;
   while (sig != SIGTERM && sig != SIGINT && !inputsDone) {
+    adminServer.heartbeat();
     sig = waitSignal(std::chrono::milliseconds(100));
     if (sig == SIGHUP) {
       log::event(*logger, spdlog::level::warn, "reload_unsupported",
@@ -140,6 +148,7 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
     log::event(*logger, spdlog::level::info, "agent_stopping",
                {{"signal", strsignal(sig)}, {"timeout", config::formatDuration(config.agent.shutdownTimeout)}});
   }
+  adminServer.stop();  // its requests read the pipeline
   const StopOutcome outcome = stopWithin(pipeline, config.agent.shutdownTimeout, waitSignal);
   if (outcome.clean) log::event(*logger, spdlog::level::info, "agent_stopped", {});
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
