@@ -1,6 +1,7 @@
 #include "agent/admin/admin_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
@@ -97,6 +98,12 @@ bool AdminServer::bind() {
   loopback_ = isLoopback(endpoint->host);
   server_ = std::make_unique<httplib::Server>();
   server_->new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
+  // httplib's default sets SO_REUSEPORT, which would let a second agent bind the same port and take
+  // half of the requests; SO_REUSEADDR alone still allows a restart while old connections linger.
+  server_->set_socket_options([](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   server_->set_tcp_nodelay(true);
   server_->set_read_timeout(std::chrono::seconds(5));
   server_->set_write_timeout(std::chrono::seconds(5));
