@@ -76,13 +76,15 @@ void apply(circuit::Breaker& breaker, Action action) {
 
 }  // namespace
 
-AdminServer::AdminServer(const config::AdminConfig& cfg, Pipeline& pipeline, Reload reload)
+AdminServer::AdminServer(const config::AdminConfig& cfg, Pipeline& pipeline, Reload reload,
+                         std::chrono::milliseconds heartbeatStale)
     : listen_(cfg.listen),
       token_(cfg.token),
       pipeline_(pipeline),
       reload_(std::move(reload)),
       lastBeatNs_(steadyNs()),
-      startedAt_(std::chrono::steady_clock::now()) {}
+      startedAt_(std::chrono::steady_clock::now()),
+      heartbeatStale_(heartbeatStale) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -132,9 +134,12 @@ bool AdminServer::bind() {
 void AdminServer::start() {
   if (!server_ || thread_.joinable()) return;
   serving_.store(true);
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  thread_ = std::thread([this] {
+    server_->listen_after_bind();
+    loopEnded_.store(true);
+  });
   // httplib's stop() does nothing before the accept loop runs; wait for it so stop() always works.
-  while (!server_->is_running()) std::this_thread::yield();
+  while (!server_->is_running() && !loopEnded_.load()) std::this_thread::yield();
   log::event(*log::component("admin"), spdlog::level::info, "admin_listening",
              {{"listen", listen_}, {"actions", token_.empty() ? (loopback_ ? "loopback" : "refused") : "token"}});
 }
@@ -225,8 +230,14 @@ bool AdminServer::admit(const httplib::Request& req, httplib::Response& res, std
       error(res, 403, "actions are refused: the admin server listens beyond loopback and agent.admin.token is not set");
       break;
   }
-  log::event(*log::component("admin"), spdlog::level::warn, "admin_action_refused",
-             {{"peer", peer(req)}, {"action", what}, {"status", res.status}});
+  // At most one event per interval: refusals come at whatever rate a client sends them.
+  const std::int64_t now = steadyNs();
+  std::int64_t last = lastRefusalLogNs_.load(std::memory_order_relaxed);
+  if (now - last >= std::chrono::nanoseconds(kRefusalLogInterval).count() &&
+      lastRefusalLogNs_.compare_exchange_strong(last, now)) {
+    log::event(*log::component("admin"), spdlog::level::warn, "admin_action_refused",
+               {{"peer", peer(req)}, {"action", what}, {"status", res.status}});
+  }
   return false;
 }
 
@@ -234,10 +245,10 @@ void AdminServer::health(httplib::Response& res) const {
   const auto age = std::chrono::nanoseconds(steadyNs() - lastBeatNs_.load(std::memory_order_relaxed));
   const double ageSeconds = std::chrono::duration<double>(age).count();
   const double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - startedAt_).count();
-  if (age > kHeartbeatStale) {
+  if (age > heartbeatStale_) {
     reply(res, 503,
           Json{{"status", "stalled"},
-               {"reason", "the agent's main loop has not run for " + std::to_string(int(ageSeconds)) + "s"},
+               {"reason", "the agent's main loop has not run for " + std::to_string(ageSeconds) + "s"},
                {"heartbeat_age_seconds", ageSeconds},
                {"uptime_seconds", uptime},
                {"version", LOGCAPTURE_VERSION}});

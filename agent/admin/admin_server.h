@@ -21,8 +21,8 @@
 //   the read/write timeouts.
 // - Handlers walk pipeline.runners() and inputs() afresh on every request and keep no pointer into
 //   them between requests: a reload may replace the runners and inputs between two requests.
-// - lastBeatNs_ and serving_ are atomics; reloadMutex_ lets one reload run at a time. Nothing else is
-//   shared between requests.
+// - lastBeatNs_, serving_, loopEnded_ and lastRefusalLogNs_ are atomics; reloadMutex_ lets one reload
+//   run at a time. Nothing else is shared between requests.
 //
 // IMPORTANT: stop() returns only after the requests in progress have finished, so the pipeline must
 // outlive stop(), not only the constructor's call: the daemon stops the server before the pipeline.
@@ -55,10 +55,13 @@ class AdminServer {
  public:
   using Reload = std::function<ReloadOutcome()>;
   static constexpr int kThreads = 3;
-  // /health fails once the main loop has not ticked for this long.
-  static constexpr std::chrono::seconds kHeartbeatStale{5};
+  // /health fails once the main loop has not ticked for this long (tests shorten it).
+  static constexpr std::chrono::milliseconds kHeartbeatStale{5000};
+  // Refused POSTs are logged at most once per this interval.
+  static constexpr std::chrono::seconds kRefusalLogInterval{10};
 
-  AdminServer(const config::AdminConfig& cfg, Pipeline& pipeline, Reload reload);
+  AdminServer(const config::AdminConfig& cfg, Pipeline& pipeline, Reload reload,
+              std::chrono::milliseconds heartbeatStale = kHeartbeatStale);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
@@ -105,8 +108,11 @@ class AdminServer {
   std::thread thread_;
   std::atomic<std::int64_t> lastBeatNs_;
   std::atomic<bool> serving_{false};  // between start() and stop(): the pipeline runs
+  std::atomic<bool> loopEnded_{false};
+  mutable std::atomic<std::int64_t> lastRefusalLogNs_{INT64_MIN / 2};
   mutable std::mutex reloadMutex_;
   const std::chrono::steady_clock::time_point startedAt_;
+  const std::chrono::milliseconds heartbeatStale_;
 };
 
 }  // namespace logcapture::agent::admin

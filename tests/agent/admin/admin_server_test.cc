@@ -97,3 +97,22 @@ TEST_CASE("the admin server turned off binds nothing and serves nothing") {
   CHECK_FALSE(client.Get("/health"));
   server.stop();
 }
+
+TEST_CASE("health answers 503 once the main loop stops beating, and 200 again when it beats") {
+  Setup setup;
+  AdminServer server(setup.config.agent.admin, *setup.pipeline, {}, 300ms);
+  REQUIRE(server.bind());
+  server.start();
+  httplib::Client client("127.0.0.1", setup.port);
+  const auto status = [&] {
+    auto res = client.Get("/health");
+    return res ? res->status : 0;
+  };
+  CHECK(status() == 200);
+  CHECK(logcapture::testing::waitUntil([&] { return status() == 503; }));
+  const auto stalled = nlohmann::json::parse(client.Get("/health")->body);
+  CHECK(stalled["status"] == "stalled");
+  CHECK(stalled["reason"].get<std::string>().find("main loop") != std::string::npos);
+  server.heartbeat();
+  CHECK(status() == 200);
+}
