@@ -47,7 +47,10 @@ struct AdminOptions {
   std::string token = "";
   std::string queue = "";  // a queue mapping, e.g. "{max_records: 10, when_full: block}"
   std::string sinkExtra = "";
-  std::string batch = "{max_records: 1000, linger: 10ms}";  // appended to the http sink's mapping, e.g. ", buffer: {...}"
+  std::string batch = "{max_records: 1000, linger: 10ms}";
+  std::string breaker =
+      "{failure_threshold: 3, success_threshold: 1, half_open_max_calls: 1, open_timeout: 200ms, "
+      "max_open_timeout: 400ms, jitter: 0}";  // appended to the http sink's mapping, e.g. ", buffer: {...}"
 };
 
 // The agent with its admin server, tailing one file into the HTTP receiver (sink "search") and a
@@ -64,8 +67,7 @@ class AdminAgent {
         << "  - {name: " << kSink << ", type: http, url: \"" << http_.base()
         << "/ingest\", format: ndjson, encoding: raw, timeout: 2s, batch: " << options.batch << ", "
         << "retry: {max_attempts: 3, initial_backoff: 10ms, max_backoff: 100ms}, "
-        << "breaker: {failure_threshold: 3, success_threshold: 1, half_open_max_calls: 1, open_timeout: 200ms, "
-        << "max_open_timeout: 400ms, jitter: 0}" << options.sinkExtra << "}\n"
+        << "breaker: " << options.breaker << options.sinkExtra << "}\n"
         << "  - {name: debug, type: console, path: " << (dir_ / "debug.out").string()
         << ", encoding: raw, batch: {linger: 10ms}}\n";
     out.close();
@@ -363,24 +365,29 @@ TEST_CASE("a breaker's view holds its state, options, counters and the sink's fi
   CHECK(all["breakers"][1]["sink"] == "debug");
 }
 
-TEST_CASE("an opened breaker shows its next retry time in RFC 3339 UTC") {
-  AdminAgent agent({.sinkExtra = ", buffer: {on_open: buffer}"});
+TEST_CASE("an opened breaker shows its next retry time in RFC 3339 UTC, and reset closes it") {
+  // Open for a minute, so the view is taken while it is open.
+  AdminAgent agent({.breaker = "{failure_threshold: 3, success_threshold: 1, open_timeout: 1m, jitter: 0}"});
   agent.http().control({{"status", 503}});
   appendFile(agent.log(), numberedLines(0, 10));
-  REQUIRE(agent.until([&] {
-    const Json v = agent.get("/api/v1/breakers/search").json();
-    return v["state"] == "open";
-  }));
+  REQUIRE(agent.until([&] { return agent.get("/api/v1/breakers/search").json()["state"] == "open"; }));
   const Json view = agent.get("/api/v1/breakers/search").json();
-  // Open for 200 ms, so it may have moved on; a view taken while open holds the time.
-  if (view["state"] == "open") {
-    const std::string at = view["next_retry_at"].get<std::string>();
-    CHECK(at.size() == 30);
-    CHECK(at[10] == 'T');
-    CHECK(at.back() == 'Z');
-  }
-  CHECK(agent.until([&] { return metric(agent, sinkKey("logcapture_breaker_opens_total")) >= 1; }));
+  const std::string at = view["next_retry_at"].get<std::string>();
+  CHECK(at.size() == 30);  // 2026-11-23T14:15:42.123456789Z
+  CHECK(at[10] == 'T');
+  CHECK(at.back() == 'Z');
+  CHECK(at > view["since"].get<std::string>());
+  CHECK(view["opens"] == 1);
+  CHECK(view["consecutive_failures"].get<int>() >= 0);
+  CHECK(view["totals"]["failures"].get<int>() >= 3);
+  CHECK(metric(agent, sinkKey("logcapture_breaker_opens_total")) == 1);
+  CHECK(metric(agent, "logcapture_breaker_transitions_total{sink=search,from=closed,to=open}") == 1);
+
   agent.http().control({{"status", 200}});
+  const Answer reset = agent.post("/api/v1/breakers/search/reset");
+  CHECK(reset.status == 200);
+  CHECK(reset.json()["previous_state"] == "open");
+  CHECK(reset.json()["state"] == "closed");
   CHECK(agent.until([&] { return agent.received() == 10; }));
 }
 
