@@ -7,6 +7,7 @@
 #include <future>
 #include <thread>
 
+#include "agent/admin/admin_server.h"
 #include "agent/log.h"
 #include "agent/reload.h"
 #include "agent/service_notify.h"
@@ -166,11 +167,9 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
   if (!prepareStateDir(config.agent.stateDir, *logger)) return kExitStartFailed;
 
   std::shared_ptr<Pipeline> pipeline = Pipeline::build(config);
-  if (!pipeline || !pipeline->start()) return kExitStartFailed;
-  log::event(*logger, spdlog::level::info, "agent_started", {{"stages", pipeline->size()}});
+  if (!pipeline) return kExitStartFailed;
   ServiceNotify notify;
   StatusLine status(*pipeline);
-  notify.ready(status.summary(std::chrono::steady_clock::now()));
 
   // The reloader thread owns `running` (the config in force); the main loop reads the shutdown
   // timeout, which a reload may change, through an atomic.
@@ -182,10 +181,17 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
     notify.reloaded(status.summary(std::chrono::steady_clock::now()));
     return outcome;
   });
+  admin::AdminServer adminServer(config.agent.admin, *pipeline, [&reloader] { return reloader.requestAndWait(); });
+  // Bound before the pipeline starts, so a taken port fails the agent before it reads anything.
+  if (!adminServer.bind() || !pipeline->start()) return kExitStartFailed;
+  adminServer.start();
+  log::event(*logger, spdlog::level::info, "agent_started", {{"stages", pipeline->size()}});
+  notify.ready(status.summary(std::chrono::steady_clock::now()));
 
   int sig = 0;
   bool inputsDone = false;
   while (sig != SIGTERM && sig != SIGINT && !inputsDone) {
+    adminServer.heartbeat();
     sig = waitSignal(std::chrono::milliseconds(100));
     if (sig == SIGHUP) reloader.request();
     const auto now = std::chrono::steady_clock::now();
@@ -194,7 +200,9 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
     inputsDone = pipeline->finished();
   }
   notify.stopping();
-  reloader.stop();  // a reload in progress finishes first: stopping under it would race its changes
+  // A reload in progress finishes first (stopping under it would race its changes); an admin request
+  // waiting for one is answered, so the admin server can stop.
+  reloader.stop();
   const std::chrono::milliseconds shutdownTimeout(shutdownTimeoutMs.load());
   if (inputsDone) {
     log::event(*logger, spdlog::level::info, "agent_stopping",
@@ -203,6 +211,7 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
     log::event(*logger, spdlog::level::info, "agent_stopping",
                {{"signal", strsignal(sig)}, {"timeout", config::formatDuration(shutdownTimeout)}});
   }
+  adminServer.stop();  // its requests read the pipeline
   const StopOutcome outcome = stopWithin(pipeline, shutdownTimeout, waitSignal);
   if (outcome.clean) log::event(*logger, spdlog::level::info, "agent_stopped", {});
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });

@@ -48,6 +48,7 @@ struct FileTailer::TailedFile {
   int watch = -1;
   checkpoint::FileId id;
   std::uint64_t offset = 0;  // next byte to read
+  std::uint64_t size = 0;    // at the last stat, or as far as read since
   LineSplitter splitter;
   std::unique_ptr<decode::Decoder> decoder;
   std::shared_ptr<CommitTarget> target;
@@ -181,6 +182,7 @@ void FileTailer::open(const std::string& path, bool startup) {
   f->fd = fd;
   f->id = *id;
   f->offset = offset;
+  f->size = size;
   f->lastData = Clock::now();
   auto source = std::make_shared<Source>();
   source->input = cfg_.name;
@@ -225,6 +227,7 @@ bool FileTailer::readSome(TailedFile& f) {
                     f.decoder->line(line, end, truncated, readTime, now, records);
                   });
   f.offset += static_cast<std::uint64_t>(n);
+  f.size = std::max(f.size, f.offset);
   f.lastData = now;
   stats_.bytes.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
   if (f.splitter.holding()) {
@@ -266,6 +269,7 @@ void FileTailer::checkFile(TailedFile& f, Clock::time_point now) {
   struct stat st {};
   if (::fstat(f.fd, &st) != 0) return;
   const auto size = static_cast<std::uint64_t>(st.st_size);
+  f.size = size;
   if (size < f.offset) {
     // copytruncate: the content we read is gone; start again from the top.
     flushHeld(f, true, now);
@@ -320,6 +324,16 @@ void FileTailer::waitForEvents(std::chrono::milliseconds timeout) {
   }
 }
 
+void FileTailer::updateLag() {
+  std::uint64_t lag = 0;
+  for (const auto& [key, f] : files_) {
+    const std::uint64_t committed = f->cursor->committed();
+    const std::uint64_t end = std::max(f->size, f->offset);
+    if (end > committed) lag += end - committed;
+  }
+  stats_.lagBytes.store(lag, std::memory_order_relaxed);
+}
+
 void FileTailer::run() {
   auto nextScan = Clock::now() + timings_.rescan;
   auto nextSave = Clock::now() + timings_.checkpointSave;
@@ -351,6 +365,7 @@ void FileTailer::run() {
     }
     std::erase_if(files_, [](const auto& kv) { return kv.second->closed; });
     stats_.filesOpen.store(files_.size(), std::memory_order_relaxed);
+    updateLag();
     if (now >= nextSave) {
       // Open files are present even when idle; entries of files gone past the retention are dropped.
       const auto wall = std::chrono::system_clock::now();

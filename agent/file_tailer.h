@@ -63,6 +63,7 @@ class FileTailer final : public Input {
   bool excluded(const std::string& path) const;
   void waitForEvents(std::chrono::milliseconds timeout);
   void watchDirectories();
+  void updateLag();
 
   config::InputConfig cfg_;
   RecordQueue& queue_;

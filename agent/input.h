@@ -26,6 +26,8 @@ struct InputStats {
   std::atomic<std::uint64_t> rotations{0};
   std::atomic<std::uint64_t> truncations{0};   // copytruncate: a file shrank below the read offset
   std::atomic<std::uint64_t> queueDropped{0};  // records the full queue dropped by its policy
+  // Bytes of the files held that no checkpoint covers yet (size - committed offset, summed); 0 for stdin.
+  std::atomic<std::uint64_t> lagBytes{0};
 };
 
 class Input {

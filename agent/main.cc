@@ -1,4 +1,4 @@
-// The logcapture command: run (default), check, version.
+// The logcapture command: run (default), check, breakers, version.
 
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/admin/breakers_command.h"
 #include "agent/daemon.h"
 #include "agent/log.h"
 #include "config/loader.h"
@@ -64,7 +65,7 @@ int commandRun(const std::string& path) {
 // `logcapture -c FILE` means `logcapture run -c FILE`.
 std::vector<std::string> withDefaultCommand(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  static const std::vector<std::string> kCommands{"run", "check", "version", "help"};
+  static const std::vector<std::string> kCommands{"run", "check", "breakers", "version", "help"};
   bool named = false;
   bool help = false;
   for (const auto& a : args) {
@@ -102,6 +103,23 @@ int main(int argc, char** argv) {
   check->add_option("-c,--config", configPath, "Config file")->capture_default_str();
   check->add_flag("--print", print, "Print the effective config, with every default filled in");
 
+  agent::admin::BreakersCommand breakersCommand;
+  auto* breakers = app.add_subcommand("breakers", "Show or steer the sinks' circuit breakers through the admin API");
+  breakers->add_option("action", breakersCommand.action, "list | open | close | reset | auto")
+      ->check(CLI::IsMember({"list", "open", "close", "reset", "auto"}))
+      ->capture_default_str();
+  breakers->add_option("sink", breakersCommand.sink, "The sink (required by open, close, reset and auto)");
+  breakers->add_option("--admin", breakersCommand.adminUrl, "The agent's admin server")
+      ->envname("LOGCAPTURE_ADMIN_URL")
+      ->capture_default_str();
+  breakers->add_option("--token", breakersCommand.token, "Bearer token, when agent.admin.token is set")
+      ->envname("LOGCAPTURE_ADMIN_TOKEN");
+  breakers->footer(
+      "open = force-open (send nothing, buffer by the sink's policy), close = force-close (send, never trip),\n"
+      "reset = closed with cleared counts, auto = leave a forced mode.\n"
+      "Exit codes: 0 ok, 1 the admin API answered an error (e.g. unknown sink), 2 bad command line,\n"
+      "3 the admin server cannot be reached.");
+
   auto* version = app.add_subcommand("version", "Print the version");
   app.footer(
       "Exit codes: 0 ok, 1 invalid config, 2 bad command line, 3 could not start,\n"
@@ -123,6 +141,7 @@ int main(int argc, char** argv) {
     return agent::kExitOk;
   }
   if (check->parsed()) return commandCheck(configPath, print);
+  if (breakers->parsed()) return agent::admin::runBreakersCommand(breakersCommand, std::cout, std::cerr);
   if (run->parsed()) return commandRun(configPath);
   return agent::kExitUsage;
 }

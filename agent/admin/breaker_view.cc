@@ -1,0 +1,124 @@
+#include "agent/admin/breaker_view.h"
+
+#include "agent/sink_runner.h"
+#include "circuit/breaker.h"
+#include "config/units.h"
+#include "sinks/encoding.h"
+
+namespace logcapture::agent::admin {
+namespace {
+
+double seconds(std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count(); }
+
+Json windowConfig(const config::WindowConfig& w) {
+  Json size;
+  if (const auto* calls = std::get_if<std::uint64_t>(&w.size.value)) {
+    size = *calls;
+  } else {
+    size = config::formatDuration(std::get<config::Duration>(w.size.value));
+  }
+  return Json{{"type", config::enumName(w.type)}, {"size", size},
+              {"min_calls", w.minCalls},          {"failure_rate", w.failureRate},
+              {"slow_call_rate", w.slowCallRate}, {"slow_call_duration", config::formatDuration(w.slowCallDuration)}};
+}
+
+// The options as configured (the breaker clamps nothing a valid config holds).
+Json breakerConfig(const config::BreakerConfig& c) {
+  return Json{{"failure_threshold", c.failureThreshold},
+              {"success_threshold", c.successThreshold},
+              {"open_timeout", config::formatDuration(c.openTimeout)},
+              {"max_open_timeout", config::formatDuration(c.maxOpenTimeout)},
+              {"backoff_multiplier", c.backoffMultiplier},
+              {"jitter", c.jitter},
+              {"half_open_max_calls", c.halfOpenMaxCalls},
+              {"trip_on_throttle", c.tripOnThrottle},
+              {"probe", c.probe},
+              {"window", c.window ? windowConfig(*c.window) : Json(nullptr)}};
+}
+
+Json windowStats(const circuit::WindowStats& w) {
+  return Json{{"calls", w.calls},
+              {"failures", w.failures},
+              {"slow", w.slow},
+              {"failure_rate", w.failureRate()},
+              {"slow_call_rate", w.slowCallRate()}};
+}
+
+}  // namespace
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  std::string quoted;
+  sinks::appendJsonTimestamp(quoted, t);
+  return quoted.substr(1, quoted.size() - 2);
+}
+
+Json breakerView(SinkRunner& runner) {
+  const circuit::Snapshot s = runner.breaker().snapshot();
+  const SinkStats& st = runner.stats();
+  const SinkBufferStats buffer = runner.bufferStats();
+  const auto load = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  const auto steadyNow = std::chrono::steady_clock::now();
+  const auto wallNow = std::chrono::system_clock::now();
+
+  Json transitions = Json::array();
+  for (std::size_t from = 0; from < circuit::kStateCount; ++from) {
+    for (std::size_t to = 0; to < circuit::kStateCount; ++to) {
+      if (s.transitions[from][to] == 0) continue;
+      transitions.push_back({{"from", circuit::stateName(circuit::State(from))},
+                             {"to", circuit::stateName(circuit::State(to))},
+                             {"count", s.transitions[from][to]}});
+    }
+  }
+  Json dropped = Json::object();
+  std::uint64_t droppedTotal = 0;
+  for (std::size_t r = 0; r < kDropReasons; ++r) {
+    const std::uint64_t n = st.droppedFor(DropReason(r));
+    dropped[std::string(dropReasonName(DropReason(r)))] = n;
+    droppedTotal += n;
+  }
+  dropped["total"] = droppedTotal;
+
+  Json nextRetry = nullptr;
+  if (s.nextRetryAt) {
+    nextRetry =
+        rfc3339(wallNow + std::chrono::duration_cast<std::chrono::system_clock::duration>(*s.nextRetryAt - steadyNow));
+  }
+  const circuit::Totals& t = s.totals;
+  return Json{
+      {"sink", runner.name()},
+      {"type", config::enumName(runner.config().type)},
+      {"state", circuit::stateName(s.state)},
+      {"time_in_state_seconds", seconds(s.timeInState)},
+      {"since", rfc3339(wallNow - std::chrono::duration_cast<std::chrono::system_clock::duration>(s.timeInState))},
+      {"next_retry_at", nextRetry},
+      {"open_for_seconds", seconds(s.openFor)},
+      {"consecutive_failures", s.consecutiveFailures},
+      {"trial_successes", s.trialSuccesses},
+      {"trials_admitted", s.trialsAdmitted},
+      {"opens", s.opens()},
+      {"generation", s.generation},
+      {"config", breakerConfig(runner.config().breaker)},
+      {"totals",
+       {{"calls", t.calls},
+        {"successes", t.successes},
+        {"failures", t.failures},
+        {"throttled", t.throttled},
+        {"permanent", t.permanent},
+        {"rejected", t.rejected},
+        {"slow", t.slow},
+        {"stale", t.stale}}},
+      {"window", s.window ? windowStats(*s.window) : Json(nullptr)},
+      {"transitions", transitions},
+      {"sink_stats",
+       {{"received", load(st.received)},
+        {"delivered", load(st.delivered)},
+        {"dead_lettered", load(st.deadLettered)},
+        {"dropped", dropped},
+        {"buffer", {{"batches", buffer.batches}, {"records", buffer.records}, {"bytes", buffer.bytes}}},
+        {"batches_in_flight", load(st.batchesInFlight)},
+        {"sends", load(st.sends)},
+        {"retries", load(st.retries)}}},
+  };
+}
+
+}  // namespace logcapture::agent::admin

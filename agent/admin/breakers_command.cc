@@ -1,0 +1,130 @@
+#include "agent/admin/breakers_command.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <array>
+#include <regex>
+#include <vector>
+
+namespace logcapture::agent::admin {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// The API's name for each action of the command line.
+std::string apiAction(const std::string& action) {
+  if (action == "open") return "force-open";
+  if (action == "close") return "force-close";
+  return action;  // reset, auto
+}
+
+std::string duration(double seconds) {
+  const auto s = static_cast<std::int64_t>(seconds);
+  char buf[32];
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  } else if (s < 86400) {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s % 3600 / 60));
+  } else {
+    std::snprintf(buf, sizeof buf, "%lldd%02lldh", static_cast<long long>(s / 86400),
+                  static_cast<long long>(s % 86400 / 3600));
+  }
+  return buf;
+}
+
+std::string number(const Json& j) { return j.is_number() ? std::to_string(j.get<std::uint64_t>()) : "-"; }
+
+// The error message of an answer: its JSON "error", else the body, else the status.
+std::string errorOf(const httplib::Result& res) {
+  const Json j = Json::parse(res->body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_string()) return j["error"].get<std::string>();
+  if (!res->body.empty()) return res->body;
+  return "HTTP " + std::to_string(res->status);
+}
+
+}  // namespace
+
+std::string breakersTable(const Json& breakers) {
+  constexpr std::size_t kColumns = 9;
+  using Row = std::array<std::string, kColumns>;
+  std::vector<Row> rows{
+      {"SINK", "STATE", "IN STATE", "OPENS", "FAILURES", "DELIVERED", "BUFFERED", "DROPPED", "NEXT RETRY"}};
+  for (const auto& b : breakers) {
+    const Json stats = b.value("sink_stats", Json::object());
+    std::string nextRetry = "-";
+    if (b.contains("next_retry_at") && b["next_retry_at"].is_string()) {
+      const std::string t = b["next_retry_at"].get<std::string>();
+      nextRetry = t.size() > 19 ? t.substr(0, 19) + "Z" : t;  // to the second
+    }
+    rows.push_back({b.value("sink", "?"), b.value("state", "?"), duration(b.value("time_in_state_seconds", 0.0)),
+                    number(b.value("opens", Json())),
+                    number(b.value("totals", Json::object()).value("failures", Json())),
+                    number(stats.value("delivered", Json())),
+                    number(stats.value("buffer", Json::object()).value("records", Json())),
+                    number(stats.value("dropped", Json::object()).value("total", Json())), nextRetry});
+  }
+  std::array<std::size_t, kColumns> width{};
+  for (const auto& row : rows) {
+    for (std::size_t c = 0; c < kColumns; ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t c = 0; c < kColumns; ++c) {
+      line += row[c];
+      if (c + 1 < kColumns) line += std::string(width[c] - row[c].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+int runBreakersCommand(const BreakersCommand& cmd, std::ostream& out, std::ostream& err) {
+  if (cmd.action != "list" && cmd.sink.empty()) {
+    err << "breakers " << cmd.action << " needs the sink's name: logcapture breakers " << cmd.action << " SINK\n";
+    return kBreakersUsage;
+  }
+  // scheme://host[:port], an optional trailing slash; the API's paths are fixed below it.
+  static const std::regex kUrl(R"(^(https?://[^/?#]+)/?$)");
+  std::smatch m;
+  if (!std::regex_match(cmd.adminUrl, m, kUrl)) {
+    err << "--admin expects a URL such as http://127.0.0.1:9880, found '" << cmd.adminUrl << "'\n";
+    return kBreakersUsage;
+  }
+  httplib::Client client(m[1].str());
+  client.set_connection_timeout(std::chrono::seconds(3));
+  client.set_read_timeout(std::chrono::seconds(10));
+  httplib::Headers headers;
+  if (!cmd.token.empty()) headers.emplace("Authorization", "Bearer " + cmd.token);
+
+  const bool list = cmd.action == "list";
+  const std::string path = list ? (cmd.sink.empty() ? "/api/v1/breakers" : "/api/v1/breakers/" + cmd.sink)
+                                : "/api/v1/breakers/" + cmd.sink + "/" + apiAction(cmd.action);
+  const httplib::Result res = list ? client.Get(path, headers) : client.Post(path, headers, "", "application/json");
+  if (!res) {
+    err << "cannot reach the admin server at " << m[1].str() << ": " << httplib::to_string(res.error())
+        << " (is the agent running with agent.admin.listen set?)\n";
+    return kBreakersUnreachable;
+  }
+  if (res->status != 200) {
+    err << "error: " << errorOf(res) << " (HTTP " << res->status << ")\n";
+    return kBreakersApiError;
+  }
+  const Json body = Json::parse(res->body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    err << "error: the admin server answered something other than JSON: " << res->body.substr(0, 200) << "\n";
+    return kBreakersApiError;
+  }
+  if (list) {
+    out << breakersTable(cmd.sink.empty() ? body.value("breakers", Json::array()) : Json::array({body}));
+    return kBreakersOk;
+  }
+  out << cmd.sink << ": " << body.value("state", "?") << " (was " << body.value("previous_state", "?") << ")\n";
+  return kBreakersOk;
+}
+
+}  // namespace logcapture::agent::admin

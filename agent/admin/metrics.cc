@@ -1,0 +1,364 @@
+#include "agent/admin/metrics.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <vector>
+
+#include "agent/input.h"
+#include "agent/pipeline.h"
+#include "agent/queue.h"
+#include "agent/sink_runner.h"
+#include "circuit/breaker.h"
+
+namespace logcapture::agent::admin {
+namespace {
+
+using T = MetricType;
+
+// Inputs.
+constexpr Family kInputRecords{"logcapture_input_records_total", T::Counter, "Records read by the input."};
+constexpr Family kInputBytes{"logcapture_input_bytes_total", T::Counter, "Bytes read by the input, newlines included."};
+constexpr Family kInputLag{"logcapture_input_lag_bytes", T::Gauge,
+                           "Bytes of the input's files past their checkpointed offset (size - checkpoint)."};
+constexpr Family kInputFilesOpen{"logcapture_input_files_open", T::Gauge, "Files the input holds open."};
+constexpr Family kInputFilesWaiting{"logcapture_input_files_waiting", T::Gauge,
+                                    "Files matched but not opened because of max_open_files."};
+constexpr Family kInputTruncatedLines{"logcapture_input_truncated_lines_total", T::Counter,
+                                      "Lines cut at max_line_bytes."};
+constexpr Family kInputRotations{"logcapture_input_rotations_total", T::Counter, "Files seen rotated away."};
+constexpr Family kInputTruncations{"logcapture_input_truncations_total", T::Counter,
+                                   "Files that shrank below the read offset (copytruncate)."};
+
+// The queue between the inputs and the sinks.
+constexpr Family kQueueRecords{"logcapture_queue_records", T::Gauge, "Records waiting in the queue."};
+constexpr Family kQueueBytes{"logcapture_queue_bytes", T::Gauge, "Message bytes waiting in the queue."};
+constexpr Family kQueueBlocked{"logcapture_queue_blocked", T::Gauge,
+                               "1 while the full queue holds its inputs back (when_full: block)."};
+constexpr Family kQueueBlockedPushes{"logcapture_queue_blocked_pushes_total", T::Counter,
+                                     "Pushes that waited for room in the queue."};
+constexpr Family kQueueDropped{"logcapture_queue_dropped_records_total", T::Counter,
+                               "Records the full queue dropped, by its when_full policy."};
+
+// Sinks.
+constexpr Family kSinkReceived{"logcapture_sink_received_records_total", T::Counter, "Records handed to the sink."};
+constexpr Family kSinkDelivered{"logcapture_sink_delivered_records_total", T::Counter,
+                                "Records the destination accepted."};
+constexpr Family kSinkDropped{"logcapture_sink_dropped_records_total", T::Counter, "Records dropped, by reason."};
+constexpr Family kSinkDeadLetter{"logcapture_sink_dead_letter_records_total", T::Counter,
+                                 "Records written to the sink's dead-letter file."};
+constexpr Family kSinkBufferBytes{"logcapture_sink_buffer_bytes", T::Gauge, "Encoded bytes in the sink's buffer."};
+constexpr Family kSinkBufferRecords{"logcapture_sink_buffer_records", T::Gauge, "Records in the sink's buffer."};
+constexpr Family kSinkBufferBatches{"logcapture_sink_buffer_batches", T::Gauge, "Batches in the sink's buffer."};
+constexpr Family kSinkInFlight{"logcapture_sink_batches_in_flight", T::Gauge, "Batches being sent or retried."};
+constexpr Family kSinkSends{"logcapture_sink_sends_total", T::Counter, "Sends of a batch to the destination."};
+constexpr Family kSinkRetries{"logcapture_sink_retries_total", T::Counter, "Sends of a batch after its first."};
+constexpr Family kSinkSplits{"logcapture_sink_batch_splits_total", T::Counter,
+                             "Batches halved after the destination refused their size."};
+
+// Breakers.
+constexpr Family kBreakerState{"logcapture_breaker_state", T::Gauge,
+                               "1 for the breaker's current state, 0 for the others."};
+constexpr Family kBreakerTransitions{"logcapture_breaker_transitions_total", T::Counter,
+                                     "Breaker transitions, by edge."};
+constexpr Family kBreakerCalls{"logcapture_breaker_calls_total", T::Counter,
+                               "Calls through the breaker, by result; rejected: permits refused."};
+constexpr Family kBreakerSlowCalls{"logcapture_breaker_slow_calls_total", T::Counter,
+                                   "Calls slower than slow_call_duration (with a window only)."};
+constexpr Family kBreakerTimeInState{"logcapture_breaker_time_in_state_seconds", T::Gauge,
+                                     "Time since the breaker's last transition."};
+constexpr Family kBreakerOpens{"logcapture_breaker_opens_total", T::Counter,
+                               "Automatic opens of the breaker (forced opens not counted)."};
+constexpr Family kBreakerConsecutiveFailures{"logcapture_breaker_consecutive_failures", T::Gauge,
+                                             "Consecutive failures counted towards failure_threshold."};
+
+// The process.
+constexpr Family kBuildInfo{"logcapture_build_info", T::Gauge, "Always 1; the version is a label."};
+constexpr Family kCpu{"process_cpu_seconds_total", T::Counter, "User and system CPU time spent."};
+constexpr Family kRss{"process_resident_memory_bytes", T::Gauge, "Resident memory size."};
+constexpr Family kVirtual{"process_virtual_memory_bytes", T::Gauge, "Virtual memory size."};
+constexpr Family kOpenFds{"process_open_fds", T::Gauge, "Open file descriptors."};
+constexpr Family kMaxFds{"process_max_fds", T::Gauge, "Limit of open file descriptors."};
+constexpr Family kStartTime{"process_start_time_seconds", T::Gauge, "Start time of the process, in Unix seconds."};
+
+void appendEscaped(std::string& out, std::string_view text, bool quotes) {
+  for (const char c : text) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"' && quotes) {
+      out += "\\\"";
+    } else {
+      out += c;
+    }
+  }
+}
+
+void appendNumber(std::string& out, double value) {
+  if (std::isnan(value)) {
+    out += "NaN";
+  } else if (std::isinf(value)) {
+    out += value > 0 ? "+Inf" : "-Inf";
+  } else {
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, value);
+    out.append(buf, r.ptr);
+  }
+}
+
+// The fields of /proc/self/stat after the command name, which may hold spaces and parentheses.
+std::vector<std::string> procSelfStat() {
+  std::ifstream in("/proc/self/stat");
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> fields;
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return fields;
+  std::istringstream rest(line.substr(close + 1));
+  for (std::string f; rest >> f;) fields.push_back(f);
+  return fields;
+}
+
+// A field of /proc/self/stat by its number in proc(5) (state is 3).
+double statField(const std::vector<std::string>& fields, std::size_t number) {
+  const std::size_t i = number - 3;
+  if (i >= fields.size()) return 0;
+  double v = 0;
+  std::from_chars(fields[i].data(), fields[i].data() + fields[i].size(), v);
+  return v;
+}
+
+double bootTime() {
+  std::ifstream in("/proc/stat");
+  for (std::string key; in >> key;) {
+    if (key == "btime") {
+      double v = 0;
+      in >> v;
+      return v;
+    }
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return 0;
+}
+
+std::uint64_t openFds() {
+  std::error_code ec;
+  std::uint64_t n = 0;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) ++n;
+  return n > 0 ? n - 1 : 0;  // less the descriptor of the listing itself
+}
+
+void writeProcess(PrometheusText& out) {
+  out.family(kBuildInfo);
+  out.sample({{"version", LOGCAPTURE_VERSION}}, std::uint64_t{1});
+  const auto stat = procSelfStat();
+  const double ticks = double(::sysconf(_SC_CLK_TCK));
+  const double pageSize = double(::sysconf(_SC_PAGESIZE));
+  out.single(kCpu, (statField(stat, 14) + statField(stat, 15)) / ticks);
+  out.single(kRss, statField(stat, 24) * pageSize);
+  out.single(kVirtual, statField(stat, 23));
+  out.single(kOpenFds, openFds());
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) out.single(kMaxFds, double(limit.rlim_cur));
+  out.single(kStartTime, bootTime() + statField(stat, 22) / ticks);
+}
+
+void writeInputs(PrometheusText& out, const Pipeline& pipeline) {
+  // One family at a time, so each family's samples stay together as the format requires.
+  const auto each = [&](const Family& f, auto value) {
+    out.family(f);
+    for (const auto& in : pipeline.inputs()) out.sample({{"input", in->name()}}, value(in->stats()));
+  };
+  const auto load = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  each(kInputRecords, [&](const InputStats& s) { return load(s.records); });
+  each(kInputBytes, [&](const InputStats& s) { return load(s.bytes); });
+  each(kInputLag, [&](const InputStats& s) { return load(s.lagBytes); });
+  each(kInputFilesOpen, [&](const InputStats& s) { return load(s.filesOpen); });
+  each(kInputFilesWaiting, [&](const InputStats& s) { return load(s.filesWaiting); });
+  each(kInputTruncatedLines, [&](const InputStats& s) { return load(s.truncated); });
+  each(kInputRotations, [&](const InputStats& s) { return load(s.rotations); });
+  each(kInputTruncations, [&](const InputStats& s) { return load(s.truncations); });
+}
+
+void writeQueue(PrometheusText& out, const RecordQueue& queue) {
+  const QueueStats s = queue.stats();
+  out.single(kQueueRecords, s.records);
+  out.single(kQueueBytes, s.bytes);
+  out.single(kQueueBlocked, std::uint64_t{queue.blocked() ? 1u : 0u});
+  out.single(kQueueBlockedPushes, s.blockedPushes);
+  out.family(kQueueDropped);
+  out.sample({{"policy", "drop_newest"}}, s.droppedNewest);
+  out.sample({{"policy", "drop_oldest"}}, s.droppedOldest);
+}
+
+// What one sink shows, read once per scrape so its families agree with each other.
+// Values are copied: a reload may retire the runner once the scrape has let go of it.
+struct SinkView {
+  std::string name;
+  std::uint64_t received = 0;
+  std::uint64_t delivered = 0;
+  std::array<std::uint64_t, kDropReasons> dropped{};
+  std::uint64_t inFlight = 0;
+  std::uint64_t sends = 0;
+  std::uint64_t retries = 0;
+  std::uint64_t splits = 0;
+  SinkBufferStats buffer;
+  std::uint64_t deadLettered = 0;
+  circuit::Snapshot breaker;
+};
+
+void writeSinks(PrometheusText& out, const std::vector<SinkView>& sinks) {
+  const auto each = [&](const Family& f, auto value) {
+    out.family(f);
+    for (const auto& s : sinks) out.sample({{"sink", s.name}}, value(s));
+  };
+  each(kSinkReceived, [](const SinkView& s) { return s.received; });
+  each(kSinkDelivered, [](const SinkView& s) { return s.delivered; });
+  out.family(kSinkDropped);
+  for (const auto& s : sinks) {
+    for (std::size_t r = 0; r < kDropReasons; ++r) {
+      out.sample({{"sink", s.name}, {"reason", dropReasonName(DropReason(r))}}, s.dropped[r]);
+    }
+  }
+  each(kSinkDeadLetter, [](const SinkView& s) { return s.deadLettered; });
+  each(kSinkBufferBytes, [](const SinkView& s) { return s.buffer.bytes; });
+  each(kSinkBufferRecords, [](const SinkView& s) { return s.buffer.records; });
+  each(kSinkBufferBatches, [](const SinkView& s) { return s.buffer.batches; });
+  each(kSinkInFlight, [](const SinkView& s) { return s.inFlight; });
+  each(kSinkSends, [](const SinkView& s) { return s.sends; });
+  each(kSinkRetries, [](const SinkView& s) { return s.retries; });
+  each(kSinkSplits, [](const SinkView& s) { return s.splits; });
+}
+
+void writeBreakers(PrometheusText& out, const std::vector<SinkView>& sinks) {
+  out.family(kBreakerState);
+  for (const auto& s : sinks) {
+    for (std::size_t i = 0; i < circuit::kStateCount; ++i) {
+      const auto state = circuit::State(i);
+      out.sample({{"sink", s.name}, {"state", circuit::stateName(state)}},
+                 std::uint64_t{s.breaker.state == state ? 1u : 0u});
+    }
+  }
+  out.family(kBreakerTransitions);
+  for (const auto& s : sinks) {
+    for (std::size_t from = 0; from < circuit::kStateCount; ++from) {
+      for (std::size_t to = 0; to < circuit::kStateCount; ++to) {
+        if (from == to) continue;
+        out.sample({{"sink", s.name},
+                    {"from", circuit::stateName(circuit::State(from))},
+                    {"to", circuit::stateName(circuit::State(to))}},
+                   s.breaker.transitions[from][to]);
+      }
+    }
+  }
+  out.family(kBreakerCalls);
+  for (const auto& s : sinks) {
+    const circuit::Totals& t = s.breaker.totals;
+    out.sample({{"sink", s.name}, {"result", "success"}}, t.successes);
+    out.sample({{"sink", s.name}, {"result", "failure"}}, t.failures);
+    out.sample({{"sink", s.name}, {"result", "throttled"}}, t.throttled);
+    out.sample({{"sink", s.name}, {"result", "permanent"}}, t.permanent);
+    out.sample({{"sink", s.name}, {"result", "rejected"}}, t.rejected);
+  }
+  out.family(kBreakerSlowCalls);
+  for (const auto& s : sinks) out.sample({{"sink", s.name}}, s.breaker.totals.slow);
+  out.family(kBreakerTimeInState);
+  for (const auto& s : sinks) {
+    out.sample({{"sink", s.name}}, std::chrono::duration<double>(s.breaker.timeInState).count());
+  }
+  out.family(kBreakerOpens);
+  for (const auto& s : sinks) out.sample({{"sink", s.name}}, s.breaker.opens());
+  out.family(kBreakerConsecutiveFailures);
+  for (const auto& s : sinks) out.sample({{"sink", s.name}}, std::uint64_t{s.breaker.consecutiveFailures});
+}
+
+}  // namespace
+
+void PrometheusText::family(const Family& f) {
+  current_ = f.name;
+  out_ += "# HELP ";
+  out_ += f.name;
+  out_ += ' ';
+  appendEscaped(out_, f.help, false);
+  out_ += "\n# TYPE ";
+  out_ += f.name;
+  out_ += f.type == MetricType::Counter ? " counter\n" : " gauge\n";
+}
+
+void PrometheusText::labels(std::initializer_list<Label> labels) {
+  out_ += current_;
+  if (labels.size() == 0) return;
+  out_ += '{';
+  bool first = true;
+  for (const auto& [key, value] : labels) {
+    if (!first) out_ += ',';
+    first = false;
+    out_ += key;
+    out_ += "=\"";
+    appendEscaped(out_, value, true);
+    out_ += '"';
+  }
+  out_ += '}';
+}
+
+void PrometheusText::sample(std::initializer_list<Label> labels, double value) {
+  this->labels(labels);
+  out_ += ' ';
+  appendNumber(out_, value);
+  out_ += '\n';
+}
+
+void PrometheusText::sample(std::initializer_list<Label> labels, std::uint64_t value) {
+  this->labels(labels);
+  out_ += ' ';
+  out_ += std::to_string(value);
+  out_ += '\n';
+}
+
+void PrometheusText::single(const Family& f, double value) {
+  family(f);
+  sample({}, value);
+}
+
+void PrometheusText::single(const Family& f, std::uint64_t value) {
+  family(f);
+  sample({}, value);
+}
+
+std::string renderMetrics(const Pipeline& pipeline) {
+  PrometheusText out;
+  writeInputs(out, pipeline);
+  if (const RecordQueue* queue = pipeline.queue()) writeQueue(out, *queue);
+  std::vector<SinkView> sinks;
+  for (const auto& r : pipeline.runners()) {
+    const SinkStats& st = r->stats();
+    const auto load = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    SinkView v;
+    v.name = r->name();
+    v.received = load(st.received);
+    v.delivered = load(st.delivered);
+    for (std::size_t i = 0; i < kDropReasons; ++i) v.dropped[i] = st.droppedFor(DropReason(i));
+    v.inFlight = load(st.batchesInFlight);
+    v.sends = load(st.sends);
+    v.retries = load(st.retries);
+    v.splits = load(st.splits);
+    v.buffer = r->bufferStats();
+    v.deadLettered = load(st.deadLettered);
+    v.breaker = r->breaker().snapshot();
+    sinks.push_back(std::move(v));
+  }
+  writeSinks(out, sinks);
+  writeBreakers(out, sinks);
+  writeProcess(out);
+  return out.text();
+}
+
+}  // namespace logcapture::agent::admin

@@ -1,0 +1,31 @@
+// The table of `logcapture breakers list`, from breaker views, without a network.
+
+#include "agent/admin/breakers_command.h"
+
+#include <doctest/doctest.h>
+
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+Json view(const std::string& sink, const std::string& state, double seconds, std::uint64_t delivered,
+          const Json& nextRetry = nullptr) {
+  return Json{{"sink", sink},
+              {"state", state},
+              {"time_in_state_seconds", seconds},
+              {"next_retry_at", nextRetry},
+              {"opens", 2},
+              {"totals", {{"failures", 7}}},
+              {"sink_stats", {{"delivered", delivered}, {"buffer", {{"records", 40}}}, {"dropped", {{"total", 0}}}}}};
+}
+
+}  // namespace
+
+TEST_CASE("the breakers table aligns its columns and shows durations and retry times readably") {
+  const Json breakers = Json::array(
+      {view("events", "closed", 3725, 1234567), view("search", "open", 12.7, 0, "2026-11-23T14:15:42.123456789Z")});
+  CHECK(logcapture::agent::admin::breakersTable(breakers) ==
+        "SINK    STATE   IN STATE  OPENS  FAILURES  DELIVERED  BUFFERED  DROPPED  NEXT RETRY\n"
+        "events  closed  1h02m     2      7         1234567    40        0        -\n"
+        "search  open    12s       2      7         0          40        0        2026-11-23T14:15:42Z\n");
+}
