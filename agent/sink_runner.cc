@@ -154,7 +154,7 @@ void SinkRunner::place(const DeliveryRef& delivery) {
       std::string tail = b.encoded.substr(before);
       b.encoded.resize(before);
       flush(o);
-      o.pending.batch.encoded = std::move(tail);
+      o.pending.batch.encoded += tail;  // into the room flush() reserved
     }
     if (o.pending.batch.empty()) o.firstAt = Clock::now();
     if (o.lastDelivery != delivery.get()) {
@@ -172,6 +172,17 @@ void SinkRunner::flush(OpenBatch& o) {
   PendingBatch pb = std::move(o.pending);
   o.pending = PendingBatch{};
   o.lastDelivery = nullptr;
+  // The next batch of a lane is likely the size of this one: room for that, and a little more, up
+  // front. Grown by doubling instead, a buffered batch would hold up to twice the memory it counts,
+  // and every doubling copies it again.
+  {
+    const sinks::Batch& last = pb.batch;
+    const std::size_t maxBytes = cfg_.batch.maxBytes.value;
+    o.pending.batch.encoded.reserve(std::min(last.encoded.size() + last.encoded.size() / 16 + 1024, maxBytes + 1024));
+    const std::size_t records = std::min<std::size_t>(last.size() + last.size() / 16 + 16, cfg_.batch.maxRecords);
+    o.pending.batch.records.reserve(records);
+    o.pending.batch.ends.reserve(records);
+  }
   if (pb.batch.empty()) {
     pb.finish();
     return;
