@@ -46,8 +46,9 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
       deadLetter_(stateDir, cfg),
       lanes_(cfg.workers),
       buffer_(cfg.workers, cfg.buffer.maxBytes.value, cfg.buffer.whenFull),
-      // Enough for the batcher to fill every lane's batch while the fan-out goes on.
-      intakeMaxRecords_(std::max<std::uint64_t>(std::uint64_t(cfg.batch.maxRecords) * cfg.workers * 2, 8192)),
+      // Enough for the batcher to fill every lane's batch while the fan-out goes on; no more, since
+      // records waiting here hold memory that no buffer bound counts.
+      intakeMaxRecords_(std::max<std::uint64_t>(std::uint64_t(cfg.batch.maxRecords) * cfg.workers, 4096)),
       random_(std::random_device{}()) {
   std::vector<circuit::Breaker::Listener> listeners{circuit::transitionLogger(cfg.name),
                                                     // Workers waiting on an open breaker look again.
