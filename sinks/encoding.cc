@@ -146,51 +146,80 @@ void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point
 }
 
 // Hand-written: it runs for every byte shipped as JSON, where a DOM per record would cost more than
-// the rest of the path. Clean runs are found in blocks and copied whole.
+// the rest of the path. Clean runs are found in blocks; the output is gathered in a small local
+// buffer, so a typical line costs one append however many quotes it holds, and long runs go straight
+// to `out`.
 void appendJsonString(std::string& out, std::string_view text) {
-  out += '"';
+  constexpr std::size_t kRoom = 512;
+  constexpr std::size_t kLongest = 6;  // the longest output of one input sequence: \u00XX
+  char buf[kRoom];
+  std::size_t n = 0;
+  buf[n++] = '"';
   const auto* begin = reinterpret_cast<const unsigned char*>(text.data());
   const auto* p = begin;
   const auto* end = p + text.size();
   while (p < end) {
+    if (n > kRoom - kLongest) {
+      out.append(buf, n);
+      n = 0;
+    }
     const auto* run = p;
     p = findSpecial(p, end);
-    out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(p - run));
+    const auto length = static_cast<std::size_t>(p - run);
+    // After the run there must be room for the longest escape.
+    if (length > kRoom - kLongest - n) {
+      out.append(buf, n);
+      n = 0;
+      out.append(reinterpret_cast<const char*>(run), length);
+    } else {
+      std::memcpy(buf + n, run, length);
+      n += length;
+    }
     if (p >= end) break;
     const unsigned char c = *p;
     if (c == '"' || c == '\\') {
-      const char escaped[2] = {'\\', static_cast<char>(c)};
-      out.append(escaped, 2);
+      buf[n++] = '\\';
+      buf[n++] = static_cast<char>(c);
       ++p;
     } else if (c < 0x20) {
+      buf[n++] = '\\';
       switch (c) {
         case '\n':
-          out.append("\\n", 2);
+          buf[n++] = 'n';
           break;
         case '\t':
-          out.append("\\t", 2);
+          buf[n++] = 't';
           break;
         case '\r':
-          out.append("\\r", 2);
+          buf[n++] = 'r';
           break;
-        default: {
-          const char escaped[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-          out.append(escaped, 6);
-        }
+        default:
+          buf[n++] = 'u';
+          buf[n++] = '0';
+          buf[n++] = '0';
+          buf[n++] = kHex[c >> 4];
+          buf[n++] = kHex[c & 0xF];
       }
       ++p;
     } else {
-      const std::size_t n = agent::decode::utf8SequenceLength(text, static_cast<std::size_t>(p - begin));
-      if (n == 0) {
-        out.append("\xEF\xBF\xBD", 3);  // U+FFFD for a byte that is not UTF-8
+      const std::size_t length8 = agent::decode::utf8SequenceLength(text, static_cast<std::size_t>(p - begin));
+      if (length8 == 0) {
+        std::memcpy(buf + n, "\xEF\xBF\xBD", 3);  // U+FFFD for a byte that is not UTF-8
+        n += 3;
         ++p;
       } else {
-        out.append(reinterpret_cast<const char*>(p), n);
-        p += n;
+        std::memcpy(buf + n, p, length8);  // at most 4
+        n += length8;
+        p += length8;
       }
     }
   }
-  out += '"';
+  if (n == kRoom) {
+    out.append(buf, n);
+    n = 0;
+  }
+  buf[n++] = '"';
+  out.append(buf, n);
 }
 
 namespace {
@@ -237,17 +266,20 @@ void appendJsonRecord(std::string& out, const agent::Record& r) {
     appendJsonString(out, r.message);
   }
   // The record's own keys are distinct literals: no need to look them up before writing.
-  auto field = [&](std::string_view key, std::string_view value) {
+  // `prefix` is the key already quoted, between its comma and colon.
+  auto field = [&](std::string_view key, std::string_view prefix, std::string_view value) {
     if (value.empty()) return;
     written.add(key);
-    appendKey(out, key);
+    out.append(prefix);
     appendJsonString(out, value);
   };
   if (r.source) {
-    field("input", r.source->input);
-    field("path", r.source->path);
+    field("input", R"(,"input":)", r.source->input);
+    field("path", R"(,"path":)", r.source->path);
   }
-  if (r.stream != agent::Stream::None) field("stream", r.stream == agent::Stream::Stdout ? "stdout" : "stderr");
+  if (r.stream != agent::Stream::None) {
+    field("stream", R"(,"stream":)", r.stream == agent::Stream::Stdout ? "stdout" : "stderr");
+  }
   if (r.source && !r.source->pod.empty()) {
     written.add("kubernetes");
     out += ",\"kubernetes\":{\"namespace\":";

@@ -219,9 +219,23 @@ TEST_CASE("invalid UTF-8 becomes U+FFFD exactly as the plain formatter does") {
   }
 }
 
+TEST_CASE("long runs and long stretches of escapes escape as the plain formatter does") {
+  // Around and past the encoder's local buffer: runs longer than it, and escapes filling it.
+  for (std::size_t length : {0, 1, 250, 505, 506, 507, 511, 512, 513, 1000, 3000}) {
+    for (const std::string& unit : {std::string("a"), std::string("\""), std::string("\x01"), std::string("ab\\"),
+                                    std::string("\xC3\xA9"), std::string("\xFF"), std::string("abcdefgh\n")}) {
+      std::string text;
+      while (text.size() < length) text += unit;
+      REQUIRE(jsonString(text) == referenceJsonString(text));
+      const std::string mixed = std::string(length, 'x') + text + std::string(length / 2, '"');
+      REQUIRE(jsonString(mixed) == referenceJsonString(mixed));
+    }
+  }
+}
+
 TEST_CASE("random byte strings escape as the plain formatter does") {
   std::mt19937 random(7);
-  std::uniform_int_distribution<int> length(0, 300);
+  std::uniform_int_distribution<int> length(0, 1500);
   // Mostly printable ASCII, as log lines are, with the bytes that need care mixed in.
   const std::string alphabet =
       std::string("abcdefghijklmnopqrstuvwxyz0123456789 {}:,.") + "\"\\\n\t\x01\x7f\xC3\xA9\xE2\x82\xAC\xFF";
