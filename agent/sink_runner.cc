@@ -95,18 +95,42 @@ void SinkRunner::abandonIntake() {
   intakeChanged_.notify_all();
 }
 
+void SinkRunner::finishLater(PendingBatch& pb) {
+  bool handedOver = false;
+  {
+    std::lock_guard lock(intakeMutex_);
+    if (!batcherExited_) {
+      delivered_.push_back(std::move(pb.deliveries));
+      pb.deliveries.clear();
+      handedOver = true;
+    }
+  }
+  if (handedOver) {
+    intakeChanged_.notify_all();
+  } else {
+    pb.finish();
+  }
+}
+
 void SinkRunner::runBatcher() {
   std::deque<DeliveryRef> taken;
+  std::vector<std::vector<DeliveryRef>> finished;
+  const auto release = [&finished] {
+    for (auto& deliveries : finished) {
+      for (auto& d : deliveries) d->done();
+    }
+    finished.clear();
+  };
   while (true) {
     bool closed = false;
     {
       std::unique_lock lock(intakeMutex_);
-      // Sleep until a delivery comes or the oldest open batch has lingered long enough.
+      // Sleep until a delivery comes, a batch was delivered, or the oldest open batch has lingered long enough.
       auto until = Clock::time_point::max();
       for (const auto& o : open_) {
         if (!o.pending.batch.empty()) until = std::min(until, o.firstAt + cfg_.batch.linger);
       }
-      auto ready = [&] { return intakeClosed_ || !intake_.empty(); };
+      auto ready = [&] { return intakeClosed_ || !intake_.empty() || !delivered_.empty(); };
       if (until == Clock::time_point::max()) {
         intakeChanged_.wait(lock, ready);
       } else {
@@ -114,9 +138,11 @@ void SinkRunner::runBatcher() {
       }
       taken.swap(intake_);
       intakeRecords_ = 0;
+      finished.swap(delivered_);
       closed = intakeClosed_;
     }
     intakeChanged_.notify_all();
+    release();
     for (auto& d : taken) place(d);
     taken.clear();
     const auto now = Clock::now();
@@ -125,6 +151,13 @@ void SinkRunner::runBatcher() {
     }
     if (closed) break;
   }
+  {
+    // From now on workers finish their delivered batches themselves.
+    std::lock_guard lock(intakeMutex_);
+    batcherExited_ = true;
+    finished.swap(delivered_);
+  }
+  release();
   batcherDone_ = true;
   buffer_.wake();
   wakePaused();
@@ -316,7 +349,7 @@ void SinkRunner::deliver(PendingBatch&& pb) {
       case Outcome::Success: {
         if (!partial) {
           stats_.delivered.fetch_add(pb.batch.size(), std::memory_order_relaxed);
-          pb.finish();
+          finishLater(pb);
           return;
         }
         std::vector<std::pair<std::uint32_t, std::string>> permanent;
