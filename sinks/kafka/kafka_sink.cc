@@ -281,14 +281,6 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
   auto* delivery = new Delivery(batch.size(), batch.encoded);
   std::string topic;
   std::string key;
-  // One topic handle for the records that render the same topic (all of them, for a fixed topic):
-  // naming the topic per message would look it up in librdkafka, under its lock, every time.
-  std::string handleTopic;
-  rd_kafka_topic_t* handle = nullptr;
-  const auto dropHandle = [&] {
-    if (handle != nullptr) rd_kafka_topic_destroy(handle);
-    handle = nullptr;
-  };
   const bool keyed = !key_.text().empty();
   std::size_t next = 0;
   auto failHere = [&](std::size_t i, circuit::Outcome outcome, std::string error) {
@@ -309,16 +301,6 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
         continue;
       }
     }
-    if (handle == nullptr || topic != handleTopic) {
-      dropHandle();
-      handle = rd_kafka_topic_new(producer->rk, topic.c_str(), nullptr);
-      if (handle == nullptr) {
-        const rd_kafka_resp_err_t err = rd_kafka_last_error();
-        failHere(next, classify(err), "topic " + topic + ": " + errorText(err));
-        continue;
-      }
-      handleTopic = topic;
-    }
     const std::string_view encoded = batch.encodedRecord(next);
     char* value = const_cast<char*>(delivery->payload.data()) + (encoded.data() - batch.encoded.data());
     // Counted before the call: the report may come on another thread before producev returns.
@@ -326,8 +308,8 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
     stats_.inFlight.fetch_add(1, std::memory_order_relaxed);
     while (true) {
       const rd_kafka_resp_err_t err = rd_kafka_producev(
-          producer->rk, RD_KAFKA_V_RKT(handle), RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_VALUE(value, encoded.size()),
-          RD_KAFKA_V_KEY(keyed ? key.data() : nullptr, keyed ? key.size() : 0),
+          producer->rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(0),
+          RD_KAFKA_V_VALUE(value, encoded.size()), RD_KAFKA_V_KEY(keyed ? key.data() : nullptr, keyed ? key.size() : 0),
           RD_KAFKA_V_OPAQUE(&delivery->slots[next]), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         stats_.produced.fetch_add(1, std::memory_order_relaxed);
@@ -354,8 +336,6 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
       break;
     }
   }
-
-  dropHandle();  // messages keep their own reference to the topic
 
   std::unique_lock lock(delivery->mutex);
   for (std::size_t i = next; i < batch.size(); ++i) {
