@@ -47,8 +47,9 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
       deadLetter_(stateDir, cfg),
       lanes_(cfg.workers),
       buffer_(cfg.workers, cfg.buffer.maxBytes.value, cfg.buffer.whenFull),
-      // Enough for the batcher to fill every lane's batch while the fan-out goes on.
-      intakeMaxRecords_(std::max<std::uint64_t>(std::uint64_t(cfg.batch.maxRecords) * cfg.workers * 2, 8192)),
+      // Enough for the batcher to fill every lane's batch while the fan-out goes on; no more, since
+      // records waiting here hold memory that no buffer bound counts.
+      intakeMaxRecords_(std::max<std::uint64_t>(std::uint64_t(cfg.batch.maxRecords) * cfg.workers, 4096)),
       random_(std::random_device{}()) {
   std::vector<circuit::Breaker::Listener> listeners{circuit::transitionLogger(cfg.name),
                                                     // Workers waiting on an open breaker look again.
@@ -107,18 +108,42 @@ void SinkRunner::abandonIntake() {
   intakeChanged_.notify_all();
 }
 
+void SinkRunner::finishLater(PendingBatch& pb) {
+  bool handedOver = false;
+  {
+    std::lock_guard lock(intakeMutex_);
+    if (!batcherExited_) {
+      delivered_.push_back(std::move(pb.deliveries));
+      pb.deliveries.clear();
+      handedOver = true;
+    }
+  }
+  if (handedOver) {
+    intakeChanged_.notify_all();
+  } else {
+    pb.finish();
+  }
+}
+
 void SinkRunner::runBatcher() {
   std::deque<DeliveryRef> taken;
+  std::vector<std::vector<DeliveryRef>> finished;
+  const auto release = [&finished] {
+    for (auto& deliveries : finished) {
+      for (auto& d : deliveries) d->done();
+    }
+    finished.clear();
+  };
   while (true) {
     bool closed = false;
     {
       std::unique_lock lock(intakeMutex_);
-      // Sleep until a delivery comes or the oldest open batch has lingered long enough.
+      // Sleep until a delivery comes, a batch was delivered, or the oldest open batch has lingered long enough.
       auto until = Clock::time_point::max();
       for (const auto& o : open_) {
         if (!o.pending.batch.empty()) until = std::min(until, o.firstAt + cfg_.batch.linger);
       }
-      auto ready = [&] { return intakeClosed_ || !intake_.empty(); };
+      auto ready = [&] { return intakeClosed_ || !intake_.empty() || !delivered_.empty(); };
       if (until == Clock::time_point::max()) {
         intakeChanged_.wait(lock, ready);
       } else {
@@ -126,9 +151,11 @@ void SinkRunner::runBatcher() {
       }
       taken.swap(intake_);
       intakeRecords_ = 0;
+      finished.swap(delivered_);
       closed = intakeClosed_;
     }
     intakeChanged_.notify_all();
+    release();
     for (auto& d : taken) place(d);
     taken.clear();
     const auto now = Clock::now();
@@ -137,6 +164,13 @@ void SinkRunner::runBatcher() {
     }
     if (closed) break;
   }
+  {
+    // From now on workers finish their delivered batches themselves.
+    std::lock_guard lock(intakeMutex_);
+    batcherExited_ = true;
+    finished.swap(delivered_);
+  }
+  release();
   batcherDone_ = true;
   buffer_.wake();
   wakePaused();
@@ -167,7 +201,7 @@ void SinkRunner::place(const DeliveryRef& delivery) {
       std::string tail = b.encoded.substr(before);
       b.encoded.resize(before);
       flush(o);
-      o.pending.batch.encoded = std::move(tail);
+      o.pending.batch.encoded += tail;  // into the room flush() reserved
     }
     if (o.pending.batch.empty()) o.firstAt = Clock::now();
     if (o.lastDelivery != delivery.get()) {
@@ -185,6 +219,17 @@ void SinkRunner::flush(OpenBatch& o) {
   PendingBatch pb = std::move(o.pending);
   o.pending = PendingBatch{};
   o.lastDelivery = nullptr;
+  // The next batch of a lane is likely the size of this one: room for that, and a little more, up
+  // front. Grown by doubling instead, a buffered batch would hold up to twice the memory it counts,
+  // and every doubling copies it again.
+  {
+    const sinks::Batch& last = pb.batch;
+    const std::size_t maxBytes = cfg_.batch.maxBytes.value;
+    o.pending.batch.encoded.reserve(std::min(last.encoded.size() + last.encoded.size() / 16 + 1024, maxBytes + 1024));
+    const std::size_t records = std::min<std::size_t>(last.size() + last.size() / 16 + 16, cfg_.batch.maxRecords);
+    o.pending.batch.records.reserve(records);
+    o.pending.batch.ends.reserve(records);
+  }
   if (pb.batch.empty()) {
     pb.finish();
     return;
@@ -377,7 +422,7 @@ void SinkRunner::deliver(PendingBatch&& pb) {
       case Outcome::Success: {
         if (!partial) {
           stats_.delivered.fetch_add(pb.batch.size(), std::memory_order_relaxed);
-          pb.finish();
+          finishLater(pb);
           return;
         }
         std::vector<std::pair<std::uint32_t, std::string>> permanent;

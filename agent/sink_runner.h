@@ -14,6 +14,9 @@
 //   intake_ is full (the batcher is behind, or when_full: block holds it).
 // - One batcher thread takes deliveries from intake_, encodes their records once into the open batch
 //   of their lane (batcher-only state, no lock) and pushes full or lingering batches into buffer_.
+//   It also releases the claims of batches the workers delivered (delivered_, under intakeMutex_),
+//   which frees their records: that work stays off the lanes, whose sends are serial. Once the
+//   batcher has exited (batcherExited_), workers release claims themselves.
 // - `workers` threads, one per lane, pop batches from buffer_ and run deliver(). A lane is sent in
 //   order, and all records of one source go to one lane, so every file arrives in order.
 // - buffer_ has its own mutex; the breaker is thread-safe; stats_ are relaxed atomics for any reader.
@@ -131,6 +134,8 @@ class SinkRunner {
   void flush(OpenBatch& open);
   void runWorker(std::uint32_t lane);
   void deliver(PendingBatch&& pb);
+  // Finishes a delivered batch on the batcher's thread (or here once the batcher has exited).
+  void finishLater(PendingBatch& pb);
   void deadLetterRecords(PendingBatch& pb, const std::vector<std::pair<std::uint32_t, std::string>>& failed);
   void drop(PendingBatch& pb, DropReason reason);
   void reportFailure(const sinks::SendResult& result, const PendingBatch& pb);
@@ -164,6 +169,8 @@ class SinkRunner {
   std::uint64_t intakeRecords_ = 0;
   const std::uint64_t intakeMaxRecords_;
   bool intakeClosed_ = false;
+  std::vector<std::vector<DeliveryRef>> delivered_;  // guarded by intakeMutex_: claims to release
+  bool batcherExited_ = false;                       // guarded by intakeMutex_
 
   std::vector<OpenBatch> open_;  // batcher thread only
   std::uint64_t sequence_ = 0;   // batcher thread only

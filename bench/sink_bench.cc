@@ -358,7 +358,7 @@ fs::path writeConfig(const fs::path& dir, const std::string& sink, const DataFil
       << "sinks:\n"
       // The sink's buffer blocks when full, so a sink slower than the file input holds the tailer back
       // (the file is the buffer). With the default, drop_oldest, the file is read faster than a slower
-      // sink ships it, and whole batches are dropped once 256 MiB are buffered: lines never arrive.
+      // sink ships it, and whole batches would be dropped once the buffer is full: lines never arrive.
       << "  - " << dest.sinkEntry() << ", buffer: {" << buffer << "}" << (extra.empty() ? "" : ", " + extra) << "}\n";
   return config;
 }

@@ -148,15 +148,15 @@ constexpr auto enumNames(WhenFull) {
 }
 
 struct QueueConfig {
-  std::uint64_t maxRecords = 100000;
-  Bytes maxBytes = 64_MiB;
+  std::uint64_t maxRecords = 10000;
+  Bytes maxBytes = 4_MiB;
   WhenFull whenFull = WhenFull::Block;
 };
 template <class V>
 void describe(V& v, QueueConfig& c) {
   v.field("max_records", c.maxRecords, "records held between inputs and sinks at most",
           Limits<std::uint64_t>{.min = 1, .max = 100000000});
-  v.field("max_bytes", c.maxBytes, "bytes held between inputs and sinks at most",
+  v.field("max_bytes", c.maxBytes, "message bytes held between inputs and sinks at most",
           Limits<Bytes>{.min = 64_KiB, .max = 64_GiB});
   v.field("when_full", c.whenFull,
           "block: inputs pause (files are the buffer); drop_newest / drop_oldest: drop and count");
@@ -274,14 +274,15 @@ constexpr auto enumNames(OnOpen) {
 
 struct BufferConfig {
   BufferType type = BufferType::Memory;
-  Bytes maxBytes = 256_MiB;
+  Bytes maxBytes = 16_MiB;
   OnOpen onOpen = OnOpen::Buffer;
   WhenFull whenFull = WhenFull::DropOldest;
 };
 template <class V>
 void describe(V& v, BufferConfig& c) {
   v.field("type", c.type, "memory, or disk (under state_dir, survives restarts)");
-  v.field("max_bytes", c.maxBytes, "bytes buffered for this sink at most",
+  v.field("max_bytes", c.maxBytes,
+          "encoded bytes buffered for this sink at most; the records stay in memory too, about twice this in all",
           Limits<Bytes>{.min = 64_KiB, .max = Bytes{1ull << 40}});
   v.field("on_open", c.onOpen, "while the breaker is open: buffer batches, or drop and count them");
   v.field("when_full", c.whenFull,

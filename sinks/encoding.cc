@@ -4,8 +4,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
 #include <ctime>
-#include <set>
+#include <map>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace logcapture::sinks {
 namespace {
@@ -20,14 +28,64 @@ void appendKey(std::string& out, std::string_view key) {
 
 }  // namespace
 
-void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point t) {
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ns / 1000000000);
-  long frac = static_cast<long>(ns % 1000000000);
-  if (frac < 0) {
-    frac += 1000000000;
-    --secs;
+namespace {
+
+// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's civil_from_days).
+void civilFromDays(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = static_cast<std::int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y += m <= 2;
+}
+
+void putDigits(char* at, std::uint64_t value, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    at[i] = static_cast<char>('0' + value % 10);
+    value /= 10;
   }
+}
+
+// The quote and "YYYY-MM-DDTHH:MM:SS." of one second. Records come in time order, so consecutive
+// records nearly always share their second: each thread keeps the last one it formatted.
+struct SecondPrefix {
+  std::int64_t second = INT64_MIN;
+  char text[21] = {};
+};
+
+// False for years the four-digit layout cannot hold; the caller formats those the slow way.
+bool formatPrefix(std::int64_t secs, SecondPrefix& p) {
+  const std::int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+  const auto inDay = static_cast<unsigned>(secs - days * 86400);
+  std::int64_t y = 0;
+  unsigned m = 0;
+  unsigned d = 0;
+  civilFromDays(days, y, m, d);
+  if (y < 0 || y > 9999) return false;
+  char* t = p.text;
+  t[0] = '"';
+  putDigits(t + 1, static_cast<std::uint64_t>(y), 4);
+  t[5] = '-';
+  putDigits(t + 6, m, 2);
+  t[8] = '-';
+  putDigits(t + 9, d, 2);
+  t[11] = 'T';
+  putDigits(t + 12, inDay / 3600, 2);
+  t[14] = ':';
+  putDigits(t + 15, inDay / 60 % 60, 2);
+  t[17] = ':';
+  putDigits(t + 18, inDay % 60, 2);
+  t[20] = '.';
+  p.second = secs;
+  return true;
+}
+
+void appendTimestampSlowly(std::string& out, std::time_t secs, long frac) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[48];
@@ -36,57 +94,168 @@ void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point
   out.append(buf, static_cast<std::size_t>(n));
 }
 
+// Bytes a JSON string cannot carry as they are: control bytes, '"', '\\', and bytes >= 0x80, whose
+// UTF-8 is checked on the slow path.
+constexpr std::array<bool, 256> kSpecial = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[c] = c < 0x20 || c >= 0x80 || c == '"' || c == '\\';
+  return t;
+}();
+
+// The first byte of [p, end) that needs the slow path, or end. Sixteen bytes at a time where SSE2 is
+// there (every x86-64): a signed compare with 0x20 flags both the control bytes and bytes >= 0x80.
+const unsigned char* findSpecial(const unsigned char* p, const unsigned char* end) {
+#if defined(__SSE2__)
+  const __m128i space = _mm_set1_epi8(0x20);
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i hit =
+        _mm_or_si128(_mm_cmplt_epi8(v, space), _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+    const int mask = _mm_movemask_epi8(hit);
+    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#endif
+  while (p < end && !kSpecial[*p]) ++p;
+  return p;
+}
+
+}  // namespace
+
+void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point t) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  std::int64_t secs = ns / 1000000000;
+  std::int64_t frac = ns % 1000000000;
+  if (frac < 0) {
+    frac += 1000000000;
+    --secs;
+  }
+  thread_local SecondPrefix cached;
+  if (cached.second != secs && !formatPrefix(secs, cached)) {
+    appendTimestampSlowly(out, static_cast<std::time_t>(secs), static_cast<long>(frac));
+    return;
+  }
+  char buf[sizeof cached.text + 11];
+  std::memcpy(buf, cached.text, sizeof cached.text);
+  putDigits(buf + sizeof cached.text, static_cast<std::uint64_t>(frac), 9);
+  buf[sizeof cached.text + 9] = 'Z';
+  buf[sizeof cached.text + 10] = '"';
+  out.append(buf, sizeof buf);
+}
+
 // Hand-written: it runs for every byte shipped as JSON, where a DOM per record would cost more than
-// the rest of the path.
+// the rest of the path. Clean runs are found in blocks; the output is gathered in a small local
+// buffer, so a typical line costs one append however many quotes it holds, and long runs go straight
+// to `out`.
 void appendJsonString(std::string& out, std::string_view text) {
-  out += '"';
+  constexpr std::size_t kRoom = 512;
+  constexpr std::size_t kLongest = 6;  // the longest output of one input sequence: \u00XX
+  char buf[kRoom];
+  std::size_t n = 0;
+  buf[n++] = '"';
   const auto* begin = reinterpret_cast<const unsigned char*>(text.data());
   const auto* p = begin;
   const auto* end = p + text.size();
   while (p < end) {
+    if (n > kRoom - kLongest) {
+      out.append(buf, n);
+      n = 0;
+    }
     const auto* run = p;
-    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') ++p;
-    out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(p - run));
+    p = findSpecial(p, end);
+    const auto length = static_cast<std::size_t>(p - run);
+    // After the run there must be room for the longest escape.
+    if (length > kRoom - kLongest - n) {
+      out.append(buf, n);
+      n = 0;
+      out.append(reinterpret_cast<const char*>(run), length);
+    } else {
+      std::memcpy(buf + n, run, length);
+      n += length;
+    }
     if (p >= end) break;
     const unsigned char c = *p;
     if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
+      buf[n++] = '\\';
+      buf[n++] = static_cast<char>(c);
       ++p;
     } else if (c < 0x20) {
+      buf[n++] = '\\';
       switch (c) {
         case '\n':
-          out += "\\n";
+          buf[n++] = 'n';
           break;
         case '\t':
-          out += "\\t";
+          buf[n++] = 't';
           break;
         case '\r':
-          out += "\\r";
+          buf[n++] = 'r';
           break;
         default:
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xF];
+          buf[n++] = 'u';
+          buf[n++] = '0';
+          buf[n++] = '0';
+          buf[n++] = kHex[c >> 4];
+          buf[n++] = kHex[c & 0xF];
       }
       ++p;
     } else {
-      const std::size_t n = agent::decode::utf8SequenceLength(text, static_cast<std::size_t>(p - begin));
-      if (n == 0) {
-        out += "\xEF\xBF\xBD";  // U+FFFD for a byte that is not UTF-8
+      const std::size_t length8 = agent::decode::utf8SequenceLength(text, static_cast<std::size_t>(p - begin));
+      if (length8 == 0) {
+        std::memcpy(buf + n, "\xEF\xBF\xBD", 3);  // U+FFFD for a byte that is not UTF-8
+        n += 3;
         ++p;
       } else {
-        out.append(reinterpret_cast<const char*>(p), n);
-        p += n;
+        std::memcpy(buf + n, p, length8);  // at most 4
+        n += length8;
+        p += length8;
       }
     }
   }
-  out += '"';
+  if (n == kRoom) {
+    out.append(buf, n);
+    n = 0;
+  }
+  buf[n++] = '"';
+  out.append(buf, n);
 }
+
+namespace {
+
+// The keys an object holds so far, so that a later source of the same key loses. The record's own
+// keys are a handful of literals; the static fields are a map with unique keys, consulted directly
+// rather than copied: nothing is allocated per record on the common path.
+class WrittenKeys {
+ public:
+  explicit WrittenKeys(const std::map<std::string, std::string>* fields) : fields_(fields) {}
+  void add(std::string_view key) { own_[count_++] = key; }
+  bool ownHas(std::string_view key) const {
+    return std::find(own_.begin(), own_.begin() + count_, key) != own_.begin() + count_;
+  }
+  // Whether `key` was written by the record or by a (non-empty, so written) static field.
+  bool has(std::string_view key) const {
+    if (ownHas(key)) return true;
+    if (fields_ == nullptr) return false;
+    const auto it = fields_->find(std::string(key));
+    return it != fields_->end() && !it->second.empty();
+  }
+
+ private:
+  std::array<std::string_view, 8> own_{};
+  std::size_t count_ = 0;
+  const std::map<std::string, std::string>* fields_;
+};
+
+}  // namespace
 
 void appendJsonRecord(std::string& out, const agent::Record& r) {
   const std::size_t start = out.size();
-  std::set<std::string_view> written{"@timestamp", "message"};
+  const std::map<std::string, std::string>* fields = r.source && r.source->fields ? r.source->fields.get() : nullptr;
+  WrittenKeys written(fields);
+  written.add("@timestamp");
+  written.add("message");
   out += "{\"@timestamp\":";
   appendJsonTimestamp(out, r.time);
   out += ",\"message\":";
@@ -96,18 +265,23 @@ void appendJsonRecord(std::string& out, const agent::Record& r) {
   } else {
     appendJsonString(out, r.message);
   }
-  auto field = [&](std::string_view key, std::string_view value) {
-    if (value.empty() || !written.insert(key).second) return;
-    appendKey(out, key);
+  // The record's own keys are distinct literals: no need to look them up before writing.
+  // `prefix` is the key already quoted, between its comma and colon.
+  auto field = [&](std::string_view key, std::string_view prefix, std::string_view value) {
+    if (value.empty()) return;
+    written.add(key);
+    out.append(prefix);
     appendJsonString(out, value);
   };
   if (r.source) {
-    field("input", r.source->input);
-    field("path", r.source->path);
+    field("input", R"(,"input":)", r.source->input);
+    field("path", R"(,"path":)", r.source->path);
   }
-  if (r.stream != agent::Stream::None) field("stream", r.stream == agent::Stream::Stdout ? "stdout" : "stderr");
+  if (r.stream != agent::Stream::None) {
+    field("stream", R"(,"stream":)", r.stream == agent::Stream::Stdout ? "stdout" : "stderr");
+  }
   if (r.source && !r.source->pod.empty()) {
-    written.insert("kubernetes");
+    written.add("kubernetes");
     out += ",\"kubernetes\":{\"namespace\":";
     appendJsonString(out, r.source->kubeNamespace);
     out += ",\"pod\":";
@@ -121,11 +295,16 @@ void appendJsonRecord(std::string& out, const agent::Record& r) {
     out += '}';
   }
   if (r.truncated) {
-    written.insert("truncated");
+    written.add("truncated");
     out += ",\"truncated\":true";
   }
-  if (r.source && r.source->fields) {
-    for (const auto& [k, v] : *r.source->fields) field(k, v);
+  if (fields != nullptr) {
+    // Keys of the map are unique, so each needs checking against the record's own keys alone.
+    for (const auto& [k, v] : *fields) {
+      if (v.empty() || written.ownHas(k)) continue;
+      appendKey(out, k);
+      appendJsonString(out, v);
+    }
   }
   if (r.json) {
     const auto object = nlohmann::json::parse(r.message, nullptr, false);
@@ -143,7 +322,7 @@ void appendJsonRecord(std::string& out, const agent::Record& r) {
           out.replace(at, 4, value);
           continue;
         }
-        if (!written.insert(k).second) continue;
+        if (written.has(k)) continue;  // an object's keys are unique: only earlier sources can clash
         appendKey(out, k);
         out += v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       }

@@ -275,7 +275,9 @@ HttpSink::ConnectionPtr HttpSink::open(std::string& error) const {
   set("headerdata", CURLOPT_HEADERDATA, static_cast<void*>(&c->retryAfter));
   set("httpheader", CURLOPT_HTTPHEADER, headers_);
   set("useragent", CURLOPT_USERAGENT, "logcapture/" LOGCAPTURE_VERSION);
-  set("accept_encoding", CURLOPT_ACCEPT_ENCODING, "");  // large bulk answers may come compressed
+  // Only a bulk answer is read, and it can be large: worth compressing. Other answers are a status
+  // and a few bytes, which a server would spend more time compressing (brotli above all) than sending.
+  if (cfg_.format == Format::EsBulk) set("accept_encoding", CURLOPT_ACCEPT_ENCODING, "gzip");
   set("tcp_keepalive", CURLOPT_TCP_KEEPALIVE, 1L);
   set("ssl_verifypeer", CURLOPT_SSL_VERIFYPEER, cfg_.tls.verify ? 1L : 0L);
   set("ssl_verifyhost", CURLOPT_SSL_VERIFYHOST, cfg_.tls.verify ? 2L : 0L);

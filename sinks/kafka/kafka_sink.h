@@ -18,7 +18,9 @@
 //   record's delivery report said delivered (with acks=all under idempotence, the default).
 // - Records failing for themselves (too large, unknown or forbidden topic, a template field missing)
 //   come back as Permanent failures of those records alone; everything else is Retriable.
-// - Records not reported by the deadline stay in librdkafka (they were copied) and may still be
+// - The producer's defaults suit sends of whole batches: enable.idempotence true, linger.ms 2,
+//   batch.num.messages = batch.max_records; `properties` override each.
+// - Records not reported by the deadline stay in librdkafka (with their copy of the batch) and may still be
 //   delivered: at-least-once, a resend may duplicate them.
 
 #include <librdkafka/rdkafka.h>

@@ -754,8 +754,8 @@ TEST_SUITE("config") {
     CHECK(pipe.multiline->maxBytes == 1_MiB);
     CHECK(pipe.multiline->timeout == 1s);
 
-    CHECK(config.queue.maxRecords == 100000);
-    CHECK(config.queue.maxBytes == 64_MiB);
+    CHECK(config.queue.maxRecords == 10000);
+    CHECK(config.queue.maxBytes == 4_MiB);
     CHECK(config.queue.whenFull == WhenFull::Block);
 
     REQUIRE(config.sinks.size() == 4);
@@ -788,7 +788,7 @@ TEST_SUITE("config") {
     CHECK(k.breaker.window->slowCallRate == 100);
     CHECK(k.breaker.window->slowCallDuration == 5s);
     CHECK(k.buffer.type == BufferType::Memory);
-    CHECK(k.buffer.maxBytes == 256_MiB);
+    CHECK(k.buffer.maxBytes == 16_MiB);
     CHECK(k.buffer.onOpen == OnOpen::Buffer);
     CHECK(k.buffer.whenFull == WhenFull::DropOldest);
     CHECK(k.deadLetter.maxBytes == 64_MiB);

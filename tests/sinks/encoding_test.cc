@@ -1,7 +1,12 @@
 #include "sinks/encoding.h"
 
 #include <doctest/doctest.h>
+
+#include <ctime>
 #include <nlohmann/json.hpp>
+#include <random>
+
+#include "agent/decode/formats.h"
 
 namespace {
 
@@ -26,6 +31,77 @@ nlohmann::json encode(const Record& r) {
   std::string out;
   sinks::appendJsonRecord(out, r);
   return nlohmann::json::parse(out);
+}
+
+// The straightforward formatters the fast ones replaced, kept as the specification they must match
+// byte for byte.
+std::string referenceJsonString(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+    } else if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else {
+      const std::size_t n = agent::decode::utf8SequenceLength(text, i);
+      if (n == 0) {
+        out += "\xEF\xBF\xBD";
+        ++i;
+        continue;
+      }
+      out.append(text.substr(i, n));
+      i += n;
+      continue;
+    }
+    ++i;
+  }
+  out += '"';
+  return out;
+}
+
+std::string referenceTimestamp(std::chrono::system_clock::time_point t) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ns / 1000000000);
+  long frac = static_cast<long>(ns % 1000000000);
+  if (frac < 0) {
+    frac += 1000000000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[48];
+  const int n = std::snprintf(buf, sizeof buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ\"", tm.tm_year + 1900,
+                              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+std::string jsonString(std::string_view text) {
+  std::string out;
+  sinks::appendJsonString(out, text);
+  return out;
+}
+
+std::string timestamp(std::int64_t nanos) {
+  std::string out;
+  sinks::appendJsonTimestamp(out, std::chrono::system_clock::time_point(std::chrono::nanoseconds(nanos)));
+  return out;
+}
+
+std::string referenceTimestamp(std::int64_t nanos) {
+  return referenceTimestamp(std::chrono::system_clock::time_point(std::chrono::nanoseconds(nanos)));
 }
 
 }  // namespace
@@ -100,4 +176,117 @@ TEST_CASE("raw encoding is the line alone") {
   std::string out;
   sinks::appendRecord(out, record("just the line"), config::Encoding::Raw);
   CHECK(out == "just the line");
+}
+
+TEST_CASE("every byte alone, at every position of a block, escapes as the plain formatter does") {
+  for (int c = 0; c < 256; ++c) {
+    for (std::size_t at : {0, 1, 7, 15, 16, 17, 31, 40}) {
+      std::string text(41, 'a');
+      text[at] = static_cast<char>(c);
+      CHECK_MESSAGE(jsonString(text) == referenceJsonString(text), "byte ", c, " at ", at);
+    }
+  }
+}
+
+TEST_CASE("every control byte has its JSON escape") {
+  for (int c = 0; c < 0x20; ++c) {
+    const std::string text(1, static_cast<char>(c));
+    const auto parsed = nlohmann::json::parse(jsonString(text));
+    CHECK(parsed.get<std::string>() == text);
+  }
+  CHECK(jsonString("\n\t\r\x01\x1f") == R"("\n\t\r\u0001\u001f")");
+  CHECK(jsonString("q\"b\\") == R"("q\"b\\")");
+}
+
+TEST_CASE("valid UTF-8 passes through unchanged, also across block boundaries") {
+  const std::string text =
+      "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xE6\x97\xA5\xE6\x9C\xAC "
+      "long enough to span blocks \xC3\xA9\xC3\xA9\xC3\xA9";
+  CHECK(jsonString(text) == "\"" + text + "\"");
+  for (std::size_t shift = 0; shift < 16; ++shift) {
+    const std::string shifted = std::string(shift, 'x') + text;
+    CHECK(jsonString(shifted) == "\"" + shifted + "\"");
+  }
+}
+
+TEST_CASE("invalid UTF-8 becomes U+FFFD exactly as the plain formatter does") {
+  for (const std::string& text : {std::string("\xC3"), std::string("\xC3("), std::string("\xE2\x82"),
+                                  std::string("\xED\xA0\x80"), std::string("\xC0\xAF"), std::string("\xF5\x80\x80\x80"),
+                                  std::string("\x80\x80"
+                                              "abc"),
+                                  std::string("ok\xFFok\xFE"), std::string("\xF0\x9F\x98") + std::string(20, 'z')}) {
+    CHECK(jsonString(text) == referenceJsonString(text));
+  }
+}
+
+TEST_CASE("long runs and long stretches of escapes escape as the plain formatter does") {
+  // Around and past the encoder's local buffer: runs longer than it, and escapes filling it.
+  for (std::size_t length : {0, 1, 250, 505, 506, 507, 511, 512, 513, 1000, 3000}) {
+    for (const std::string& unit : {std::string("a"), std::string("\""), std::string("\x01"), std::string("ab\\"),
+                                    std::string("\xC3\xA9"), std::string("\xFF"), std::string("abcdefgh\n")}) {
+      std::string text;
+      while (text.size() < length) text += unit;
+      REQUIRE(jsonString(text) == referenceJsonString(text));
+      const std::string mixed = std::string(length, 'x') + text + std::string(length / 2, '"');
+      REQUIRE(jsonString(mixed) == referenceJsonString(mixed));
+    }
+  }
+}
+
+TEST_CASE("random byte strings escape as the plain formatter does") {
+  std::mt19937 random(7);
+  std::uniform_int_distribution<int> length(0, 1500);
+  // Mostly printable ASCII, as log lines are, with the bytes that need care mixed in.
+  const std::string alphabet =
+      std::string("abcdefghijklmnopqrstuvwxyz0123456789 {}:,.") + "\"\\\n\t\x01\x7f\xC3\xA9\xE2\x82\xAC\xFF";
+  std::uniform_int_distribution<std::size_t> pick(0, alphabet.size() - 1);
+  for (int i = 0; i < 2000; ++i) {
+    std::string text(static_cast<std::size_t>(length(random)), ' ');
+    for (auto& ch : text) ch = alphabet[pick(random)];
+    REQUIRE(jsonString(text) == referenceJsonString(text));
+  }
+}
+
+TEST_CASE("timestamps across second, day, month, year and leap-day boundaries match the plain formatter") {
+  constexpr std::int64_t kSecond = 1000000000;
+  const std::int64_t instants[] = {
+      0,                                 // the epoch
+      1704067199 * kSecond + 999999999,  // 2023-12-31T23:59:59.999999999
+      1704067200 * kSecond,              // 2024-01-01T00:00:00
+      1709164799 * kSecond + 1,          // 2024-02-28T23:59:59
+      1709164800 * kSecond + 5,          // 2024-02-29 (leap day)
+      1709251200 * kSecond,              // 2024-03-01
+      951782400 * kSecond,               // 2000-02-29
+      4102444800 * kSecond - 1,          // 2099-12-31T23:59:59.999999999
+      -1,                                // 1969-12-31T23:59:59.999999999
+      -86400 * kSecond,                  // 1969-12-31T00:00:00
+      -2208988800 * kSecond + 123,       // 1900-01-01
+      9223372036 * kSecond + 854775807,  // 2262-04-11, the last instant nanoseconds in int64 hold
+  };
+  for (const std::int64_t at : instants) CHECK(timestamp(at) == referenceTimestamp(at));
+  // Consecutive records within one second and across the next reuse the cached prefix correctly.
+  for (std::int64_t at = 1704153599 * kSecond; at < 1704153601 * kSecond; at += kSecond / 7) {
+    CHECK(timestamp(at) == referenceTimestamp(at));
+  }
+  std::mt19937_64 random(11);
+  // In microseconds: from 1843 to 2223.
+  std::uniform_int_distribution<std::int64_t> any(-4000000000000000LL, 8000000000000000LL);
+  for (int i = 0; i < 5000; ++i) {
+    const std::int64_t at = any(random) * 1000 + i;
+    REQUIRE(timestamp(at) == referenceTimestamp(at));
+  }
+}
+
+TEST_CASE("a static field named like a missing record key is written, and a json key never twice") {
+  auto r = record(R"({"path":"from json","env":"from json","stream":"from json","level":"x"})");
+  r.json = true;
+  auto s = std::make_shared<Source>(*r.source);
+  s->path.clear();
+  s->fields = std::make_shared<const std::map<std::string, std::string>>(
+      std::map<std::string, std::string>{{"path", "static"}, {"empty", ""}, {"message", "no"}});
+  r.source = s;
+  std::string out;
+  sinks::appendJsonRecord(out, r);
+  CHECK(out == R"({"@timestamp":"2024-01-01T00:00:00.123456789Z","message":null,"input":"app","path":"static",)"
+               R"("env":"from json","level":"x","stream":"from json"})");
 }
