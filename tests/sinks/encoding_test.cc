@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/records.h"
+
 namespace {
 
 using namespace logcapture;
@@ -11,14 +13,14 @@ using agent::Source;
 
 Record record(std::string message) {
   Record r;
-  r.message = std::move(message);
+  r.message = testing::keptText(message);
   r.time = std::chrono::system_clock::time_point(std::chrono::nanoseconds(1704067200123456789));
   auto s = std::make_shared<Source>();
   s->input = "app";
   s->path = "/var/log/a.log";
   s->fields = std::make_shared<const std::map<std::string, std::string>>(
       std::map<std::string, std::string>{{"env", "prod"}, {"input", "not this"}});
-  r.source = s;
+  r.source = testing::keptSource(s);
   return r;
 }
 
@@ -62,7 +64,7 @@ TEST_CASE("kubernetes fields, stream and truncation are encoded") {
   s->podUid = "uid";
   s->container = "nginx";
   s->containerId = "abc";
-  r.source = s;
+  r.source = testing::keptSource(s);
   r.stream = agent::Stream::Stderr;
   r.truncated = true;
   const auto j = encode(r);

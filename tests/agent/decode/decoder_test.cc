@@ -34,7 +34,8 @@ struct Feeder {
   std::uint64_t offset = 0;
   steady_clock::time_point now{};
   system_clock::time_point readTime = sys_days{2030y / January / 1};
-  std::vector<Record> out;
+  Chunk chunk;
+  std::vector<Record>& out = chunk.records;
 
   explicit Feeder(config::InputFormat format) { cfg.format = format; }
   Feeder& multiline(std::string pattern) {
@@ -48,12 +49,12 @@ struct Feeder {
   }
   void feed(std::string_view text, bool truncated = false) {
     offset += text.size() + 1;
-    d().line(text, offset, truncated, readTime, now, out);
+    d().line(text, offset, truncated, readTime, now, chunk);
   }
-  void flush(bool force = false) { d().flush(now, force, out); }
+  void flush(bool force = false) { d().flush(now, force, chunk); }
   std::vector<std::string> messages() const {
     std::vector<std::string> m;
-    for (const auto& r : out) m.push_back(r.message);
+    for (const auto& r : out) m.emplace_back(r.message);
     return m;
   }
 };
@@ -83,7 +84,8 @@ TEST_CASE("raw lines become records with the read time, the source and the offse
   CHECK(f.out[0].offset == 6);
   CHECK(f.out[1].offset == 18);
   CHECK(f.out[0].time == f.readTime);
-  CHECK(f.out[0].source == f.source);
+  CHECK(f.out[0].source == f.source.get());
+  CHECK(f.chunk.source == f.source);
   CHECK(f.out[0].stream == Stream::None);
   CHECK_FALSE(f.out[0].json);
   CHECK_FALSE(f.d().deadline());
