@@ -1,9 +1,9 @@
 #include "agent/decode/decoder.h"
 
 #include <algorithm>
-#include <regex>
 
 #include "agent/decode/formats.h"
+#include "agent/decode/line_pattern.h"
 #include "agent/log.h"
 
 namespace logcapture::agent::decode {
@@ -17,10 +17,6 @@ using std::chrono::system_clock;
 // use their multiline timeout instead.
 constexpr auto kPartialTimeout = std::chrono::seconds(5);
 
-// libstdc++'s std::regex recurses once per character it steps over, so a long line could overflow the
-// stack; a start pattern is tried on the first 4 KiB of a line only.
-constexpr std::size_t kPatternWindow = 4096;
-
 std::string_view dropCr(std::string_view text) {
   if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
   return text;
@@ -33,19 +29,12 @@ void count(std::atomic<std::uint64_t>& counter) { counter.fetch_add(1, std::memo
 }  // namespace
 
 struct Decoder::Multiline {
-  std::regex startPattern;
+  LinePattern startPattern;  // linear in the line's length: the whole line is matched, however long
   std::uint32_t maxLines;
   std::size_t maxBytes;
   steady_clock::duration timeout;
 
-  bool starts(std::string_view message) const {
-    const std::string_view window = message.substr(0, utf8Cut(message, kPatternWindow));
-    try {
-      return std::regex_search(window.data(), window.data() + window.size(), startPattern);
-    } catch (const std::regex_error&) {
-      return true;  // libstdc++ may give up on a pathological pattern; the line then stands alone
-    }
-  }
+  bool starts(std::string_view message) const { return startPattern.search(message); }
 };
 
 Decoder::Decoder(const config::InputConfig& cfg, std::shared_ptr<const Source> source, DecodeStats& stats)
@@ -56,16 +45,17 @@ Decoder::Decoder(const config::InputConfig& cfg, std::shared_ptr<const Source> s
       stats_(stats) {
   if (!cfg.multiline) return;
   const config::MultilineConfig& m = *cfg.multiline;
-  try {
-    multiline_ = std::make_unique<const Multiline>(Multiline{std::regex(m.startPattern, std::regex::ECMAScript),
-                                                             std::max<std::uint32_t>(m.maxLines, 1),
-                                                             std::max<std::size_t>(m.maxBytes.value, 1), m.timeout});
-    partialTimeout_ = m.timeout;
-  } catch (const std::regex_error& e) {
+  std::string error;
+  auto pattern = LinePattern::compile(m.startPattern, error);
+  if (!pattern) {
     // The config check compiles the same pattern, so only a config that skipped it gets here.
     log::event(*log::component("decode"), spdlog::level::err, "multiline_pattern_invalid",
-               {{"input", cfg.name}, {"pattern", m.startPattern}, {"error", e.what()}});
+               {{"input", cfg.name}, {"pattern", m.startPattern}, {"error", error}});
+    return;
   }
+  multiline_ = std::make_unique<const Multiline>(Multiline{std::move(*pattern), std::max<std::uint32_t>(m.maxLines, 1),
+                                                           std::max<std::size_t>(m.maxBytes.value, 1), m.timeout});
+  partialTimeout_ = m.timeout;
 }
 
 Decoder::~Decoder() = default;

@@ -2,7 +2,7 @@
 
 // Turns the lines of one file (or of stdin) into records: decodes the input's format (raw, json,
 // docker json-file, cri), joins lines that docker or the kubelet split, then joins multiline records.
-// A multiline start pattern is tried on the first 4 KiB of a line (std::regex recursion, see decoder.cc).
+// A multiline start pattern is matched against the whole line, in time linear in its length (line_pattern.h).
 //
 // NOTE on threads: one thread (the input's) owns a Decoder and calls every member function; a Decoder
 // is not thread-safe. DecodeStats is shared by the decoders of one input and read by metrics from any
