@@ -23,6 +23,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kReadBytes = 256 * 1024;
+// A read at least this large becomes its chunk's storage, its lines viewed in place; a smaller one (a
+// file being written slowly) is copied into a block its size, so a queue of small chunks does not pin
+// a read buffer each.
+constexpr std::size_t kAdoptBytes = kReadBytes / 4;
 
 // The identity a cursor commits under; the fingerprint grows while the file is shorter than it.
 struct CommitTarget {
@@ -68,8 +72,7 @@ FileTailer::FileTailer(const config::InputConfig& cfg, RecordQueue& queue, check
       queue_(queue),
       checkpoints_(checkpoints),
       timings_(timings),
-      fields_(std::make_shared<const std::map<std::string, std::string>>(cfg.fields)),
-      buffer_(kReadBytes) {}
+      fields_(std::make_shared<const std::map<std::string, std::string>>(cfg.fields)) {}
 
 FileTailer::~FileTailer() {
   stopping_ = true;
@@ -211,21 +214,30 @@ void FileTailer::open(const std::string& path, bool startup) {
   stats_.filesOpen.store(files_.size(), std::memory_order_relaxed);
 }
 
-void FileTailer::push(TailedFile& f, std::vector<Record>&& records) {
-  pushRecords(queue_, stats_, std::move(records), f.cursor);
-}
+void FileTailer::push(TailedFile& f, Chunk&& chunk) { pushRecords(queue_, stats_, std::move(chunk), f.cursor); }
 
 bool FileTailer::readSome(TailedFile& f) {
-  const ssize_t n = ::pread(f.fd, buffer_.data(), buffer_.size(), static_cast<off_t>(f.offset));
+  if (!buffer_) buffer_ = std::make_unique_for_overwrite<char[]>(kReadBytes);
+  const ssize_t n = ::pread(f.fd, buffer_.get(), kReadBytes, static_cast<off_t>(f.offset));
   if (n <= 0) return false;
+  const auto size = static_cast<std::size_t>(n);
   const auto now = Clock::now();
   const auto readTime = std::chrono::system_clock::now();
-  std::vector<Record> records;
-  f.splitter.feed(std::string_view(buffer_.data(), static_cast<std::size_t>(n)), f.offset,
-                  [&](std::string_view line, std::uint64_t end, bool truncated) {
-                    if (truncated) stats_.truncated.fetch_add(1, std::memory_order_relaxed);
-                    f.decoder->line(line, end, truncated, readTime, now, records);
-                  });
+  const std::string_view bytes(buffer_.get(), size);
+  Chunk chunk;
+  if (size >= kAdoptBytes) {
+    chunk.storage.adopt(std::move(buffer_), size);
+  } else {
+    chunk.storage.reserve(size);
+  }
+  chunk.records.reserve(size / bytesPerRecord_ + 16);
+  f.splitter.feed(bytes, f.offset, [&](std::string_view line, std::uint64_t end, bool truncated) {
+    if (truncated) stats_.truncated.fetch_add(1, std::memory_order_relaxed);
+    f.decoder->line(line, end, truncated, readTime, now, chunk);
+  });
+  // No record views the buffer (every line was copied: decoded docker logs, a line held for joining).
+  if (!buffer_) buffer_ = chunk.storage.reclaim();
+  if (!chunk.records.empty()) bytesPerRecord_ = std::max<std::size_t>(size / chunk.records.size(), 16);
   f.offset += static_cast<std::uint64_t>(n);
   f.size = std::max(f.size, f.offset);
   f.lastData = now;
@@ -242,25 +254,25 @@ bool FileTailer::readSome(TailedFile& f) {
       f.target->id = *id;
     }
   }
-  push(f, std::move(records));
-  return static_cast<std::size_t>(n) == buffer_.size();
+  push(f, std::move(chunk));
+  return size == kReadBytes;
 }
 
 void FileTailer::flushHeld(TailedFile& f, bool force, Clock::time_point now) {
-  std::vector<Record> records;
+  Chunk chunk;
   if (f.splitter.holding() && (force || now - f.partialSince >= timings_.partialLine)) {
     const auto readTime = std::chrono::system_clock::now();
     f.splitter.flush(f.offset, [&](std::string_view line, std::uint64_t end, bool truncated) {
-      f.decoder->line(line, end, truncated, readTime, now, records);
+      f.decoder->line(line, end, truncated, readTime, now, chunk);
     });
     f.partialSince = {};
   }
   if (force) {
-    f.decoder->flush(now, true, records);
+    f.decoder->flush(now, true, chunk);
   } else if (auto deadline = f.decoder->deadline(); deadline && *deadline <= now) {
-    f.decoder->flush(now, false, records);
+    f.decoder->flush(now, false, chunk);
   }
-  push(f, std::move(records));
+  push(f, std::move(chunk));
 }
 
 void FileTailer::checkFile(TailedFile& f, Clock::time_point now) {

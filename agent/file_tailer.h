@@ -59,7 +59,7 @@ class FileTailer final : public Input {
   void checkFile(TailedFile& f, std::chrono::steady_clock::time_point now);
   void release(TailedFile& f);
   void flushHeld(TailedFile& f, bool force, std::chrono::steady_clock::time_point now);
-  void push(TailedFile& f, std::vector<Record>&& records);
+  void push(TailedFile& f, Chunk&& chunk);
   bool excluded(const std::string& path) const;
   void waitForEvents(std::chrono::milliseconds timeout);
   void watchDirectories();
@@ -76,7 +76,9 @@ class FileTailer final : public Input {
   // Every cursor this tailer opened, released files' too: their records may still be in flight.
   // Written by the tailer thread; read by settled() once the thread has stopped.
   std::vector<std::weak_ptr<SourceCursor>> cursors_;
-  std::vector<char> buffer_;
+  // The next read's buffer: a chunk that views its lines takes it along, and the next read allocates another.
+  std::unique_ptr<char[]> buffer_;
+  std::size_t bytesPerRecord_ = 128;  // as in the last read, to size the next chunk's records
   int inotifyFd_ = -1;
   Wakeup wakeup_;
   bool rescanNow_ = false;  // inotify saw a new directory entry

@@ -45,9 +45,9 @@ class Input {
   virtual const InputStats& stats() const = 0;
 };
 
-// Pushes records read together from one source as one chunk, counting them and any the full queue
-// dropped. `cursor` is the source's (null for stdin, which cannot be read again).
-RecordQueue::PushResult pushRecords(RecordQueue& queue, InputStats& stats, std::vector<Record>&& records,
+// Pushes records read together from one source (a chunk the decoder filled) into the queue, counting
+// them and any the full queue dropped. `cursor` is the source's (null for stdin, which cannot be read again).
+RecordQueue::PushResult pushRecords(RecordQueue& queue, InputStats& stats, Chunk&& chunk,
                                     const std::shared_ptr<SourceCursor>& cursor);
 
 // An eventfd that interrupts an input thread's poll() when stop() is called. Not copyable.

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -21,9 +22,13 @@
 namespace logcapture::agent {
 
 // Records read together from one source, with the claim that finishes them at their source.
+// IMPORTANT: the chunk owns what its records view (their messages' bytes and their source); records
+// are valid as long as the chunk, or the Delivery it moves into, lives.
 struct Chunk {
   std::vector<Record> records;
-  std::uint64_t bytes = 0;  // message bytes of the records
+  RecordBytes storage;                   // the bytes of the records' messages
+  std::shared_ptr<const Source> source;  // the records' source; null when the records' sources live elsewhere
+  std::uint64_t bytes = 0;               // message bytes of the records
   Ack ack;
 };
 

@@ -39,14 +39,15 @@ void StdinInput::stop(Deadline) {
   if (thread_.joinable()) thread_.join();
 }
 
-void StdinInput::push(std::vector<Record>&& records) {
-  pushRecords(queue_, stats_, std::move(records), nullptr);  // stdin cannot be read again: no checkpoint
+void StdinInput::push(Chunk&& chunk) {
+  pushRecords(queue_, stats_, std::move(chunk), nullptr);  // stdin cannot be read again: no checkpoint
 }
 
 void StdinInput::run() {
   std::vector<char> buffer(256 * 1024);
   std::uint64_t offset = 0;
-  auto onLine = [&](std::vector<Record>& out, auto readTime, auto now) {
+  // Lines are copied into their chunk's storage: a pipe gives small reads, and the buffer is reused.
+  auto onLine = [&](Chunk& out, auto readTime, auto now) {
     return [&, readTime, now](std::string_view line, std::uint64_t end, bool truncated) {
       if (truncated) stats_.truncated.fetch_add(1, std::memory_order_relaxed);
       decoder_->line(line, end, truncated, readTime, now, out);
@@ -61,7 +62,7 @@ void StdinInput::run() {
                         std::chrono::milliseconds(0), wait);
     }
     ::poll(fds, 2, static_cast<int>(wait.count()));
-    std::vector<Record> records;
+    Chunk chunk;
     const auto now = Clock::now();
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       const ssize_t n = ::read(fd_, buffer.data(), buffer.size());
@@ -71,14 +72,15 @@ void StdinInput::run() {
           log::event(*log::component("stdin"), spdlog::level::err, "stdin_read_failed",
                      {{"input", cfg_.name}, {"error", std::strerror(errno)}});
         }
-        splitter_.flush(offset, onLine(records, std::chrono::system_clock::now(), now));
-        decoder_->flush(now, true, records);
-        push(std::move(records));
+        splitter_.flush(offset, onLine(chunk, std::chrono::system_clock::now(), now));
+        decoder_->flush(now, true, chunk);
+        push(std::move(chunk));
         finished_ = true;
         return;
       }
+      chunk.storage.reserve(static_cast<std::size_t>(n));
       splitter_.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)), offset,
-                     onLine(records, std::chrono::system_clock::now(), now));
+                     onLine(chunk, std::chrono::system_clock::now(), now));
       offset += static_cast<std::uint64_t>(n);
       stats_.bytes.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
       partialSince =
@@ -86,16 +88,16 @@ void StdinInput::run() {
     }
     // A writer that pauses mid-line still has that line shipped after a while.
     if (splitter_.holding() && now - partialSince >= std::chrono::seconds(5)) {
-      splitter_.flush(offset, onLine(records, std::chrono::system_clock::now(), now));
+      splitter_.flush(offset, onLine(chunk, std::chrono::system_clock::now(), now));
       partialSince = {};
     }
-    decoder_->flush(now, false, records);
-    push(std::move(records));
+    decoder_->flush(now, false, chunk);
+    push(std::move(chunk));
   }
-  std::vector<Record> records;
-  splitter_.flush(offset, onLine(records, std::chrono::system_clock::now(), Clock::now()));
-  decoder_->flush(Clock::now(), true, records);
-  push(std::move(records));
+  Chunk chunk;
+  splitter_.flush(offset, onLine(chunk, std::chrono::system_clock::now(), Clock::now()));
+  decoder_->flush(Clock::now(), true, chunk);
+  push(std::move(chunk));
 }
 
 }  // namespace logcapture::agent

@@ -30,7 +30,7 @@ class StdinInput final : public Input {
 
  private:
   void run();
-  void push(std::vector<Record>&& records);
+  void push(Chunk&& chunk);
 
   config::InputConfig cfg_;
   RecordQueue& queue_;

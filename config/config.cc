@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <map>
-#include <regex>
 
+#include "agent/decode/line_pattern.h"
 #include "config/endpoint.h"
 #include "config/section.h"
 
@@ -74,10 +74,10 @@ void noteOtherTypesKeys(Section& s, SinkType type) {
 
 void check(Section& s, MultilineConfig& c) {
   if (c.startPattern.empty()) return;
-  try {
-    std::regex re(c.startPattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    s.error("start_pattern", std::string("invalid regular expression: ") + e.what());
+  // The decoder compiles it the same way, so what passes here runs there.
+  std::string error;
+  if (!agent::decode::LinePattern::compile(c.startPattern, error)) {
+    s.error("start_pattern", "invalid regular expression: " + error);
   }
 }
 

@@ -97,7 +97,9 @@ struct MultilineConfig {
 };
 template <class V>
 void describe(V& v, MultilineConfig& c) {
-  v.field("start_pattern", c.startPattern, "regular expression (ECMAScript) matching the first line of a record",
+  v.field("start_pattern", c.startPattern,
+          "regular expression matching (somewhere in) the first line of a record: ECMAScript syntax without "
+          "backreferences or lookaround, as in RE2 and Vector, matched by bytes in time linear in the line's length",
           Flags{.required = true});
   v.field("max_lines", c.maxLines, "lines joined into one record at most",
           Limits<std::uint32_t>{.min = 1, .max = 100000});

@@ -1,9 +1,9 @@
 #include "agent/decode/decoder.h"
 
 #include <algorithm>
-#include <regex>
 
 #include "agent/decode/formats.h"
+#include "agent/decode/line_pattern.h"
 #include "agent/log.h"
 
 namespace logcapture::agent::decode {
@@ -17,10 +17,6 @@ using std::chrono::system_clock;
 // use their multiline timeout instead.
 constexpr auto kPartialTimeout = std::chrono::seconds(5);
 
-// libstdc++'s std::regex recurses once per character it steps over, so a long line could overflow the
-// stack; a start pattern is tried on the first 4 KiB of a line only.
-constexpr std::size_t kPatternWindow = 4096;
-
 std::string_view dropCr(std::string_view text) {
   if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
   return text;
@@ -33,19 +29,12 @@ void count(std::atomic<std::uint64_t>& counter) { counter.fetch_add(1, std::memo
 }  // namespace
 
 struct Decoder::Multiline {
-  std::regex startPattern;
+  LinePattern startPattern;  // linear in the line's length: the whole line is matched, however long
   std::uint32_t maxLines;
   std::size_t maxBytes;
   steady_clock::duration timeout;
 
-  bool starts(std::string_view message) const {
-    const std::string_view window = message.substr(0, utf8Cut(message, kPatternWindow));
-    try {
-      return std::regex_search(window.data(), window.data() + window.size(), startPattern);
-    } catch (const std::regex_error&) {
-      return true;  // libstdc++ may give up on a pathological pattern; the line then stands alone
-    }
-  }
+  bool starts(std::string_view message) const { return startPattern.search(message); }
 };
 
 Decoder::Decoder(const config::InputConfig& cfg, std::shared_ptr<const Source> source, DecodeStats& stats)
@@ -56,22 +45,23 @@ Decoder::Decoder(const config::InputConfig& cfg, std::shared_ptr<const Source> s
       stats_(stats) {
   if (!cfg.multiline) return;
   const config::MultilineConfig& m = *cfg.multiline;
-  try {
-    multiline_ = std::make_unique<const Multiline>(Multiline{std::regex(m.startPattern, std::regex::ECMAScript),
-                                                             std::max<std::uint32_t>(m.maxLines, 1),
-                                                             std::max<std::size_t>(m.maxBytes.value, 1), m.timeout});
-    partialTimeout_ = m.timeout;
-  } catch (const std::regex_error& e) {
+  std::string error;
+  auto pattern = LinePattern::compile(m.startPattern, error);
+  if (!pattern) {
     // The config check compiles the same pattern, so only a config that skipped it gets here.
     log::event(*log::component("decode"), spdlog::level::err, "multiline_pattern_invalid",
-               {{"input", cfg.name}, {"pattern", m.startPattern}, {"error", e.what()}});
+               {{"input", cfg.name}, {"pattern", m.startPattern}, {"error", error}});
+    return;
   }
+  multiline_ = std::make_unique<const Multiline>(Multiline{std::move(*pattern), std::max<std::uint32_t>(m.maxLines, 1),
+                                                           std::max<std::size_t>(m.maxBytes.value, 1), m.timeout});
+  partialTimeout_ = m.timeout;
 }
 
 Decoder::~Decoder() = default;
 
 void Decoder::line(std::string_view text, std::uint64_t endOffset, bool truncated, system_clock::time_point readTime,
-                   steady_clock::time_point now, std::vector<Record>& out) {
+                   steady_clock::time_point now, Chunk& out) {
   const std::uint64_t from = lineStart(text, endOffset);
   switch (format_) {
     case config::InputFormat::Raw:
@@ -81,7 +71,7 @@ void Decoder::line(std::string_view text, std::uint64_t endOffset, bool truncate
       keepRaw(text, from, truncated, readTime, now, out);
       if (!multiline_) {
         // Joined records are checked as a whole when they go out instead (pretty-printed objects).
-        Record& r = out.back();
+        Record& r = out.records.back();
         r.json = isJsonObject(r.message);
         if (!r.json && !truncated) {
           count(stats_.invalidJson);
@@ -109,28 +99,29 @@ std::uint64_t Decoder::lineStart(std::string_view text, std::uint64_t endOffset)
 }
 
 void Decoder::keepRaw(std::string_view text, std::uint64_t start, bool truncated, system_clock::time_point readTime,
-                      steady_clock::time_point now, std::vector<Record>& out) {
+                      steady_clock::time_point now, Chunk& out) {
   text = dropCr(text);
   if (!multiline_) {
-    // The hot path: built in place, one allocation (the message).
-    Record& r = out.emplace_back();
+    // The hot path: built in place, the message a view of the read buffer when the chunk adopted it.
+    if (!out.source) out.source = source_;
+    Record& r = out.records.emplace_back();
     r.time = readTime;
-    r.message.assign(text);
-    r.source = source_;
+    r.message = out.storage.keep(text);
+    r.source = source_.get();
     r.offset = settledOffset(std::nullopt);
     r.truncated = truncated;
     return;
   }
   Record r;
   r.time = readTime;
-  r.message.assign(text);
-  r.source = source_;
+  r.message = text;
+  r.source = source_.get();
   r.truncated = truncated;
   logical(std::move(r), start, now, out);
 }
 
 void Decoder::decodeDocker(std::string_view text, std::uint64_t start, bool truncated,
-                           system_clock::time_point readTime, steady_clock::time_point now, std::vector<Record>& out) {
+                           system_clock::time_point readTime, steady_clock::time_point now, Chunk& out) {
   scratch_.clear();
   if (const auto d = parseDocker(text, scratch_)) {
     fragment(d->stream, scratch_, !d->partial, d->time.value_or(readTime), start, truncated, now, out);
@@ -151,7 +142,7 @@ void Decoder::decodeDocker(std::string_view text, std::uint64_t start, bool trun
 }
 
 void Decoder::decodeCri(std::string_view text, std::uint64_t start, bool truncated, system_clock::time_point readTime,
-                        steady_clock::time_point now, std::vector<Record>& out) {
+                        steady_clock::time_point now, Chunk& out) {
   if (const auto c = parseCri(text)) {
     fragment(c->stream, c->message, !c->partial, c->time, start, truncated, now, out);
     return;
@@ -162,12 +153,12 @@ void Decoder::decodeCri(std::string_view text, std::uint64_t start, bool truncat
 }
 
 void Decoder::fragment(Stream stream, std::string_view content, bool final, system_clock::time_point time,
-                       std::uint64_t start, bool truncated, steady_clock::time_point now, std::vector<Record>& out) {
+                       std::uint64_t start, bool truncated, steady_clock::time_point now, Chunk& out) {
   Pending& p = streams_[indexOf(stream)].partial;
   if (!p.active) {
     Record r;
     r.time = time;
-    r.source = source_;
+    r.source = source_.get();
     r.stream = stream;
     r.truncated = truncated;
     if (final) {
@@ -178,7 +169,7 @@ void Decoder::fragment(Stream stream, std::string_view content, bool final, syst
         count(stats_.truncated);
         warnOnce(warnedTruncated_, "decode_records_truncated");
       }
-      r.message.assign(content);
+      r.message = content;
       logical(std::move(r), start, now, out);
       return;
     }
@@ -194,7 +185,7 @@ void Decoder::fragment(Stream stream, std::string_view content, bool final, syst
 }
 
 void Decoder::appendCapped(Pending& p, std::string_view content, std::size_t limit) {
-  std::string& message = p.record.message;
+  std::string& message = p.message;
   if (message.size() + content.size() <= limit) {
     message.append(content);
     return;
@@ -210,7 +201,7 @@ void Decoder::appendCapped(Pending& p, std::string_view content, std::size_t lim
   warnOnce(warnedTruncated_, "decode_records_truncated");
 }
 
-void Decoder::logical(Record&& record, std::uint64_t resume, steady_clock::time_point now, std::vector<Record>& out) {
+void Decoder::logical(Record&& record, std::uint64_t resume, steady_clock::time_point now, Chunk& out) {
   if (!multiline_) {
     emit(std::move(record), out);
     return;
@@ -221,12 +212,12 @@ void Decoder::logical(Record&& record, std::uint64_t resume, steady_clock::time_
     // The line is not held yet while the record before it goes out, so it bounds that record's offset.
     if (ml.starts(record.message)) {
       emitMultiline(m, false, out, resume);
-    } else if (m.record.message.size() + 1 + record.message.size() > ml.maxBytes) {
+    } else if (m.message.size() + 1 + record.message.size() > ml.maxBytes) {
       // The held record goes out whole and the line starts the next one: nothing is cut.
       emitMultiline(m, true, out, resume);
     } else {
-      m.record.message.push_back('\n');
-      m.record.message.append(record.message);
+      m.message.push_back('\n');
+      m.message.append(record.message);
       m.record.truncated = m.record.truncated || record.truncated;
       m.last = now;
       if (++m.lines >= ml.maxLines) emitMultiline(m, true, out);
@@ -237,11 +228,11 @@ void Decoder::logical(Record&& record, std::uint64_t resume, steady_clock::time_
 }
 
 void Decoder::startMultiline(Pending& m, Record&& record, std::uint64_t resume, steady_clock::time_point now,
-                             std::vector<Record>& out) {
+                             Chunk& out) {
   const Multiline& ml = *multiline_;
   bool full = ml.maxLines <= 1;
   if (record.message.size() > ml.maxBytes) {
-    record.message.resize(utf8Cut(record.message, ml.maxBytes));
+    record.message = record.message.substr(0, utf8Cut(record.message, ml.maxBytes));
     record.truncated = true;
     count(stats_.truncated);
     warnOnce(warnedTruncated_, "decode_records_truncated");
@@ -251,15 +242,14 @@ void Decoder::startMultiline(Pending& m, Record&& record, std::uint64_t resume, 
   if (full) emitMultiline(m, true, out);
 }
 
-void Decoder::emitPartial(Pending& p, steady_clock::time_point now, std::vector<Record>& out) {
+void Decoder::emitPartial(Pending& p, steady_clock::time_point now, Chunk& out) {
   const std::uint64_t resume = p.resume;
   count(stats_.partialFlushed);
   warnOnce(warnedPartial_, "decode_partial_lines_flushed");
   logical(release(p), resume, now, out);
 }
 
-void Decoder::emitMultiline(Pending& m, bool counted, std::vector<Record>& out,
-                            std::optional<std::uint64_t> unsettled) {
+void Decoder::emitMultiline(Pending& m, bool counted, Chunk& out, std::optional<std::uint64_t> unsettled) {
   Record r = release(m);
   if (counted) count(stats_.multilineFlushed);
   if (format_ == config::InputFormat::Json) {
@@ -272,9 +262,11 @@ void Decoder::emitMultiline(Pending& m, bool counted, std::vector<Record>& out,
   emit(std::move(r), out, unsettled);
 }
 
-void Decoder::emit(Record&& record, std::vector<Record>& out, std::optional<std::uint64_t> unsettled) {
+void Decoder::emit(Record&& record, Chunk& out, std::optional<std::uint64_t> unsettled) {
   record.offset = settledOffset(unsettled);
-  out.push_back(std::move(record));
+  record.message = out.storage.keep(record.message);
+  if (!out.source) out.source = source_;
+  out.records.push_back(record);
 }
 
 std::uint64_t Decoder::settledOffset(std::optional<std::uint64_t> unsettled) const {
@@ -289,7 +281,9 @@ std::uint64_t Decoder::settledOffset(std::optional<std::uint64_t> unsettled) con
 }
 
 void Decoder::hold(Pending& p, Record&& record, std::uint64_t resume, steady_clock::time_point now) {
-  p.record = std::move(record);
+  p.message.assign(record.message);
+  p.record = record;
+  p.record.message = {};
   p.resume = resume;
   p.last = now;
   p.lines = 1;
@@ -302,10 +296,12 @@ Record Decoder::release(Pending& p) {
   p.active = false;
   p.skipping = false;
   --held_;
-  return std::move(p.record);
+  // IMPORTANT: views the held bytes, which the next hold() of `p` overwrites; the caller copies them first.
+  p.record.message = p.message;
+  return p.record;
 }
 
-void Decoder::flush(steady_clock::time_point now, bool force, std::vector<Record>& out) {
+void Decoder::flush(steady_clock::time_point now, bool force, Chunk& out) {
   // Oldest first, so records keep the order of their first lines. Unfinished split lines go on into
   // multiline joining like any other line, so they are done first.
   const auto next = [&](Pending StreamState::*which, steady_clock::duration timeout) -> Pending* {

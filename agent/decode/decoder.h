@@ -2,7 +2,7 @@
 
 // Turns the lines of one file (or of stdin) into records: decodes the input's format (raw, json,
 // docker json-file, cri), joins lines that docker or the kubelet split, then joins multiline records.
-// A multiline start pattern is tried on the first 4 KiB of a line (std::regex recursion, see decoder.cc).
+// A multiline start pattern is matched against the whole line, in time linear in its length (line_pattern.h).
 //
 // NOTE on threads: one thread (the input's) owns a Decoder and calls every member function; a Decoder
 // is not thread-safe. DecodeStats is shared by the decoders of one input and read by metrics from any
@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/queue.h"
 #include "agent/record.h"
 #include "config/config.h"
 
@@ -55,20 +56,23 @@ class Decoder {
   // One complete line without its newline (raw and json drop a trailing '\r' too: CRLF files);
   // `endOffset` = file offset just past its newline; `truncated` = the tailer cut the line at
   // max_line_bytes. Appends finished records to `out`; `readTime` stamps records whose format has no
-  // time; `now` starts the timeouts of what is held.
+  // time; `now` starts the timeouts of what is held. `text` need only live during the call: a record's
+  // message views it where `out.storage` adopted the bytes `text` lies in, and is a copy in `out.storage`
+  // otherwise; `out.source` becomes this decoder's source.
   void line(std::string_view text, std::uint64_t endOffset, bool truncated,
-            std::chrono::system_clock::time_point readTime, std::chrono::steady_clock::time_point now,
-            std::vector<Record>& out);
+            std::chrono::system_clock::time_point readTime, std::chrono::steady_clock::time_point now, Chunk& out);
   // Emits held records whose timeout passed (force: all of them, at rotation / EOF of stdin / shutdown).
-  void flush(std::chrono::steady_clock::time_point now, bool force, std::vector<Record>& out);
+  void flush(std::chrono::steady_clock::time_point now, bool force, Chunk& out);
   // When the oldest held record times out; nullopt when nothing is held.
   std::optional<std::chrono::steady_clock::time_point> deadline() const;
 
  private:
   struct Multiline;
   // A record being put together from several lines: the fragments of a split line, or a multiline record.
+  // Its bytes are held here, across chunks, and copied into the chunk it finally goes out in.
   struct Pending {
-    Record record;
+    Record record;                               // its message is unset while held
+    std::string message;                         // what is held; capacity kept from one record to the next
     std::uint64_t resume = 0;                    // the offset just before its first line; a checkpoint must not pass it
     std::chrono::steady_clock::time_point last;  // when its last line came
     std::uint32_t lines = 0;
@@ -82,29 +86,24 @@ class Decoder {
 
   void decodeDocker(std::string_view text, std::uint64_t start, bool truncated,
                     std::chrono::system_clock::time_point readTime, std::chrono::steady_clock::time_point now,
-                    std::vector<Record>& out);
+                    Chunk& out);
   void decodeCri(std::string_view text, std::uint64_t start, bool truncated,
-                 std::chrono::system_clock::time_point readTime, std::chrono::steady_clock::time_point now,
-                 std::vector<Record>& out);
+                 std::chrono::system_clock::time_point readTime, std::chrono::steady_clock::time_point now, Chunk& out);
   // A line that is not in the input's format: kept as it is.
   void keepRaw(std::string_view text, std::uint64_t start, bool truncated,
-               std::chrono::system_clock::time_point readTime, std::chrono::steady_clock::time_point now,
-               std::vector<Record>& out);
+               std::chrono::system_clock::time_point readTime, std::chrono::steady_clock::time_point now, Chunk& out);
   // Joins a fragment of a split line with the earlier ones of its stream; `final` ends the line.
   void fragment(Stream stream, std::string_view content, bool final, std::chrono::system_clock::time_point time,
-                std::uint64_t start, bool truncated, std::chrono::steady_clock::time_point now,
-                std::vector<Record>& out);
+                std::uint64_t start, bool truncated, std::chrono::steady_clock::time_point now, Chunk& out);
   void appendCapped(Pending& p, std::string_view content, std::size_t limit);
   // A whole logical line, after format decoding: through multiline joining when configured, else out.
-  void logical(Record&& record, std::uint64_t resume, std::chrono::steady_clock::time_point now,
-               std::vector<Record>& out);
+  void logical(Record&& record, std::uint64_t resume, std::chrono::steady_clock::time_point now, Chunk& out);
   void startMultiline(Pending& m, Record&& record, std::uint64_t resume, std::chrono::steady_clock::time_point now,
-                      std::vector<Record>& out);
-  void emitPartial(Pending& p, std::chrono::steady_clock::time_point now, std::vector<Record>& out);
+                      Chunk& out);
+  void emitPartial(Pending& p, std::chrono::steady_clock::time_point now, Chunk& out);
   // `unsettled`: the start of a line read but neither held nor out yet.
-  void emitMultiline(Pending& m, bool counted, std::vector<Record>& out,
-                     std::optional<std::uint64_t> unsettled = std::nullopt);
-  void emit(Record&& record, std::vector<Record>& out, std::optional<std::uint64_t> unsettled = std::nullopt);
+  void emitMultiline(Pending& m, bool counted, Chunk& out, std::optional<std::uint64_t> unsettled = std::nullopt);
+  void emit(Record&& record, Chunk& out, std::optional<std::uint64_t> unsettled = std::nullopt);
   // Where reading may resume once everything out so far is finished with: before the first line not out yet.
   std::uint64_t settledOffset(std::optional<std::uint64_t> unsettled) const;
   void hold(Pending& p, Record&& record, std::uint64_t resume, std::chrono::steady_clock::time_point now);

@@ -46,10 +46,12 @@ class Harness {
         if (!queue_.pop(c, 20ms)) continue;
         std::lock_guard lock(mutex_);
         for (auto& r : c.records) {
-          messages_.push_back(r.message);
+          messages_.emplace_back(r.message);
           records_.push_back(r);
         }
         c.ack.finish();
+        chunks_.push_back(std::move(c));  // records_ view them
+        c = Chunk{};
       }
     });
   }
@@ -115,7 +117,7 @@ class Harness {
     std::lock_guard lock(mutex_);
     std::vector<std::string> out;
     for (const auto& r : records_) {
-      if (r.source->input == input) out.push_back(r.message);
+      if (r.source->input == input) out.emplace_back(r.message);
     }
     return out;
   }
@@ -139,6 +141,7 @@ class Harness {
   std::mutex mutex_;
   std::vector<std::string> messages_;
   std::vector<Record> records_;
+  std::vector<Chunk> chunks_;
 };
 
 // Each test's files live under logs/, its state under state/.

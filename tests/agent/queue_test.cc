@@ -15,7 +15,7 @@ Chunk chunkOf(std::size_t records, std::size_t bytesEach, std::shared_ptr<Source
   Chunk c;
   for (std::size_t i = 0; i < records; ++i) {
     Record r;
-    r.message.assign(bytesEach, 'x');
+    r.message = c.storage.copy(std::string(bytesEach, 'x'));
     c.records.push_back(std::move(r));
     c.bytes += bytesEach;
   }

@@ -41,7 +41,7 @@ class ScriptedSink final : public sinks::Sink {
       std::vector<bool> failed(batch.size(), false);
       for (const auto& f : r.failures) failed[f.index] = true;
       for (std::size_t i = 0; i < batch.size(); ++i) {
-        if (!failed[i]) accepted_.push_back(batch.record(i).message);
+        if (!failed[i]) accepted_.emplace_back(batch.record(i).message);
       }
     }
     return r;
@@ -107,8 +107,8 @@ class Feed {
     Chunk c;
     for (int i = from; i < to; ++i) {
       Record r;
-      r.message = source_->path + " " + std::to_string(i);
-      r.source = source_;
+      r.message = c.storage.copy(source_->path + " " + std::to_string(i));
+      r.source = source_.get();
       r.offset = static_cast<std::uint64_t>(i + 1);
       c.bytes += r.message.size();
       c.records.push_back(std::move(r));

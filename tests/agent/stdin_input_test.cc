@@ -23,7 +23,7 @@ std::vector<std::string> drain(RecordQueue& q) {
   std::vector<std::string> out;
   Chunk c;
   while (q.pop(c, 0ms)) {
-    for (auto& r : c.records) out.push_back(r.message);
+    for (auto& r : c.records) out.emplace_back(r.message);
   }
   return out;
 }

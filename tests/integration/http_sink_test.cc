@@ -27,16 +27,17 @@ using Receiver = testing::HttpReceiver;
 // Records and the batch pointing at them; the batch is encoded as the sink's encoding says.
 struct Lines {
   std::vector<agent::Record> records;
+  agent::RecordBytes bytes;  // what the records' messages view
+  std::shared_ptr<agent::Source> source = std::make_shared<agent::Source>();
   sinks::Batch batch;
 
   explicit Lines(const std::vector<std::string>& messages, config::Encoding encoding = config::Encoding::Raw) {
-    auto source = std::make_shared<agent::Source>();
     source->input = "app";
     for (const auto& m : messages) {
       agent::Record r;
-      r.message = m;
+      r.message = bytes.copy(m);
       r.time = std::chrono::system_clock::now();
-      r.source = source;
+      r.source = source.get();
       records.push_back(std::move(r));
     }
     for (const auto& r : records) {

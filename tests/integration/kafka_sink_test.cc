@@ -7,6 +7,8 @@
 
 #include <deque>
 #include <map>
+#include <memory>
+#include <vector>
 
 #include "sinks/encoding.h"
 #include "tests/support/fixtures.h"
@@ -50,8 +52,9 @@ class Records {
   void add(std::string message, std::shared_ptr<const agent::Source> from = nullptr) {
     agent::Record r;
     r.time = std::chrono::system_clock::now();
-    r.message = std::move(message);
-    r.source = from ? std::move(from) : source();
+    r.message = bytes_.copy(message);
+    sources_.push_back(from ? std::move(from) : source());
+    r.source = sources_.back().get();
     records_.push_back(std::move(r));
     sinks::appendRecord(batch_.encoded, records_.back(), config::Encoding::Raw);
     batch_.seal(&records_.back());
@@ -63,6 +66,8 @@ class Records {
 
  private:
   std::deque<agent::Record> records_;  // stable addresses as records are added
+  agent::RecordBytes bytes_;           // what the records' messages view
+  std::vector<std::shared_ptr<const agent::Source>> sources_;
   Batch batch_;
 };
 

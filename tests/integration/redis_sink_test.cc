@@ -29,19 +29,20 @@ using redis::RedisSink;
 // Records and their raw encoding (the line itself), kept alive as long as the batch.
 struct Lines {
   std::deque<agent::Record> records;
+  agent::RecordBytes bytes;  // what the records' messages view
   Batch batch;
 
   explicit Lines(std::size_t n, const std::string& prefix = "line") {
     for (std::size_t i = 0; i < n; ++i) add(prefix + "-" + std::to_string(i));
   }
   void add(const std::string& line) {
-    records.emplace_back().message = line;
+    records.emplace_back().message = bytes.copy(line);
     batch.encoded += line;
     batch.seal(&records.back());
   }
   std::vector<std::string> messages() const {
     std::vector<std::string> out;
-    for (const auto& r : records) out.push_back(r.message);
+    for (const auto& r : records) out.emplace_back(r.message);
     return out;
   }
 };

@@ -8,6 +8,8 @@
 
 #include "agent/decode/formats.h"
 
+#include "tests/support/records.h"
+
 namespace {
 
 using namespace logcapture;
@@ -16,14 +18,14 @@ using agent::Source;
 
 Record record(std::string message) {
   Record r;
-  r.message = std::move(message);
+  r.message = testing::keptText(message);
   r.time = std::chrono::system_clock::time_point(std::chrono::nanoseconds(1704067200123456789));
   auto s = std::make_shared<Source>();
   s->input = "app";
   s->path = "/var/log/a.log";
   s->fields = std::make_shared<const std::map<std::string, std::string>>(
       std::map<std::string, std::string>{{"env", "prod"}, {"input", "not this"}});
-  r.source = s;
+  r.source = testing::keptSource(s);
   return r;
 }
 
@@ -138,7 +140,7 @@ TEST_CASE("kubernetes fields, stream and truncation are encoded") {
   s->podUid = "uid";
   s->container = "nginx";
   s->containerId = "abc";
-  r.source = s;
+  r.source = testing::keptSource(s);
   r.stream = agent::Stream::Stderr;
   r.truncated = true;
   const auto j = encode(r);
@@ -284,7 +286,7 @@ TEST_CASE("a static field named like a missing record key is written, and a json
   s->path.clear();
   s->fields = std::make_shared<const std::map<std::string, std::string>>(
       std::map<std::string, std::string>{{"path", "static"}, {"empty", ""}, {"message", "no"}});
-  r.source = s;
+  r.source = testing::keptSource(s);
   std::string out;
   sinks::appendJsonRecord(out, r);
   CHECK(out == R"({"@timestamp":"2024-01-01T00:00:00.123456789Z","message":null,"input":"app","path":"static",)"

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "sinks/encoding.h"
+#include "tests/support/records.h"
 
 namespace {
 
@@ -28,9 +29,9 @@ std::shared_ptr<const Source> source(const std::string& app) {
 
 Record record(std::string message, const std::string& app = "web", std::int64_t ns = 1704067200000000001) {
   Record r;
-  r.message = std::move(message);
+  r.message = testing::keptText(message);
   r.time = std::chrono::system_clock::time_point(std::chrono::nanoseconds(ns));
-  r.source = source(app);
+  r.source = testing::keptSource(source(app));
   return r;
 }
 
