@@ -294,7 +294,7 @@ TEST_CASE("a partial failure dead-letters the permanent records and retries only
   CHECK(got == feed.expected(1, 5));
 }
 
-TEST_CASE("a batch refused for its size is halved until it fits; one record too large is dead-lettered") {
+TEST_CASE("a batch refused for its size is halved until it fits, and one record too large is dead-lettered") {
   Fixture f(sinkConfig(), [](const sinks::Batch& b) {
     if (b.size() <= 2) return sinks::SendResult::success();
     sinks::SendResult r = sinks::SendResult::failure(Outcome::Permanent, "HTTP 413");

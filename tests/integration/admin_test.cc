@@ -5,6 +5,7 @@
 #include <httplib.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -293,6 +294,74 @@ TEST_CASE("force-open holds a sink's lines in its buffer and auto drains them, e
   CHECK(agent.process().err().find("from=closed to=forced_open") != std::string::npos);
 }
 
+// While an operator holds the breaker open, each policy either keeps or drops what arrives; the metrics
+// account for every line written: delivered plus dropped (by reason) equals the input, and the receiver
+// holds exactly the delivered lines, each once and in order.
+TEST_CASE("with on_open drop and each when_full policy, delivered plus dropped equals the lines written") {
+  struct Policy {
+    std::string name;
+    std::string buffer;  // the sink's buffer mapping
+    const char* reason;  // the drop reason the policy produces, or nullptr when it loses nothing
+  };
+  const std::vector<Policy> policies = {
+      {"on_open: drop", "{on_open: drop}", "breaker_open"},
+      {"when_full: drop_newest", "{max_bytes: 64KiB, when_full: drop_newest}", "buffer_full"},
+      {"when_full: drop_oldest", "{max_bytes: 64KiB, when_full: drop_oldest}", "buffer_full"},
+      {"when_full: block", "{max_bytes: 64KiB, when_full: block}", nullptr},
+  };
+  for (const auto& policy : policies) {
+    CAPTURE(policy.name);
+    // 200,000 lines overflow the smallest buffer (64 KiB, some 7,000 of these lines) and what the sink's
+    // intake and the queue (100 records) hold, so a blocked sink holds the input back.
+    AdminAgent agent({.queue = "{max_records: 100, when_full: block}",
+                      .sinkExtra = ", buffer: " + policy.buffer,
+                      .batch = "{max_records: 50, max_bytes: 1KiB, linger: 10ms}"});
+    const auto delivered = [&] { return metric(agent, sinkKey("logcapture_sink_delivered_records_total")); };
+    const auto dropped = [&] {
+      double sum = 0;
+      for (const char* reason : {"breaker_open", "buffer_full", "dead_letter_full"}) {
+        sum += metric(agent, "logcapture_sink_dropped_records_total{sink=search,reason=" + std::string(reason) + "}");
+      }
+      return sum;
+    };
+    appendFile(agent.log(), numberedLines(0, 100));
+    REQUIRE(agent.until([&] { return delivered() == 100; }));
+
+    REQUIRE(agent.post("/api/v1/breakers/search/force-open").status == 200);
+    appendFile(agent.log(), numberedLines(100, 200100));
+    if (policy.reason != nullptr) {
+      const std::string key =
+          "logcapture_sink_dropped_records_total{sink=search,reason=" + std::string(policy.reason) + "}";
+      CHECK(agent.until([&] { return metric(agent, key) > 0; }));
+    } else {
+      // Nothing is dropped: the full buffer holds the queue, and the queue the input.
+      CHECK(agent.until([&] { return metric(agent, "logcapture_queue_blocked{}") == 1; }));
+    }
+    REQUIRE(agent.post("/api/v1/breakers/search/auto").status == 200);
+    CHECK(agent.until([&] { return delivered() + dropped() == 200100; }, 20s));
+    CHECK(agent.until([&] { return metric(agent, sinkKey("logcapture_sink_buffer_records")) == 0; }));
+    appendFile(agent.log(), numberedLines(200100, 200200));
+    CHECK(agent.until([&] { return delivered() + dropped() == 200200; }));
+    CHECK(agent.until([&] { return agent.received() == std::int64_t(delivered()); }));
+    const double deliveredLines = delivered();
+    if (policy.reason == nullptr) CHECK(dropped() == 0);
+    agent.process().signal(SIGTERM);
+    CHECK(agent.process().wait(20s).exitCode == 0);
+
+    // What arrived is in order, each line once, and holds everything from before the outage and after it.
+    const auto got = agent.http().records();
+    CHECK(got.size() == std::size_t(deliveredLines));
+    std::vector<int> numbers;
+    for (const auto& line : got) numbers.push_back(std::stoi(line.substr(5)));
+    CHECK(std::is_sorted(numbers.begin(), numbers.end()));
+    CHECK(std::adjacent_find(numbers.begin(), numbers.end()) == numbers.end());
+    CHECK(std::vector<std::string>(got.begin(), got.begin() + std::min<std::size_t>(got.size(), 100)) ==
+          numberedMessages(0, 100));
+    CHECK(std::vector<std::string>(got.end() - std::min<std::size_t>(got.size(), 100), got.end()) ==
+          numberedMessages(200100, 200200));
+  }
+}
+
 TEST_CASE("breaker actions and reload need the configured bearer token") {
   AdminAgent agent({.token = "s3cret-token"});
   const Answer none = agent.post("/api/v1/breakers/search/force-open");
@@ -309,6 +378,51 @@ TEST_CASE("breaker actions and reload need the configured bearer token") {
   // Reads need no token.
   CHECK(agent.get("/api/v1/breakers").status == 200);
   CHECK(agent.get("/metrics").status == 200);
+}
+
+TEST_CASE(
+    "POST reload applies a valid config and names what changed, and an invalid one answers 400 and changes nothing") {
+  AdminAgent agent;
+  const fs::path config = agent.dir() / "capture.yaml";
+  std::stringstream text;
+  text << std::ifstream(config).rdbuf();
+  const std::string original = text.str();
+  appendFile(agent.log(), numberedLines(0, 100));
+  REQUIRE(agent.until([&] { return agent.received() == 100; }));
+
+  // The console sink changes its encoding; the http sink is untouched and keeps its breaker.
+  REQUIRE(agent.post("/api/v1/breakers/search/force-open").status == 200);
+  std::string edited = original;
+  const std::string from = "encoding: raw, batch: {linger: 10ms}";
+  REQUIRE(edited.find(from) != std::string::npos);
+  edited.replace(edited.find(from), from.size(), "encoding: json, batch: {linger: 10ms}");
+  std::ofstream(config) << edited;
+  const Answer applied = agent.post("/api/v1/reload");
+  CHECK(applied.status == 200);
+  CHECK(applied.json()["applied"] == true);
+  CHECK(applied.json()["changes"].dump().find("debug") != std::string::npos);
+  CHECK(applied.json()["changes"].dump().find("search") == std::string::npos);
+  CHECK(agent.get("/api/v1/breakers/search").json()["state"] == "forced_open");
+  REQUIRE(agent.post("/api/v1/breakers/search/auto").status == 200);
+
+  std::ofstream(config) << original << "  - {name: broken, type: http}\n";  // an http sink needs a url
+  const Answer refused = agent.post("/api/v1/reload");
+  CHECK(refused.status == 400);
+  CHECK(refused.json()["applied"] == false);
+  CHECK(refused.json()["error"].get<std::string>().find("url") != std::string::npos);
+  CHECK(agent.until([&] { return agent.process().err().find("config_reload_failed") != std::string::npos; }));
+
+  // The running config stays: lines keep arriving, and the console sink writes JSON.
+  appendFile(agent.log(), numberedLines(100, 200));
+  CHECK(agent.until([&] { return agent.received() == 200; }));
+  CHECK(agent.until([&] {
+    std::stringstream out;
+    out << std::ifstream(agent.dir() / "debug.out").rdbuf();
+    return out.str().find("\"message\":\"line 199\"") != std::string::npos;
+  }));
+  agent.process().signal(SIGTERM);
+  CHECK(agent.process().wait(20s).exitCode == 0);
+  CHECK(agent.http().records() == numberedMessages(0, 200));
 }
 
 TEST_CASE("without a token, an admin server beyond loopback refuses actions and still serves reads") {

@@ -298,9 +298,9 @@ TEST_CASE("records an http endpoint refuses with 400 go to the dead letter and i
   CHECK(agent.logged("sink_send_failures", kHttpSink));
 }
 
-// The agent does not expose its drop counter outside the process yet (no metrics endpoint), so the
-// test checks what the destination shows: fewer lines than written, none twice, in order, with every
-// line written before the outage and after the breaker closed.
+// A real outage (admin_test.cc accounts for drops through the metrics under a forced-open breaker):
+// the destination shows fewer lines than written, none twice, in order, with every line written before
+// the outage and after the breaker closed.
 TEST_CASE("with on_open drop, batches are dropped while redis is down and nothing arrives twice") {
   Stack stack;
   appendFile(stack.log(), numberedLines(0, 5000));

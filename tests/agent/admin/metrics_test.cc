@@ -27,7 +27,7 @@ TEST_CASE("a family is written as HELP, TYPE, then its samples") {
         "x_seconds 0.25\n");
 }
 
-TEST_CASE("label values escape backslash, double quote and newline; help escapes backslash and newline") {
+TEST_CASE("label values escape backslash, double quote and newline, and help escapes backslash and newline") {
   PrometheusText out;
   out.family(Family{"x", MetricType::Gauge, "a \\ \"b\"\nc"});
   out.sample({{"path", "C:\\logs\\\"a\"\nb"}, {"k", "v"}}, 1.5);
