@@ -141,22 +141,20 @@ StopOutcome stopWithin(std::shared_ptr<Pipeline> pipeline, std::chrono::millisec
   while (true) {
     if (finished.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready) {
       stopper.join();
-      return {kExitOk, true};
+      return {kExitOk, true, {}};
     }
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) {
       log::event(*logger, spdlog::level::err, "shutdown_timeout",
                  {{"timeout", config::formatDuration(timeout)},
                   {"hint", "raise agent.shutdown_timeout; unflushed records are read again after restart"}});
-      stopper.detach();
-      return {kExitShutdownTimeout, false};
+      return {kExitShutdownTimeout, false, std::move(stopper)};
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
     const int sig = waitSignal(std::min(left, std::chrono::milliseconds(50)));
     if (sig == SIGTERM || sig == SIGINT) {
       log::event(*logger, spdlog::level::warn, "shutdown_forced", {{"signal", strsignal(sig)}});
-      stopper.detach();
-      return {128 + sig, false};
+      return {128 + sig, false, std::move(stopper)};
     }
   }
 }
@@ -212,7 +210,7 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
                {{"signal", strsignal(sig)}, {"timeout", config::formatDuration(shutdownTimeout)}});
   }
   adminServer.stop();  // its requests read the pipeline
-  const StopOutcome outcome = stopWithin(pipeline, shutdownTimeout, waitSignal);
+  StopOutcome outcome = stopWithin(pipeline, shutdownTimeout, waitSignal);
   if (outcome.clean) log::event(*logger, spdlog::level::info, "agent_stopped", {});
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
   if (!outcome.clean) std::_Exit(outcome.exitCode);  // a stage is still stopping; do not run destructors under it

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <thread>
 
 #include "agent/pipeline.h"
 #include "config/config.h"
@@ -37,7 +38,10 @@ SignalWait waitForProcessSignal();
 
 struct StopOutcome {
   int exitCode = kExitOk;
-  bool clean = true;  // false: the pipeline is still stopping on a detached thread
+  bool clean = true;  // false: the pipeline is still stopping, on `stopper`
+  // The thread still stopping the pipeline when the outcome is not clean. The caller either ends the
+  // process (std::_Exit, no destructors) or joins it once the stop can finish.
+  std::thread stopper;
 };
 
 // Stops the pipeline on a dedicated thread and waits for it, for a second stop signal or the deadline.

@@ -82,10 +82,11 @@ TEST_CASE("a stop that outlives shutdown_timeout exits 4") {
   auto p = std::make_shared<Pipeline>();
   p->add(Stage{"slow", [] { return true; }, [gate](Deadline) { gate->wait(); }});
   REQUIRE(p->start());
-  const auto outcome = stopWithin(p, 50ms, noSignals());
+  auto outcome = stopWithin(p, 50ms, noSignals());
   CHECK(outcome.exitCode == kExitShutdownTimeout);
   CHECK_FALSE(outcome.clean);
-  gate->release();  // let the detached stopper finish
+  gate->release();  // let the stop finish
+  outcome.stopper.join();
 }
 
 TEST_CASE("a second SIGTERM during shutdown exits at once with 143") {
@@ -93,10 +94,11 @@ TEST_CASE("a second SIGTERM during shutdown exits at once with 143") {
   auto p = std::make_shared<Pipeline>();
   p->add(Stage{"slow", [] { return true; }, [gate](Deadline) { gate->wait(); }});
   REQUIRE(p->start());
-  const auto outcome = stopWithin(p, 1h, [](std::chrono::milliseconds) { return SIGTERM; });
+  auto outcome = stopWithin(p, 1h, [](std::chrono::milliseconds) { return SIGTERM; });
   CHECK(outcome.exitCode == 128 + SIGTERM);
   CHECK_FALSE(outcome.clean);
   gate->release();
+  outcome.stopper.join();
 }
 
 TEST_CASE("SIGHUP during shutdown does not cut it short") {

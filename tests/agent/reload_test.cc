@@ -17,6 +17,7 @@ using logcapture::testing::appendFile;
 using logcapture::testing::ChildProcess;
 using logcapture::testing::numberedLines;
 using logcapture::testing::numberedMessages;
+using logcapture::testing::PacedWriter;
 using logcapture::testing::TempDir;
 using logcapture::testing::waitUntil;
 using namespace std::chrono_literals;
@@ -76,30 +77,6 @@ bool waitForLogCount(ChildProcess& agent, const std::string& needle, std::size_t
       30s);
 }
 
-// Appends numbered lines from another thread while the test reloads, paced so a reload falls in the
-// middle of them.
-class Writer {
- public:
-  Writer(fs::path file, int count)
-      : thread_([file = std::move(file), count] {
-          std::ofstream out(file, std::ios::app);
-          for (int i = 0; i < count; ++i) {
-            out << "line " << i << "\n";
-            if (i % 200 == 199) {
-              out.flush();
-              std::this_thread::sleep_for(2ms);
-            }
-          }
-        }) {}
-  ~Writer() { join(); }
-  void join() {
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  std::thread thread_;
-};
-
 // SIGTERM and the exit code; stderr is shown when it is not 0 (a sanitizer's report, a timeout).
 int stop(ChildProcess& agent) {
   agent.signal(SIGTERM);
@@ -121,7 +98,7 @@ TEST_CASE("a reload that changes a sink sends later lines to the new destination
   REQUIRE(agent.waitForStderr("agent_started", 20s));
 
   constexpr int kLines = 40000;
-  Writer writer(dir / "logs" / "app.log", kLines);
+  PacedWriter writer(dir / "logs" / "app.log", kLines);
   REQUIRE(waitUntil([&] { return fileLines(first).size() >= 1000; }, 30s));
   writeConfig(dir, "", consoleSink(second));
   agent.signal(SIGHUP);
@@ -148,7 +125,7 @@ TEST_CASE("a reload that changes an input resumes it where it stopped, with its 
   REQUIRE(agent.waitForStderr("agent_started", 20s));
 
   constexpr int kLines = 40000;
-  Writer writer(dir / "logs" / "app.log", kLines);
+  PacedWriter writer(dir / "logs" / "app.log", kLines);
   REQUIRE(waitUntil([&] { return fileLines(out).size() >= 1000; }, 30s));
   writeConfig(dir, ", fields: {generation: two}", consoleSink(out, "json"));
   agent.signal(SIGHUP);

@@ -56,4 +56,22 @@ void appendFile(const std::filesystem::path& file, const std::string& text) {
   out << text;
 }
 
+PacedWriter::PacedWriter(std::filesystem::path file, int count)
+    : thread_([file = std::move(file), count] {
+        std::ofstream out(file, std::ios::app);
+        for (int i = 0; i < count; ++i) {
+          out << "line " << i << "\n";
+          if (i % 200 == 199) {
+            out.flush();
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          }
+        }
+      }) {}
+
+PacedWriter::~PacedWriter() { join(); }
+
+void PacedWriter::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
 }  // namespace logcapture::testing

@@ -46,4 +46,18 @@ std::vector<std::string> numberedMessages(int from, int to, const std::string& p
 // Appends `text` to `file`, creating it.
 void appendFile(const std::filesystem::path& file, const std::string& text);
 
+// Appends numberedLines(0, count) to `file` from its own thread, 200 lines every 2 ms (some 100,000
+// lines a second), so that a reload, a crash or a rotation falls in the middle of them.
+class PacedWriter {
+ public:
+  PacedWriter(std::filesystem::path file, int count);
+  ~PacedWriter();  // join()
+  PacedWriter(const PacedWriter&) = delete;
+  PacedWriter& operator=(const PacedWriter&) = delete;
+  void join();
+
+ private:
+  std::thread thread_;
+};
+
 }  // namespace logcapture::testing

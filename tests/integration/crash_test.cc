@@ -1,0 +1,160 @@
+// Crashes: the logcapture binary killed with SIGKILL mid-stream, then started again on the same state
+// directory. A checkpoint only ever covers what the sink acknowledged, so after the restart nothing is
+// lost; what the first run sent after its last saved checkpoint is sent again (at least once), and
+// each file's lines still arrive in order from where the checkpoint stood.
+
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "tests/support/fixtures.h"
+#include "tests/support/http_receiver.h"
+#include "tests/support/process.h"
+
+namespace {
+
+using logcapture::testing::appendFile;
+using logcapture::testing::ChildProcess;
+using logcapture::testing::HttpReceiver;
+using logcapture::testing::numberedLines;
+using logcapture::testing::numberedMessages;
+using logcapture::testing::PacedWriter;
+using logcapture::testing::TempDir;
+using logcapture::testing::waitUntil;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+const std::string kBinary = LOGCAPTURE_BINARY;
+
+// The agent tailing `dir/logs/app.log*` into the receiver, one line per record.
+std::string writeConfig(const TempDir& dir, const HttpReceiver& http) {
+  std::ofstream out(dir / "capture.yaml");
+  out << "agent:\n  state_dir: " << (dir / "state").string() << "\n  admin: {listen: \"\"}\n  shutdown_timeout: 20s\n"
+      << "inputs:\n  - {name: app, type: file, start_at: beginning, paths: [\"" << (dir / "logs").string()
+      << "/app.log*\"]}\n"
+      << "sinks:\n  - {name: search, type: http, url: \"" << http.base()
+      << "/ingest\", format: ndjson, encoding: raw, batch: {max_records: 500, linger: 10ms}}\n";
+  return (dir / "capture.yaml").string();
+}
+
+// Waits for the agent's start; its stderr is shown if it does not start.
+void requireStarted(ChildProcess& agent) {
+  if (!agent.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << agent.err());
+}
+
+// Numbers of the lines "<prefix><n>" among `records`, in arrival order.
+std::vector<int> numbersOf(const std::vector<std::string>& records, const std::string& prefix) {
+  std::vector<int> numbers;
+  for (const auto& r : records) {
+    if (r.starts_with(prefix)) numbers.push_back(std::stoi(r.substr(prefix.size())));
+  }
+  return numbers;
+}
+
+// Lines 0..count-1 arrived at least once, and in the only order a crash allows: the first run's lines
+// from 0, then the second run's from some line at or before where the first stopped. Returns the line
+// the second run started at (`count` when the first run delivered everything).
+int checkResumedInOrder(const std::vector<int>& got, int count) {
+  REQUIRE_FALSE(got.empty());
+  std::size_t restart = 1;
+  while (restart < got.size() && got[restart] == got[restart - 1] + 1) ++restart;
+  CHECK(got.front() == 0);
+  const int firstRunEnd = got[restart - 1];  // the last line the first run delivered
+  if (restart == got.size()) {
+    CHECK(firstRunEnd == count - 1);
+    return count;
+  }
+  const int resumedAt = got[restart];
+  MESSAGE("first run delivered lines 0.." << firstRunEnd << ", the second resumed at line " << resumedAt << " ("
+                                          << firstRunEnd + 1 - resumedAt << " sent twice)");
+  CHECK(resumedAt <= firstRunEnd + 1);
+  std::vector<int> expected;
+  for (int i = resumedAt; i < count; ++i) expected.push_back(i);
+  CHECK(std::vector<int>(got.begin() + std::ptrdiff_t(restart), got.end()) == expected);
+  return resumedAt;
+}
+
+constexpr int kLines = 400000;  // some 4 s of writing
+
+// Starts the agent, writes kLines paced lines to `file`, and kills the agent with SIGKILL past its first
+// checkpoint save (every second) while the lines are still being written; returns once all are written.
+void runAndKill(const std::string& config, HttpReceiver& http, const fs::path& file) {
+  appendFile(file, "");
+  ChildProcess agent({kBinary, "run", "-c", config});
+  requireStarted(agent);
+  const auto started = std::chrono::steady_clock::now();
+  PacedWriter writer(file, kLines);
+  REQUIRE(waitUntil(
+      [&] {
+        agent.readOutput();
+        return std::chrono::steady_clock::now() - started > 2s && http.stats()["records"].get<int>() > 0;
+      },
+      30s));
+  agent.signal(SIGKILL);
+  CHECK(agent.wait(10s).exitCode == 128 + SIGKILL);
+  CHECK(http.stats()["records"].get<int>() < kLines);  // killed mid-stream, not after the end
+  writer.join();
+}
+
+}  // namespace
+
+TEST_CASE("an agent killed with SIGKILL mid-stream loses no line once it is started again") {
+  TempDir dir("logcapture-crash");
+  fs::create_directories(dir / "logs");
+  HttpReceiver http;
+  const std::string config = writeConfig(dir, http);
+  runAndKill(config, http, dir / "logs" / "app.log");
+
+  ChildProcess agent({kBinary, "run", "-c", config});
+  requireStarted(agent);
+  CHECK(waitUntil(
+      [&] {
+        agent.readOutput();
+        const auto got = numbersOf(http.records(), "line ");
+        return !got.empty() && got.back() == kLines - 1;
+      },
+      60s));
+  agent.signal(SIGTERM);
+  CHECK(agent.wait(30s).exitCode == 0);
+  // The restart used the checkpoint saved before the kill: it did not send the whole file again.
+  CHECK(checkResumedInOrder(numbersOf(http.records(), "line "), kLines) > 0);
+}
+
+TEST_CASE("a file rotated while the agent is down after SIGKILL is finished under its new name") {
+  TempDir dir("logcapture-crash");
+  fs::create_directories(dir / "logs");
+  HttpReceiver http;
+  const std::string config = writeConfig(dir, http);
+  runAndKill(config, http, dir / "logs" / "app.log");
+  // Rotated by rename while nothing watches, and a new file started under the old name.
+  fs::rename(dir / "logs" / "app.log", dir / "logs" / "app.log.1");
+  appendFile(dir / "logs" / "app.log", numberedLines(0, 1000, "next "));
+
+  ChildProcess agent({kBinary, "run", "-c", config});
+  requireStarted(agent);
+  CHECK(waitUntil(
+      [&] {
+        agent.readOutput();
+        const auto records = http.records();
+        const auto old = numbersOf(records, "line ");
+        return !old.empty() && old.back() == kLines - 1 && numbersOf(records, "next ").size() == 1000;
+      },
+      60s));
+  agent.signal(SIGTERM);
+  CHECK(agent.wait(30s).exitCode == 0);
+  const auto records = http.records();
+  // The renamed file is known by its identity, not its name: it resumes at its checkpoint.
+  CHECK(checkResumedInOrder(numbersOf(records, "line "), kLines) > 0);
+  // The new file was never read before the crash: it arrives once, from its first line.
+  std::vector<std::string> next;
+  std::copy_if(records.begin(), records.end(), std::back_inserter(next),
+               [](const std::string& r) { return r.starts_with("next "); });
+  CHECK(next == numberedMessages(0, 1000, "next "));
+}
