@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "tests/support/fixtures.h"
 #include "tests/support/http_receiver.h"
@@ -360,6 +361,48 @@ TEST_CASE("with on_open drop and each when_full policy, delivered plus dropped e
     CHECK(std::vector<std::string>(got.end() - std::min<std::size_t>(got.size(), 100), got.end()) ==
           numberedMessages(200100, 200200));
   }
+}
+
+// 429 is "throttled": by default it slows the sink (each retry waits at least Retry-After) without
+// tripping the breaker; with trip_on_throttle it counts as a failure, and once the breaker opens
+// Retry-After is a floor on its open time, far above the 200 ms open_timeout configured here.
+TEST_CASE("429 with Retry-After and trip_on_throttle holds the breaker open at least that long") {
+  AdminAgent agent({.breaker = "{failure_threshold: 1, success_threshold: 1, half_open_max_calls: 1, "
+                               "open_timeout: 200ms, max_open_timeout: 10s, jitter: 0, trip_on_throttle: true}"});
+  agent.http().control({{"status", 429}, {"retry_after", 3}});
+  appendFile(agent.log(), numberedLines(0, 100));
+  REQUIRE(agent.until([&] { return agent.get("/api/v1/breakers/search").json()["state"] == "open"; }));
+  const auto opened = std::chrono::steady_clock::now();
+  const auto requests = agent.http().stats()["requests"].get<int>();
+  agent.http().control({{"status", 200}});
+  // Nothing is sent while the floor holds, though open_timeout alone would allow a trial after 200 ms.
+  while (std::chrono::steady_clock::now() - opened < 2s) {
+    CHECK(agent.http().stats()["requests"].get<int>() == requests);
+    CHECK(agent.get("/api/v1/breakers/search").json()["state"] == "open");
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(agent.until([&] { return agent.received() == 100; }));
+  CHECK(std::chrono::steady_clock::now() - opened >= 2900ms);
+  CHECK(metric(agent, "logcapture_breaker_calls_total{sink=search,result=throttled}") >= 1);
+  agent.process().signal(SIGTERM);
+  CHECK(agent.process().wait(20s).exitCode == 0);
+  CHECK(agent.http().records() == numberedMessages(0, 100));
+}
+
+TEST_CASE("429 by default slows the sink by its Retry-After without opening the breaker") {
+  AdminAgent agent({.breaker = "{failure_threshold: 1, success_threshold: 1, half_open_max_calls: 1, "
+                               "open_timeout: 200ms, max_open_timeout: 10s, jitter: 0}"});
+  agent.http().control({{"status", 429}, {"retry_after", 2}, {"times", 1}});
+  const auto started = std::chrono::steady_clock::now();
+  appendFile(agent.log(), numberedLines(0, 100));
+  CHECK(agent.until([&] { return agent.received() == 100; }));
+  CHECK(std::chrono::steady_clock::now() - started >= 1900ms);  // the retry waited for Retry-After
+  CHECK(agent.get("/api/v1/breakers/search").json()["state"] == "closed");
+  CHECK(metric(agent, sinkKey("logcapture_breaker_opens_total")) == 0);
+  CHECK(metric(agent, "logcapture_breaker_calls_total{sink=search,result=throttled}") == 1);
+  agent.process().signal(SIGTERM);
+  CHECK(agent.process().wait(20s).exitCode == 0);
+  CHECK(agent.http().records() == numberedMessages(0, 100));
 }
 
 TEST_CASE("breaker actions and reload need the configured bearer token") {
