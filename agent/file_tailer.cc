@@ -348,7 +348,7 @@ void FileTailer::updateLag() {
 
 void FileTailer::run() {
   auto nextScan = Clock::now() + timings_.rescan;
-  auto nextSave = Clock::now() + timings_.checkpointSave;
+  auto nextTouch = Clock::now() + timings_.checkpointTouch;
   while (!stopping_.load()) {
     auto now = Clock::now();
     if (now >= nextScan || rescanNow_) {
@@ -378,13 +378,13 @@ void FileTailer::run() {
     std::erase_if(files_, [](const auto& kv) { return kv.second->closed; });
     stats_.filesOpen.store(files_.size(), std::memory_order_relaxed);
     updateLag();
-    if (now >= nextSave) {
+    if (now >= nextTouch) {
       // Open files are present even when idle; entries of files gone past the retention are dropped.
+      // The pipeline's CheckpointSaver writes them: a slow fsync never holds up reading.
       const auto wall = std::chrono::system_clock::now();
       for (const auto& [key, f] : files_) checkpoints_.touch(cfg_.name, key.first, key.second, wall);
       checkpoints_.expire(wall);
-      checkpoints_.save();
-      nextSave = now + timings_.checkpointSave;
+      nextTouch = now + timings_.checkpointTouch;
     }
     if (!more) {
       // Without inotify events, new lines and files are still found at the next poll.

@@ -19,6 +19,9 @@
 namespace logcapture::agent {
 namespace {
 
+// As Filebeat's registry flush: a crash repeats at most about a second of delivered lines.
+constexpr std::chrono::milliseconds kCheckpointSaveInterval{1000};
+
 using RunnerList = std::vector<std::shared_ptr<SinkRunner>>;
 using InputList = std::vector<std::shared_ptr<Input>>;
 
@@ -91,12 +94,18 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& config) {
   p->checkpoints_ = std::make_unique<checkpoint::CheckpointStore>(
       config.agent.stateDir, std::chrono::duration_cast<std::chrono::seconds>(config.agent.checkpointRetention));
   checkpoint::CheckpointStore& checkpoints = *p->checkpoints_;
+  p->checkpointSaver_ = std::make_unique<checkpoint::CheckpointSaver>(checkpoints, kCheckpointSaveInterval);
+  checkpoint::CheckpointSaver& saver = *p->checkpointSaver_;
   p->add({"checkpoints",
-          [&checkpoints] {
+          [&checkpoints, &saver] {
             checkpoints.load();
+            saver.start();
             return true;
           },
-          [&checkpoints](Deadline) { checkpoints.save(); }});
+          [&checkpoints, &saver](Deadline) {
+            saver.stop();
+            checkpoints.save();
+          }});
 
   p->queue_ = std::make_unique<RecordQueue>(config.queue);
 

@@ -29,7 +29,8 @@ class SinkRunner;
 class FanOut;
 namespace checkpoint {
 class CheckpointStore;
-}
+class CheckpointSaver;
+}  // namespace checkpoint
 
 // One running part of the pipeline. start() returns false when it cannot run (it logs why);
 // stop() drains and flushes what it holds, giving up at the deadline.
@@ -84,6 +85,7 @@ class Pipeline {
   // Declared in the order they must be destroyed last-to-first: inputs and the fan-out go before
   // the runners they feed, the runners before the queue and checkpoints their acks reach.
   std::unique_ptr<checkpoint::CheckpointStore> checkpoints_;
+  std::unique_ptr<checkpoint::CheckpointSaver> checkpointSaver_;
   std::unique_ptr<RecordQueue> queue_;
   mutable std::mutex partsMutex_;
   std::vector<std::shared_ptr<SinkRunner>> runners_;  // in config order

@@ -496,4 +496,35 @@ std::vector<Entry> CheckpointStore::entries() const {
   return out;
 }
 
+CheckpointSaver::CheckpointSaver(CheckpointStore& store, std::chrono::milliseconds interval)
+    : store_(store), interval_(interval) {}
+
+CheckpointSaver::~CheckpointSaver() { stop(); }
+
+void CheckpointSaver::start() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = false;
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+void CheckpointSaver::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void CheckpointSaver::run() {
+  std::unique_lock lock(mutex_);
+  while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
+    lock.unlock();
+    store_.save();  // a failure is logged by the store and retried at the next interval
+    lock.lock();
+  }
+}
+
 }  // namespace logcapture::agent::checkpoint

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <compare>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -21,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -172,6 +174,33 @@ class CheckpointStore {
   std::atomic<std::uint64_t> saves_{0};
   std::atomic<std::uint64_t> saveFailures_{0};
   std::atomic<std::uint64_t> expired_{0};
+};
+
+// Saves a store every `interval` on its own thread. A save fsyncs twice, which can take seconds while
+// the kernel writes back other data; on this thread that delays only the next save, never an input's
+// reading or a sink's acks. How far a crash can set the checkpoints back is one interval plus a save.
+// NOTE on threads: start() and stop() are called by one owner; the store is shared as documented above.
+class CheckpointSaver {
+ public:
+  CheckpointSaver(CheckpointStore& store, std::chrono::milliseconds interval);
+  ~CheckpointSaver();  // stop()
+  CheckpointSaver(const CheckpointSaver&) = delete;
+  CheckpointSaver& operator=(const CheckpointSaver&) = delete;
+
+  void start();
+  // Wakes the thread and joins it, waiting for a save in progress. Does not save: the owner saves
+  // last, after what it stops has finished its records.
+  void stop();
+
+ private:
+  void run();
+
+  CheckpointStore& store_;
+  const std::chrono::milliseconds interval_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;  // guarded by mutex_
+  std::thread thread_;
 };
 
 }  // namespace logcapture::agent::checkpoint

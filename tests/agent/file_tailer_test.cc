@@ -31,7 +31,7 @@ TailerTimings fastTimings() {
   t.poll = 20ms;
   t.releaseIdle = 200ms;
   t.partialLine = 300ms;
-  t.checkpointSave = 50ms;
+  t.checkpointTouch = 50ms;
   return t;
 }
 

@@ -17,6 +17,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/support/fixtures.h"
+
 namespace {
 
 using namespace logcapture::agent::checkpoint;
@@ -831,4 +833,27 @@ TEST_CASE("two inputs updating the same files from their own threads each keep t
           base + static_cast<std::uint64_t>(kUpdates - ((kUpdates - static_cast<int>(e.id.inode)) % kFiles)));
   }
   CHECK(entries == store.entries());
+}
+
+TEST_CASE("a saver writes changes on its own thread every interval and stops without saving") {
+  TempDir dir;
+  CheckpointStore store(dir.path(), kRetention);
+  FileId id{.device = 1, .inode = 2, .fingerprint = 11, .fingerprintBytes = 10};
+  CheckpointSaver saver(store, 10ms);
+  saver.start();
+  store.update("app", id, "/var/log/app.log", 10, kT0);
+  REQUIRE(logcapture::testing::waitUntil([&] { return store.saves() == 1; }));
+  store.update("app", id, "/var/log/app.log", 20, kT0);
+  REQUIRE(logcapture::testing::waitUntil([&] { return store.saves() == 2; }));
+  std::this_thread::sleep_for(50ms);
+  CHECK(store.saves() == 2);  // nothing changed: nothing written
+  saver.stop();
+  store.update("app", id, "/var/log/app.log", 30, kT0);
+  std::this_thread::sleep_for(50ms);
+  CHECK(store.saves() == 2);
+
+  CheckpointStore reloaded(dir.path(), kRetention);
+  REQUIRE(reloaded.load() == LoadStatus::Loaded);
+  REQUIRE(reloaded.entries().size() == 1);
+  CHECK(reloaded.entries()[0].offset == 20);
 }
