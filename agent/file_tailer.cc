@@ -391,9 +391,10 @@ void FileTailer::run() {
       waitForEvents(timings_.poll);
     }
   }
+  // What the sinks finish from here on reaches the file through the store's owner (the pipeline
+  // saves last, after the sinks).
   const auto now = Clock::now();
   for (auto& [key, f] : files_) flushHeld(*f, true, now);
-  checkpoints_.save();
 }
 
 }  // namespace logcapture::agent

@@ -5,7 +5,8 @@
 //
 // NOTE on threads: every method is safe from any thread. The pipeline calls load() before the inputs
 // start; each file input's thread calls find(), update() and touch() for its own entries; sink threads
-// call update() as acks finish records; every file input's loop calls save() and expire().
+// call update() as acks finish records; every file input's loop calls expire(); the CheckpointSaver's
+// thread calls save() every interval, and the pipeline once more when it stops.
 //   - mutex_ guards entries_, generation_ and savedGeneration_; it is never held across I/O, so an
 //     fsync in save() does not stall the sink threads' update() calls.
 //   - saveMutex_ serialises the file operations (load(), save()). Lock order: saveMutex_, then mutex_.

@@ -87,9 +87,11 @@ class Harness {
     (*it)->stop(std::chrono::steady_clock::now() + 5s);
     tailers_.erase(it);
   }
+  // Stops the tailers and saves their checkpoints, as the pipeline does at shutdown.
   void stopTailer() {
     for (auto& t : tailers_) t->stop(std::chrono::steady_clock::now() + 5s);
     tailers_.clear();
+    if (store_) store_->save();
     store_.reset();
   }
 
