@@ -16,8 +16,10 @@ namespace {
 
 using logcapture::testing::appendFile;
 using logcapture::testing::ChildProcess;
+using logcapture::testing::fileLines;
 using logcapture::testing::TempDir;
 using logcapture::testing::waitUntil;
+using logcapture::testing::writeAgentConfig;
 using namespace std::chrono_literals;
 using logcapture::testing::numberedLines;
 using logcapture::testing::numberedMessages;
@@ -25,29 +27,12 @@ namespace fs = std::filesystem;
 
 const std::string kBinary = LOGCAPTURE_BINARY;
 
-std::string writeConfig(const TempDir& dir, const std::string& inputs, const std::string& sinks,
-                        const std::string& extra = "") {
-  std::ofstream out(dir / "capture.yaml");
-  out << "agent:\n  state_dir: " << (dir / "state").string() << "\n  admin: {listen: \"\"}\n  shutdown_timeout: 20s\n"
-      << "inputs:\n"
-      << inputs << "sinks:\n"
-      << sinks << extra;
-  return (dir / "capture.yaml").string();
-}
-
-std::vector<std::string> fileLines(const fs::path& file) {
-  std::ifstream in(file);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
 }  // namespace
 
 TEST_CASE("stdin lines reach the console sink in order and the agent exits 0 at end of input") {
   TempDir dir("logcapture-e2e");
-  const auto config = writeConfig(dir, "  - {name: pipe, type: stdin}\n",
-                                  "  - {name: out, type: console, encoding: raw, batch: {linger: 10ms}}\n");
+  const auto config = writeAgentConfig(dir, "  - {name: pipe, type: stdin}\n",
+                                       "  - {name: out, type: console, encoding: raw, batch: {linger: 10ms}}\n");
   ChildProcess agent({kBinary, "run", "-c", config}, {}, true);
   REQUIRE(agent.waitForStderr("agent_started", 20s));
   REQUIRE(agent.writeStdin(numberedLines(0, 5000)));
@@ -63,8 +48,8 @@ TEST_CASE("stdin lines reach the console sink in order and the agent exits 0 at 
 
 TEST_CASE("json encoding carries the record's time, message, input and static fields") {
   TempDir dir("logcapture-e2e");
-  const auto config = writeConfig(dir, "  - {name: pipe, type: stdin, fields: {env: test}}\n",
-                                  "  - {name: out, type: console, batch: {linger: 10ms}}\n");
+  const auto config = writeAgentConfig(dir, "  - {name: pipe, type: stdin, fields: {env: test}}\n",
+                                       "  - {name: out, type: console, batch: {linger: 10ms}}\n");
   ChildProcess agent({kBinary, "run", "-c", config}, {}, true);
   REQUIRE(agent.writeStdin("hello \"world\"\n"));
   agent.closeStdin();
@@ -80,7 +65,7 @@ TEST_CASE("a file tailed through a restart arrives whole, nothing read twice") {
   TempDir dir("logcapture-e2e");
   fs::create_directories(dir / "logs");
   const auto out = dir / "out.log";
-  const auto config = writeConfig(
+  const auto config = writeAgentConfig(
       dir, "  - {name: app, type: file, paths: [" + (dir / "logs" / "*.log").string() + "], start_at: beginning}\n",
       "  - {name: out, type: console, encoding: raw, path: " + out.string() + ", batch: {linger: 10ms}}\n");
   appendFile(dir / "logs" / "app.log", numberedLines(0, 10000));
@@ -104,7 +89,7 @@ TEST_CASE("a file rotated by rename under continuous writes arrives exactly once
   TempDir dir("logcapture-e2e");
   fs::create_directories(dir / "logs");
   const auto out = dir / "out.log";
-  const auto config = writeConfig(
+  const auto config = writeAgentConfig(
       dir, "  - {name: app, type: file, paths: [" + (dir / "logs" / "app.log").string() + "], start_at: beginning}\n",
       "  - {name: out, type: console, encoding: raw, path: " + out.string() + ", batch: {linger: 10ms}}\n");
   appendFile(dir / "logs" / "app.log", "");
@@ -145,10 +130,10 @@ TEST_CASE("cri container logs are joined and carry the pod's metadata end to end
              "2024-05-01T10:00:01.000000000Z stderr F an error\n");
   const auto out = dir / "out.log";
   const auto config =
-      writeConfig(dir,
-                  "  - {name: pods, type: file, format: cri, start_at: beginning, paths: [" +
-                      (dir / "pods" / "*" / "*" / "*.log").string() + "]}\n",
-                  "  - {name: out, type: console, path: " + out.string() + ", batch: {linger: 10ms}}\n");
+      writeAgentConfig(dir,
+                       "  - {name: pods, type: file, format: cri, start_at: beginning, paths: [" +
+                           (dir / "pods" / "*" / "*" / "*.log").string() + "]}\n",
+                       "  - {name: out, type: console, path: " + out.string() + ", batch: {linger: 10ms}}\n");
   ChildProcess agent({kBinary, "run", "-c", config});
   REQUIRE(waitUntil([&] { return fileLines(out).size() >= 2; }, 30s));
   agent.signal(SIGTERM);
@@ -166,7 +151,7 @@ TEST_CASE("records reach every sink their input is routed to, and only those") {
   fs::create_directories(dir / "logs");
   const auto a = dir / "a.out";
   const auto b = dir / "b.out";
-  const auto config = writeConfig(
+  const auto config = writeAgentConfig(
       dir,
       "  - {name: app, type: file, start_at: beginning, paths: [" + (dir / "logs" / "app.log").string() + "]}\n" +
           "  - {name: sys, type: file, start_at: beginning, paths: [" + (dir / "logs" / "sys.log").string() + "]}\n",

@@ -15,30 +15,18 @@ namespace {
 
 using logcapture::testing::appendFile;
 using logcapture::testing::ChildProcess;
+using logcapture::testing::fileLines;
 using logcapture::testing::numberedLines;
 using logcapture::testing::numberedMessages;
+using logcapture::testing::occurrences;
 using logcapture::testing::PacedWriter;
 using logcapture::testing::TempDir;
 using logcapture::testing::waitUntil;
+using logcapture::testing::writeAgentConfig;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 const std::string kBinary = LOGCAPTURE_BINARY;
-
-// A config with the given inputs and sinks, written in place of the old one (a temp file renamed over
-// it) so the agent never reads half a file.
-std::string writeConfigOf(const TempDir& dir, const std::string& inputs, const std::string& sinks) {
-  const auto path = dir / "capture.yaml";
-  {
-    std::ofstream out(dir / "capture.yaml.tmp");
-    out << "agent:\n  state_dir: " << (dir / "state").string() << "\n  admin: {listen: \"\"}\n  shutdown_timeout: 20s\n"
-        << "inputs:\n"
-        << inputs << "sinks:\n"
-        << sinks;
-  }
-  fs::rename(dir / "capture.yaml.tmp", path);
-  return path.string();
-}
 
 std::string fileInput(const std::string& name, const fs::path& paths, const std::string& fields = "") {
   return "  - {name: " + name + ", type: file, start_at: beginning, paths: [" + paths.string() + "]" + fields + "}\n";
@@ -46,25 +34,12 @@ std::string fileInput(const std::string& name, const fs::path& paths, const std:
 
 // One file input, app, on dir/logs/*.log.
 std::string writeConfig(const TempDir& dir, const std::string& inputFields, const std::string& sinks) {
-  return writeConfigOf(dir, fileInput("app", dir / "logs" / "*.log", inputFields), sinks);
+  return writeAgentConfig(dir, fileInput("app", dir / "logs" / "*.log", inputFields), sinks);
 }
 
 std::string consoleSink(const fs::path& out, const std::string& encoding = "raw") {
   return "  - {name: out, type: console, encoding: " + encoding + ", path: " + out.string() +
          ", batch: {linger: 10ms}}\n";
-}
-
-std::vector<std::string> fileLines(const fs::path& file) {
-  std::ifstream in(file);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-std::size_t occurrences(const std::string& text, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
 }
 
 // Waits until the agent has logged `needle` `count` times.
@@ -241,13 +216,13 @@ TEST_CASE("a reload that only changes a sink's inputs re-routes it without rebui
     return "  - {name: out, type: console, encoding: raw, inputs: [" + routed + "], path: " + out.string() +
            ", batch: {linger: 10ms}}\n";
   };
-  const auto config = writeConfigOf(dir, inputs, sink("app"));
+  const auto config = writeAgentConfig(dir, inputs, sink("app"));
   ChildProcess agent({kBinary, "run", "-c", config});
   REQUIRE(agent.waitForStderr("agent_started", 20s));
   appendFile(dir / "logs" / "app.log", numberedLines(0, 100, "app "));
   REQUIRE(waitUntil([&] { return fileLines(out).size() >= 100; }, 30s));
 
-  writeConfigOf(dir, inputs, sink("app, sys"));
+  writeAgentConfig(dir, inputs, sink("app, sys"));
   agent.signal(SIGHUP);
   REQUIRE(waitForLogCount(agent, "config_reloaded", 1));
   CHECK(agent.err().find("sink out rerouted") != std::string::npos);

@@ -28,6 +28,7 @@ using logcapture::testing::numberedMessages;
 using logcapture::testing::PacedWriter;
 using logcapture::testing::TempDir;
 using logcapture::testing::waitUntil;
+using logcapture::testing::writeAgentConfig;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
@@ -35,13 +36,10 @@ const std::string kBinary = LOGCAPTURE_BINARY;
 
 // The agent tailing `dir/logs/app.log*` into the receiver, one line per record.
 std::string writeConfig(const TempDir& dir, const HttpReceiver& http) {
-  std::ofstream out(dir / "capture.yaml");
-  out << "agent:\n  state_dir: " << (dir / "state").string() << "\n  admin: {listen: \"\"}\n  shutdown_timeout: 20s\n"
-      << "inputs:\n  - {name: app, type: file, start_at: beginning, paths: [\"" << (dir / "logs").string()
-      << "/app.log*\"]}\n"
-      << "sinks:\n  - {name: search, type: http, url: \"" << http.base()
-      << "/ingest\", format: ndjson, encoding: raw, batch: {max_records: 500, linger: 10ms}}\n";
-  return (dir / "capture.yaml").string();
+  return writeAgentConfig(
+      dir, "  - {name: app, type: file, start_at: beginning, paths: [\"" + (dir / "logs").string() + "/app.log*\"]}\n",
+      "  - {name: search, type: http, url: \"" + http.base() +
+          "/ingest\", format: ndjson, encoding: raw, batch: {max_records: 500, linger: 10ms}}\n");
 }
 
 // Waits for the agent's start; its stderr is shown if it does not start.

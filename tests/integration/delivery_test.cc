@@ -290,11 +290,7 @@ TEST_CASE("records an http endpoint refuses with 400 go to the dead letter and i
   // At least five 1000-record batches failed: the first is logged in full, the rest summarised (at
   // the latest when the sink stops), not logged one by one.
   const std::string failed = "sink_send_failed sink=" + std::string(kHttpSink);
-  std::size_t failedLogged = 0;
-  for (auto at = agent.err().find(failed); at != std::string::npos; at = agent.err().find(failed, at + 1)) {
-    ++failedLogged;
-  }
-  CHECK(failedLogged == 1);
+  CHECK(logcapture::testing::occurrences(agent.err(), failed) == 1);
   CHECK(agent.logged("sink_send_failures", kHttpSink));
 }
 

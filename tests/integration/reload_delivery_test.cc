@@ -21,20 +21,20 @@ using logcapture::testing::numberedLines;
 using logcapture::testing::numberedMessages;
 using logcapture::testing::TempDir;
 using logcapture::testing::waitUntil;
+using logcapture::testing::writeAgentConfig;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 const std::string kBinary = LOGCAPTURE_BINARY;
 
 std::string writeConfig(const TempDir& dir, const std::string& url) {
-  std::ofstream(dir / "capture.yaml.tmp")
-      << "agent:\n  state_dir: " << (dir / "state").string() << "\n  admin: {listen: \"\"}\n  shutdown_timeout: 20s\n"
-      << "inputs:\n  - {name: app, type: file, start_at: beginning, paths: [" << (dir / "app.log").string() << "]}\n"
-      << "sinks:\n  - {name: web, type: http, url: \"" << url << "\", format: ndjson, encoding: raw, timeout: 1s, "
-      << "batch: {max_records: 500, linger: 10ms}, retry: {max_attempts: 2, initial_backoff: 10ms, max_backoff: 50ms}, "
-      << "breaker: {failure_threshold: 2, open_timeout: 200ms, max_open_timeout: 400ms, jitter: 0}}\n";
-  fs::rename(dir / "capture.yaml.tmp", dir / "capture.yaml");
-  return (dir / "capture.yaml").string();
+  return writeAgentConfig(
+      dir, "  - {name: app, type: file, start_at: beginning, paths: [" + (dir / "app.log").string() + "]}\n",
+      "  - {name: web, type: http, url: \"" + url +
+          "\", format: ndjson, encoding: raw, timeout: 1s, "
+          "batch: {max_records: 500, linger: 10ms}, retry: {max_attempts: 2, initial_backoff: 10ms, max_backoff: "
+          "50ms}, "
+          "breaker: {failure_threshold: 2, open_timeout: 200ms, max_open_timeout: 400ms, jitter: 0}}\n");
 }
 
 bool logged(ChildProcess& agent, const std::string& needle) {

@@ -56,6 +56,32 @@ void appendFile(const std::filesystem::path& file, const std::string& text) {
   out << text;
 }
 
+std::vector<std::string> fileLines(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::size_t occurrences(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+std::string writeAgentConfig(const TempDir& dir, const std::string& inputs, const std::string& sinks,
+                             const std::string& extra) {
+  {
+    std::ofstream out(dir / "capture.yaml.tmp");
+    out << "agent:\n  state_dir: " << (dir / "state").string() << "\n  admin: {listen: \"\"}\n  shutdown_timeout: 20s\n"
+        << "inputs:\n"
+        << inputs << "sinks:\n"
+        << sinks << extra;
+  }
+  std::filesystem::rename(dir / "capture.yaml.tmp", dir / "capture.yaml");
+  return (dir / "capture.yaml").string();
+}
+
 PacedWriter::PacedWriter(std::filesystem::path file, int count)
     : thread_([file = std::move(file), count] {
         std::ofstream out(file, std::ios::app);

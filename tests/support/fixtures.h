@@ -46,6 +46,19 @@ std::vector<std::string> numberedMessages(int from, int to, const std::string& p
 // Appends `text` to `file`, creating it.
 void appendFile(const std::filesystem::path& file, const std::string& text);
 
+// The lines of `file` without their newlines; none when it does not exist.
+std::vector<std::string> fileLines(const std::filesystem::path& file);
+
+// How many times `needle` occurs in `text` (a log event, say).
+std::size_t occurrences(const std::string& text, const std::string& needle);
+
+// Writes dir/capture.yaml for the agent: state in dir/state, no admin server, a 20 s shutdown
+// deadline, then `inputs` and `sinks` (the items of each list) and `extra` (more top-level keys). The
+// file is replaced atomically (a temp file renamed over it), so an agent reloading it never reads half
+// of it. Returns its path.
+std::string writeAgentConfig(const TempDir& dir, const std::string& inputs, const std::string& sinks,
+                             const std::string& extra = "");
+
 // Appends numberedLines(0, count) to `file` from its own thread, 200 lines every 2 ms (some 100,000
 // lines a second), so that a reload, a crash or a rotation falls in the middle of them.
 class PacedWriter {
