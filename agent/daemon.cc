@@ -80,13 +80,14 @@ ReloadOutcome reloadFrom(config::Config& running, Pipeline& pipeline) {
       config::Loaded loaded = config::loadFile(running.file);
       for (const auto& w : loaded.warnings) logger->warn("{}", w.format());
       config::Config& next = loaded.config;
-      // Logging applies at once; the admin listener and the state directory only at a restart.
-      if (config::canonical(next.agent) != config::canonical(running.agent)) log::configure(next.agent.log);
       const bool adminChanged =
           next.agent.admin.listen != running.agent.admin.listen || next.agent.admin.token != running.agent.admin.token;
       const auto deadline = std::chrono::steady_clock::now() + next.agent.shutdownTimeout;
       outcome = pipeline.reload(next, deadline);
       if (outcome.applied) {
+        // Logging applies at once; the admin listener and the state directory only at a restart. A
+        // reload the pipeline refused changes nothing, logging included.
+        if (config::canonical(next.agent) != config::canonical(running.agent)) log::configure(next.agent.log);
         if (adminChanged) outcome.changes.emplace_back("agent.admin changed: applies after a restart");
         const auto admin = running.agent.admin;
         running = next;
