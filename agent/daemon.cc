@@ -189,7 +189,8 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
 
   int sig = 0;
   bool inputsDone = false;
-  while (sig != SIGTERM && sig != SIGINT && !inputsDone) {
+  bool faulted = false;
+  while (sig != SIGTERM && sig != SIGINT && !inputsDone && !faulted) {
     adminServer.heartbeat();
     sig = waitSignal(std::chrono::milliseconds(100));
     if (sig == SIGHUP) reloader.request();
@@ -197,13 +198,18 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
     notify.tick(now);
     if (status.due(now)) notify.status(status.summary(now));
     inputsDone = pipeline->finished();
+    faulted = log::faulted();
   }
   notify.stopping();
   // A reload in progress finishes first (stopping under it would race its changes); an admin request
   // waiting for one is answered, so the admin server can stop.
   reloader.stop();
   const std::chrono::milliseconds shutdownTimeout(shutdownTimeoutMs.load());
-  if (inputsDone) {
+  if (faulted) {
+    log::event(
+        *logger, spdlog::level::critical, "agent_stopping",
+        {{"reason", "a thread failed (see thread_failed)"}, {"timeout", config::formatDuration(shutdownTimeout)}});
+  } else if (inputsDone) {
     log::event(*logger, spdlog::level::info, "agent_stopping",
                {{"reason", "every input reached its end"}, {"timeout", config::formatDuration(shutdownTimeout)}});
   } else {
@@ -214,8 +220,9 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
   StopOutcome outcome = stopWithin(pipeline, shutdownTimeout, waitSignal);
   if (outcome.clean) log::event(*logger, spdlog::level::info, "agent_stopped", {});
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
-  if (!outcome.clean) std::_Exit(outcome.exitCode);  // a stage is still stopping; do not run destructors under it
-  return outcome.exitCode;
+  const int exitCode = faulted ? int(kExitThreadFailed) : outcome.exitCode;
+  if (!outcome.clean) std::_Exit(exitCode);  // a stage is still stopping; do not run destructors under it
+  return exitCode;
 }
 
 }  // namespace logcapture::agent

@@ -26,6 +26,7 @@ enum ExitCode : int {
   kExitUsage = 2,            // bad command line
   kExitStartFailed = 3,      // the agent could not start (state_dir, a stage)
   kExitShutdownTimeout = 4,  // shutdown_timeout passed before everything was flushed
+  kExitThreadFailed = 5,     // a thread of the agent failed (thread_failed in the log); restart it
   // A second SIGINT/SIGTERM exits at once with 128 + the signal number (130, 143).
 };
 

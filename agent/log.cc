@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <exception>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -210,5 +211,38 @@ Throttle::Summary Throttle::takeDue(Clock::time_point now) {
   lastLogged_ = now;
   return std::exchange(pending_, Summary{});
 }
+
+namespace {
+std::atomic<std::uint64_t> threadFailureCount{0};
+std::atomic<bool> processFaulted{false};
+}  // namespace
+
+void noteThreadFailure(std::string_view name, std::string_view what, bool fatal) noexcept {
+  threadFailureCount.fetch_add(1, std::memory_order_relaxed);
+  if (fatal) processFaulted.store(true, std::memory_order_release);
+  try {
+    event(*component(std::string(name)), spdlog::level::critical, "thread_failed",
+          {{"component", name},
+           {"error", what},
+           {"action", fatal ? "the agent stops; records not checkpointed are read again after a restart"
+                            : "the component recovers and goes on"}});
+  } catch (...) {
+    // Logging itself failed (out of memory): the count and the fault flag still tell.
+  }
+}
+
+void guardThread(std::string_view name, const std::function<void()>& body) noexcept {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    noteThreadFailure(name, e.what(), true);
+  } catch (...) {
+    noteThreadFailure(name, "an exception of unknown type", true);
+  }
+}
+
+std::uint64_t threadFailures() { return threadFailureCount.load(std::memory_order_relaxed); }
+
+bool faulted() { return processFaulted.load(std::memory_order_acquire); }
 
 }  // namespace logcapture::log

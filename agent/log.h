@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -83,5 +84,20 @@ class Throttle {
   Clock::time_point lastLogged_{};
   Summary pending_;
 };
+
+// Runs a thread's body so that nothing dies silently. An exception escaping `body` is logged once as
+// `thread_failed` with its component and what it said, counted (threadFailures()), and marks the process
+// faulted: the daemon's main loop sees faulted() and stops the agent with its own exit code, so a
+// supervisor restarts it from its checkpoints rather than std::terminate ending it without a word.
+// A component that can recover (retry its loop) catches inside its body instead and calls
+// noteThreadFailure() itself. Thread-safe.
+void guardThread(std::string_view component, const std::function<void()>& body) noexcept;
+// Logs and counts an exception a component caught and recovered from (`fatal` false), or one that
+// must stop the agent (`fatal` true: marks the process faulted).
+void noteThreadFailure(std::string_view component, std::string_view what, bool fatal) noexcept;
+// Exceptions that escaped or were caught at a thread's top, since the process started.
+std::uint64_t threadFailures();
+// True once a fatal thread failure was noted; the daemon then stops the agent.
+bool faulted();
 
 }  // namespace logcapture::log
