@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The package step of `tools/dev package` and `tools/dev test`: the .deb from BUILD_DIR's binary
+# (no second compile), then the tests that install it on this machine and build and run the image.
+#
+# usage: packaging/tests/run.sh BUILD_DIR
+# Prints one line per test (passed, failed, skipped with the reason) and a closing count.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=$(realpath "${1:?usage: run.sh BUILD_DIR}")
+
+SECONDS=0
+if ! (cd "$build" && cpack -G DEB >"$build/cpack.log" 2>&1); then
+  cat "$build/cpack.log"
+  echo "package: 0 passed, 1 failed"
+  exit 1
+fi
+deb=$(ls -t "$build"/package/logcapture_*.deb | head -1)
+echo "package: built $(basename "$deb") in ${SECONDS}s"
+
+passed=0 failed=0 skipped=0
+for t in deb image; do
+  log=$build/package/$t-test.log
+  start=$SECONDS
+  case $t in
+    deb) bash "$root/packaging/tests/deb_test.sh" "$deb" >"$log" 2>&1 ;;
+    image) bash "$root/packaging/tests/image_test.sh" "$deb" "$build" >"$log" 2>&1 ;;
+  esac
+  rc=$?
+  took=$((SECONDS - start))
+  if [ $rc -eq 0 ]; then
+    passed=$((passed + 1))
+    echo "package: $t passed (${took}s)"
+  elif [ $rc -eq 77 ]; then
+    skipped=$((skipped + 1))
+    echo "package: $t skipped: $(grep '^SKIP: ' "$log" | tail -1 | cut -c7-)"
+  else
+    failed=$((failed + 1))
+    cat "$log"
+    echo "package: $t FAILED (${took}s; log: $log)"
+  fi
+done
+echo "package: $passed passed, $failed failed, $skipped skipped"
+[ $failed -eq 0 ]
