@@ -8,6 +8,12 @@ set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=$(realpath "${1:?usage: run.sh BUILD_DIR}")
 
+# ctest shows a skipped test without its reason: the packaging tests there say it in their log.
+if [ -f "$build/Testing/Temporary/LastTest.log" ]; then
+  awk '/^[0-9]+\/[0-9]+ Test: / {name = $3} /^SKIP: / {print "package: ctest skipped " name ": " substr($0, 7)}' \
+    "$build/Testing/Temporary/LastTest.log"
+fi
+
 SECONDS=0
 if ! (cd "$build" && cpack -G DEB >"$build/cpack.log" 2>&1); then
   cat "$build/cpack.log"
