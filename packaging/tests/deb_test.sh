@@ -29,8 +29,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# What the package may touch, listed before and compared after the purge.
-watched=(/etc /lib/systemd /usr/bin /usr/share/doc /usr/share/lintian/overrides /var/lib/systemd /var/lib/logcapture)
+# What the package and its maintainer scripts may touch, listed before and compared after the purge.
+watched=(/etc/logcapture /etc/systemd /etc/default /etc/init.d /lib/systemd /usr/bin /usr/share/doc
+  /usr/share/lintian/overrides /var/lib/systemd /var/lib/logcapture)
 snapshot() {
   { find "${watched[@]}" -xdev 2>/dev/null || true; } | grep -v -e '^/etc/\(passwd\|group\|shadow\|gshadow\)-\?$' | sort
 }
@@ -129,11 +130,14 @@ dpkg-query -W -f='${db:Status-Abbrev}' logcapture | grep -q '^rc' || fail "the p
 step "dpkg -P leaves nothing but the system user"
 dpkg -P logcapture >/dev/null
 dpkg-query -W logcapture >/dev/null 2>&1 && fail "dpkg still knows logcapture"
+compgen -G "/var/lib/dpkg/info/logcapture.*" >/dev/null && fail "dpkg kept files of logcapture in /var/lib/dpkg/info"
 getent passwd logcapture >/dev/null || fail "purge deleted the system user (Debian keeps it)"
 id -nG logcapture | tr ' ' '\n' | grep -qx adm && fail "logcapture is still in group adm"
 snapshot >"$work/after"
-if ! diff -u "$work/before" "$work/after" >"$work/leftovers"; then
+comm -13 "$work/before" "$work/after" | sed 's/^/   left behind: /' >"$work/leftovers"
+comm -23 "$work/before" "$work/after" | sed 's/^/   removed: /' >>"$work/leftovers"
+if [ -s "$work/leftovers" ]; then
   cat "$work/leftovers"
-  fail "purge left files behind (or removed some): see the diff above"
+  fail "purge did not leave the machine as it found it (above)"
 fi
 echo "deb: all checks passed"
