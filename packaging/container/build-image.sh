@@ -6,8 +6,8 @@
 #   packaging/container/build-image.sh [--deb FILE] [--tag NAME]
 #
 # --deb defaults to the package in build/package/, --tag to localhost/logcapture:VERSION. Prints the
-# image's name on its last line. The base is made once a day (about 20 s on an idle machine) and kept
-# in podman as localhost/logcapture-base:bookworm-slim-DATE.
+# image's name on its last line. The base is made once a day and kept in podman
+# (localhost/logcapture-base:bookworm-slim-DATE).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 source "$root/packaging/container/podman-env.sh"
@@ -32,20 +32,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 podman_env "$root/build/container"
 
-# debian:bookworm-slim's trimming (debuerreotype --slimify): no manuals, locales or docs but the
-# copyright files, for the base and for every package installed on it later.
-base=localhost/logcapture-base:bookworm-slim-$(date -u +%Y%m%d)
-if ! podman image exists "$base"; then
-  echo "building $base with mmdebstrap" >&2
-  slim=()
-  for p in doc man groff info lintian linda locale; do
-    slim+=(--dpkgopt="path-exclude=/usr/share/$p/*")
-  done
-  slim+=(--dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-include=/usr/share/locale/locale.alias')
-  nice mmdebstrap --quiet --variant=minbase "${slim[@]}" bookworm "$work/root.tar"
-  podman import --quiet --change 'CMD ["/bin/bash"]' "$work/root.tar" "$base" >/dev/null
-  rm -f "$work/root.tar"
-fi
+base=$(debian_base)
 
 mkdir "$work/context"
 cp "$deb" "$work/context/logcapture.deb"

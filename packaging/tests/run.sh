@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The package step of `tools/dev package` and `tools/dev test`: the .deb from BUILD_DIR's binary
-# (no second compile), then the tests that install it on this machine and build and run the image.
+# (no second compile), then the tests that install it on this machine (deb), under systemd in a
+# container (systemd), and build and run the container image (image).
 #
 # usage: packaging/tests/run.sh BUILD_DIR
 # Prints one line per test (passed, failed, skipped with the reason) and a closing count.
@@ -24,11 +25,12 @@ deb=$(ls -t "$build"/package/logcapture_*.deb | head -1)
 echo "package: built $(basename "$deb") in ${SECONDS}s"
 
 passed=0 failed=0 skipped=0
-for t in deb image; do
+for t in deb systemd image; do
   log=$build/package/$t-test.log
   start=$SECONDS
   case $t in
     deb) bash "$root/packaging/tests/deb_test.sh" "$deb" >"$log" 2>&1 ;;
+    systemd) bash "$root/packaging/tests/systemd_test.sh" "$deb" >"$log" 2>&1 ;;
     image) bash "$root/packaging/tests/image_test.sh" "$deb" "$build" >"$log" 2>&1 ;;
   esac
   rc=$?
