@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by build-image.sh and the package tests: podman as this project's machines need it, and the
 # Debian 12 base image made without a registry.
 

@@ -20,6 +20,7 @@ import tempfile
 
 import yaml
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import promql_names  # noqa: E402
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the packaging tests: how a test says what it checked, fails, or is skipped.
 # A test exits 0 (passed), 77 (skipped: a tool it needs cannot run here; it says which) or else (failed).
 
