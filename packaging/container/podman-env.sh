@@ -13,7 +13,9 @@ default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 [engine]
 runtime = "runc"
 CONF
-  export CONTAINERS_CONF="$1/containers.conf"
+  # Absolute: podman's helper processes do not run in our directory.
+  CONTAINERS_CONF="$(cd "$1" && pwd)/containers.conf"
+  export CONTAINERS_CONF
 }
 
 # debian_base: prints the name of a Debian 12 image trimmed like debian:bookworm-slim (debuerreotype
