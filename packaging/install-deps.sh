@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages logcapture needs to build, test and run its demo.
 # Idempotent: prints nothing and exits 0 when everything is already installed.
+# `install-deps.sh package` also installs the tools that build and test the package and the image.
 set -euo pipefail
 
 packages=(
@@ -9,8 +10,10 @@ packages=(
   libfmt-dev doctest-dev libyaml-cpp-dev zlib1g-dev libcpp-httplib-dev libsystemd-dev
   libcli11-dev libbenchmark-dev libssl-dev
   redis-server python3 python3-prometheus-client
-  lintian mmdebstrap podman runc prometheus python3-yaml
 )
+if [ "${1:-}" = package ]; then
+  packages+=(lintian mmdebstrap podman runc prometheus python3-yaml)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -31,4 +34,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # redis-server's package starts a system instance; tests and the demo start their own on free ports.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+# The same for prometheus (only promtool is used).
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now redis-server prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+fi
