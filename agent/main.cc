@@ -13,6 +13,7 @@
 #include "agent/log.h"
 #include "config/loader.h"
 #include "config/printer.h"
+#include "config/reference.h"
 
 namespace {
 
@@ -65,7 +66,7 @@ int commandRun(const std::string& path) {
 // `logcapture -c FILE` means `logcapture run -c FILE`.
 std::vector<std::string> withDefaultCommand(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  static const std::vector<std::string> kCommands{"run", "check", "breakers", "version", "help"};
+  static const std::vector<std::string> kCommands{"run", "check", "breakers", "reference", "version", "help"};
   bool named = false;
   bool help = false;
   for (const auto& a : args) {
@@ -120,10 +121,12 @@ int main(int argc, char** argv) {
       "Exit codes: 0 ok, 1 the admin API answered an error (e.g. unknown sink), 2 bad command line,\n"
       "3 the admin server cannot be reached.");
 
+  auto* reference =
+      app.add_subcommand("reference", "Print the configuration reference (Markdown) from the config declarations");
   auto* version = app.add_subcommand("version", "Print the version");
   app.footer(
       "Exit codes: 0 ok, 1 invalid config, 2 bad command line, 3 could not start,\n"
-      "4 shutdown timeout, 130/143 second SIGINT/SIGTERM.");
+      "4 shutdown timeout, 5 a thread failed, 130/143 second SIGINT/SIGTERM.");
 
   std::vector<std::string> args = withDefaultCommand(argc, argv);
   std::reverse(args.begin(), args.end());  // CLI11 takes a reversed vector
@@ -138,6 +141,10 @@ int main(int argc, char** argv) {
 
   if (version->parsed()) {
     std::cout << "logcapture " << LOGCAPTURE_VERSION << "\n";
+    return agent::kExitOk;
+  }
+  if (reference->parsed()) {
+    std::cout << config::referenceMarkdown();
     return agent::kExitOk;
   }
   if (check->parsed()) return commandCheck(configPath, print);

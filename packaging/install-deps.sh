@@ -9,6 +9,7 @@ packages=(
   libfmt-dev doctest-dev libyaml-cpp-dev zlib1g-dev libcpp-httplib-dev libsystemd-dev
   libcli11-dev libbenchmark-dev libssl-dev
   redis-server python3 python3-prometheus-client
+  lintian mmdebstrap podman runc prometheus python3-yaml
   # clang and its libFuzzer, ASan and UBSan runtimes, and llvm-14's symbolizer for their reports: tests/fuzz
   clang-14 libclang-rt-14-dev llvm-14
 )
