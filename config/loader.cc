@@ -3,6 +3,8 @@
 #include "agent/decode/formats.h"
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
 #include <sys/stat.h>
@@ -62,6 +64,31 @@ Location withinText(std::string_view text, const YAML::Mark& mark) {
   return {lines, static_cast<int>(std::max<std::size_t>(lastLength, 1))};
 }
 
+// yaml-cpp 0.7 reads a ',' outside any flow collection as an empty document without moving past it, so
+// LoadAll() collects empty documents until memory runs out. Walk the documents first: where one starts
+// where the one before started, the parser is stuck.
+std::optional<YAML::Mark> stuckAt(const std::string& text) {
+  struct DocumentStarts : YAML::EventHandler {
+    std::vector<YAML::Mark> starts;
+    void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  } documents;
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  while (parser.HandleNextDocument(documents)) {
+    const auto n = documents.starts.size();
+    if (n >= 2 && documents.starts[n - 1].pos == documents.starts[n - 2].pos) return documents.starts[n - 1];
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 EnvLookup processEnvironment() {
@@ -106,8 +133,11 @@ Loaded loadString(std::string_view text, const std::string& name, const std::fil
   }
   requireText(text, name);
   std::vector<YAML::Node> documents;
+  std::optional<YAML::Mark> stuck;
   try {
-    documents = YAML::LoadAll(std::string(text));
+    const std::string copy(text);
+    stuck = stuckAt(copy);
+    if (!stuck) documents = YAML::LoadAll(copy);
   } catch (const YAML::DeepRecursion& e) {
     fileError(
         name,
@@ -117,6 +147,13 @@ Loaded loadString(std::string_view text, const std::string& name, const std::fil
     fileError(name, "invalid YAML: " + e.msg, withinText(text, e.mark));
   } catch (const std::exception& e) {
     fileError(name, std::string("invalid YAML: ") + e.what());
+  }
+  if (stuck) {
+    const auto pos = static_cast<std::size_t>(stuck->pos);
+    fileError(
+        name,
+        pos < text.size() ? "invalid YAML: unexpected '" + std::string(text.substr(pos, 1)) + "'" : "invalid YAML",
+        withinText(text, *stuck));
   }
   if (documents.empty() || documents.front().IsNull()) {
     fileError(name,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages logcapture needs to build, test and run its demo.
 # Idempotent: prints nothing and exits 0 when everything is already installed.
-# `install-deps.sh package` also installs the tools that build and test the package and the image.
+# `install-deps.sh test` also installs the tools of the fuzz targets and of the package and image tests.
 set -euo pipefail
 
 packages=(
@@ -11,8 +11,11 @@ packages=(
   libcli11-dev libbenchmark-dev libssl-dev
   redis-server python3 python3-prometheus-client
 )
-if [ "${1:-}" = package ]; then
+if [ "${1:-}" = test ]; then
+  # the package and image tests
   packages+=(lintian mmdebstrap podman runc prometheus python3-yaml)
+  # clang and its libFuzzer, ASan and UBSan runtimes, and llvm-14's symbolizer for their reports: tests/fuzz
+  packages+=(clang-14 libclang-rt-14-dev llvm-14)
 fi
 
 missing=()

@@ -125,8 +125,9 @@ const std::string* stringField(const Json& obj, const char* key) {
   return s->empty() ? nullptr : s;
 }
 
-// Parses and validates the whole file; on failure returns the reason and leaves `out` unspecified.
-std::optional<std::string> parse(const std::string& text, std::vector<Entry>& out) {
+}  // namespace
+
+std::optional<std::string> parseCheckpoints(const std::string& text, std::vector<Entry>& out) {
   Json doc;
   try {
     doc = Json::parse(text);
@@ -180,6 +181,8 @@ std::optional<std::string> parse(const std::string& text, std::vector<Entry>& ou
   }
   return std::nullopt;
 }
+
+namespace {
 
 std::string errnoText(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -315,7 +318,7 @@ LoadStatus CheckpointStore::load() {
   if (text.empty()) return corrupt("empty file", false);
 
   std::vector<Entry> loaded;
-  if (auto error = parse(text, loaded)) return corrupt(*error, false);
+  if (auto error = parseCheckpoints(text, loaded)) return corrupt(*error, false);
   std::map<Key, int> seen;
   for (const auto& e : loaded) {
     if (++seen[Key{e.id.device, e.id.inode, e.input}] > 1) {

@@ -64,6 +64,11 @@ struct Entry {
   bool operator==(const Entry&) const = default;
 };
 
+// Parses and validates the text of a checkpoints file as load() does, up to its check for two entries of
+// one input for one file; returns the reason it is not a valid file (then `out` is unspecified). Pure: any
+// thread may call it (load() reads the file and calls it; a fuzz target feeds it arbitrary text).
+std::optional<std::string> parseCheckpoints(const std::string& text, std::vector<Entry>& out);
+
 enum class LoadStatus { Loaded, Missing, Corrupt };
 
 // One store per agent, shared by the file inputs. An entry is keyed by input, device and inode: two

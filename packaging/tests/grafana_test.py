@@ -113,7 +113,7 @@ def main():
                 failures.append("a query is not valid PromQL:\n" + result.stdout + result.stderr)
     else:
         print("note: promtool is not installed, so the queries' syntax was not checked "
-              "(Debian package prometheus; packaging/install-deps.sh installs it)")
+              "(Debian package prometheus; packaging/install-deps.sh test installs it)")
 
     for f in failures:
         print("FAIL:", f)

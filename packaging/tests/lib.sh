@@ -15,7 +15,7 @@ skip() {
   exit 77
 }
 need() {  # need COMMAND PACKAGE: skip when a tool is missing
-  command -v "$1" >/dev/null 2>&1 || skip "$1 is not installed (Debian package $2; `packaging/install-deps.sh package` installs it)"
+  command -v "$1" >/dev/null 2>&1 || skip "$1 is not installed (Debian package $2; `packaging/install-deps.sh test` installs it)"
 }
 
 # Polls COMMAND... until it succeeds or SECONDS pass; never a fixed sleep for a state.

@@ -45,7 +45,7 @@ def main():
     binary = sys.argv[1]
     promtool = shutil.which("promtool")
     if not promtool:
-        print("SKIP: promtool is not installed (Debian package prometheus; packaging/install-deps.sh installs it)")
+        print("SKIP: promtool is not installed (Debian package prometheus; packaging/install-deps.sh test installs it)")
         return 77
     failures = []
 

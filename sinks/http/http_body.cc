@@ -202,6 +202,10 @@ std::optional<std::chrono::milliseconds> parseRetryAfter(std::string_view value,
   const std::string date(value);
   const time_t when = curl_getdate(date.c_str(), nullptr);
   if (when == -1) return std::nullopt;
+  // Compared in seconds first: curl reads dates far past 2262, where a nanosecond time_point overflows.
+  const auto nowSeconds = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  if (when > nowSeconds + 86400) return std::chrono::milliseconds(86400 * 1000);
+  if (when < nowSeconds - 86400) return std::chrono::milliseconds(0);
   const auto delay = std::chrono::system_clock::from_time_t(when) - now;
   if (delay <= std::chrono::system_clock::duration::zero()) return std::chrono::milliseconds(0);
   return std::min(std::chrono::duration_cast<std::chrono::milliseconds>(delay),

@@ -159,6 +159,12 @@ TEST_SUITE("config") {
         "", 3, 4, "invalid YAML");
   }
 
+  TEST_CASE("a stray comma at the top level is reported as invalid YAML instead of loading forever") {
+    // The reproducer the config fuzz target found (tests/fuzz/corpus/config/stray_comma).
+    checkOnlyError(",n", "", 1, 1, "invalid YAML: unexpected ','");
+    checkOnlyError("# settings\n\n  ,\n", "", 3, 3, "invalid YAML: unexpected ','");
+  }
+
   TEST_CASE("a tab used as indentation is reported as an illegal tab") {
     checkOnlyError(
         "inputs:\n"

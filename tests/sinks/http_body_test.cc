@@ -170,6 +170,15 @@ TEST_CASE("Retry-After is read as seconds or as an HTTP date") {
   CHECK_FALSE(parseRetryAfter("", now).has_value());
 }
 
+TEST_CASE("a Retry-After date past the range of the clock is a delay of a day, not of nothing") {
+  using sinks::http::parseRetryAfter;
+  using std::chrono::milliseconds;
+  const auto now = std::chrono::system_clock::from_time_t(784111777);  // Sun, 06 Nov 1994 08:49:37 GMT
+  CHECK(parseRetryAfter("Sat, 01 Jan 2300 00:00:00 GMT", now) == milliseconds(86400 * 1000));
+  // The input the http_response fuzz target found (tests/fuzz/corpus/http_response/retry_after_year_210200).
+  CHECK(parseRetryAfter("Fri- 31 Dec 210200", now) == milliseconds(86400 * 1000));
+}
+
 TEST_CASE("a bulk answer without errors is a plain success") {
   const auto r = sinks::http::readBulkResponse(R"({"took":1,"errors":false,"items":[{"index":{"status":201}}]})", 1);
   CHECK(r.outcome == Outcome::Success);
