@@ -118,6 +118,7 @@ class SinkRunner {
   const SinkStats& stats() const { return stats_; }
   SinkBufferStats bufferStats() const { return buffer_.stats(); }
   const DeadLetter& deadLetter() const { return deadLetter_; }
+  const sinks::Sink& sink() const { return *sink_; }
   const config::SinkConfig& config() const { return cfg_; }
 
  private:

@@ -79,6 +79,14 @@ struct SendResult {
   }
 };
 
+// A counter a sink keeps of its own protocol, shown in /metrics as `name`{sink="..."}. `name` and
+// `help` are the same for every sink of a type and live as long as the program.
+struct SinkMetric {
+  std::string_view name;
+  std::string_view help;
+  std::uint64_t value = 0;
+};
+
 class Sink {
  public:
   virtual ~Sink() = default;
@@ -94,6 +102,8 @@ class Sink {
   virtual SendResult probe(Deadline) { return SendResult::success(); }
   // After the last send: flushes what the client library still holds and closes connections.
   virtual void stop(Deadline) {}
+  // The sink's own counters, read by the metrics from any thread at any time (relaxed loads).
+  virtual std::vector<SinkMetric> metrics() const { return {}; }
 };
 
 }  // namespace logcapture::sinks

@@ -8,10 +8,11 @@
 // /loki/api/v1/push) values, Elasticsearch bulk (path ending /_bulk) documents, a JSON array's elements
 // (Content-Type application/json), else ndjson lines. --out appends every accepted record, one per line.
 //
-// POST /_control {"status":503,"retry_after":2,"delay_ms":2000,"times":N,"fail_items":[1,{"index":3,"status":429}],
-//                 "item_status":500}
-//   sets the answer of the next N data requests (no "times": until the next control); {"status":200}
-//   restores. fail_items refuses those bulk items inside a 200 answer (item_status, default 500).
+// POST /_control {"status":503,"retry_after":2,"delay_ms":2000,"times":N,"for_ms":M,
+//                 "fail_items":[1,{"index":3,"status":429}],"item_status":500,"pad_items":BYTES}
+//   sets the answer of the next N data requests, or of those in the next M milliseconds (neither: until
+//   the next control); {"status":200} restores. fail_items refuses those bulk items inside a 200 answer
+//   (item_status, default 500); pad_items makes each bulk item that many bytes longer, for large answers.
 // GET /_stats  {"requests","records","bytes","failed_requests","connections"}
 // GET /_last   the last data request's method, path, headers and content length.
 // A GET to any other path gets the configured failure status, or 405 (it wants POST).
@@ -45,8 +46,10 @@ struct Answer {
   int status = 200;
   std::optional<int> retryAfter;
   int delayMs = 0;
-  std::optional<std::uint64_t> times;  // requests left with this answer; none: until changed
+  std::optional<std::uint64_t> times;                          // requests left with this answer; none: until changed
+  std::optional<std::chrono::steady_clock::time_point> until;  // the answer holds until then
   std::map<std::size_t, int> failItems;
+  std::size_t padItems = 0;
 };
 
 std::optional<std::string> gunzip(const std::string& in) {
@@ -98,6 +101,9 @@ class Receiver {
     if (j.contains("retry_after")) a.retryAfter = j["retry_after"].get<int>();
     a.delayMs = j.value("delay_ms", 0);
     if (j.contains("times")) a.times = j["times"].get<std::uint64_t>();
+    if (j.contains("for_ms"))
+      a.until = std::chrono::steady_clock::now() + std::chrono::milliseconds(j["for_ms"].get<int>());
+    a.padItems = j.value("pad_items", std::size_t{0});
     const int itemStatus = j.value("item_status", 500);
     for (const auto& item : j.value("fail_items", Json::array())) {
       if (item.is_number_integer()) a.failItems[item.get<std::size_t>()] = itemStatus;
@@ -161,6 +167,7 @@ class Receiver {
       Json items = Json::array();
       bool errors = false;
       // Lines alternate action and document; item i answers the pair starting at line 2i.
+      const std::string padding(a.padItems, 'p');
       for (std::size_t i = 0; 2 * i < all.size(); ++i) {
         const auto failed = a.failItems.find(i);
         if (failed != a.failItems.end()) {
@@ -172,6 +179,7 @@ class Receiver {
           items.push_back({{"index", {{"status", 201}}}});
           if (2 * i + 1 < all.size()) records.push_back(all[2 * i + 1]);
         }
+        if (!padding.empty()) items.back()["index"]["_padding"] = padding;
       }
       answer = Json{{"took", 0}, {"errors", errors}, {"items", items}}.dump();
     } else if (req.get_header_value("Content-Type").starts_with("application/json")) {
@@ -210,6 +218,7 @@ class Receiver {
                  {"path", req.path},
                  {"headers", headers},
                  {"content_length", req.get_header_value("Content-Length")}};
+    if (answer_.until && std::chrono::steady_clock::now() >= *answer_.until) answer_ = Answer{};
     Answer a = answer_;
     if (answer_.times && --*answer_.times == 0) answer_ = Answer{};
     if (a.status < 200 || a.status >= 300) ++failedRequests_;

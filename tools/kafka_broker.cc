@@ -9,6 +9,9 @@
 //   rtt <broker_id> <ms>                every response of the broker is delayed this long
 //   error produce <errname> <count>     the next <count> Produce requests fail with <errname>
 //                                       (a librdkafka error name such as NOT_LEADER_FOR_PARTITION)
+//   topic <topic> <errname>             metadata answers about the topic carry <errname> (such as
+//                                       UNKNOWN_TOPIC_OR_PART or TOPIC_AUTHORIZATION_FAILED) until
+//                                       set back to NO_ERROR
 //   quit                                exit (as do end of input, SIGINT and SIGTERM)
 //
 // Once the cluster listens it prints "bootstrap <host:port,...>" on stdout.
@@ -40,7 +43,7 @@ constexpr std::int16_t kProduceApiKey = 0;
 constexpr const char* kUsage =
     "usage: logcapture-kafka-broker [--brokers N] [--topic NAME[:PARTITIONS]]...\n"
     "Runs a mock Kafka cluster on 127.0.0.1, prints 'bootstrap HOST:PORT,...', then reads commands on stdin:\n"
-    "  down ID | up ID | rtt ID MS | error produce ERRNAME COUNT | quit\n";
+    "  down ID | up ID | rtt ID MS | error produce ERRNAME COUNT | topic NAME ERRNAME | quit\n";
 
 struct Topic {
   std::string name;
@@ -134,7 +137,14 @@ std::string run(rd_kafka_mock_cluster_t* cluster, const std::string& line, bool&
     rd_kafka_mock_push_request_errors_array(cluster, kProduceApiKey, errors.size(), errors.data());
     return "ok";
   }
-  return "error unknown command '" + line + "'; commands: down ID, up ID, rtt ID MS, error produce ERRNAME COUNT, quit";
+  if (verb == "topic" && words.size() == 3) {
+    const auto err = errorByName(words[2]);
+    if (!err) return "error unknown error name '" + words[2] + "' (librdkafka names, e.g. UNKNOWN_TOPIC_OR_PART)";
+    rd_kafka_mock_topic_set_error(cluster, words[1].c_str(), *err);
+    return "ok";
+  }
+  return "error unknown command '" + line +
+         "'; commands: down ID, up ID, rtt ID MS, error produce ERRNAME COUNT, topic NAME ERRNAME, quit";
 }
 
 void reply(const std::string& text) {

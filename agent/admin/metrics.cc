@@ -280,6 +280,28 @@ void writeBreakers(PrometheusText& out, const std::vector<SinkView>& sinks) {
   for (const auto& s : sinks) out.sample({{"sink", s.name}}, std::uint64_t{s.breaker.consecutiveFailures});
 }
 
+// Each sink's own counters (Sink::metrics), one family per name, in the order first met.
+void writeSinkCounters(PrometheusText& out, const Pipeline& pipeline) {
+  struct Sample {
+    std::string_view sink;
+    sinks::SinkMetric metric;
+  };
+  std::vector<Sample> samples;
+  for (const auto& r : pipeline.runners()) {
+    for (const auto& m : r->sink().metrics()) samples.push_back({r->name(), m});
+  }
+  std::vector<bool> written(samples.size(), false);
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    if (written[i]) continue;
+    out.family(Family{samples[i].metric.name, T::Counter, samples[i].metric.help});
+    for (std::size_t j = i; j < samples.size(); ++j) {
+      if (written[j] || samples[j].metric.name != samples[i].metric.name) continue;
+      out.sample({{"sink", samples[j].sink}}, samples[j].metric.value);
+      written[j] = true;
+    }
+  }
+}
+
 }  // namespace
 
 void PrometheusText::family(const Family& f) {
@@ -357,6 +379,7 @@ std::string renderMetrics(const Pipeline& pipeline) {
   }
   writeSinks(out, sinks);
   writeBreakers(out, sinks);
+  writeSinkCounters(out, pipeline);
   writeProcess(out);
   return out.text();
 }

@@ -4,8 +4,8 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
-#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "sinks/encoding.h"
@@ -182,10 +182,191 @@ std::optional<std::string> gzip(std::string_view in, std::string& out) {
 }
 
 circuit::Outcome classifyStatus(long status) {
-  if (status >= 200 && status < 300) return circuit::Outcome::Success;
-  if (status == 429) return circuit::Outcome::Throttled;
-  if (status == 408 || (status >= 500 && status < 600)) return circuit::Outcome::Retriable;
-  return circuit::Outcome::Permanent;
+  using circuit::Outcome;
+  if (status >= 200 && status <= 299) return Outcome::Success;
+  switch (status) {
+    // The body, for what it holds: the same bytes are refused again.
+    case 400:  // Bad Request
+    case 413:  // Content Too Large: SendResult::tooLarge says to split
+    case 422:  // Unprocessable Content
+      return Outcome::Permanent;
+    case 429:  // Too Many Requests
+      return Outcome::Throttled;
+    // Our credentials.
+    case 401:  // Unauthorized
+    case 403:  // Forbidden
+    case 407:  // Proxy Authentication Required
+    // The url: wrong, moved or gone; fixed in the config or at the destination.
+    case 404:  // Not Found
+    case 405:  // Method Not Allowed
+    case 410:  // Gone
+    case 414:  // URI Too Long
+    case 421:  // Misdirected Request
+    // What we send around the body: headers, Content-Type and Content-Encoding from format and compression.
+    case 406:  // Not Acceptable
+    case 411:  // Length Required
+    case 412:  // Precondition Failed
+    case 415:  // Unsupported Media Type
+    case 416:  // Range Not Satisfiable
+    case 417:  // Expectation Failed
+    case 426:  // Upgrade Required
+    case 428:  // Precondition Required
+    case 431:  // Request Header Fields Too Large
+    // The destination's state, which may change.
+    case 402:  // Payment Required: its account
+    case 408:  // Request Timeout
+    case 409:  // Conflict
+    case 423:  // Locked
+    case 424:  // Failed Dependency
+    case 425:  // Too Early
+    case 451:  // Unavailable For Legal Reasons: the endpoint, not what the records hold
+      return Outcome::Retriable;
+    default:
+      // 1xx, 3xx (redirects are not followed), 5xx and codes no RFC defines: the destination's.
+      return Outcome::Retriable;
+  }
+}
+
+circuit::Outcome classifyProbeStatus(long status) {
+  if ((status >= 200 && status <= 299) || status == 405) return circuit::Outcome::Success;
+  return circuit::Outcome::Retriable;
+}
+
+circuit::Outcome classifyTransfer(CURLcode rc) {
+  switch (rc) {
+    case CURLE_OK:
+      return circuit::Outcome::Success;
+    // Our url or TLS files, or an option this libcurl lacks. start() and `logcapture check` refuse a
+    // url that does not parse; what is left is fixed by an operator, and the records wait for it.
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_UNKNOWN_OPTION:
+    case CURLE_SETOPT_OPTION_SYNTAX:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_FUNCTION_NOT_FOUND:
+    case CURLE_RECURSIVE_API_CALL:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_LOGIN_DENIED:
+    case CURLE_AUTH_ERROR:
+      return circuit::Outcome::Retriable;
+    // Name resolution, connection, the server's TLS, timeouts, a connection lost mid-request, a server
+    // answering garbage, resources short for a moment.
+    case CURLE_FAILED_INIT:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_HTTP2:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP_RETURNED_ERROR:
+    case CURLE_WRITE_ERROR:
+    case CURLE_UPLOAD_FAILED:
+    case CURLE_READ_ERROR:
+    case CURLE_OUT_OF_MEMORY:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_RANGE_ERROR:
+    case CURLE_HTTP_POST_ERROR:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_ABORTED_BY_CALLBACK:
+    case CURLE_INTERFACE_FAILED:
+    case CURLE_TOO_MANY_REDIRECTS:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_FILESIZE_EXCEEDED:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SEND_FAIL_REWIND:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_AGAIN:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_CHUNK_FAILED:
+    case CURLE_NO_CONNECTION_AVAILABLE:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_HTTP3:
+    case CURLE_QUIC_CONNECT_ERROR:
+    case CURLE_PROXY:
+    case CURLE_UNRECOVERABLE_POLL:
+      return circuit::Outcome::Retriable;
+    // Codes of other protocols (the handle only speaks http and https) and retired codes.
+    case CURLE_REMOTE_ACCESS_DENIED:
+    case CURLE_FTP_ACCEPT_FAILED:
+    case CURLE_FTP_WEIRD_PASS_REPLY:
+    case CURLE_FTP_ACCEPT_TIMEOUT:
+    case CURLE_FTP_WEIRD_PASV_REPLY:
+    case CURLE_FTP_WEIRD_227_FORMAT:
+    case CURLE_FTP_CANT_GET_HOST:
+    case CURLE_FTP_COULDNT_SET_TYPE:
+    case CURLE_FTP_COULDNT_RETR_FILE:
+    case CURLE_OBSOLETE20:
+    case CURLE_QUOTE_ERROR:
+    case CURLE_OBSOLETE24:
+    case CURLE_OBSOLETE29:
+    case CURLE_FTP_PORT_FAILED:
+    case CURLE_FTP_COULDNT_USE_REST:
+    case CURLE_OBSOLETE32:
+    case CURLE_BAD_DOWNLOAD_RESUME:
+    case CURLE_FILE_COULDNT_READ_FILE:
+    case CURLE_LDAP_CANNOT_BIND:
+    case CURLE_LDAP_SEARCH_FAILED:
+    case CURLE_OBSOLETE40:
+    case CURLE_OBSOLETE44:
+    case CURLE_OBSOLETE46:
+    case CURLE_OBSOLETE50:
+    case CURLE_OBSOLETE51:
+    case CURLE_OBSOLETE57:
+    case CURLE_OBSOLETE62:
+    case CURLE_OBSOLETE75:
+    case CURLE_OBSOLETE76:
+    case CURLE_TFTP_NOTFOUND:
+    case CURLE_TFTP_PERM:
+    case CURLE_REMOTE_DISK_FULL:
+    case CURLE_TFTP_ILLEGAL:
+    case CURLE_TFTP_UNKNOWNID:
+    case CURLE_REMOTE_FILE_EXISTS:
+    case CURLE_TFTP_NOSUCHUSER:
+    case CURLE_REMOTE_FILE_NOT_FOUND:
+    case CURLE_SSH:
+    case CURLE_FTP_PRET_FAILED:
+    case CURLE_RTSP_CSEQ_ERROR:
+    case CURLE_RTSP_SESSION_ERROR:
+    case CURLE_FTP_BAD_FILE_LIST:
+    case CURL_LAST:
+      return circuit::Outcome::Retriable;
+  }
+  return circuit::Outcome::Retriable;
+}
+
+circuit::Outcome classifyBulkItem(long status, std::string_view errorType, IndexSource index) {
+  using circuit::Outcome;
+  if (status >= 200 && status <= 299) return Outcome::Success;
+  if (status == 429) return Outcome::Throttled;
+  if (status == 408 || (status >= 500 && status <= 599)) return Outcome::Retriable;
+  // Elasticsearch blocks writes to an index made read-only, to every index at the disk's flood stage.
+  if (errorType == "cluster_block_exception") return Outcome::Retriable;
+  switch (status) {
+    case 403:  // the index is forbidden to our credentials
+    case 404:  // the index does not exist and may not be created
+      return index == IndexSource::Record ? Outcome::Permanent : Outcome::Retriable;
+    case 401:
+    case 407:
+      return Outcome::Retriable;
+    default:
+      // The document: mapper_parsing_exception, illegal_argument_exception, a version conflict, ...
+      if (status >= 400 && status <= 499) return Outcome::Permanent;
+      return Outcome::Retriable;
+  }
 }
 
 std::optional<std::chrono::milliseconds> parseRetryAfter(std::string_view value,
@@ -212,43 +393,297 @@ std::optional<std::chrono::milliseconds> parseRetryAfter(std::string_view value,
                   std::chrono::milliseconds(86400 * 1000));
 }
 
-SendResult readBulkResponse(std::string_view body, std::size_t records) {
-  const auto unreadable = [&](std::string why) {
-    return SendResult::failure(circuit::Outcome::Retriable,
-                               "bulk answer " + why + ": " + std::string(body.substr(0, kQuoteBytes)));
+namespace {
+
+// Bounds of what the bulk reader keeps: a key, a scalar, and an item's error texts.
+constexpr std::size_t kTokenBytes = 512;
+// Containers nest no deeper than this in a bulk answer; deeper is not an answer to read.
+constexpr std::size_t kMaxDepth = 256;
+
+bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool isScalarByte(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '+' || c == '.';
+}
+
+}  // namespace
+
+void BulkAnswerReader::reset(std::size_t records, IndexSource index) {
+  records_ = records;
+  index_ = index;
+  head_.clear();
+  problem_.clear();
+  lex_ = Lex::Between;
+  unicodeLeft_ = 0;
+  token_.clear();
+  tokenIsKey_ = false;
+  frames_.clear();
+  done_ = false;
+  errors_ = false;
+  sawItems_ = false;
+  items_ = 0;
+  action_.clear();
+  itemMalformed_ = false;
+  status_.reset();
+  statusMalformed_ = false;
+  errorType_.clear();
+  errorReason_.clear();
+  errorText_.clear();
+  failures_.clear();
+}
+
+void BulkAnswerReader::fail(std::string why) {
+  if (lex_ == Lex::Failed) return;
+  lex_ = Lex::Failed;
+  problem_ = std::move(why);
+}
+
+void BulkAnswerReader::feed(std::string_view bytes) {
+  if (head_.size() < kQuoteBytes) head_.append(bytes.substr(0, kQuoteBytes - head_.size()));
+  for (std::size_t i = 0; i < bytes.size() && lex_ != Lex::Failed; ++i) {
+    const char c = bytes[i];
+    switch (lex_) {
+      case Lex::Failed:
+        return;
+      case Lex::String:
+        if (c == '"') {
+          lex_ = Lex::Between;
+          scalar(true);
+        } else if (c == '\\') {
+          lex_ = Lex::Escape;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+          fail("has a control character in a string");
+        } else if (token_.size() < kTokenBytes) {
+          token_ += c;
+        }
+        break;
+      case Lex::Escape:
+        if (c == 'u') {
+          lex_ = Lex::Unicode;
+          unicodeLeft_ = 4;
+          keepUnicode_ = token_.size() + 6 <= kTokenBytes;
+          if (keepUnicode_) token_ += "\\u";
+          break;
+        }
+        if (std::string_view("\"\\/bfnrt").find(c) == std::string_view::npos) {
+          fail("has a bad escape in a string");
+          break;
+        }
+        // Error texts are quoted, not decoded: an escape other than \" and \\ stays as it was written.
+        if (token_.size() + 2 <= kTokenBytes) {
+          if (c != '"' && c != '\\') token_ += '\\';
+          token_ += c;
+        }
+        lex_ = Lex::String;
+        break;
+      case Lex::Unicode:
+        if (!std::isxdigit(static_cast<unsigned char>(c))) {
+          fail("has a bad \\u escape in a string");
+          break;
+        }
+        if (keepUnicode_) token_ += c;
+        if (--unicodeLeft_ == 0) lex_ = Lex::String;
+        break;
+      case Lex::Scalar:
+        if (isScalarByte(c)) {
+          if (token_.size() < kTokenBytes) token_ += c;
+          break;
+        }
+        lex_ = Lex::Between;
+        scalar(false);
+        if (lex_ == Lex::Failed) break;
+        [[fallthrough]];
+      case Lex::Between:
+        if (isSpace(c)) break;
+        if (done_) {
+          fail("has more after its end");
+          break;
+        }
+        if (c == '"') {
+          const bool key = !frames_.empty() && frames_.back().object &&
+                           (frames_.back().expect == Expect::KeyOrEnd || frames_.back().expect == Expect::Key);
+          if (!key && !frames_.empty() && frames_.back().expect != Expect::Value &&
+              frames_.back().expect != Expect::ValueOrEnd) {
+            fail("is not valid JSON");
+            break;
+          }
+          tokenIsKey_ = key;
+          token_.clear();
+          lex_ = Lex::String;
+        } else if (isScalarByte(c)) {
+          token_.assign(1, c);
+          lex_ = Lex::Scalar;
+        } else {
+          punctuation(c);
+        }
+        break;
+    }
+  }
+}
+
+void BulkAnswerReader::punctuation(char c) {
+  if (c == '{' || c == '[') return openContainer(c == '{');
+  if (c == '}' || c == ']') return closeContainer(c == '}');
+  if (frames_.empty()) return fail("is not valid JSON");
+  Frame& f = frames_.back();
+  if (c == ':' && f.expect == Expect::Colon) {
+    f.expect = Expect::Value;
+  } else if (c == ',' && f.expect == Expect::CommaOrEnd) {
+    f.expect = f.object ? Expect::Key : Expect::Value;
+  } else {
+    fail("is not valid JSON");
+  }
+}
+
+void BulkAnswerReader::openContainer(bool object) {
+  Role role = Role::Other;
+  if (frames_.empty()) {
+    if (done_) return fail("has more after its end");
+    if (!object) return fail("is not a JSON object");
+    role = Role::Root;
+  } else {
+    const Frame& parent = frames_.back();
+    if (parent.expect != Expect::Value && parent.expect != Expect::ValueOrEnd) return fail("is not valid JSON");
+    if (frames_.size() >= kMaxDepth) return fail("nests too deep");
+    switch (parent.role) {
+      case Role::Root:
+        if (parent.key == "items" && !object) role = Role::Items;
+        break;
+      case Role::Items:
+        if (object) role = Role::Item;
+        break;
+      case Role::Item:
+        // An item is {"<action>": {...}}: the first key's object.
+        if (object && action_.empty()) {
+          role = Role::Action;
+          action_ = parent.key;
+        }
+        break;
+      case Role::Action:
+        if (object && parent.key == "error") role = Role::Error;
+        break;
+      case Role::Error:
+      case Role::Other:
+        break;
+    }
+  }
+  if (role == Role::Items) sawItems_ = true;
+  if (role == Role::Item) {
+    action_.clear();
+    itemMalformed_ = false;
+    status_.reset();
+    statusMalformed_ = false;
+    errorType_.clear();
+    errorReason_.clear();
+    errorText_.clear();
+  }
+  frames_.push_back(Frame{role, object, object ? Expect::KeyOrEnd : Expect::ValueOrEnd, {}});
+}
+
+void BulkAnswerReader::closeContainer(bool object) {
+  if (frames_.empty() || frames_.back().object != object) return fail("is not valid JSON");
+  const Frame& f = frames_.back();
+  const bool canEnd = f.expect == Expect::CommaOrEnd || f.expect == Expect::KeyOrEnd || f.expect == Expect::ValueOrEnd;
+  if (!canEnd) return fail("is not valid JSON");
+  const Role role = f.role;
+  frames_.pop_back();
+  if (role == Role::Item) endItem();
+  afterValue();
+}
+
+void BulkAnswerReader::scalar(bool isString) {
+  if (frames_.empty()) {
+    if (done_) return fail("has more after its end");
+    return fail("is not a JSON object");
+  }
+  Frame& f = frames_.back();
+  if (isString && tokenIsKey_) {
+    // Keys are kept only where they are read; elsewhere they are checked and dropped.
+    if (f.role != Role::Other) f.key = token_;
+    f.expect = Expect::Colon;
+    return;
+  }
+  if (f.expect != Expect::Value && f.expect != Expect::ValueOrEnd) return fail("is not valid JSON");
+  if (!isString && token_ != "true" && token_ != "false" && token_ != "null") {
+    // A number: a JSON number's first byte is a digit or '-'.
+    if (!(token_[0] == '-' || (token_[0] >= '0' && token_[0] <= '9'))) return fail("is not valid JSON");
+  }
+  const std::string_view key = f.key;
+  switch (f.role) {
+    case Role::Root:
+      if (key == "errors" && !isString) errors_ = token_ == "true";
+      break;
+    case Role::Action:
+      if (key == "status") {
+        long code = 0;
+        const auto [end, ec] = std::from_chars(token_.data(), token_.data() + token_.size(), code);
+        if (!isString && ec == std::errc() && end == token_.data() + token_.size()) {
+          status_ = code;
+        } else {
+          statusMalformed_ = true;
+        }
+      } else if (key == "error" && isString) {
+        errorText_ = token_;
+      }
+      break;
+    case Role::Error:
+      if (key == "type" && isString) errorType_ = token_;
+      if (key == "reason" && isString) errorReason_ = token_;
+      break;
+    case Role::Item:
+      // An action that is not an object: the item is malformed.
+      if (action_.empty()) itemMalformed_ = true;
+      break;
+    case Role::Items:
+    case Role::Other:
+      break;
+  }
+  afterValue();
+}
+
+void BulkAnswerReader::afterValue() {
+  if (frames_.empty()) {
+    done_ = true;
+    return;
+  }
+  frames_.back().expect = Expect::CommaOrEnd;
+}
+
+void BulkAnswerReader::endItem() {
+  const std::size_t index = items_++;
+  if (index >= records_) return;  // counted; the mismatch is reported at the end
+  if (action_.empty() || itemMalformed_) return fail("has a malformed item");
+  if (!status_ || statusMalformed_) return fail("has an item without status");
+  const circuit::Outcome outcome = classifyBulkItem(*status_, errorType_, index_);
+  if (outcome == circuit::Outcome::Success) return;
+  std::string error = action_ + " status " + std::to_string(*status_);
+  if (!errorType_.empty()) error += ": " + errorType_;
+  if (!errorReason_.empty()) error += ": " + errorReason_;
+  if (!errorText_.empty()) error += ": " + errorText_;
+  if (error.size() > kQuoteBytes) error.resize(kQuoteBytes);
+  failures_.push_back({static_cast<std::uint32_t>(index), outcome, std::move(error)});
+}
+
+SendResult BulkAnswerReader::finish() const {
+  const auto unreadable = [&](const std::string& why) {
+    return SendResult::failure(circuit::Outcome::Retriable, "bulk answer " + why + ": " + head_);
   };
-  const auto j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return unreadable("is not a JSON object");
-  const auto errors = j.find("errors");
-  if (errors == j.end() || !errors->is_boolean() || !errors->get<bool>()) return SendResult::success();
-  const auto items = j.find("items");
-  if (items == j.end() || !items->is_array()) return unreadable("has errors but no items");
-  if (items->size() != records) {
-    return unreadable("has " + std::to_string(items->size()) + " items for " + std::to_string(records) + " records");
+  if (lex_ == Lex::Failed) return unreadable(problem_);
+  if (!done_) return unreadable(head_.empty() ? "is empty" : "ends early");
+  if (!errors_) return SendResult::success();
+  if (!sawItems_) return unreadable("has errors but no items");
+  if (items_ != records_) {
+    return unreadable("has " + std::to_string(items_) + " items for " + std::to_string(records_) + " records");
   }
   SendResult result;
-  for (std::size_t i = 0; i < records; ++i) {
-    const auto& item = (*items)[i];
-    if (!item.is_object() || item.empty() || !item.begin()->is_object()) return unreadable("has a malformed item");
-    const auto& action = *item.begin();
-    const auto status = action.find("status");
-    if (status == action.end() || !status->is_number_integer()) return unreadable("has an item without status");
-    const long code = status->get<long>();
-    const circuit::Outcome outcome = classifyStatus(code);
-    if (outcome == circuit::Outcome::Success) continue;
-    std::string error = item.begin().key() + " status " + std::to_string(code);
-    if (const auto e = action.find("error"); e != action.end()) {
-      if (e->is_object()) {
-        if (const auto t = e->find("type"); t != e->end() && t->is_string()) error += ": " + t->get<std::string>();
-        if (const auto r = e->find("reason"); r != e->end() && r->is_string()) error += ": " + r->get<std::string>();
-      } else if (e->is_string()) {
-        error += ": " + e->get<std::string>();
-      }
-    }
-    if (error.size() > kQuoteBytes) error.resize(kQuoteBytes);
-    result.failures.push_back({static_cast<std::uint32_t>(i), outcome, std::move(error)});
-  }
+  result.failures = failures_;
   return result;
+}
+
+SendResult readBulkResponse(std::string_view body, std::size_t records, IndexSource index) {
+  BulkAnswerReader reader;
+  reader.reset(records, index);
+  reader.feed(body);
+  return reader.finish();
 }
 
 }  // namespace logcapture::sinks::http

@@ -9,136 +9,12 @@
 namespace logcapture::sinks::http {
 namespace {
 
-// Error texts quote at most this much of a response body.
+// Error texts quote at most this much of a response body; the rest is read and dropped, so the
+// connection stays usable. A bulk answer is read as it arrives, whatever its size.
 constexpr std::size_t kQuoteBytes = 512;
-// A response body is kept up to this size: enough for the bulk answer of a very large batch. Beyond it
-// the rest is read and dropped, so the connection stays usable.
-constexpr std::size_t kMaxResponseBytes = 16u << 20;
 
 std::once_flag curlInitOnce;
 CURLcode curlInitResult = CURLE_OK;
-
-// A transfer error as a call outcome. Retriable unless the error comes from this sink's own settings
-// or from this build of libcurl, where every later attempt fails the same way: then Permanent, so the
-// batch goes to the dead letter with the reason instead of filling the buffer for ever.
-// A server certificate that fails verification stays Retriable: the server side may fix it, and until
-// then the breaker opens and records are buffered.
-circuit::Outcome classifyTransfer(CURLcode rc) {
-  switch (rc) {
-    case CURLE_OK:
-      return circuit::Outcome::Success;
-    // The URL or an option this libcurl cannot take (scheme not built in, malformed URL, option
-    // unknown to this version) or a misuse of the API by this code: the same call fails again.
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_NOT_BUILT_IN:
-    case CURLE_UNKNOWN_OPTION:
-    case CURLE_SETOPT_OPTION_SYNTAX:
-    case CURLE_BAD_FUNCTION_ARGUMENT:
-    case CURLE_FUNCTION_NOT_FOUND:
-    case CURLE_RECURSIVE_API_CALL:
-    // Local TLS material from tls.ca_file / cert_file / key_file that cannot be read or used.
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-      return circuit::Outcome::Permanent;
-    // Name resolution, connection, TLS handshake, timeouts, a connection lost mid-request, a server
-    // answering garbage, resources short for a moment: all may clear up.
-    case CURLE_FAILED_INIT:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_HTTP2:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_HTTP_RETURNED_ERROR:
-    case CURLE_WRITE_ERROR:
-    case CURLE_UPLOAD_FAILED:
-    case CURLE_READ_ERROR:
-    case CURLE_OUT_OF_MEMORY:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_RANGE_ERROR:
-    case CURLE_HTTP_POST_ERROR:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_ABORTED_BY_CALLBACK:
-    case CURLE_INTERFACE_FAILED:
-    case CURLE_TOO_MANY_REDIRECTS:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_BAD_CONTENT_ENCODING:
-    case CURLE_FILESIZE_EXCEEDED:
-    case CURLE_USE_SSL_FAILED:
-    case CURLE_SEND_FAIL_REWIND:
-    case CURLE_LOGIN_DENIED:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-    case CURLE_AGAIN:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_CHUNK_FAILED:
-    case CURLE_NO_CONNECTION_AVAILABLE:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_AUTH_ERROR:
-    case CURLE_HTTP3:
-    case CURLE_QUIC_CONNECT_ERROR:
-    case CURLE_PROXY:
-    case CURLE_SSL_CLIENTCERT:
-    case CURLE_UNRECOVERABLE_POLL:
-      return circuit::Outcome::Retriable;
-    // Codes of other protocols (the handle only speaks http and https) and retired codes.
-    case CURLE_REMOTE_ACCESS_DENIED:
-    case CURLE_FTP_ACCEPT_FAILED:
-    case CURLE_FTP_WEIRD_PASS_REPLY:
-    case CURLE_FTP_ACCEPT_TIMEOUT:
-    case CURLE_FTP_WEIRD_PASV_REPLY:
-    case CURLE_FTP_WEIRD_227_FORMAT:
-    case CURLE_FTP_CANT_GET_HOST:
-    case CURLE_FTP_COULDNT_SET_TYPE:
-    case CURLE_FTP_COULDNT_RETR_FILE:
-    case CURLE_OBSOLETE20:
-    case CURLE_QUOTE_ERROR:
-    case CURLE_OBSOLETE24:
-    case CURLE_OBSOLETE29:
-    case CURLE_FTP_PORT_FAILED:
-    case CURLE_FTP_COULDNT_USE_REST:
-    case CURLE_OBSOLETE32:
-    case CURLE_BAD_DOWNLOAD_RESUME:
-    case CURLE_FILE_COULDNT_READ_FILE:
-    case CURLE_LDAP_CANNOT_BIND:
-    case CURLE_LDAP_SEARCH_FAILED:
-    case CURLE_OBSOLETE40:
-    case CURLE_OBSOLETE44:
-    case CURLE_OBSOLETE46:
-    case CURLE_OBSOLETE50:
-    case CURLE_OBSOLETE51:
-    case CURLE_OBSOLETE57:
-    case CURLE_OBSOLETE62:
-    case CURLE_OBSOLETE75:
-    case CURLE_OBSOLETE76:
-    case CURLE_TFTP_NOTFOUND:
-    case CURLE_TFTP_PERM:
-    case CURLE_REMOTE_DISK_FULL:
-    case CURLE_TFTP_ILLEGAL:
-    case CURLE_TFTP_UNKNOWNID:
-    case CURLE_REMOTE_FILE_EXISTS:
-    case CURLE_TFTP_NOSUCHUSER:
-    case CURLE_REMOTE_FILE_NOT_FOUND:
-    case CURLE_SSH:
-    case CURLE_FTP_PRET_FAILED:
-    case CURLE_RTSP_CSEQ_ERROR:
-    case CURLE_RTSP_SESSION_ERROR:
-    case CURLE_FTP_BAD_FILE_LIST:
-    case CURL_LAST:
-      return circuit::Outcome::Retriable;
-  }
-  return circuit::Outcome::Retriable;
-}
 
 bool hasHeader(const std::map<std::string, std::string>& headers, const char* name) {
   return std::any_of(headers.begin(), headers.end(),
@@ -154,21 +30,16 @@ std::string lokiUrl(std::string url) {
   return url;
 }
 
-size_t onBody(char* data, size_t size, size_t count, void* user) {
-  auto& response = *static_cast<std::string*>(user);
-  const std::size_t n = size * count;
-  if (response.size() < kMaxResponseBytes) response.append(data, std::min(n, kMaxResponseBytes - response.size()));
-  return n;
-}
-
 }  // namespace
 
 struct HttpSink::Connection {
   CURL* easy = nullptr;
-  std::string body;        // the request body, reused between batches
-  std::string compressed;  // its gzip, when compression is on
-  std::string response;    // the response body, up to kMaxResponseBytes
-  std::string retryAfter;  // the last response's Retry-After value
+  std::string body;          // the request body, reused between batches
+  std::string compressed;    // its gzip, when compression is on
+  std::string response;      // the response body's first kQuoteBytes
+  std::string retryAfter;    // the last response's Retry-After value
+  bool readingBulk = false;  // the response is a bulk answer, read by `bulk` as it comes
+  BulkAnswerReader bulk;
   char error[CURL_ERROR_SIZE] = {};
 };
 
@@ -178,6 +49,14 @@ void HttpSink::ConnectionDeleter::operator()(Connection* c) const {
 }
 
 namespace {
+
+size_t onBody(char* data, size_t size, size_t count, void* user) {
+  auto& c = *static_cast<HttpSink::Connection*>(user);
+  const std::size_t n = size * count;
+  if (c.response.size() < kQuoteBytes) c.response.append(data, std::min(n, kQuoteBytes - c.response.size()));
+  if (c.readingBulk) c.bulk.feed(std::string_view(data, n));
+  return n;
+}
 
 size_t onHeader(char* data, size_t size, size_t count, void* user) {
   auto& retryAfter = *static_cast<std::string*>(user);
@@ -198,6 +77,7 @@ HttpSink::HttpSink(const config::SinkConfig& cfg)
     : name_(cfg.name),
       cfg_(std::get<HttpConfig>(cfg.settings)),
       url_(cfg_.format == Format::Loki ? lokiUrl(cfg_.url) : cfg_.url),
+      indexSource_(RecordTemplate(cfg_.index).constant() ? IndexSource::Config : IndexSource::Record),
       healthUrl_(cfg_.healthUrl.empty() ? url_ : cfg_.healthUrl),
       timeout_(cfg.timeout),
       workers_(std::max<std::uint32_t>(cfg.workers, 1)),
@@ -270,7 +150,7 @@ HttpSink::ConnectionPtr HttpSink::open(std::string& error) const {
   set("protocols", CURLOPT_PROTOCOLS_STR, "http,https");
   set("errorbuffer", CURLOPT_ERRORBUFFER, static_cast<char*>(c->error));
   set("writefunction", CURLOPT_WRITEFUNCTION, &onBody);
-  set("writedata", CURLOPT_WRITEDATA, static_cast<void*>(&c->response));
+  set("writedata", CURLOPT_WRITEDATA, static_cast<void*>(c.get()));
   set("headerfunction", CURLOPT_HEADERFUNCTION, &onHeader);
   set("headerdata", CURLOPT_HEADERDATA, static_cast<void*>(&c->retryAfter));
   set("httpheader", CURLOPT_HTTPHEADER, headers_);
@@ -416,6 +296,8 @@ SendResult HttpSink::perform(Connection& c, Deadline deadline, bool isProbe, con
   c.response.clear();
   c.retryAfter.clear();
   c.error[0] = '\0';
+  c.readingBulk = batch != nullptr && cfg_.format == Format::EsBulk;
+  if (c.readingBulk) c.bulk.reset(batch->size(), indexSource_);
 
   stats_.requests.fetch_add(1, std::memory_order_relaxed);
   stats_.inFlight.fetch_add(1, std::memory_order_relaxed);
@@ -444,11 +326,10 @@ SendResult HttpSink::perform(Connection& c, Deadline deadline, bool isProbe, con
                                std::string("reading the status: ") + curl_easy_strerror(rc));
   }
 
-  circuit::Outcome outcome = classifyStatus(status);
-  if (isProbe && status == 405) outcome = circuit::Outcome::Success;  // the endpoint is there and wants a POST
+  const circuit::Outcome outcome = isProbe ? classifyProbeStatus(status) : classifyStatus(status);
   if (outcome == circuit::Outcome::Success) {
-    if (batch == nullptr || cfg_.format != Format::EsBulk) return SendResult::success();
-    SendResult result = readBulkResponse(c.response, batch->size());
+    if (!c.readingBulk) return SendResult::success();
+    SendResult result = c.bulk.finish();
     count(result.outcome);
     stats_.itemFailures.fetch_add(result.failures.size(), std::memory_order_relaxed);
     return result;

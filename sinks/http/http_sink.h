@@ -2,7 +2,9 @@
 
 // The HTTP sink: each batch is one request (POST or PUT) in the configured format, through libcurl.
 // With format loki, a url without a path gets Loki's /loki/api/v1/push. probe() GETs health_url (else
-// url); a 2xx or a 405 (the endpoint is there and wants a POST) is Success.
+// url); a 2xx or a 405 (the endpoint is there and wants a POST) is Success, any other answer and any
+// transfer error Retriable. Statuses and errors are classed by the tables of http_body.h: only what the
+// records caused is Permanent.
 //
 // NOTE on threads:
 // - start() and stop() run on the pipeline's thread, before the first and after the last send().
@@ -37,9 +39,9 @@ namespace logcapture::sinks::http {
 
 struct HttpStats {
   std::atomic<std::uint64_t> requests{0};      // requests attempted, probes included
-  std::atomic<std::uint64_t> retriable{0};     // failures by class: transport errors, 408, 5xx
+  std::atomic<std::uint64_t> retriable{0};     // failures by class: transfer errors, 3xx, most 4xx, 5xx
   std::atomic<std::uint64_t> throttled{0};     // 429
-  std::atomic<std::uint64_t> permanent{0};     // other 4xx (413 included), configuration errors
+  std::atomic<std::uint64_t> permanent{0};     // 400, 413, 422: refused for what the body holds
   std::atomic<std::uint64_t> itemFailures{0};  // records refused inside a 2xx bulk answer
   std::atomic<std::uint64_t> bytesSent{0};     // request bodies as sent (after compression)
   std::atomic<std::uint64_t> connections{0};   // TCP connections opened; stays low while reuse works
@@ -60,8 +62,10 @@ class HttpSink final : public Sink {
 
   const HttpStats& stats() const { return stats_; }
 
- private:
+  // One easy handle and its buffers; public for libcurl's callbacks in the .cc only.
   struct Connection;
+
+ private:
   struct ConnectionDeleter {
     void operator()(Connection* c) const;
   };
@@ -80,6 +84,7 @@ class HttpSink final : public Sink {
   std::string name_;
   HttpConfig cfg_;
   std::string url_;
+  IndexSource indexSource_;
   std::string healthUrl_;
   std::chrono::milliseconds timeout_;
   std::uint32_t workers_;

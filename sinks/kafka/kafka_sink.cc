@@ -95,30 +95,54 @@ struct KafkaSink::Producer {
 
 // Kept together as one friend: librdkafka's callbacks need the sink's private logger, flags and stats.
 struct Callbacks {
+  // librdkafka calls these from C: nothing may escape them. A failure is noted and the callback ends;
+  // a delivery report that could not be recorded leaves its send to its deadline (Retriable).
+  template <class Body>
+  static void guarded(const Body& body) noexcept {
+    try {
+      body();
+    } catch (const std::exception& e) {
+      log::noteThreadFailure("kafka", e.what(), false);
+    } catch (...) {
+      log::noteThreadFailure("kafka", "an exception that is not a std::exception", false);
+    }
+  }
+
   // The delivery report: runs on whichever thread polls the producer.
-  static void onDelivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+  static void onDelivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) noexcept {
     auto& producer = *static_cast<KafkaSink::Producer*>(opaque);
     auto& stats = producer.sink->stats_;
     stats.inFlight.fetch_sub(1, std::memory_order_relaxed);
     auto* slot = static_cast<Delivery::Slot*>(message->_private);
     Delivery* delivery = slot->owner;
-    const circuit::Outcome outcome = classify(message->err);
-    if (outcome == circuit::Outcome::Success) {
-      stats.delivered.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      stats.errors.fetch_add(1, std::memory_order_relaxed);
-    }
-    bool last = false;
-    {
-      std::lock_guard lock(delivery->mutex);
-      delivery->finish(*slot, outcome, outcome == circuit::Outcome::Success ? std::string() : errorText(message->err));
-      last = delivery->outstanding == 0;
-    }
-    if (last) delivery->finished.notify_all();
+    guarded([&] {
+      const circuit::Outcome outcome = classify(message->err, producer.sink->topicSource_);
+      if (outcome == circuit::Outcome::Success) {
+        stats.delivered.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        stats.errors.fetch_add(1, std::memory_order_relaxed);
+      }
+      std::string error = outcome == circuit::Outcome::Success ? std::string() : errorText(message->err);
+      bool last = false;
+      {
+        std::lock_guard lock(delivery->mutex);
+        delivery->finish(*slot, outcome, std::move(error));
+        last = delivery->outstanding == 0;
+      }
+      if (last) delivery->finished.notify_all();
+    });
     delivery->release();
   }
 
-  static void onError(rd_kafka_t*, int code, const char* reason, void* opaque) {
+  static void onError(rd_kafka_t* rk, int code, const char* reason, void* opaque) noexcept {
+    guarded([&] { error(rk, code, reason, opaque); });
+  }
+
+  static void onLog(const rd_kafka_t* rk, int level, const char* facility, const char* text) noexcept {
+    guarded([&] { logLine(rk, level, facility, text); });
+  }
+
+  static void error(rd_kafka_t*, int code, const char* reason, void* opaque) {
     auto& producer = *static_cast<KafkaSink::Producer*>(opaque);
     KafkaSink& sink = *producer.sink;
     const auto err = static_cast<rd_kafka_resp_err_t>(code);
@@ -139,7 +163,7 @@ struct Callbacks {
     sink.log_->debug("librdkafka: {}: {}", rd_kafka_err2name(err), reason);
   }
 
-  static void onLog(const rd_kafka_t* rk, int, const char* facility, const char* text) {
+  static void logLine(const rd_kafka_t* rk, int, const char* facility, const char* text) {
     auto* producer = static_cast<KafkaSink::Producer*>(rd_kafka_opaque(rk));
     if (producer == nullptr) return;
     // librdkafka logs connection failures as errors, per broker and per attempt; error_cb raises
@@ -157,6 +181,7 @@ struct Callbacks {
 KafkaSink::KafkaSink(const config::SinkConfig& cfg)
     : cfg_(cfg),
       topic_(std::get<KafkaConfig>(cfg.settings).topic),
+      topicSource_(topic_.constant() ? TopicSource::Config : TopicSource::Record),
       key_(std::get<KafkaConfig>(cfg.settings).key),
       log_(log::component("kafka")) {}
 
@@ -228,18 +253,27 @@ std::optional<std::string> KafkaSink::start() {
     producer_ = std::get<std::shared_ptr<Producer>>(std::move(made));
   }
   stopping_ = false;
-  poller_ = std::thread([this] { pollLoop(); });
+  poller_ = std::thread([this] { log::guardThread("kafka", [this] { pollLoop(); }); });
   return std::nullopt;
 }
 
 void KafkaSink::pollLoop() {
   auto nextRebuild = Clock::now();
   while (!stopping_.load()) {
-    const auto producer = current();
-    rd_kafka_poll(producer->rk, static_cast<int>(kPollInterval.count()));
-    if (producer->fatal.load() && Clock::now() >= nextRebuild) {
-      replaceProducer();
-      nextRebuild = Clock::now() + kRebuildRetry;
+    // Delivery reports complete sends only while this loop runs: a failure is noted and the loop goes on.
+    try {
+      const auto producer = current();
+      rd_kafka_poll(producer->rk, static_cast<int>(kPollInterval.count()));
+      if (producer->fatal.load() && Clock::now() >= nextRebuild) {
+        nextRebuild = Clock::now() + kRebuildRetry;
+        replaceProducer();
+      }
+    } catch (const std::exception& e) {
+      log::noteThreadFailure("kafka", e.what(), false);
+      std::this_thread::sleep_for(kPollInterval);
+    } catch (...) {
+      log::noteThreadFailure("kafka", "an exception that is not a std::exception", false);
+      std::this_thread::sleep_for(kPollInterval);
     }
   }
 }
@@ -322,7 +356,7 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
       }
       delivery->refs.fetch_sub(1, std::memory_order_relaxed);  // the send's own reference remains
       stats_.inFlight.fetch_sub(1, std::memory_order_relaxed);
-      const circuit::Outcome outcome = classify(err);
+      const circuit::Outcome outcome = classify(err, topicSource_);
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         stopReason = "librdkafka's queue stayed full until the deadline";
         failHere(next, circuit::Outcome::Retriable, stopReason);
@@ -386,14 +420,40 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
 SendResult KafkaSink::probe(Deadline deadline) {
   const auto producer = current();
   if (producer == nullptr) return SendResult::failure(circuit::Outcome::Retriable, "kafka sink is not running");
+  // A constant topic is asked about by name: a cluster that answers while the topic is missing or
+  // forbidden to us is not ready for a batch. The answer also refreshes librdkafka's view of the topic.
+  rd_kafka_topic_t* topic = nullptr;
+  if (topicSource_ == TopicSource::Config) {
+    topic = rd_kafka_topic_new(producer->rk, topic_.text().c_str(), nullptr);
+    if (topic == nullptr) {
+      return SendResult::failure(circuit::Outcome::Retriable,
+                                 "topic " + topic_.text() + ": " + errorText(rd_kafka_last_error()));
+    }
+  }
   const rd_kafka_metadata_t* metadata = nullptr;
   const rd_kafka_resp_err_t err =
-      rd_kafka_metadata(producer->rk, 0, nullptr, &metadata, std::max(1, millisUntil(deadline)));
+      rd_kafka_metadata(producer->rk, 0, topic, &metadata, std::max(1, millisUntil(deadline)));
+  if (topic != nullptr) rd_kafka_topic_destroy(topic);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return SendResult::failure(circuit::Outcome::Retriable, "metadata request: " + errorText(err));
   }
+  SendResult result;
+  if (topic != nullptr) {
+    const rd_kafka_metadata_topic_t* found = nullptr;
+    for (int i = 0; i < metadata->topic_cnt; ++i) {
+      if (topic_.text() == metadata->topics[i].topic) found = &metadata->topics[i];
+    }
+    if (found == nullptr) {
+      result = SendResult::failure(circuit::Outcome::Retriable, "topic " + topic_.text() + ": not in the metadata");
+    } else if (found->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      result =
+          SendResult::failure(circuit::Outcome::Retriable, "topic " + topic_.text() + ": " + errorText(found->err));
+    } else if (found->partition_cnt == 0) {
+      result = SendResult::failure(circuit::Outcome::Retriable, "topic " + topic_.text() + ": no partitions");
+    }
+  }
   rd_kafka_metadata_destroy(metadata);
-  return SendResult::success();
+  return result;
 }
 
 void KafkaSink::stop(Deadline deadline) {
@@ -414,34 +474,45 @@ void KafkaSink::stop(Deadline deadline) {
   producer->drain();
 }
 
-// Retriable: the destination or the path to it is unwell; the same record may go through later.
-// Permanent: the record itself cannot be written: too large, a topic that does not exist (librdkafka
-// reports it only after topic.metadata.propagation.max.ms, so a topic being created is waited for) or
-// is forbidden to us, a timestamp or record the broker refuses. A templated topic makes these the
-// record's fault rather than the sink's, so they go to the dead letter without tripping the breaker.
-circuit::Outcome classify(rd_kafka_resp_err_t err) {
+// The record's doing, Permanent: its size (message.max.bytes here or the topic's max.message.bytes at
+// the broker), content the broker's validation refuses, and, when the record chose the topic, a topic
+// that does not exist, has an invalid name or is forbidden to us. With a constant topic those are the
+// configuration's or our credentials' and Retriable: the breaker opens, and the records wait until the
+// topic is created or the ACL granted (librdkafka reports a missing topic only after
+// topic.metadata.propagation.max.ms, so a topic being created is waited for). Everything else is
+// the cluster, the network or the producer: Retriable.
+circuit::Outcome classify(rd_kafka_resp_err_t err, TopicSource topic) {
+  const circuit::Outcome byTopic =
+      topic == TopicSource::Record ? circuit::Outcome::Permanent : circuit::Outcome::Retriable;
   switch (err) {
     case RD_KAFKA_RESP_ERR_NO_ERROR:
       return circuit::Outcome::Success;
+    // The record itself.
     case RD_KAFKA_RESP_ERR__BAD_MSG:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-    case RD_KAFKA_RESP_ERR__INVALID_ARG:
     case RD_KAFKA_RESP_ERR__KEY_SERIALIZATION:
     case RD_KAFKA_RESP_ERR__VALUE_SERIALIZATION:
-    case RD_KAFKA_RESP_ERR_INVALID_MSG:
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
-    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
       return circuit::Outcome::Permanent;
-    // Transport, timeouts, brokers down, leadership moves, quotas, fatal and purged producers, and the
-    // markers of the enum's ranges, which no report carries.
+    // The topic (and an invalid argument to produce, which is the topic's name).
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+      return byTopic;
+    // A corrupt message (CRC) is damage on the way; an invalid timestamp is the producer's clock (the
+    // sink sets none); a policy is the cluster's.
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+      return circuit::Outcome::Retriable;
+    // Transport, timeouts, brokers down, leadership moves, quotas, authentication and cluster-wide
+    // authorization, fatal and purged producers, and the markers of the enum's ranges, which no report
+    // carries.
     case RD_KAFKA_RESP_ERR__BEGIN:
     case RD_KAFKA_RESP_ERR__BAD_COMPRESSION:
     case RD_KAFKA_RESP_ERR__DESTROY:

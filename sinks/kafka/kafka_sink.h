@@ -16,8 +16,12 @@
 // What a caller may rely on:
 // - send() returns by its deadline plus the time of one rd_kafka_producev call. Success means every
 //   record's delivery report said delivered (with acks=all under idempotence, the default).
-// - Records failing for themselves (too large, unknown or forbidden topic, a template field missing)
-//   come back as Permanent failures of those records alone; everything else is Retriable.
+// - Records failing for themselves (too large, refused by the broker's validation, a template field
+//   missing, and with a templated topic a topic that does not exist or is forbidden) come back as
+//   Permanent failures of those records alone; everything else is Retriable, a constant topic that
+//   does not exist or is forbidden included.
+// - probe() asks for metadata: with a constant topic, that topic's, and a topic in error (unknown,
+//   forbidden) fails the probe; with a templated topic, the brokers'. Every failure is Retriable.
 // - The producer's defaults suit sends of whole batches: enable.idempotence true, linger.ms 2,
 //   batch.num.messages = batch.max_records; `properties` override each.
 // - Records not reported by the deadline stay in librdkafka (with their copy of the batch) and may still be
@@ -51,8 +55,13 @@ struct KafkaStats {
   std::atomic<std::uint64_t> brokersDownEvents{0};  // librdkafka said every broker is down
 };
 
-// How a librdkafka error code classifies for a record (the rules are beside the definition).
-circuit::Outcome classify(rd_kafka_resp_err_t err);
+// Where a record's topic comes from: the config's constant `topic`, or the record's fields.
+enum class TopicSource : std::uint8_t { Config, Record };
+
+// How a librdkafka error, from produce or from a delivery report, classifies for a record: Permanent
+// only for what the record caused (its size or content, and the topic when the record chose it);
+// Retriable for the rest. The rules are beside the definition.
+circuit::Outcome classify(rd_kafka_resp_err_t err, TopicSource topic);
 
 class KafkaSink final : public Sink {
  public:
@@ -80,6 +89,7 @@ class KafkaSink final : public Sink {
 
   const config::SinkConfig cfg_;
   const RecordTemplate topic_;
+  const TopicSource topicSource_;
   const RecordTemplate key_;
   std::shared_ptr<spdlog::logger> log_;
 

@@ -18,6 +18,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kFirstBackoff = 100ms;
 constexpr std::chrono::milliseconds kMaxBackoff = 5s;
+// Why a connection refused with "max number of clients reached" is not kept.
+constexpr const char* kClosedByServer = "the server closes the connection after refusing it";
 
 struct ReplyDeleter {
   void operator()(redisReply* r) const { freeReplyObject(r); }
@@ -49,7 +51,11 @@ std::string explain(ErrorClass c, std::string_view command, std::string_view rep
   std::string text = "redis refused " + std::string(command) + ": " + std::string(reply);
   switch (c) {
     case ErrorClass::ConnectionLost:
-    case ErrorClass::Rejected:
+    case ErrorClass::KeyType:
+    case ErrorClass::Refused:
+      break;
+    case ErrorClass::ClientsFull:
+      text += " (the server has as many clients as its maxclients allows)";
       break;
     case ErrorClass::ServerBusy:
       text += " (the server cannot take writes now)";
@@ -62,32 +68,65 @@ std::string explain(ErrorClass c, std::string_view command, std::string_view rep
     case ErrorClass::Misrouted:
       text += " (the address is a cluster node that does not own the key; the sink does not follow redirects)";
       break;
+    case ErrorClass::Unsupported:
+      text += " (the server lacks the command, or it was renamed or disabled; the records are not at fault)";
+      break;
   }
   return text;
 }
 
+// One row per error reply the sink knows: its first word and, where the word says too little (ERR),
+// the start of the message. Looked up in order; a reply no row matches is Refused.
+struct ReplyRow {
+  std::string_view word;
+  std::string_view message;  // empty: any
+  ErrorClass cls;
+};
+constexpr std::array kReplies = {
+    ReplyRow{"WRONGTYPE", "", ErrorClass::KeyType},
+    ReplyRow{"NOAUTH", "", ErrorClass::AccessDenied},
+    ReplyRow{"WRONGPASS", "", ErrorClass::AccessDenied},
+    ReplyRow{"NOPERM", "", ErrorClass::AccessDenied},
+    ReplyRow{"LOADING", "", ErrorClass::ServerBusy},
+    ReplyRow{"BUSY", "", ErrorClass::ServerBusy},
+    ReplyRow{"OOM", "", ErrorClass::ServerBusy},
+    ReplyRow{"READONLY", "", ErrorClass::ServerBusy},
+    ReplyRow{"MASTERDOWN", "", ErrorClass::ServerBusy},
+    ReplyRow{"TRYAGAIN", "", ErrorClass::ServerBusy},
+    ReplyRow{"CLUSTERDOWN", "", ErrorClass::ServerBusy},
+    ReplyRow{"NOREPLICAS", "", ErrorClass::ServerBusy},
+    ReplyRow{"MISCONF", "", ErrorClass::ServerBusy},
+    ReplyRow{"MOVED", "", ErrorClass::Misrouted},
+    ReplyRow{"ASK", "", ErrorClass::Misrouted},
+    ReplyRow{"ERR", "max number of clients reached", ErrorClass::ClientsFull},
+    ReplyRow{"ERR", "unknown command", ErrorClass::Unsupported},
+    ReplyRow{"ERR", "unknown subcommand", ErrorClass::Unsupported},
+};
+
 }  // namespace
 
 ErrorClass classifyError(std::string_view reply) {
-  const std::string_view word = reply.substr(0, reply.find(' '));
-  static constexpr std::array<std::string_view, 9> kBusy = {
-      "OOM", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"};
-  static constexpr std::array<std::string_view, 3> kDenied = {"NOAUTH", "WRONGPASS", "NOPERM"};
-  if (std::find(kBusy.begin(), kBusy.end(), word) != kBusy.end()) return ErrorClass::ServerBusy;
-  if (std::find(kDenied.begin(), kDenied.end(), word) != kDenied.end()) return ErrorClass::AccessDenied;
-  if (word == "MOVED" || word == "ASK") return ErrorClass::Misrouted;
-  return ErrorClass::Rejected;
+  const std::size_t space = reply.find(' ');
+  const std::string_view word = reply.substr(0, space);
+  const std::string_view message = space == std::string_view::npos ? std::string_view() : reply.substr(space + 1);
+  for (const ReplyRow& row : kReplies) {
+    if (word == row.word && message.starts_with(row.message)) return row.cls;
+  }
+  return ErrorClass::Refused;
 }
 
 circuit::Outcome outcomeOf(ErrorClass c) {
   switch (c) {
+    case ErrorClass::KeyType:
+      return circuit::Outcome::Permanent;
     case ErrorClass::ConnectionLost:
+    case ErrorClass::ClientsFull:
     case ErrorClass::ServerBusy:
     case ErrorClass::AccessDenied:
     case ErrorClass::Misrouted:
+    case ErrorClass::Unsupported:
+    case ErrorClass::Refused:
       return circuit::Outcome::Retriable;
-    case ErrorClass::Rejected:
-      return circuit::Outcome::Permanent;
   }
   return circuit::Outcome::Retriable;
 }
@@ -131,6 +170,7 @@ void RedisSink::stop(Deadline) {
 void RedisSink::countError(ErrorClass c) {
   switch (c) {
     case ErrorClass::ConnectionLost:
+    case ErrorClass::ClientsFull:
       stats_.connectionErrors.fetch_add(1, std::memory_order_relaxed);
       return;
     case ErrorClass::ServerBusy:
@@ -142,8 +182,12 @@ void RedisSink::countError(ErrorClass c) {
     case ErrorClass::Misrouted:
       stats_.misrouted.fetch_add(1, std::memory_order_relaxed);
       return;
-    case ErrorClass::Rejected:
+    case ErrorClass::KeyType:
       stats_.rejected.fetch_add(1, std::memory_order_relaxed);
+      return;
+    case ErrorClass::Unsupported:
+    case ErrorClass::Refused:
+      stats_.refused.fetch_add(1, std::memory_order_relaxed);
       return;
   }
 }
@@ -282,8 +326,8 @@ void RedisSink::noteLost(const std::string& error) {
 }
 
 void RedisSink::release(ConnectionPtr c) {
-  if (c->broken || c->context->err != 0) {
-    noteLost(c->context->err != 0 ? c->context->errstr : "replies left unread at the deadline");
+  if (c->broken != nullptr || c->context->err != 0) {
+    noteLost(c->context->err != 0 ? c->context->errstr : c->broken);
     return;
   }
   std::optional<std::chrono::milliseconds> restoredAfter;
@@ -315,7 +359,7 @@ bool RedisSink::applyTimeout(Connection& c, Deadline deadline, SendResult& error
 }
 
 SendResult RedisSink::connectionFailure(Connection& c, std::string_view during) {
-  c.broken = true;
+  c.broken = "the connection failed";
   std::string why = c.context->errstr;
   // hiredis reports a socket timeout as the read's EAGAIN.
   if (why == std::strerror(EAGAIN) || why == std::strerror(EWOULDBLOCK)) why = "timed out waiting for the reply";
@@ -361,6 +405,7 @@ SendResult RedisSink::sendList(Connection& c, const Batch& batch, Deadline) {
   if (reply->type == REDIS_REPLY_ERROR) {
     const ErrorClass cls = classifyError(errorText(*reply));
     countError(cls);
+    if (cls == ErrorClass::ClientsFull) c.broken = kClosedByServer;
     return SendResult::failure(outcomeOf(cls), explain(cls, "RPUSH " + cfg_.key, errorText(*reply)));
   }
   return SendResult::success();
@@ -397,23 +442,30 @@ SendResult RedisSink::sendEach(Connection& c, const Batch& batch, Deadline deadl
 
   std::vector<RecordFailure> failures;
   bool anyRetriable = false;
+  std::size_t unheard = 0;  // records PUBLISH delivered to no subscriber
   for (std::size_t i = 0; i < batch.size(); ++i) {
     // The socket timeout bounds each read; this bounds the whole pipeline.
     if (i > 0 && Clock::now() >= deadline) {
-      c.broken = true;
+      c.broken = "replies left unread at the deadline";
       return SendResult::failure(circuit::Outcome::Retriable,
                                  "redis at " + cfg_.address + ": deadline passed after " + std::to_string(i) + " of " +
                                      std::to_string(batch.size()) + " " + command + " replies");
     }
     const Reply reply = nextReply(c.context);
     if (!reply) return connectionFailure(c, command);
-    if (reply->type != REDIS_REPLY_ERROR) continue;
+    if (reply->type != REDIS_REPLY_ERROR) {
+      // PUBLISH answers how many clients received the message.
+      if (!stream && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) ++unheard;
+      continue;
+    }
     const ErrorClass cls = classifyError(errorText(*reply));
     countError(cls);
+    if (cls == ErrorClass::ClientsFull) c.broken = kClosedByServer;
     const circuit::Outcome outcome = outcomeOf(cls);
     anyRetriable = anyRetriable || outcome == circuit::Outcome::Retriable;
     failures.push_back({static_cast<std::uint32_t>(i), outcome, explain(cls, command, errorText(*reply))});
   }
+  if (!stream) notePublished(batch.size() - failures.size(), unheard);
   if (failures.empty()) return SendResult::success();
   const bool shared = failures.size() == batch.size() &&
                       std::all_of(failures.begin(), failures.end(),
@@ -438,13 +490,44 @@ SendResult RedisSink::probe(Deadline deadline) {
     if (!reply) {
       result = connectionFailure(*c, "PING");
     } else if (reply->type == REDIS_REPLY_ERROR) {
+      // Whatever the reply, a probe that fails must count against the breaker.
       const ErrorClass cls = classifyError(errorText(*reply));
       countError(cls);
-      result = SendResult::failure(outcomeOf(cls), explain(cls, "PING", errorText(*reply)));
+      if (cls == ErrorClass::ClientsFull) c->broken = kClosedByServer;
+      result = SendResult::failure(circuit::Outcome::Retriable, explain(cls, "PING", errorText(*reply)));
     }
   }
   release(std::move(c));
   return result;
+}
+
+void RedisSink::notePublished(std::size_t accepted, std::size_t unheard) {
+  stats_.unheard.fetch_add(unheard, std::memory_order_relaxed);
+  // Logged when records start reaching no one and when they are heard again, not per record.
+  bool changed = false;
+  if (unheard > 0) {
+    changed = !unheard_.exchange(true, std::memory_order_relaxed);
+  } else if (accepted > 0) {
+    changed = unheard_.exchange(false, std::memory_order_relaxed);
+  }
+  if (!changed) return;
+  if (unheard > 0) {
+    log::event(*log::component("redis"), spdlog::level::warn, "redis_publish_unheard",
+               {{"sink", name_},
+                {"channel", cfg_.channel},
+                {"detail", "no client is subscribed: pubsub records published now reach no one"},
+                {"hint", "counted in logcapture_sink_published_unheard_records_total"}});
+  } else {
+    log::event(*log::component("redis"), spdlog::level::info, "redis_publish_heard",
+               {{"sink", name_}, {"channel", cfg_.channel}});
+  }
+}
+
+std::vector<SinkMetric> RedisSink::metrics() const {
+  if (cfg_.mode != Mode::Pubsub) return {};
+  return {{"logcapture_sink_published_unheard_records_total",
+           "Records a pubsub sink published while no client was subscribed to its channel (delivered to no one).",
+           stats_.unheard.load(std::memory_order_relaxed)}};
 }
 
 }  // namespace logcapture::sinks::redis

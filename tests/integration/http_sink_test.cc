@@ -252,6 +252,32 @@ TEST_CASE("a 400 answer is permanent with the status and the body in the error")
   CHECK(http.sink.stats().permanent == 1);
 }
 
+TEST_CASE("a 401 answer is retriable: the credentials are at fault, not the records") {
+  Receiver receiver;
+  Started http(sinkConfig(endpoint(receiver)));
+  for (const int status : {401, 403, 404}) {
+    CAPTURE(status);
+    receiver.control({{"status", status}, {"times", 1}});
+    Lines lines({"x"});
+    const auto r = http.send(lines.batch);
+    CHECK(r.outcome == Outcome::Retriable);
+    CHECK(r.error.find("HTTP " + std::to_string(status)) != std::string::npos);
+  }
+  CHECK(http.sink.stats().retriable == 3);
+  CHECK(http.sink.stats().permanent == 0);
+}
+
+TEST_CASE("a redirect is not followed and is retriable") {
+  Receiver receiver;
+  Started http(sinkConfig(endpoint(receiver)));
+  receiver.control({{"status", 301}, {"times", 1}});
+  Lines lines({"x"});
+  const auto r = http.send(lines.batch);
+  CHECK(r.outcome == Outcome::Retriable);
+  CHECK(r.error.find("HTTP 301") != std::string::npos);
+  CHECK(receiver.stats()["requests"] == 1);
+}
+
 TEST_CASE("a 413 answer asks for a smaller batch") {
   Receiver receiver;
   Started http(sinkConfig(endpoint(receiver)));
@@ -280,6 +306,24 @@ TEST_CASE("refused bulk items are the only failures, each with the class of its 
   CHECK(r.failures[2].error.find("injected_failure") != std::string::npos);
   CHECK(receiver.stats()["records"] == 2);
   CHECK(http.sink.stats().itemFailures == 3);
+}
+
+TEST_CASE("an es_bulk answer larger than 16 MiB is read item by item") {
+  Receiver receiver;
+  Started http(sinkConfig(endpoint(receiver, "/_bulk", Format::EsBulk), config::Encoding::Json));
+  // 2,000 items of some 10 KB each: a 20 MB answer.
+  receiver.control({{"fail_items", {5, 1999}}, {"item_status", 400}, {"pad_items", 10000}});
+  std::vector<std::string> messages;
+  for (int i = 0; i < 2000; ++i) messages.push_back("m" + std::to_string(i));
+  Lines lines(messages, config::Encoding::Json);
+  const auto r = http.send(lines.batch, 30s);
+  CHECK_MESSAGE(r.outcome == Outcome::Success, r.error);
+  REQUIRE(r.failures.size() == 2);
+  CHECK(r.failures[0].index == 5);
+  CHECK(r.failures[0].outcome == Outcome::Permanent);
+  CHECK(r.failures[1].index == 1999);
+  CHECK(r.failures[1].error.find("injected_failure") != std::string::npos);
+  CHECK(receiver.stats()["records"] == 1998);
 }
 
 TEST_CASE("a receiver stalled beyond the deadline fails retriable at about the deadline") {
@@ -337,4 +381,19 @@ TEST_CASE("a probe of the health URL fails as its status says") {
   receiver.control({{"status", 503}});
   CHECK(http.sink.probe(in(2s)).outcome == Outcome::Retriable);
   CHECK(receiver.last()["path"] == "/health");
+}
+
+TEST_CASE("a probe answered 429, 401 or 404 is retriable, so the breaker counts it") {
+  Receiver receiver;
+  Started http(sinkConfig(endpoint(receiver)));
+  for (const int status : {429, 401, 404, 400}) {
+    CAPTURE(status);
+    receiver.control({{"status", status}, {"retry_after", 3}});
+    const auto r = http.sink.probe(in(2s));
+    CHECK(r.outcome == Outcome::Retriable);
+    CHECK(r.error.find("HTTP " + std::to_string(status)) != std::string::npos);
+    CHECK(r.retryAfter == std::chrono::milliseconds(3000));
+  }
+  receiver.control({{"status", 200}});
+  CHECK(http.sink.probe(in(2s)).outcome == Outcome::Success);
 }

@@ -83,6 +83,84 @@ struct RunningSink {
 
 }  // namespace
 
+TEST_CASE("a kafka error is permanent only when the record caused it, row by row") {
+  using sinks::kafka::classify;
+  using sinks::kafka::TopicSource;
+  struct Row {
+    rd_kafka_resp_err_t err;
+    Outcome constantTopic;  // the topic is the config's
+    Outcome recordTopic;    // the record chose the topic
+  };
+  constexpr Outcome S = Outcome::Success;
+  constexpr Outcome R = Outcome::Retriable;
+  constexpr Outcome P = Outcome::Permanent;
+  const std::vector<Row> rows = {
+      {RD_KAFKA_RESP_ERR_NO_ERROR, S, S},
+      // The record: its size or content.
+      {RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, P, P},
+      {RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE, P, P},
+      {RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE, P, P},
+      {RD_KAFKA_RESP_ERR_INVALID_RECORD, P, P},
+      {RD_KAFKA_RESP_ERR__BAD_MSG, P, P},
+      {RD_KAFKA_RESP_ERR__KEY_SERIALIZATION, P, P},
+      {RD_KAFKA_RESP_ERR__VALUE_SERIALIZATION, P, P},
+      // The topic: the record's only when the record chose it.
+      {RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, R, P},
+      {RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, R, P},
+      {RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, R, P},
+      {RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, R, P},
+      {RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION, R, P},
+      {RD_KAFKA_RESP_ERR__INVALID_ARG, R, P},
+      // The cluster, the network, our credentials, the producer.
+      {RD_KAFKA_RESP_ERR_INVALID_MSG, R, R},
+      {RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP, R, R},
+      {RD_KAFKA_RESP_ERR_POLICY_VIOLATION, R, R},
+      {RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, R, R},
+      {RD_KAFKA_RESP_ERR__TIMED_OUT, R, R},
+      {RD_KAFKA_RESP_ERR__TRANSPORT, R, R},
+      {RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, R, R},
+      {RD_KAFKA_RESP_ERR__RESOLVE, R, R},
+      {RD_KAFKA_RESP_ERR__SSL, R, R},
+      {RD_KAFKA_RESP_ERR__AUTHENTICATION, R, R},
+      {RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED, R, R},
+      {RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED, R, R},
+      {RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED, R, R},
+      {RD_KAFKA_RESP_ERR__QUEUE_FULL, R, R},
+      {RD_KAFKA_RESP_ERR__PURGE_QUEUE, R, R},
+      {RD_KAFKA_RESP_ERR__PURGE_INFLIGHT, R, R},
+      {RD_KAFKA_RESP_ERR__FATAL, R, R},
+      {RD_KAFKA_RESP_ERR__FENCED, R, R},
+      {RD_KAFKA_RESP_ERR__INCONSISTENT, R, R},
+      {RD_KAFKA_RESP_ERR__GAPLESS_GUARANTEE, R, R},
+      {RD_KAFKA_RESP_ERR__BAD_COMPRESSION, R, R},
+      {RD_KAFKA_RESP_ERR__ISR_INSUFF, R, R},
+      {RD_KAFKA_RESP_ERR__DESTROY, R, R},
+      {RD_KAFKA_RESP_ERR__FAIL, R, R},
+      {RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, R, R},
+      {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, R, R},
+      {RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, R, R},
+      {RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION, R, R},
+      {RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, R, R},
+      {RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, R, R},
+      {RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR, R, R},
+      {RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS, R, R},
+      {RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION, R, R},
+      {RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT, R, R},
+      {RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, R, R},
+      {RD_KAFKA_RESP_ERR_DUPLICATE_SEQUENCE_NUMBER, R, R},
+      {RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH, R, R},
+      {RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID, R, R},
+      {RD_KAFKA_RESP_ERR_PRODUCER_FENCED, R, R},
+      {RD_KAFKA_RESP_ERR_THROTTLING_QUOTA_EXCEEDED, R, R},
+      {RD_KAFKA_RESP_ERR_UNKNOWN, R, R},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(rd_kafka_err2name(row.err));
+    CHECK(classify(row.err, TopicSource::Config) == row.constantTopic);
+    CHECK(classify(row.err, TopicSource::Record) == row.recordTopic);
+  }
+}
+
 TEST_CASE("kafka sink delivers every record in order to a single-partition topic") {
   KafkaBroker broker({.topics = {"logs:1"}});
   RunningSink s(sinkConfig(broker, "logs"));
@@ -205,6 +283,41 @@ TEST_CASE("a topic authorization error from the broker is permanent for its reco
   REQUIRE(messages.size() == 1);
   CHECK(messages[0].value == "accepted");
   CHECK(broker.messageCount("logs") == 0);
+}
+
+TEST_CASE("a constant topic refused for authorization is retriable: the credentials are at fault") {
+  KafkaBroker broker({.topics = {"logs:1"}});
+  RunningSink s(sinkConfig(broker, "logs"));
+  REQUIRE(broker.command("error produce TOPIC_AUTHORIZATION_FAILED 1") == "ok");
+  Records refused;
+  refused.addMany(3);
+  const auto result = s.send(refused.batch());
+  CHECK(result.outcome == Outcome::Retriable);
+  CHECK(result.error.find("TOPIC_AUTHORIZATION_FAILED") != std::string::npos);
+  CHECK(result.failures.empty());
+  // librdkafka fails the topic's records at once until its next metadata refresh, about a second.
+  CHECK(testing::waitUntil([&] { return s.send(refused.batch()).outcome == Outcome::Success; }, 15s));
+  CHECK(broker.messageCount("logs") == 3);
+}
+
+TEST_CASE("a constant topic the cluster does not know is retriable, and the probe fails until it is back") {
+  KafkaBroker broker({.topics = {"logs:1"}});
+  RunningSink s(sinkConfig(broker, "logs"));
+  Records r;
+  r.add("before");
+  REQUIRE(s.send(r.batch()).outcome == Outcome::Success);
+  REQUIRE(broker.command("topic logs UNKNOWN_TOPIC_OR_PART") == "ok");
+  // librdkafka learns it at its next metadata request, which the probe makes.
+  const auto probed = s.sink.probe(Clock::now() + 5s);
+  CHECK(probed.outcome == Outcome::Retriable);
+  CHECK(probed.error.find("UNKNOWN_TOPIC_OR_PART") != std::string::npos);
+  const auto missing = s.send(r.batch(), 3s);
+  CHECK(missing.outcome == Outcome::Retriable);
+  CHECK(missing.failures.empty());
+
+  REQUIRE(broker.command("topic logs NO_ERROR") == "ok");
+  CHECK(testing::waitUntil([&] { return s.sink.probe(Clock::now() + 2s).outcome == Outcome::Success; }));
+  CHECK(testing::waitUntil([&] { return s.send(r.batch(), 3s).outcome == Outcome::Success; }, 15s));
 }
 
 TEST_CASE("a message-too-large answer from the broker is permanent for the record") {

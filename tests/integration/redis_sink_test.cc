@@ -89,25 +89,60 @@ std::vector<std::string> streamMessages(RedisServer& server, const std::string& 
   return out;
 }
 
-TEST_CASE("redis error replies are classed by their first word") {
-  using redis::classifyError;
+TEST_CASE("redis error replies are classed by the reply table, row by row") {
   using redis::ErrorClass;
-  CHECK(classifyError("LOADING Redis is loading the dataset in memory") == ErrorClass::ServerBusy);
-  CHECK(classifyError("BUSY Redis is busy running a script.") == ErrorClass::ServerBusy);
-  for (const char* word : {"OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"}) {
-    CHECK(classifyError(std::string(word) + " something") == ErrorClass::ServerBusy);
+  struct Row {
+    std::string_view reply;
+    ErrorClass cls;
+  };
+  const std::vector<Row> rows = {
+      {"WRONGTYPE Operation against a key holding the wrong kind of value", ErrorClass::KeyType},
+      {"NOAUTH Authentication required.", ErrorClass::AccessDenied},
+      {"WRONGPASS invalid username-password pair or user is disabled.", ErrorClass::AccessDenied},
+      {"NOPERM this user has no permissions to run the 'rpush' command", ErrorClass::AccessDenied},
+      {"LOADING Redis is loading the dataset in memory", ErrorClass::ServerBusy},
+      {"BUSY Redis is busy running a script.", ErrorClass::ServerBusy},
+      {"OOM command not allowed when used memory > 'maxmemory'.", ErrorClass::ServerBusy},
+      {"READONLY You can't write against a read only replica.", ErrorClass::ServerBusy},
+      {"MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.", ErrorClass::ServerBusy},
+      {"TRYAGAIN Multiple keys request during rehashing of slot", ErrorClass::ServerBusy},
+      {"CLUSTERDOWN The cluster is down", ErrorClass::ServerBusy},
+      {"NOREPLICAS Not enough good replicas to write.", ErrorClass::ServerBusy},
+      {"MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk.",
+       ErrorClass::ServerBusy},
+      {"MOVED 3999 127.0.0.1:6381", ErrorClass::Misrouted},
+      {"ASK 3999 127.0.0.1:6381", ErrorClass::Misrouted},
+      {"ERR max number of clients reached", ErrorClass::ClientsFull},
+      {"ERR unknown command 'XADD', with args beginning with: ", ErrorClass::Unsupported},
+      {"ERR unknown command", ErrorClass::Unsupported},
+      {"ERR unknown subcommand 'foo'.", ErrorClass::Unsupported},
+      {"ERR wrong number of arguments for 'rpush' command", ErrorClass::Refused},
+      {"ERR syntax error", ErrorClass::Refused},
+      {"ERR Protocol error: invalid bulk length", ErrorClass::Refused},
+      {"ERR DB index is out of range", ErrorClass::Refused},
+      {"EXECABORT Transaction discarded because of previous errors.", ErrorClass::Refused},
+      {"BUSYKEY Target key name already exists.", ErrorClass::Refused},
+      {"NOSCRIPT No matching script.", ErrorClass::Refused},
+      {"WRONGTYPEX not a known word", ErrorClass::Refused},
+      {"ERR", ErrorClass::Refused},
+      {"", ErrorClass::Refused},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.reply);
+    CHECK(redis::classifyError(row.reply) == row.cls);
   }
-  CHECK(classifyError("NOAUTH Authentication required.") == ErrorClass::AccessDenied);
-  CHECK(classifyError("WRONGPASS invalid username-password pair") == ErrorClass::AccessDenied);
-  CHECK(classifyError("NOPERM this user has no permissions") == ErrorClass::AccessDenied);
-  CHECK(classifyError("MOVED 3999 127.0.0.1:6381") == ErrorClass::Misrouted);
-  CHECK(classifyError("WRONGTYPE Operation against a key holding the wrong kind of value") == ErrorClass::Rejected);
-  CHECK(classifyError("ERR unknown command") == ErrorClass::Rejected);
-  CHECK(classifyError("BUSYKEY Target key name already exists.") == ErrorClass::Rejected);
-  CHECK(classifyError("") == ErrorClass::Rejected);
-  CHECK(redis::outcomeOf(ErrorClass::ServerBusy) == circuit::Outcome::Retriable);
-  CHECK(redis::outcomeOf(ErrorClass::AccessDenied) == circuit::Outcome::Retriable);
-  CHECK(redis::outcomeOf(ErrorClass::Rejected) == circuit::Outcome::Permanent);
+}
+
+TEST_CASE("only a key of another type is a permanent redis error") {
+  using redis::ErrorClass;
+  using redis::outcomeOf;
+  CHECK(outcomeOf(ErrorClass::KeyType) == circuit::Outcome::Permanent);
+  for (const ErrorClass c :
+       {ErrorClass::ConnectionLost, ErrorClass::ClientsFull, ErrorClass::ServerBusy, ErrorClass::AccessDenied,
+        ErrorClass::Misrouted, ErrorClass::Unsupported, ErrorClass::Refused}) {
+    CAPTURE(static_cast<int>(c));
+    CHECK(outcomeOf(c) == circuit::Outcome::Retriable);
+  }
 }
 
 TEST_CASE("redis list mode appends a batch with one RPUSH, in order") {
@@ -176,6 +211,34 @@ TEST_CASE("redis pubsub mode publishes every record, in order") {
   CHECK(received == lines.messages());
 }
 
+TEST_CASE("redis pubsub counts the records that reached no subscriber") {
+  RedisServer server;
+  RedisConfig r = listAt(server.address());
+  r.mode = Mode::Pubsub;
+  r.key.clear();
+  r.channel = "live";
+  StartedSink s(sinkConfig(r));
+  Lines unheard(30);
+  CHECK(s.send(unheard.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.sink.stats().unheard.load() == 30);
+
+  RedisSubscriber subscriber(server, "live");
+  Lines heard(20);
+  CHECK(s.send(heard.batch).outcome == circuit::Outcome::Success);
+  CHECK(subscriber.next() == "line-0");
+  CHECK(s.sink.stats().unheard.load() == 30);
+  const auto metrics = s.sink.metrics();
+  REQUIRE(metrics.size() == 1);
+  CHECK(metrics[0].name == "logcapture_sink_published_unheard_records_total");
+  CHECK(metrics[0].value == 30);
+}
+
+TEST_CASE("redis list and stream sinks report no pubsub counter") {
+  RedisServer server;
+  StartedSink s(sinkConfig(listAt(server.address())));
+  CHECK(s.sink.metrics().empty());
+}
+
 TEST_CASE("redis db selects the database the records go to") {
   RedisServer server;
   RedisConfig r = listAt(server.address());
@@ -235,6 +298,34 @@ TEST_CASE("redis key of another type is a permanent failure") {
   CHECK(s.sink.stats().rejected.load() == 1);
   // The connection saw an error reply, not an error: it is kept.
   CHECK(s.sink.stats().connected.load() == 1);
+}
+
+TEST_CASE("redis without the command is retriable: the server is at fault, not the records") {
+  RedisServer server(RedisServerOptions{.password = "", .extraArgs = {"--rename-command", "RPUSH", ""}});
+  StartedSink s(sinkConfig(listAt(server.address())));
+  Lines lines(10);
+  const SendResult result = s.send(lines.batch);
+  CHECK(result.outcome == circuit::Outcome::Retriable);
+  CHECK(result.error.find("unknown command") != std::string::npos);
+  CHECK(s.sink.stats().refused.load() == 1);
+  CHECK(s.sink.stats().rejected.load() == 0);
+}
+
+TEST_CASE("redis at its maxclients is retriable, and the sink gets in once there is room") {
+  RedisServer server(RedisServerOptions{.password = "", .extraArgs = {"--maxclients", "1"}});
+  REQUIRE(server.command({"PING"}).text == "PONG");  // the one client the server takes
+  StartedSink s(sinkConfig(listAt(server.address()), 1));
+  Lines lines(10);
+  const SendResult refused = s.send(lines.batch);
+  CHECK(refused.outcome == circuit::Outcome::Retriable);
+  CHECK(refused.error.find("max number of clients") != std::string::npos);
+  const SendResult probed = s.sink.probe(in(1s));
+  CHECK(probed.outcome == circuit::Outcome::Retriable);
+
+  REQUIRE_FALSE(server.command({"CONFIG", "SET", "maxclients", "100"}).isError());
+  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == circuit::Outcome::Success; }, 10s));
+  CHECK(server.command({"LLEN", "logs"}).integer == 10);
+  CHECK(s.sink.probe(in(1s)).outcome == circuit::Outcome::Success);
 }
 
 TEST_CASE("redis stopped server fails fast as retriable, and the sink reconnects once it is back") {

@@ -1,5 +1,6 @@
 #include "sinks/http/http_body.h"
 
+#include <curl/curl.h>
 #include <doctest/doctest.h>
 #include <zlib.h>
 
@@ -145,18 +146,165 @@ TEST_CASE("a gzip body inflates back to the original") {
   CHECK(unpacked == original);
 }
 
-TEST_CASE("HTTP statuses map to 2xx success, 408 and 5xx retriable, 429 throttled, other permanent") {
+// One row per status: what it means for a log shipper, and the class that follows.
+struct StatusRow {
+  long status;
+  Outcome outcome;
+};
+
+TEST_CASE("an HTTP status is permanent only when the body caused it") {
   using sinks::http::classifyStatus;
-  CHECK(classifyStatus(200) == Outcome::Success);
-  CHECK(classifyStatus(204) == Outcome::Success);
-  CHECK(classifyStatus(408) == Outcome::Retriable);
-  CHECK(classifyStatus(500) == Outcome::Retriable);
-  CHECK(classifyStatus(503) == Outcome::Retriable);
-  CHECK(classifyStatus(429) == Outcome::Throttled);
-  CHECK(classifyStatus(400) == Outcome::Permanent);
-  CHECK(classifyStatus(401) == Outcome::Permanent);
-  CHECK(classifyStatus(413) == Outcome::Permanent);
-  CHECK(classifyStatus(301) == Outcome::Permanent);
+  const std::vector<StatusRow> rows = {
+      {100, Outcome::Retriable},
+      {101, Outcome::Retriable},  // no final answer
+      {200, Outcome::Success},
+      {201, Outcome::Success},
+      {202, Outcome::Success},
+      {204, Outcome::Success},
+      {299, Outcome::Success},
+      // Redirects are not followed: the url is stale, which an operator fixes.
+      {300, Outcome::Retriable},
+      {301, Outcome::Retriable},
+      {302, Outcome::Retriable},
+      {303, Outcome::Retriable},
+      {304, Outcome::Retriable},
+      {307, Outcome::Retriable},
+      {308, Outcome::Retriable},
+      // What the body holds.
+      {400, Outcome::Permanent},
+      {413, Outcome::Permanent},
+      {422, Outcome::Permanent},
+      // Credentials.
+      {401, Outcome::Retriable},
+      {403, Outcome::Retriable},
+      {407, Outcome::Retriable},
+      // The url.
+      {404, Outcome::Retriable},
+      {405, Outcome::Retriable},
+      {410, Outcome::Retriable},
+      {414, Outcome::Retriable},
+      {421, Outcome::Retriable},
+      // Headers, format, compression: the config.
+      {406, Outcome::Retriable},
+      {411, Outcome::Retriable},
+      {412, Outcome::Retriable},
+      {415, Outcome::Retriable},
+      {416, Outcome::Retriable},
+      {417, Outcome::Retriable},
+      {426, Outcome::Retriable},
+      {428, Outcome::Retriable},
+      {431, Outcome::Retriable},
+      // The destination's state.
+      {402, Outcome::Retriable},
+      {408, Outcome::Retriable},
+      {409, Outcome::Retriable},
+      {423, Outcome::Retriable},
+      {424, Outcome::Retriable},
+      {425, Outcome::Retriable},
+      {451, Outcome::Retriable},
+      {429, Outcome::Throttled},
+      {500, Outcome::Retriable},
+      {501, Outcome::Retriable},
+      {502, Outcome::Retriable},
+      {503, Outcome::Retriable},
+      {504, Outcome::Retriable},
+      {505, Outcome::Retriable},
+      {507, Outcome::Retriable},
+      {511, Outcome::Retriable},
+      // Codes no RFC defines.
+      {0, Outcome::Retriable},
+      {418, Outcome::Retriable},
+      {499, Outcome::Retriable},
+      {599, Outcome::Retriable},
+      {600, Outcome::Retriable},
+      {999, Outcome::Retriable},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.status);
+    CHECK(classifyStatus(row.status) == row.outcome);
+  }
+}
+
+TEST_CASE("a probe answered anything but 2xx or 405 fails in a class the breaker counts") {
+  using sinks::http::classifyProbeStatus;
+  const std::vector<StatusRow> rows = {
+      {200, Outcome::Success},   {204, Outcome::Success},   {405, Outcome::Success},   {301, Outcome::Retriable},
+      {400, Outcome::Retriable}, {401, Outcome::Retriable}, {403, Outcome::Retriable}, {404, Outcome::Retriable},
+      {413, Outcome::Retriable}, {422, Outcome::Retriable}, {429, Outcome::Retriable}, {500, Outcome::Retriable},
+      {503, Outcome::Retriable},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.status);
+    CHECK(classifyProbeStatus(row.status) == row.outcome);
+  }
+}
+
+TEST_CASE("a curl transfer error is retriable whatever its code") {
+  using sinks::http::classifyTransfer;
+  CHECK(classifyTransfer(CURLE_OK) == Outcome::Success);
+  // Our url and TLS files, the network, the server's TLS, timeouts: none is the records' doing.
+  for (const CURLcode rc : {CURLE_UNSUPPORTED_PROTOCOL,
+                            CURLE_URL_MALFORMAT,
+                            CURLE_COULDNT_RESOLVE_HOST,
+                            CURLE_COULDNT_CONNECT,
+                            CURLE_OPERATION_TIMEDOUT,
+                            CURLE_SSL_CONNECT_ERROR,
+                            CURLE_PEER_FAILED_VERIFICATION,
+                            CURLE_SSL_CERTPROBLEM,
+                            CURLE_SSL_CACERT_BADFILE,
+                            CURLE_SEND_ERROR,
+                            CURLE_RECV_ERROR,
+                            CURLE_GOT_NOTHING,
+                            CURLE_WEIRD_SERVER_REPLY,
+                            CURLE_TOO_MANY_REDIRECTS,
+                            CURLE_LOGIN_DENIED,
+                            CURLE_AUTH_ERROR,
+                            CURLE_OUT_OF_MEMORY,
+                            CURLE_BAD_CONTENT_ENCODING,
+                            CURLE_HTTP2,
+                            CURLE_PROXY}) {
+    CAPTURE(rc);
+    CHECK(classifyTransfer(rc) == Outcome::Retriable);
+  }
+}
+
+struct ItemRow {
+  long status;
+  std::string_view errorType;
+  sinks::http::IndexSource index;
+  Outcome outcome;
+};
+
+TEST_CASE("a bulk item is permanent when its document, or the index it named, was refused") {
+  using sinks::http::IndexSource;
+  const std::vector<ItemRow> rows = {
+      {201, "", IndexSource::Config, Outcome::Success},
+      {200, "", IndexSource::Record, Outcome::Success},
+      {400, "mapper_parsing_exception", IndexSource::Config, Outcome::Permanent},
+      {400, "illegal_argument_exception", IndexSource::Record, Outcome::Permanent},
+      {409, "version_conflict_engine_exception", IndexSource::Config, Outcome::Permanent},
+      {413, "", IndexSource::Config, Outcome::Permanent},
+      // The index: the record's doing when the record named it, the config's otherwise.
+      {404, "index_not_found_exception", IndexSource::Record, Outcome::Permanent},
+      {404, "index_not_found_exception", IndexSource::Config, Outcome::Retriable},
+      {403, "security_exception", IndexSource::Record, Outcome::Permanent},
+      {403, "security_exception", IndexSource::Config, Outcome::Retriable},
+      // A read-only index or a full disk blocks every document, whatever named the index.
+      {403, "cluster_block_exception", IndexSource::Record, Outcome::Retriable},
+      {429, "cluster_block_exception", IndexSource::Record, Outcome::Throttled},
+      {401, "", IndexSource::Record, Outcome::Retriable},
+      {429, "es_rejected_execution_exception", IndexSource::Config, Outcome::Throttled},
+      {408, "", IndexSource::Config, Outcome::Retriable},
+      {500, "", IndexSource::Config, Outcome::Retriable},
+      {503, "unavailable_shards_exception", IndexSource::Record, Outcome::Retriable},
+      {301, "", IndexSource::Config, Outcome::Retriable},
+      {0, "", IndexSource::Config, Outcome::Retriable},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.status);
+    CAPTURE(row.errorType);
+    CHECK(sinks::http::classifyBulkItem(row.status, row.errorType, row.index) == row.outcome);
+  }
 }
 
 TEST_CASE("Retry-After is read as seconds or as an HTTP date") {
@@ -206,6 +354,99 @@ TEST_CASE("a bulk answer with refused items lists only those, classed by their s
 
 TEST_CASE("a bulk answer that cannot be matched to the batch fails the whole batch as retriable") {
   using sinks::http::readBulkResponse;
-  CHECK(readBulkResponse(R"({"errors":true,"items":[{"index":{"status":500}}]})", 2).outcome == Outcome::Retriable);
-  CHECK(readBulkResponse("<html>", 1).outcome == Outcome::Retriable);
+  const std::vector<std::string> answers = {
+      R"({"errors":true,"items":[{"index":{"status":500}}]})",  // one item for two records
+      R"({"errors":true,"items":[{"index":{"status":500}},{"index":{"status":201}},{"index":{"status":201}}]})",
+      "<html>",
+      "",
+      R"({"errors":true})",
+      R"({"errors":true,"items":[{"index":{"status":201}},{"index":{}}]})",
+      R"({"errors":true,"items":[{"index":{"status":"201"}},{"index":{"status":201}}]})",
+      R"({"errors":true,"items":[{"index":201},{"index":{"status":201}}]})",
+      R"({"errors":true,"items":[{"index":{"status":201}},{"index":{"status":201}}])",  // cut short
+      R"({"errors":true,"items":[{"index":{"status":201}},{"index":{"status":201}}]}x)",
+      R"({"errors":true,"items":[{"index":{"status":201}} {"index":{"status":201}}]})",
+      R"({"errors":tru,"items":[]})",
+      R"(["errors",true])",
+      R"({"errors":true,"items":[{"index":{"status":201,"x":"a\u00zz"}},{"index":{"status":201}}]})",
+  };
+  for (const auto& answer : answers) {
+    CAPTURE(answer);
+    const auto r = readBulkResponse(answer, 2);
+    CHECK(r.outcome == Outcome::Retriable);
+    CHECK(r.failures.empty());
+    CHECK(r.error.find("bulk answer") == 0);
+  }
+}
+
+TEST_CASE("a bulk answer reads the same fed one byte at a time") {
+  const std::string answer = R"({"took":3,"errors":true,"items":[
+      {"index":{"_index":"logs","_id":"a\"b\\c","status":201,"_shards":{"total":2,"failed":0}}},
+      {"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"field [n] \"x\" \u00e9","caused_by":{"type":"x","reason":"y"}}}},
+      {"index":{"status":[1,[2,{"deep":[]}]],"ignored":null}} ]})";
+  sinks::http::BulkAnswerReader reader;
+  reader.reset(3, sinks::http::IndexSource::Config);
+  for (char c : answer) reader.feed(std::string_view(&c, 1));
+  const auto r = reader.finish();
+  // The third item's status is not a number: the answer cannot be matched.
+  CHECK(r.outcome == Outcome::Retriable);
+
+  const std::string good = R"({"took":3,"errors":true,"items":[
+      {"index":{"_index":"logs","_id":"a\"b\\c","status":201,"_shards":{"total":2,"failed":0}}},
+      {"create":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"field [n] \"x\" \u00e9","caused_by":{"type":"x","reason":"y"}}}},
+      {"index":{"status":503,"error":"no shard","extra":[1,[2,{"deep":[]}]]}} ]})";
+  reader.reset(3, sinks::http::IndexSource::Config);
+  for (char c : good) reader.feed(std::string_view(&c, 1));
+  const auto ok = reader.finish();
+  CHECK(ok.outcome == Outcome::Success);
+  REQUIRE(ok.failures.size() == 2);
+  CHECK(ok.failures[0].index == 1);
+  CHECK(ok.failures[0].outcome == Outcome::Permanent);
+  CHECK(ok.failures[0].error == R"(create status 400: mapper_parsing_exception: field [n] "x" \u00e9)");
+  CHECK(ok.failures[1].index == 2);
+  CHECK(ok.failures[1].outcome == Outcome::Retriable);
+  CHECK(ok.failures[1].error == "index status 503: no shard");
+}
+
+TEST_CASE("a bulk answer of many megabytes is read without keeping it") {
+  // 100,000 items padded to some 300 bytes each: a 30 MB answer, one item in a thousand refused.
+  constexpr std::size_t kItems = 100000;
+  const std::string padding(250, 'p');
+  std::string answer = R"({"took":30,"errors":true,"items":[)";
+  for (std::size_t i = 0; i < kItems; ++i) {
+    if (i > 0) answer += ',';
+    if (i % 1000 == 7) {
+      answer += R"({"index":{"_id":")" + padding +
+                R"(","status":400,"error":{"type":"mapper_parsing_exception","reason":"bad"}}})";
+    } else {
+      answer += R"({"index":{"_id":")" + padding + R"(","status":201}})";
+    }
+  }
+  answer += "]}";
+  REQUIRE(answer.size() > (16u << 20));
+  sinks::http::BulkAnswerReader reader;
+  reader.reset(kItems, sinks::http::IndexSource::Config);
+  for (std::size_t at = 0; at < answer.size(); at += 16384) reader.feed(std::string_view(answer).substr(at, 16384));
+  const auto r = reader.finish();
+  CHECK(r.outcome == Outcome::Success);
+  REQUIRE(r.failures.size() == kItems / 1000);
+  CHECK(r.failures.front().index == 7);
+  CHECK(r.failures.back().index == kItems - 1000 + 7);
+}
+
+TEST_CASE("a bulk answer nested without end is refused, not followed") {
+  std::string answer = R"({"errors":true,"items":)";
+  answer += std::string(1000000, '[');
+  const auto r = sinks::http::readBulkResponse(answer, 1);
+  CHECK(r.outcome == Outcome::Retriable);
+  CHECK(r.error.find("nests too deep") != std::string::npos);
+}
+
+TEST_CASE("a bulk item refused for an index the record named is permanent, for the config's index retriable") {
+  const std::string answer =
+      R"({"errors":true,"items":[{"index":{"status":404,"error":{"type":"index_not_found_exception","reason":"no such index"}}}]})";
+  CHECK(sinks::http::readBulkResponse(answer, 1, sinks::http::IndexSource::Record).failures.at(0).outcome ==
+        Outcome::Permanent);
+  CHECK(sinks::http::readBulkResponse(answer, 1, sinks::http::IndexSource::Config).failures.at(0).outcome ==
+        Outcome::Retriable);
 }
