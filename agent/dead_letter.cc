@@ -34,9 +34,10 @@ bool DeadLetter::openLocked() {
   return true;
 }
 
-std::size_t DeadLetter::append(const sinks::Batch& batch,
-                               const std::vector<std::pair<std::uint32_t, std::string>>& failed) {
-  if (failed.empty()) return 0;
+DeadLetter::Appended DeadLetter::append(const sinks::Batch& batch,
+                                        const std::vector<std::pair<std::uint32_t, std::string>>& failed) {
+  Appended out;
+  if (failed.empty()) return out;
   std::string time;
   sinks::appendJsonTimestamp(time, std::chrono::system_clock::now());
   std::string lines;
@@ -61,8 +62,9 @@ std::size_t DeadLetter::append(const sinks::Batch& batch,
     }
     ++accepted;
   }
+  out.overCap = failed.size() - accepted;
   auto logger = log::component("sink");
-  if (accepted < failed.size() && !warnedFull_) {
+  if (out.overCap > 0 && !warnedFull_) {
     warnedFull_ = true;
     log::event(
         *logger, spdlog::level::warn, "dead_letter_full",
@@ -71,32 +73,56 @@ std::size_t DeadLetter::append(const sinks::Batch& batch,
          {"max_bytes", maxBytes_},
          {"hint", "records past the cap are dropped and counted; move the file away or raise dead_letter.max_bytes"}});
   }
-  if (accepted > 0) {
-    bool ok = openLocked();
-    std::size_t done = 0;
-    while (ok && done < lines.size()) {
-      const ssize_t n = ::write(fd_, lines.data() + done, lines.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0)
-        ok = false;
-      else
-        done += static_cast<std::size_t>(n);
-    }
-    if (ok && ::fdatasync(fd_) != 0) ok = false;
-    if (!ok) {
-      if (!warnedBroken_) {
-        warnedBroken_ = true;
-        log::event(*logger, spdlog::level::err, "dead_letter_unwritable",
-                   {{"sink", sink_}, {"path", path_}, {"error", std::strerror(errno)}});
-      }
-      accepted = 0;
+  if (accepted == 0) {
+    dropped_.fetch_add(out.overCap, std::memory_order_relaxed);
+    return out;
+  }
+  int error = 0;
+  if (!openLocked()) error = errno;
+  std::size_t done = 0;
+  while (error == 0 && done < lines.size()) {
+    const ssize_t n = ::write(fd_, lines.data() + done, lines.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error = errno;
+    } else if (n == 0) {
+      error = EIO;
     } else {
-      size_ += lines.size();
+      done += static_cast<std::size_t>(n);
     }
   }
-  written_.fetch_add(accepted, std::memory_order_relaxed);
-  dropped_.fetch_add(failed.size() - accepted, std::memory_order_relaxed);
-  return accepted;
+  if (error == 0 && ::fdatasync(fd_) != 0) error = errno;
+  if (error != 0) {
+    if (fd_ >= 0) {
+      // Cut a torn line so that the file stays one whole JSON object per line; reopened next time.
+      if (done > 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+        logger->debug("dead letter {}: cannot cut back a torn write: {}", path_, std::strerror(errno));
+      }
+      ::close(fd_);
+      fd_ = -1;
+    }
+    out.unwritable = accepted;
+    if (!broken_) {
+      broken_ = true;
+      log::event(*logger, spdlog::level::err, "dead_letter_unwritable",
+                 {{"sink", sink_},
+                  {"path", path_},
+                  {"error", std::strerror(error)},
+                  {"hint",
+                   "records the destination refused for good are dropped and counted (dead_letter_failed) "
+                   "until the file can be written again"}});
+    }
+  } else {
+    size_ += lines.size();
+    out.written = accepted;
+    if (broken_) {
+      broken_ = false;
+      log::event(*logger, spdlog::level::info, "dead_letter_writable", {{"sink", sink_}, {"path", path_}});
+    }
+  }
+  written_.fetch_add(out.written, std::memory_order_relaxed);
+  dropped_.fetch_add(out.overCap + out.unwritable, std::memory_order_relaxed);
+  return out;
 }
 
 }  // namespace logcapture::agent

@@ -4,9 +4,12 @@
 // appended to state_dir/dead-letter/<sink>.ndjson, one JSON object per line:
 //   {"time":"<when refused, RFC 3339 UTC>","sink":"<name>","error":"<why>","record":<the record as encoded>}
 // ("record" is the JSON object for encoding: json, the line as a JSON string for encoding: raw).
-// The file is capped at dead_letter.max_bytes; records past the cap are dropped and counted, never
-// silently. Lines are written whole and fdatasync'ed before append() returns, so a record counted as
-// dead-lettered survives a crash.
+// The file is capped at dead_letter.max_bytes; records past the cap are dropped and counted
+// (dead_letter_full), never silently. Lines are written whole and fdatasync'ed before append() returns,
+// so a record counted as dead-lettered survives a crash. A write that fails (disk full, EACCES, EIO) is
+// cut back to the last whole line; its records are dropped and counted apart (dead_letter_failed), and
+// logged once per episode at error: the destination refused them for good, so keeping them would only
+// hold back the records behind them until an operator frees the disk. The next append tries again.
 //
 // Thread-safety: append() from any runner worker; mutex_ serialises writes.
 
@@ -28,9 +31,14 @@ class DeadLetter {
   DeadLetter(const DeadLetter&) = delete;
   DeadLetter& operator=(const DeadLetter&) = delete;
 
-  // Appends records `indexes` of `batch` with their error. Returns how many were written; the rest
-  // were dropped (file over its cap, or unwritable: logged once).
-  std::size_t append(const sinks::Batch& batch, const std::vector<std::pair<std::uint32_t, std::string>>& failed);
+  // What became of the records given to append(): written + overCap + unwritable = records given.
+  struct Appended {
+    std::size_t written = 0;
+    std::size_t overCap = 0;     // past dead_letter.max_bytes
+    std::size_t unwritable = 0;  // the write failed
+  };
+  // Appends records `indexes` of `batch` with their error.
+  Appended append(const sinks::Batch& batch, const std::vector<std::pair<std::uint32_t, std::string>>& failed);
 
   const std::string& path() const { return path_; }
   std::uint64_t written() const { return written_.load(std::memory_order_relaxed); }
@@ -47,7 +55,7 @@ class DeadLetter {
   int fd_ = -1;
   std::uint64_t size_ = 0;
   bool warnedFull_ = false;
-  bool warnedBroken_ = false;
+  bool broken_ = false;  // the last write failed: logged once, until one succeeds again
   std::atomic<std::uint64_t> written_{0};
   std::atomic<std::uint64_t> dropped_{0};
 };

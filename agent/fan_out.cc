@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "agent/log.h"
+
 namespace logcapture::agent {
 
 FanOut::FanOut(RecordQueue& queue, std::vector<SinkRunner*> runners) : queue_(queue), runners_(std::move(runners)) {}
@@ -11,7 +13,17 @@ FanOut::~FanOut() {
 }
 
 void FanOut::start() {
-  thread_ = std::thread([this] { run(); });
+  running_ = true;
+  thread_ = std::thread([this] {
+    log::guardThread("fan-out", [this] { run(); });
+    {
+      // Also after a failure: a reload waiting for the loop to apply its set must not wait for nothing.
+      std::lock_guard lock(mutex_);
+      running_ = false;
+    }
+    applied_.notify_all();
+    finished_ = true;
+  });
 }
 
 const std::vector<SinkRunner*>& FanOut::routesOf(const std::string& input) {
@@ -26,21 +38,38 @@ const std::vector<SinkRunner*>& FanOut::routesOf(const std::string& input) {
   return it->second;
 }
 
+void FanOut::applyPosted() {
+  if (!postedFlag_.load(std::memory_order_acquire)) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (posted_) {
+      runners_ = std::move(*posted_);
+      posted_.reset();
+      routes_.clear();
+      appliedCount_ = postedCount_;
+    }
+    postedFlag_ = false;
+  }
+  applied_.notify_all();
+}
+
 void FanOut::run() {
   static const std::string kNoInput;
   Chunk chunk;
-  // pop() returns false only on a timeout or once the queue is closed and drained.
+  // pop() returns false only on a timeout or once the queue is closed and drained. Its timeout is
+  // short so that a reload waiting for the loop is served promptly when no records come.
   while (true) {
-    if (!queue_.pop(chunk, std::chrono::milliseconds(200))) {
+    applyPosted();
+    if (!queue_.pop(chunk, std::chrono::milliseconds(50))) {
       if (queue_.stats().records == 0 && done_.load()) break;
       continue;
     }
+    applyPosted();
     if (chunk.records.empty()) {
       chunk.ack.finish();
       continue;
     }
     const auto& source = chunk.records.front().source;
-    std::lock_guard lock(routesMutex_);
     const auto& routed = routesOf(source ? source->input : kNoInput);
     if (routed.empty()) {
       unrouted_.fetch_add(chunk.records.size(), std::memory_order_relaxed);
@@ -49,42 +78,55 @@ void FanOut::run() {
     }
     auto delivery = std::make_shared<Delivery>(std::move(chunk), static_cast<int>(routed.size()));
     chunk = Chunk{};
-    for (SinkRunner* r : routed) r->offer(delivery);
+    for (SinkRunner* r : routed) {
+      waitingOn_.store(r, std::memory_order_release);
+      r->offer(delivery);
+    }
+    waitingOn_.store(nullptr, std::memory_order_release);
   }
-  finished_ = true;
 }
-
-namespace {
-
-// Polls rather than waiting on a timed mutex: reloads are rare, and a plain mutex is what the
-// sanitizers understand.
-bool lockBy(std::unique_lock<std::mutex>& lock, Deadline deadline) {
-  while (!lock.try_lock()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
-
-}  // namespace
 
 bool FanOut::replaceRunners(std::vector<SinkRunner*> runners, Deadline deadline) {
-  std::unique_lock lock(routesMutex_, std::defer_lock);
-  if (!lockBy(lock, deadline)) {
-    // Only runners leaving the set may be abandoned: the others keep receiving after the reload.
-    // runners_ is read without the lock here: only this (reload) thread ever writes it.
-    bool leavingHoldsBack = false;
-    for (SinkRunner* r : runners_) {
-      if (std::find(runners.begin(), runners.end(), r) == runners.end()) {
-        r->abandonIntake();
-        leavingHoldsBack = true;
+  const auto leaving = [&runners](SinkRunner* r) {
+    return std::find(runners.begin(), runners.end(), r) == runners.end();
+  };
+  std::vector<SinkRunner*> letThrough;  // leaving runners that held the loop back
+  bool applied = true;
+  {
+    std::unique_lock lock(mutex_);
+    const std::uint64_t ticket = ++postedCount_;
+    posted_ = runners;
+    postedFlag_ = true;
+    while (appliedCount_ < ticket) {
+      if (!running_) {
+        // No loop to apply it (not started, or ended): nothing reads the routes now.
+        runners_ = std::move(*posted_);
+        posted_.reset();
+        postedFlag_ = false;
+        routes_.clear();
+        appliedCount_ = ticket;
+        break;
       }
+      SinkRunner* waiting = waitingOn_.load(std::memory_order_acquire);
+      if (waiting != nullptr && leaving(waiting) &&
+          std::find(letThrough.begin(), letThrough.end(), waiting) == letThrough.end()) {
+        waiting->holdBackIntake(false);
+        letThrough.push_back(waiting);
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        posted_.reset();
+        postedFlag_ = false;
+        applied = false;
+        break;
+      }
+      applied_.wait_for(lock, std::chrono::milliseconds(5));
     }
-    if (!leavingHoldsBack || !lockBy(lock, std::chrono::steady_clock::now() + std::chrono::seconds(1))) return false;
   }
-  runners_ = std::move(runners);
-  routes_.clear();
-  return true;
+  // Refused: the runners stay, and so do their bounds.
+  if (!applied) {
+    for (SinkRunner* r : letThrough) r->holdBackIntake(true);
+  }
+  return applied;
 }
 
 void FanOut::stop(Deadline deadline) {
@@ -96,6 +138,7 @@ void FanOut::stop(Deadline deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (!finished_.load()) {
+    std::lock_guard lock(mutex_);
     for (SinkRunner* r : runners_) r->abandonIntake();
   }
   thread_.join();

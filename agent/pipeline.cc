@@ -48,11 +48,15 @@ std::optional<std::string> startRunners(const RunnerList& runners, bool held = f
 }
 
 // Stops the runners side by side, so that one waiting on a down destination does not eat the others'
-// share of the deadline.
-void stopRunners(const RunnerList& runners, Deadline deadline) {
+// share of the deadline. `retire`: a reload removed them and the agent runs on, so what they leave
+// unsent is dropped and counted instead of left unfinished (SinkRunner::retire).
+void stopRunners(const RunnerList& runners, Deadline deadline, bool retire = false) {
   std::vector<std::thread> stopping;
   stopping.reserve(runners.size());
-  for (const auto& r : runners) stopping.emplace_back([r, deadline] { r->stop(deadline); });
+  for (const auto& r : runners) {
+    stopping.emplace_back(
+        [r, deadline, retire] { log::guardThread("sink", [&] { retire ? r->retire(deadline) : r->stop(deadline); }); });
+  }
   for (auto& t : stopping) t.join();
 }
 
@@ -252,7 +256,7 @@ ReloadOutcome Pipeline::reload(const config::Config& next, Deadline deadline) {
     if (replacing) replaced.emplace_back(*same, runner);
     out.changes.push_back("sink " + sc.name + (replacing ? " rebuilt" : " added"));
   }
-  RunnerList retired;  // removed from the config: they send what they hold to their destination
+  RunnerList retired;  // removed from the config: they send what they hold to their destination, then drop
   for (const auto& r : running) {
     if (std::find(nextRunners.begin(), nextRunners.end(), r) != nextRunners.end()) continue;
     if (findNamed(next.sinks, r->name()) != next.sinks.end()) continue;  // replaced
@@ -295,7 +299,7 @@ ReloadOutcome Pipeline::reload(const config::Config& next, Deadline deadline) {
       out.changes.push_back("input " + in->name() + " removed");
   }
   for (const auto& in : retiredInputs) in->stop(deadline);
-  stopRunners(retired, deadline);
+  stopRunners(retired, deadline, /*retire=*/true);
   for (const auto& in : retiredInputs) {
     while (!in->settled() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -1,9 +1,11 @@
 #include "agent/reload.h"
 
+#include "agent/log.h"
+
 namespace logcapture::agent {
 
 Reloader::Reloader(Reload reload) : reload_(std::move(reload)) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] { log::guardThread("agent", [this] { run(); }); });
 }
 
 Reloader::~Reloader() { stop(); }
@@ -46,7 +48,15 @@ void Reloader::run() {
     if (stopping_) return;
     const std::uint64_t serving = requested_;
     lock.unlock();
-    ReloadOutcome outcome = reload_();
+    ReloadOutcome outcome;
+    try {
+      outcome = reload_();
+    } catch (const std::exception& e) {
+      // The pipeline may be half changed: the agent stops (and restarts from its checkpoints), and the
+      // request waiting for this reload is answered rather than left hanging.
+      log::noteThreadFailure("agent", e.what(), true);
+      outcome = ReloadOutcome{.applied = false, .error = std::string("the reload failed: ") + e.what(), .changes = {}};
+    }
     lock.lock();
     last_ = std::move(outcome);
     served_ = serving;

@@ -28,19 +28,16 @@ PendingBatch SinkBuffer::takeFront(std::uint32_t lane) {
   return b;
 }
 
-SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<PendingBatch>& evicted,
-                                        const std::function<bool()>& mayDrop) {
+SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<PendingBatch>& evicted) {
   std::unique_lock lock(mutex_);
   auto fits = [&] { return stats_.batches == 0 || stats_.bytes + batch.batch.bytes() <= maxBytes_; };
   if (closed_) return PushResult::Closed;
-  while (!fits() && (whenFull_ == config::WhenFull::Block || !mayDrop())) {
-    changed_.wait_for(lock, std::chrono::milliseconds(20));
-    if (closed_) return PushResult::Closed;
-  }
   if (!fits()) {
     switch (whenFull_) {
       case config::WhenFull::Block:
-        break;  // unreachable: the loop above waits until it fits
+        changed_.wait(lock, [&] { return closed_ || fits(); });
+        if (closed_) return PushResult::Closed;
+        break;
       case config::WhenFull::DropNewest:
         return PushResult::Dropped;
       case config::WhenFull::DropOldest:
@@ -116,6 +113,24 @@ std::vector<PendingBatch> SinkBuffer::drain() {
 SinkBufferStats SinkBuffer::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
+}
+
+std::optional<std::chrono::steady_clock::time_point> SinkBuffer::oldestFormedAt() const {
+  std::lock_guard lock(mutex_);
+  std::optional<std::chrono::steady_clock::time_point> oldest;
+  // A lane is in order of formation, so its head is its oldest batch.
+  for (const auto& lane : lanes_) {
+    if (!lane.empty() && (!oldest || lane.front().formedAt < *oldest)) oldest = lane.front().formedAt;
+  }
+  return oldest;
+}
+
+bool SinkBuffer::freshBatchBesides(std::uint32_t lane) const {
+  std::lock_guard lock(mutex_);
+  for (std::uint32_t i = 0; i < lanes_.size(); ++i) {
+    if (i != lane % lanes_.size() && !lanes_[i].empty() && lanes_[i].front().rounds == 0) return true;
+  }
+  return false;
 }
 
 }  // namespace logcapture::agent

@@ -2,8 +2,10 @@
 
 // The batches of one sink waiting for a send: the backlog while its breaker is open, and the hand-off
 // from its batcher to its workers the rest of the time. Bounded in encoded bytes (buffer.max_bytes)
-// with the sink's when_full policy. Batches live in lanes, one per worker: records of one source always
-// go to the same lane, and a lane is sent in order, so each file arrives in order at every sink.
+// with the sink's when_full policy, which applies whenever it is full: the sink's breaker is open, or
+// the destination is healthy but slower than the inputs. Batches live in lanes, one per worker: records
+// of one source always go to the same lane, and a lane is sent in order, so each file arrives in order
+// at every sink.
 //
 // Memory today. A disk buffer (later) keeps this interface: push() persists, pop() reads back, and the
 // runner finishes a batch's deliveries once it is persisted.
@@ -15,8 +17,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "agent/delivery.h"
@@ -32,6 +34,10 @@ struct PendingBatch {
   std::uint32_t lane = 0;
   std::uint64_t sequence = 0;  // order of formation, for drop_oldest across lanes
   std::uint32_t attempts = 0;  // sends of this batch since it last left the buffer
+  // Times it used up retry.max_attempts and went back to the head of its lane: it waits on the
+  // breaker from then on, and lets fresher lanes take the trial calls.
+  std::uint32_t rounds = 0;
+  std::chrono::steady_clock::time_point formedAt{};  // when its batcher formed it
 
   // Releases every claim: the sink is done with these records.
   void finish() {
@@ -54,12 +60,9 @@ class SinkBuffer {
   // Adds the batch at the back of its lane. Without room: block waits for room or close();
   // drop_newest refuses this batch (Dropped, left in `batch`); drop_oldest moves the oldest batches of
   // any lane into `evicted`. The caller counts and finishes what was dropped. A batch larger than the
-  // bound is admitted into an empty buffer, so nothing waits forever.
-  //
-  // `mayDrop` says whether the drop policies apply now: the runner allows them only while the breaker
-  // refuses sends. A sink that is healthy but slower than its inputs is waited for (backpressure), never
-  // dropped from; a wait ends as soon as `mayDrop` turns true (checked every few milliseconds).
-  PushResult push(PendingBatch& batch, std::vector<PendingBatch>& evicted, const std::function<bool()>& mayDrop);
+  // bound is admitted into an empty buffer, so nothing waits forever. Only block ever waits: a sink
+  // whose user chose a drop policy never holds back the inputs and the other sinks, slow or broken.
+  PushResult push(PendingBatch& batch, std::vector<PendingBatch>& evicted);
   // Returns a batch that could not be sent to the front of its lane, ahead of newer batches. It was
   // admitted before, so it is never refused.
   void pushFront(PendingBatch&& batch);
@@ -75,6 +78,10 @@ class SinkBuffer {
   // Takes everything left (shutdown after the deadline).
   std::vector<PendingBatch> drain();
   SinkBufferStats stats() const;
+  // When the oldest batch waiting was formed; empty when none waits.
+  std::optional<std::chrono::steady_clock::time_point> oldestFormedAt() const;
+  // True when a lane other than `lane` has a batch at its head that never used up its attempts.
+  bool freshBatchBesides(std::uint32_t lane) const;
 
  private:
   void add(PendingBatch&& b, bool front);

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "agent/log.h"
+#include "agent/send_verdict.h"
 #include "circuit/events.h"
 #include "sinks/encoding.h"
 
@@ -18,14 +19,13 @@ std::int64_t nanos(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-// Records of one source always take the same lane, so a file is sent in order.
+}  // namespace
+
 std::uint32_t laneOf(const Record& r, std::uint32_t lanes) {
   if (lanes <= 1 || !r.source) return 0;
   const std::size_t h = std::hash<std::string>{}(r.source->path) ^ (std::hash<std::string>{}(r.source->input) << 1);
   return static_cast<std::uint32_t>(h % lanes);
 }
-
-}  // namespace
 
 sinks::Batch subBatch(const sinks::Batch& batch, const std::vector<std::uint32_t>& indexes) {
   sinks::Batch out;
@@ -50,6 +50,7 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
       // Enough for the batcher to fill every lane's batch while the fan-out goes on; no more, since
       // records waiting here hold memory that no buffer bound counts.
       intakeMaxRecords_(std::max<std::uint64_t>(std::uint64_t(cfg.batch.maxRecords) * cfg.workers, 4096)),
+      sendingFormedNs_(std::make_unique<std::atomic<std::int64_t>[]>(cfg.workers)),
       random_(std::random_device{}()) {
   std::vector<circuit::Breaker::Listener> listeners{circuit::transitionLogger(cfg.name),
                                                     // Workers waiting on an open breaker look again.
@@ -82,16 +83,25 @@ std::optional<std::string> SinkRunner::start(bool held) {
   if (auto error = sink_->start()) return error;
   started_ = true;
   held_ = held;
-  batcher_ = std::thread([this] { runBatcher(); });
-  for (std::uint32_t lane = 0; lane < lanes_; ++lane) workers_.emplace_back([this, lane] { runWorker(lane); });
+  batcher_ = std::thread([this] {
+    log::guardThread("sink", [this] { runBatcher(); });
+    // Also after a failure, so that stop() and the workers do not wait for it until the deadline.
+    batcherDone_ = true;
+    buffer_.wake();
+    wakePaused();
+  });
+  for (std::uint32_t lane = 0; lane < lanes_; ++lane) {
+    workers_.emplace_back([this, lane] { log::guardThread("sink", [this, lane] { runWorker(lane); }); });
+  }
   return std::nullopt;
 }
 
 void SinkRunner::offer(DeliveryRef delivery) {
   const std::uint64_t n = delivery->records().size();
   std::unique_lock lock(intakeMutex_);
-  intakeChanged_.wait(lock,
-                      [&] { return intakeClosed_ || intakeRecords_ == 0 || intakeRecords_ + n <= intakeMaxRecords_; });
+  intakeChanged_.wait(lock, [&] {
+    return intakeClosed_ || !intakeBounded_ || intakeRecords_ == 0 || intakeRecords_ + n <= intakeMaxRecords_;
+  });
   if (intakeClosed_) return;  // stopping: unfinished, read again after a restart
   stats_.received.fetch_add(n, std::memory_order_relaxed);
   intakeRecords_ += n;
@@ -106,6 +116,24 @@ void SinkRunner::abandonIntake() {
     intakeClosed_ = true;
   }
   intakeChanged_.notify_all();
+}
+
+void SinkRunner::holdBackIntake(bool hold) {
+  {
+    std::lock_guard lock(intakeMutex_);
+    intakeBounded_ = hold;
+  }
+  intakeChanged_.notify_all();
+}
+
+std::chrono::nanoseconds SinkRunner::oldestBatchAge(Clock::time_point now) const {
+  auto oldest = buffer_.oldestFormedAt().value_or(Clock::time_point::max());
+  for (std::uint32_t lane = 0; lane < lanes_; ++lane) {
+    const std::int64_t formed = sendingFormedNs_[lane].load(std::memory_order_relaxed);
+    if (formed != 0) oldest = std::min(oldest, Clock::time_point(std::chrono::nanoseconds(formed)));
+  }
+  if (oldest == Clock::time_point::max() || oldest > now) return std::chrono::nanoseconds::zero();
+  return now - oldest;
 }
 
 void SinkRunner::finishLater(PendingBatch& pb) {
@@ -171,9 +199,6 @@ void SinkRunner::runBatcher() {
     finished.swap(delivered_);
   }
   release();
-  batcherDone_ = true;
-  buffer_.wake();
-  wakePaused();
 }
 
 void SinkRunner::wakePaused() {
@@ -236,43 +261,40 @@ void SinkRunner::flush(OpenBatch& o) {
   }
   pb.lane = static_cast<std::uint32_t>(&o - open_.data());
   pb.sequence = sequence_++;
+  pb.formedAt = o.firstAt;
   std::vector<PendingBatch> evicted;
-  // Drop policies apply only while the breaker refuses sends: a slow but healthy sink holds back its
-  // intake instead (and, through the fan-out, the queue and the files), so nothing is lost to speed.
-  const auto refusing = [this] {
-    const auto state = breaker_->state();
-    return state == circuit::State::Open || state == circuit::State::ForcedOpen;
-  };
-  switch (buffer_.push(pb, evicted, refusing)) {
+  switch (buffer_.push(pb, evicted)) {
     case SinkBuffer::PushResult::Accepted:
       break;
     case SinkBuffer::PushResult::Dropped:
       drop(pb, DropReason::BufferFull);
       break;
     case SinkBuffer::PushResult::Closed:
-      if (releasing_.load()) {
-        buffer_.admit(std::move(pb));  // handed to the replacement: the buffer's bound no longer matters
-        break;
-      }
-      // Stopping past the deadline while when_full: block held the batcher: left unfinished.
-      stats_.unsentAtShutdown.fetch_add(pb.batch.size(), std::memory_order_relaxed);
+      // Stopping past the deadline while when_full: block held the batcher: kept with the rest, for
+      // whoever stops the runner to hand over, drop or leave unfinished.
+      buffer_.admit(std::move(pb));
       break;
   }
   for (auto& e : evicted) drop(e, DropReason::BufferFull);
 }
 
-void SinkRunner::drop(PendingBatch& pb, DropReason reason) {
-  stats_.dropped[std::size_t(reason)].fetch_add(pb.batch.size(), std::memory_order_relaxed);
-  if (drops_[std::size_t(reason)].note(Clock::now(), pb.batch.size(), {})) {
+void SinkRunner::countDropped(std::uint64_t records, DropReason reason) {
+  if (records == 0) return;
+  stats_.dropped[std::size_t(reason)].fetch_add(records, std::memory_order_relaxed);
+  if (drops_[std::size_t(reason)].note(Clock::now(), records, {})) {
     log::event(*log::component("sink"), spdlog::level::warn, "sink_records_dropped",
                {{"sink", cfg_.name},
                 {"reason", dropReasonName(reason)},
-                {"records", pb.batch.size()},
+                {"records", records},
                 {"breaker", circuit::stateName(breaker_->state())},
                 {"hint", "further drops are summarised every 10s and counted in the metrics"}});
   } else {
     summariesHeld_.store(true, std::memory_order_relaxed);
   }
+}
+
+void SinkRunner::drop(PendingBatch& pb, DropReason reason) {
+  countDropped(pb.batch.size(), reason);
   pb.finish();
 }
 
@@ -347,6 +369,11 @@ std::chrono::nanoseconds SinkRunner::backoff(std::uint32_t attempt) {
 }
 
 void SinkRunner::runWorker(std::uint32_t lane) {
+  const auto deliverTracked = [&](PendingBatch&& pb) {
+    sendingFormedNs_[lane].store(nanos(pb.formedAt), std::memory_order_relaxed);
+    deliver(std::move(pb));
+    sendingFormedNs_[lane].store(0, std::memory_order_relaxed);
+  };
   while (true) {
     if (pastHardDeadline()) return;  // what is left stays in the buffer, unfinished
     if (held_.load()) {
@@ -358,19 +385,52 @@ void SinkRunner::runWorker(std::uint32_t lane) {
     logSummaries(false);
     PendingBatch pb;
     if (buffer_.pop(lane, pb, Clock::now() + std::chrono::milliseconds(100))) {
-      deliver(std::move(pb));
+      deliverTracked(std::move(pb));
       continue;
     }
     // Draining at shutdown: done once the batcher has flushed and this lane is empty.
     if (batcherDone_.load() && !buffer_.pop(lane, pb, Clock::now())) return;
-    if (!pb.batch.empty()) deliver(std::move(pb));
+    if (!pb.batch.empty()) deliverTracked(std::move(pb));
   }
 }
 
 void SinkRunner::deadLetterRecords(PendingBatch& pb, const std::vector<std::pair<std::uint32_t, std::string>>& failed) {
-  const std::size_t written = deadLetter_.append(pb.batch, failed);
-  stats_.deadLettered.fetch_add(written, std::memory_order_relaxed);
-  stats_.dropped[std::size_t(DropReason::DeadLetterFull)].fetch_add(failed.size() - written, std::memory_order_relaxed);
+  const DeadLetter::Appended appended = deadLetter_.append(pb.batch, failed);
+  stats_.deadLettered.fetch_add(appended.written, std::memory_order_relaxed);
+  countDropped(appended.overCap, DropReason::DeadLetterFull);
+  countDropped(appended.unwritable, DropReason::DeadLetterFailed);
+}
+
+sinks::SendResult SinkRunner::sendGuarded(const sinks::Batch* batch, Deadline deadline) {
+  // A sink is not to throw; one that does must not take the worker, and the trial slot its permit
+  // holds, with it: the call failed, and the breaker hears so.
+  std::string what;
+  try {
+    return batch != nullptr ? sink_->send(*batch, deadline) : sink_->probe(deadline);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "an exception of unknown type";
+  }
+  stats_.sendExceptions.fetch_add(1, std::memory_order_relaxed);
+  return sinks::SendResult::failure(Outcome::Retriable,
+                                    std::string(batch != nullptr ? "send" : "probe") + " threw: " + what);
+}
+
+bool SinkRunner::yieldsTrial(const PendingBatch& pb) const {
+  if (pb.rounds == 0) return false;
+  const auto state = breaker_->state();
+  if (state != circuit::State::Open && state != circuit::State::HalfOpen) return false;
+  // A batch that keeps failing would fail the trial again and keep the breaker open for every lane;
+  // fresher batches try first, and once they close the breaker this one tries again.
+  return buffer_.freshBatchBesides(pb.lane);
+}
+
+void SinkRunner::pauseForBreaker() {
+  const auto retryAt = breaker_->nextRetryAt();
+  auto wait = std::chrono::nanoseconds(std::chrono::milliseconds(200));
+  if (retryAt) wait = std::clamp(*retryAt - clock_.now(), std::chrono::nanoseconds(1000000), wait);
+  pause(wait);
 }
 
 void SinkRunner::deliver(PendingBatch&& pb) {
@@ -378,6 +438,11 @@ void SinkRunner::deliver(PendingBatch&& pb) {
   while (true) {
     if (pastHardDeadline()) {
       buffer_.pushFront(std::move(pb));
+      return;
+    }
+    if (yieldsTrial(pb)) {
+      buffer_.pushFront(std::move(pb));
+      pauseForBreaker();
       return;
     }
     const circuit::Permit permit = breaker_->tryAcquire();
@@ -388,18 +453,18 @@ void SinkRunner::deliver(PendingBatch&& pb) {
       }
       // Keep the batch at the head of its lane and wait for the trial time (or an operator's change).
       buffer_.pushFront(std::move(pb));
-      const auto retryAt = breaker_->nextRetryAt();
-      auto wait = std::chrono::nanoseconds(std::chrono::milliseconds(200));
-      if (retryAt) wait = std::clamp(*retryAt - clock_.now(), std::chrono::nanoseconds(1000000), wait);
-      pause(wait);
+      pauseForBreaker();
       return;
     }
     const auto sendDeadline = std::min(Clock::now() + cfg_.timeout, hardDeadline());
     if (permit.state == circuit::State::HalfOpen && breakerOptions.probe) {
+      stats_.probes.fetch_add(1, std::memory_order_relaxed);
       const auto started = clock_.now();
-      sinks::SendResult probed = sink_->probe(sendDeadline);
-      if (probed.outcome != Outcome::Success) {
-        breaker_->onResult(permit, probed.outcome, clock_.now() - started, probed.retryAfter);
+      const sinks::SendResult probed = sendGuarded(nullptr, sendDeadline);
+      const Outcome outcome = judgeProbe(probed);
+      if (outcome != Outcome::Success) {
+        breaker_->onResult(permit, outcome, clock_.now() - started, probed.retryAfter);
+        reportFailure(probed, pb);
         buffer_.pushFront(std::move(pb));
         return;
       }
@@ -409,72 +474,41 @@ void SinkRunner::deliver(PendingBatch&& pb) {
     stats_.sends.fetch_add(1, std::memory_order_relaxed);
     stats_.batchesInFlight.fetch_add(1, std::memory_order_relaxed);
     const auto started = clock_.now();
-    sinks::SendResult result = sink_->send(pb.batch, sendDeadline);
+    const sinks::SendResult result = sendGuarded(&pb.batch, sendDeadline);
     const auto took = clock_.now() - started;
     stats_.batchesInFlight.fetch_sub(1, std::memory_order_relaxed);
-    breaker_->onResult(permit, result.outcome, took, result.retryAfter);
+    SendVerdict verdict = judge(result, pb.batch.size());
+    breaker_->onResult(permit, verdict.breaker, took, result.retryAfter);
     if (result.outcome != Outcome::Success || !result.failures.empty()) reportFailure(result, pb);
 
-    // Some records failed while the others were delivered (whatever the call's outcome for the
-    // breaker): the permanent ones go to the dead letter, the rest are retried alone.
-    const bool partial = !result.failures.empty() && !result.tooLarge;
-    switch (partial ? Outcome::Success : result.outcome) {
-      case Outcome::Success: {
-        if (!partial) {
-          stats_.delivered.fetch_add(pb.batch.size(), std::memory_order_relaxed);
-          finishLater(pb);
-          return;
-        }
-        std::vector<std::pair<std::uint32_t, std::string>> permanent;
-        std::vector<std::uint32_t> again;
-        for (const auto& f : result.failures) {
-          if (f.index >= pb.batch.size()) continue;
-          if (f.outcome == Outcome::Permanent) {
-            permanent.emplace_back(f.index, f.error);
-          } else {
-            again.push_back(f.index);
-          }
-        }
-        stats_.delivered.fetch_add(pb.batch.size() - permanent.size() - again.size(), std::memory_order_relaxed);
-        if (!permanent.empty()) deadLetterRecords(pb, permanent);
-        if (again.empty()) {
-          pb.finish();
-          return;
-        }
-        pb.batch = subBatch(pb.batch, again);
-        break;  // retried below
-      }
-      case Outcome::Permanent: {
-        if (result.tooLarge && pb.batch.size() > 1) {
-          // The destination refused the request for its size: send each half on its own, in order.
-          stats_.splits.fetch_add(1, std::memory_order_relaxed);
-          std::vector<std::uint32_t> first, second;
-          for (std::uint32_t i = 0; i < pb.batch.size(); ++i) (i < pb.batch.size() / 2 ? first : second).push_back(i);
-          PendingBatch tail{subBatch(pb.batch, second), pb.deliveries, pb.lane, pb.sequence, 0};
-          for (auto& d : tail.deliveries) d->claim();
-          pb.batch = subBatch(pb.batch, first);
-          pb.attempts = 0;
-          buffer_.pushFront(std::move(tail));
-          buffer_.pushFront(std::move(pb));
-          return;
-        }
-        std::vector<std::pair<std::uint32_t, std::string>> all;
-        all.reserve(pb.batch.size());
-        for (std::uint32_t i = 0; i < pb.batch.size(); ++i) all.emplace_back(i, result.error);
-        deadLetterRecords(pb, all);
-        pb.finish();
-        return;
-      }
-      case Outcome::Retriable:
-      case Outcome::Throttled:
-        break;
+    stats_.delivered.fetch_add(verdict.delivered, std::memory_order_relaxed);
+    if (!verdict.deadLetter.empty()) deadLetterRecords(pb, verdict.deadLetter);
+    if (verdict.done()) {
+      finishLater(pb);
+      return;
     }
-    // Retriable, throttled, or the retriable part of a partial result.
-    auto delay = backoff(pb.attempts);
-    if (result.retryAfter) delay = std::max<std::chrono::nanoseconds>(delay, *result.retryAfter);
-    if (pb.attempts >= cfg_.retry.maxAttempts) {
-      // Back to the head of the buffer; the breaker decides when it goes again.
+    if (verdict.split) {
+      // The destination refused the request for its size: send each half on its own, in order.
+      stats_.splits.fetch_add(1, std::memory_order_relaxed);
+      std::vector<std::uint32_t> first, second;
+      for (std::uint32_t i = 0; i < pb.batch.size(); ++i) (i < pb.batch.size() / 2 ? first : second).push_back(i);
+      PendingBatch tail{subBatch(pb.batch, second), pb.deliveries, pb.lane, pb.sequence, 0, pb.rounds, pb.formedAt};
+      for (auto& d : tail.deliveries) d->claim();
+      pb.batch = subBatch(pb.batch, first);
       pb.attempts = 0;
+      buffer_.pushFront(std::move(tail));
+      buffer_.pushFront(std::move(pb));
+      return;
+    }
+    if (!verdict.retryAll) pb.batch = subBatch(pb.batch, verdict.retry);
+    // Once a batch has used up its attempts, it waits at the longest backoff between rounds.
+    const std::uint32_t attempt = pb.rounds > 0 ? cfg_.retry.maxAttempts + pb.attempts : pb.attempts;
+    const auto delay = retryDelay(backoff(attempt), result.retryAfter, breakerOptions.maxOpenTimeout);
+    if (pb.attempts >= cfg_.retry.maxAttempts) {
+      // Back to the head of its lane. Its failures opened the breaker, or will: the breaker decides
+      // when it goes again.
+      pb.attempts = 0;
+      pb.rounds += 1;
       buffer_.pushFront(std::move(pb));
       pause(delay);
       return;
@@ -521,9 +555,26 @@ void SinkRunner::stop(Deadline deadline) {
   sink_->stop(deadline);
 }
 
+void SinkRunner::retire(Deadline deadline) {
+  if (!started_) return;
+  std::uint64_t unsent = 0;
+  for (auto& pb : halt(deadline)) {
+    unsent += pb.batch.size();
+    drop(pb, DropReason::SinkRemoved);
+  }
+  if (unsent > 0) {
+    log::event(*log::component("sink"), spdlog::level::warn, "sink_removed_with_backlog",
+               {{"sink", cfg_.name},
+                {"records", unsent},
+                {"breaker", circuit::stateName(breaker_->state())},
+                {"hint", "a reload removed this sink; what it had not sent by the reload's deadline is dropped"}});
+  }
+  logSummaries(true);
+  sink_->stop(deadline);
+}
+
 std::vector<PendingBatch> SinkRunner::release() {
   if (!started_) return {};
-  releasing_ = true;
   // Nothing new is sent: the send in flight ends (within `timeout`) and comes back to the buffer
   // unless it succeeded; the batcher's open batches are admitted whatever the buffer's bound.
   std::vector<PendingBatch> held = halt(Clock::now());
@@ -549,6 +600,7 @@ void SinkRunner::adopt(std::vector<PendingBatch> batches) {
     }
     pb.deliveries = std::move(old.deliveries);
     pb.lane = laneOf(pb.batch.record(0), lanes_);
+    pb.formedAt = old.formedAt;
     records += pb.batch.size();
     byLane[pb.lane].push_back(std::move(pb));
   }

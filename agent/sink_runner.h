@@ -11,7 +11,8 @@
 //
 // NOTE on threads:
 // - offer() is called by the fan-out thread; it appends to intake_ under intakeMutex_ and waits while
-//   intake_ is full (the batcher is behind, or when_full: block holds it).
+//   intake_ is full (the batcher is behind, or when_full: block holds it), unless holdBackIntake(false)
+//   (a reload retiring this runner) lets everything through.
 // - One batcher thread takes deliveries from intake_, encodes their records once into the open batch
 //   of their lane (batcher-only state, no lock) and pushes full or lingering batches into buffer_.
 //   It also releases the claims of batches the workers delivered (delivered_, under intakeMutex_),
@@ -19,8 +20,11 @@
 //   batcher has exited (batcherExited_), workers release claims themselves.
 // - `workers` threads, one per lane, pop batches from buffer_ and run deliver(). A lane is sent in
 //   order, and all records of one source go to one lane, so every file arrives in order.
+// - The batcher and the workers run under log::guardThread: an exception escaping them stops the
+//   agent (its records are read again after a restart). An exception from Sink::send or probe is a
+//   retriable failure of that call, reported to the breaker and counted in sendExceptions.
 // - buffer_ has its own mutex; the breaker is thread-safe; stats_ are relaxed atomics for any reader.
-// - start() and stop() are called once each by the pipeline's thread.
+// - start() and stop(), release() or retire() are called once each by the pipeline's thread.
 // - inputsMutex_ guards the routed inputs, read by the fan-out and changed by a reload.
 
 #include <array>
@@ -48,8 +52,14 @@
 namespace logcapture::agent {
 
 // Why records were dropped; each has its own counter and metric label.
-enum class DropReason : std::uint8_t { BreakerOpen, BufferFull, DeadLetterFull };
-inline constexpr std::size_t kDropReasons = 3;
+enum class DropReason : std::uint8_t {
+  BreakerOpen,       // on_open: drop, while the breaker refuses sends
+  BufferFull,        // when_full: drop_newest / drop_oldest, the buffer full (breaker open or sink slow)
+  DeadLetterFull,    // refused for good, and the dead letter is at dead_letter.max_bytes
+  DeadLetterFailed,  // refused for good, and the dead letter could not be written (disk full, EACCES)
+  SinkRemoved,       // held by a sink a reload removed, unsent by the reload's deadline
+};
+inline constexpr std::size_t kDropReasons = 5;
 constexpr std::string_view dropReasonName(DropReason r) {
   switch (r) {
     case DropReason::BreakerOpen:
@@ -58,6 +68,10 @@ constexpr std::string_view dropReasonName(DropReason r) {
       return "buffer_full";
     case DropReason::DeadLetterFull:
       return "dead_letter_full";
+    case DropReason::DeadLetterFailed:
+      return "dead_letter_failed";
+    case DropReason::SinkRemoved:
+      return "sink_removed";
   }
   return "?";
 }
@@ -73,7 +87,9 @@ struct SinkStats {
   std::atomic<std::uint64_t> sends{0};             // calls to Sink::send
   std::atomic<std::uint64_t> retries{0};           // sends of a batch after its first
   std::atomic<std::uint64_t> batchesInFlight{0};
-  std::atomic<std::uint64_t> splits{0};  // batches halved after the destination refused their size
+  std::atomic<std::uint64_t> splits{0};          // batches halved after the destination refused their size
+  std::atomic<std::uint64_t> probes{0};          // probes sent before a trial batch (breaker.probe)
+  std::atomic<std::uint64_t> sendExceptions{0};  // sends and probes that threw: retriable failures
 
   std::uint64_t droppedFor(DropReason r) const { return dropped[std::size_t(r)].load(std::memory_order_relaxed); }
 };
@@ -98,7 +114,8 @@ class SinkRunner {
   // Starts the sink and the threads; returns the sink's error when it cannot start. `held`: the
   // workers send nothing until adopt() (a replacement waiting for its predecessor's batches).
   std::optional<std::string> start(bool held = false);
-  // Takes the sink's share of a delivery (the caller counted one claim for it).
+  // Takes the sink's share of a delivery (the caller counted one claim for it). Waits while the intake
+  // is full; returns at once, the delivery not taken (left unfinished), once abandonIntake() was called.
   void offer(DeliveryRef delivery);
   // Sends what is buffered until the deadline, then stops the sink. Records still unsent are left
   // unfinished (read again after a restart) and counted in unsentAtShutdown.
@@ -110,9 +127,21 @@ class SinkRunner {
   // Takes a predecessor's released batches ahead of everything received since start(true), re-encoded
   // for this sink, and lets the workers send. Called once, by the thread that called start().
   void adopt(std::vector<PendingBatch> batches);
+  // Sends what is buffered until the deadline, then stops the sink, like stop(); but a reload removed
+  // this sink and the agent runs on, so what is still unsent is dropped and counted (sink_removed)
+  // rather than left unfinished, which would hold its files' checkpoints back until a restart.
+  void retire(Deadline deadline);
   // Makes offer() return at once without taking the delivery (left unfinished): the fan-out calls it
   // when the shutdown deadline passes while it waits on this sink.
   void abandonIntake();
+  // false: offer() takes every delivery at once, whatever the intake's bound. A reload that retires or
+  // replaces this runner calls it when the fan-out waits on it, so that the reload need not wait for
+  // the sink; what the runner takes is handed over or dropped with a counted reason. true (the default)
+  // restores the bound (a reload refused after all).
+  void holdBackIntake(bool hold);
+  // How long the oldest batch not yet finished (waiting in the buffer, or being sent) has been formed:
+  // a batch stuck behind a failing destination shows here. Zero when there is none.
+  std::chrono::nanoseconds oldestBatchAge(std::chrono::steady_clock::time_point now) const;
 
   circuit::Breaker& breaker() { return *breaker_; }
   const SinkStats& stats() const { return stats_; }
@@ -130,6 +159,12 @@ class SinkRunner {
 
   // Stops the threads, sending until the deadline; returns what is left in the buffer.
   std::vector<PendingBatch> halt(Deadline deadline);
+  // The send or probe, an exception turned into a retriable failure.
+  sinks::SendResult sendGuarded(const sinks::Batch* batch, Deadline deadline);
+  // True when this exhausted batch should leave the breaker's trial calls to a fresher lane.
+  bool yieldsTrial(const PendingBatch& pb) const;
+  // Waits for the breaker's next trial time, at most 200 ms (or a transition, or the deadline).
+  void pauseForBreaker();
   void runBatcher();
   void place(const DeliveryRef& delivery);
   void flush(OpenBatch& open);
@@ -138,6 +173,7 @@ class SinkRunner {
   // Finishes a delivered batch on the batcher's thread (or here once the batcher has exited).
   void finishLater(PendingBatch& pb);
   void deadLetterRecords(PendingBatch& pb, const std::vector<std::pair<std::uint32_t, std::string>>& failed);
+  void countDropped(std::uint64_t records, DropReason reason);
   void drop(PendingBatch& pb, DropReason reason);
   void reportFailure(const sinks::SendResult& result, const PendingBatch& pb);
   // Logs the failures and drops the throttles held back, once their interval has passed (`final`: now).
@@ -170,6 +206,7 @@ class SinkRunner {
   std::uint64_t intakeRecords_ = 0;
   const std::uint64_t intakeMaxRecords_;
   bool intakeClosed_ = false;
+  bool intakeBounded_ = true;
   std::vector<std::vector<DeliveryRef>> delivered_;  // guarded by intakeMutex_: claims to release
   bool batcherExited_ = false;                       // guarded by intakeMutex_
 
@@ -181,8 +218,9 @@ class SinkRunner {
   std::uint64_t pauseEpoch_ = 0;          // guarded by pauseMutex_; bumped on each wake-up
   std::atomic<bool> batcherDone_{false};
   std::atomic<bool> held_{false};                        // workers wait for adopt()
-  std::atomic<bool> releasing_{false};                   // release(): the batcher's last batches bypass the bound
   std::atomic<std::int64_t> hardDeadlineNs_{INT64_MAX};  // steady ns; workers give up past it
+  // Per lane: steady ns at which the batch being sent was formed, 0 when none is out of the buffer.
+  std::unique_ptr<std::atomic<std::int64_t>[]> sendingFormedNs_;
 
   std::mutex randomMutex_;
   std::minstd_rand random_;
@@ -194,5 +232,8 @@ class SinkRunner {
 
 // A batch of the records `indexes` of `batch`, their encodings copied.
 sinks::Batch subBatch(const sinks::Batch& batch, const std::vector<std::uint32_t>& indexes);
+
+// The lane, of `lanes`, that records of `r`'s source take: always the same, so a file is sent in order.
+std::uint32_t laneOf(const Record& r, std::uint32_t lanes);
 
 }  // namespace logcapture::agent

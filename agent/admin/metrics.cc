@@ -62,6 +62,13 @@ constexpr Family kSinkSends{"logcapture_sink_sends_total", T::Counter, "Sends of
 constexpr Family kSinkRetries{"logcapture_sink_retries_total", T::Counter, "Sends of a batch after its first."};
 constexpr Family kSinkSplits{"logcapture_sink_batch_splits_total", T::Counter,
                              "Batches halved after the destination refused their size."};
+constexpr Family kSinkOldestBatchAge{"logcapture_sink_oldest_batch_age_seconds", T::Gauge,
+                                     "Age of the sink's oldest batch not yet finished (buffered or being sent); "
+                                     "0 when none. Grows while a batch is stuck."};
+constexpr Family kSinkProbes{"logcapture_sink_probes_total", T::Counter,
+                             "Probes sent before a trial batch (breaker.probe)."};
+constexpr Family kSinkSendExceptions{"logcapture_sink_send_exceptions_total", T::Counter,
+                                     "Sends and probes that threw, counted as retriable failures."};
 
 // Breakers.
 constexpr Family kBreakerState{"logcapture_breaker_state", T::Gauge,
@@ -210,6 +217,9 @@ struct SinkView {
   std::uint64_t sends = 0;
   std::uint64_t retries = 0;
   std::uint64_t splits = 0;
+  double oldestBatchAge = 0;
+  std::uint64_t probes = 0;
+  std::uint64_t sendExceptions = 0;
   SinkBufferStats buffer;
   std::uint64_t deadLettered = 0;
   circuit::Snapshot breaker;
@@ -236,6 +246,9 @@ void writeSinks(PrometheusText& out, const std::vector<SinkView>& sinks) {
   each(kSinkSends, [](const SinkView& s) { return s.sends; });
   each(kSinkRetries, [](const SinkView& s) { return s.retries; });
   each(kSinkSplits, [](const SinkView& s) { return s.splits; });
+  each(kSinkOldestBatchAge, [](const SinkView& s) { return s.oldestBatchAge; });
+  each(kSinkProbes, [](const SinkView& s) { return s.probes; });
+  each(kSinkSendExceptions, [](const SinkView& s) { return s.sendExceptions; });
 }
 
 void writeBreakers(PrometheusText& out, const std::vector<SinkView>& sinks) {
@@ -372,6 +385,9 @@ std::string renderMetrics(const Pipeline& pipeline) {
     v.sends = load(st.sends);
     v.retries = load(st.retries);
     v.splits = load(st.splits);
+    v.oldestBatchAge = std::chrono::duration<double>(r->oldestBatchAge(std::chrono::steady_clock::now())).count();
+    v.probes = load(st.probes);
+    v.sendExceptions = load(st.sendExceptions);
     v.buffer = r->bufferStats();
     v.deadLettered = load(st.deadLettered);
     v.breaker = r->breaker().snapshot();

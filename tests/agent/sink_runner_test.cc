@@ -1,6 +1,5 @@
-// The sink runner with a scripted sink: breaker, retry, buffer policies, dead letter, splits, acks.
-// The sink here is a stand-in for a destination, not for a client library; the real sinks are tested
-// against real servers in tests/integration/.
+// The sink runner with a scripted sink (tests/support/scripted_sink.h): breaker, retry, probes, buffer
+// policies, dead letter, splits, acks, release and adoption by a replacement, retirement.
 
 #include "agent/sink_runner.h"
 
@@ -13,6 +12,7 @@
 #include <thread>
 
 #include "tests/support/fixtures.h"
+#include "tests/support/scripted_sink.h"
 
 namespace {
 
@@ -22,126 +22,24 @@ using namespace std::chrono_literals;
 using circuit::Outcome;
 using testing::waitUntil;
 
-// Answers each send with `script` and keeps the messages it accepted.
-class ScriptedSink final : public sinks::Sink {
- public:
-  using Script = std::function<sinks::SendResult(const sinks::Batch&)>;
-  explicit ScriptedSink(Script script) : script_(std::move(script)) {}
+using testing::Feed;
+using testing::ScriptedSink;
 
-  sinks::SendResult send(const sinks::Batch& batch, sinks::Deadline) override {
-    Script script;
-    {
-      std::lock_guard lock(mutex_);
-      script = script_;
-      ++sends_;
-    }
-    sinks::SendResult r = script(batch);
-    if (r.outcome == Outcome::Success) {
-      std::lock_guard lock(mutex_);
-      std::vector<bool> failed(batch.size(), false);
-      for (const auto& f : r.failures) failed[f.index] = true;
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        if (!failed[i]) accepted_.emplace_back(batch.record(i).message);
-      }
-    }
-    return r;
-  }
-  void setScript(Script script) {
-    std::lock_guard lock(mutex_);
-    script_ = std::move(script);
-  }
-  std::vector<std::string> accepted() const {
-    std::lock_guard lock(mutex_);
-    return accepted_;
-  }
-  int sends() const {
-    std::lock_guard lock(mutex_);
-    return sends_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  Script script_;
-  std::vector<std::string> accepted_;
-  int sends_ = 0;
-};
-
-sinks::SendResult ok(const sinks::Batch&) { return sinks::SendResult::success(); }
-sinks::SendResult down(const sinks::Batch&) {
-  return sinks::SendResult::failure(Outcome::Retriable, "connection refused");
-}
-
-config::SinkConfig sinkConfig() {
-  config::SinkConfig c;
-  c.name = "test";
-  c.type = config::SinkType::Console;
-  c.settings = sinks::console::ConsoleConfig{};
-  c.encoding = config::Encoding::Raw;
-  c.batch.maxRecords = 10;
-  c.batch.linger = 1ms;
-  c.workers = 1;
-  c.timeout = 1s;
-  c.retry.maxAttempts = 2;
-  c.retry.initialBackoff = 1ms;
-  c.retry.maxBackoff = 2ms;
-  c.breaker.failureThreshold = 3;
-  c.breaker.successThreshold = 1;
-  c.breaker.halfOpenMaxCalls = 1;
-  c.breaker.openTimeout = 50ms;
-  c.breaker.maxOpenTimeout = 100ms;
-  c.breaker.jitter = 0;
-  return c;
-}
-
-// Feeds numbered records of one or more sources and tracks each source's committed offset.
-class Feed {
- public:
-  explicit Feed(std::string path = "/var/log/a.log") {
-    source_ = std::make_shared<Source>();
-    source_->input = "app";
-    source_->path = std::move(path);
-    cursor_ = std::make_shared<SourceCursor>(0, [this](std::uint64_t offset) { committed_ = offset; });
-  }
-  // A delivery of records [from, to) for `claims` sinks; record i ends at offset i + 1.
-  DeliveryRef delivery(int from, int to, int claims = 1) {
-    Chunk c;
-    for (int i = from; i < to; ++i) {
-      Record r;
-      r.message = c.storage.copy(source_->path + " " + std::to_string(i));
-      r.source = source_.get();
-      r.offset = static_cast<std::uint64_t>(i + 1);
-      c.bytes += r.message.size();
-      c.records.push_back(std::move(r));
-    }
-    c.ack = Ack(cursor_, cursor_->open(static_cast<std::uint64_t>(to)));
-    return std::make_shared<Delivery>(std::move(c), claims);
-  }
-  void offer(SinkRunner& runner, int from, int to, int perChunk = 5) {
-    for (int i = from; i < to; i += perChunk) runner.offer(delivery(i, std::min(to, i + perChunk)));
-  }
-  std::uint64_t committed() const { return committed_.load(); }
-  std::vector<std::string> expected(int from, int to) const {
-    std::vector<std::string> out;
-    for (int i = from; i < to; ++i) out.push_back(source_->path + " " + std::to_string(i));
-    return out;
-  }
-
- private:
-  std::shared_ptr<Source> source_;
-  std::shared_ptr<SourceCursor> cursor_;
-  std::atomic<std::uint64_t> committed_{0};
-};
+const auto ok = testing::acceptAll;
+const auto down = testing::refuseAll;
+config::SinkConfig sinkConfig() { return testing::scriptedSinkConfig(); }
 
 struct Fixture {
   testing::TempDir dir{"logcapture-runner"};
   ScriptedSink* sink = nullptr;
   std::unique_ptr<SinkRunner> runner;
 
-  explicit Fixture(config::SinkConfig cfg = sinkConfig(), ScriptedSink::Script script = ok) {
+  // `held`: a replacement that sends nothing until it adopts its predecessor's batches.
+  explicit Fixture(config::SinkConfig cfg = sinkConfig(), ScriptedSink::Script script = ok, bool held = false) {
     auto s = std::make_unique<ScriptedSink>(std::move(script));
     sink = s.get();
     runner = std::make_unique<SinkRunner>(cfg, std::move(s), dir.path.string(), circuit::SteadyClock::instance());
-    REQUIRE_FALSE(runner->start());
+    REQUIRE_FALSE(runner->start(held));
   }
   ~Fixture() { runner->stop(std::chrono::steady_clock::now() + 1s); }
   const SinkStats& stats() const { return runner->stats(); }
@@ -383,10 +281,32 @@ TEST_CASE("records left unsent at the shutdown deadline stay unfinished and are 
   CHECK(f.stats().unsentAtShutdown == 20);
 }
 
-TEST_CASE("a slow but healthy sink is waited for, not dropped from, whatever its when_full") {
+TEST_CASE("a slow sink with a drop policy drops from its full buffer, counted, and never holds back its intake") {
+  for (auto policy : {config::WhenFull::DropNewest, config::WhenFull::DropOldest}) {
+    CAPTURE(config::enumName(policy));
+    auto cfg = sinkConfig();
+    cfg.buffer.maxBytes = config::Bytes{200};
+    cfg.buffer.whenFull = policy;
+    // Healthy but slow: 30 batches would take 3 s to send.
+    Fixture f(cfg, [](const sinks::Batch&) {
+      std::this_thread::sleep_for(100ms);
+      return sinks::SendResult::success();
+    });
+    Feed feed;
+    const auto started = std::chrono::steady_clock::now();
+    feed.offer(*f.runner, 0, 300);
+    CHECK(std::chrono::steady_clock::now() - started < 1500ms);
+    REQUIRE(waitUntil([&] { return feed.committed() == 300; }, 20s));
+    CHECK(f.stats().droppedFor(DropReason::BufferFull) > 0);
+    CHECK(f.stats().delivered + f.stats().droppedFor(DropReason::BufferFull) == 300);
+    CHECK(f.runner->breaker().state() == circuit::State::Closed);
+  }
+}
+
+TEST_CASE("a slow sink with when_full: block holds back its intake and loses nothing") {
   auto cfg = sinkConfig();
   cfg.buffer.maxBytes = config::Bytes{200};
-  cfg.buffer.whenFull = config::WhenFull::DropOldest;
+  cfg.buffer.whenFull = config::WhenFull::Block;
   Fixture f(cfg, [](const sinks::Batch&) {
     std::this_thread::sleep_for(2ms);
     return sinks::SendResult::success();
@@ -396,4 +316,246 @@ TEST_CASE("a slow but healthy sink is waited for, not dropped from, whatever its
   REQUIRE(waitUntil([&] { return feed.committed() == 300; }, 20s));
   CHECK(f.sink->accepted() == feed.expected(0, 300));
   CHECK(f.stats().droppedFor(DropReason::BufferFull) == 0);
+}
+
+TEST_CASE("a probe answered with a refusal or a throttle re-opens the breaker, so probes come once per open period") {
+  for (auto answer : {Outcome::Throttled, Outcome::Permanent, Outcome::Retriable}) {
+    CAPTURE(circuit::outcomeName(answer));
+    auto cfg = sinkConfig();
+    cfg.breaker.probe = true;
+    cfg.breaker.failureThreshold = 1;
+    cfg.breaker.openTimeout = 50ms;
+    cfg.breaker.maxOpenTimeout = 100ms;
+    Fixture f(cfg, down);
+    f.sink->setProbe([answer] { return sinks::SendResult::failure(answer, "HTTP 401"); });
+    Feed feed;
+    feed.offer(*f.runner, 0, 10);
+    REQUIRE(waitUntil([&] { return f.runner->breaker().state() == circuit::State::Open; }));
+    std::this_thread::sleep_for(1s);
+    // One probe per open period of 50 to 100 ms: about 10 in a second, not thousands.
+    CHECK(f.sink->probes() >= 3);
+    CHECK(f.sink->probes() <= 25);
+    CHECK(f.stats().probes == std::uint64_t(f.sink->probes()));
+    CHECK(f.runner->breaker().snapshot().transitionCount(circuit::State::HalfOpen, circuit::State::Open) >= 3);
+    CHECK(f.sink->sends() == 1);  // no batch risked while the probe fails
+
+    f.sink->setProbe({});
+    f.sink->setScript(ok);
+    REQUIRE(waitUntil([&] { return feed.committed() == 10; }));
+  }
+}
+
+TEST_CASE("a probe that throws fails the trial, and the breaker still closes once the sink is back") {
+  auto cfg = sinkConfig();
+  cfg.breaker.probe = true;
+  cfg.breaker.failureThreshold = 1;
+  Fixture f(cfg, down);
+  f.sink->setProbe([]() -> sinks::SendResult { throw std::runtime_error("probe exploded"); });
+  Feed feed;
+  feed.offer(*f.runner, 0, 10);
+  REQUIRE(waitUntil([&] { return f.stats().sendExceptions >= 2; }));
+  CHECK(f.runner->breaker().snapshot().transitionCount(circuit::State::HalfOpen, circuit::State::Open) >= 1);
+  // The trial slot went back with the failure: a later trial is admitted and closes the breaker.
+  f.sink->setProbe({});
+  f.sink->setScript(ok);
+  REQUIRE(waitUntil([&] { return feed.committed() == 10; }));
+  CHECK(f.runner->breaker().state() == circuit::State::Closed);
+}
+
+TEST_CASE("a send that throws is a retriable failure: counted, the breaker opens, and nothing is lost") {
+  Fixture f(sinkConfig(), [](const sinks::Batch&) -> sinks::SendResult { throw std::runtime_error("boom"); });
+  Feed feed;
+  feed.offer(*f.runner, 0, 20);
+  REQUIRE(waitUntil([&] { return f.runner->breaker().state() == circuit::State::Open; }));
+  CHECK(f.stats().sendExceptions >= 3);
+  CHECK(f.runner->breaker().snapshot().totals.failures >= 3);
+  f.sink->setScript(ok);
+  REQUIRE(waitUntil([&] { return feed.committed() == 20; }));
+  CHECK(f.sink->accepted() == feed.expected(0, 20));
+}
+
+TEST_CASE("a Retry-After longer than max_open_timeout holds a batch back no longer than max_open_timeout") {
+  auto cfg = sinkConfig();
+  cfg.breaker.maxOpenTimeout = 200ms;
+  std::atomic<int> calls{0};
+  // Throttled does not trip the breaker: only the runner's own wait holds the batch.
+  Fixture f(cfg, [&](const sinks::Batch&) {
+    if (calls++ > 0) return sinks::SendResult::success();
+    sinks::SendResult r = sinks::SendResult::failure(Outcome::Throttled, "HTTP 429");
+    r.retryAfter = std::chrono::hours(24);
+    return r;
+  });
+  Feed feed;
+  const auto started = std::chrono::steady_clock::now();
+  feed.offer(*f.runner, 0, 5);
+  REQUIRE(waitUntil([&] { return feed.committed() == 5; }, 3s));
+  CHECK(std::chrono::steady_clock::now() - started >= 150ms);
+  CHECK(calls == 2);
+}
+
+TEST_CASE("a batch whose every record fails as retriable in a partial answer opens the breaker") {
+  auto cfg = sinkConfig();
+  cfg.breaker.openTimeout = 1s;
+  // The call succeeds for the breaker as a whole, yet the destination takes none of the records.
+  Fixture f(cfg, [](const sinks::Batch& b) {
+    sinks::SendResult r;
+    for (std::uint32_t i = 0; i < b.size(); ++i) r.failures.push_back({i, Outcome::Retriable, "es_rejected"});
+    return r;
+  });
+  Feed feed;
+  feed.offer(*f.runner, 0, 5);
+  REQUIRE(waitUntil([&] { return f.runner->breaker().state() == circuit::State::Open; }));
+  CHECK(f.stats().delivered == 0);
+  const int sends = f.sink->sends();
+  std::this_thread::sleep_for(300ms);
+  CHECK(f.sink->sends() == sends);  // held back by the breaker, not retried in a loop
+  CHECK(f.runner->oldestBatchAge(std::chrono::steady_clock::now()) >= 300ms);
+  CHECK(feed.committed() == 0);
+}
+
+TEST_CASE("a batch that always fails holds back its own lane only: the other lanes keep delivering") {
+  auto cfg = sinkConfig();
+  cfg.workers = 2;
+  cfg.breaker.failureThreshold = 1;
+  cfg.breaker.successThreshold = 2;
+  cfg.breaker.halfOpenMaxCalls = 2;
+  cfg.breaker.openTimeout = 50ms;
+  cfg.breaker.maxOpenTimeout = 2s;
+  cfg.breaker.backoffMultiplier = 2;
+  // Two files in different lanes.
+  Feed stuck("/var/log/stuck.log");
+  std::unique_ptr<Feed> good;
+  for (int i = 0; !good; ++i) {
+    auto candidate = std::make_unique<Feed>("/var/log/good" + std::to_string(i) + ".log");
+    Record probe;
+    probe.source = &candidate->source();
+    Record stuckRecord;
+    stuckRecord.source = &stuck.source();
+    if (laneOf(probe, 2) != laneOf(stuckRecord, 2)) good = std::move(candidate);
+  }
+  Fixture f(cfg, [](const sinks::Batch& b) {
+    for (std::size_t i = 0; i < b.size(); ++i) {
+      if (b.record(i).message.find("stuck") != std::string_view::npos) {
+        return sinks::SendResult::failure(Outcome::Retriable, "HTTP 500");
+      }
+    }
+    return sinks::SendResult::success();
+  });
+  stuck.offer(*f.runner, 0, 5);
+  REQUIRE(waitUntil([&] { return f.runner->breaker().state() == circuit::State::Open; }));
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 300; i += 10) {
+    good->offer(*f.runner, i, i + 10, 10);
+    std::this_thread::sleep_for(5ms);
+  }
+  CHECK(waitUntil([&] { return good->committed() == 300; }, 4s));
+  MESSAGE("the good lane took "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()
+          << " ms; breaker opens " << f.runner->breaker().snapshot().opens());
+  CHECK(good->committed() == 300);
+  CHECK(stuck.committed() == 0);
+  CHECK(f.runner->breaker().snapshot().opens() >= 2);
+  CHECK(f.runner->oldestBatchAge(std::chrono::steady_clock::now()) > 0ns);
+}
+
+TEST_CASE("records refused for good while the dead letter cannot be written are dropped and counted apart") {
+  for (const std::string how : {"a directory in its place", "a full disk"}) {
+    CAPTURE(how);
+    Fixture f(sinkConfig(), [](const sinks::Batch&) { return sinks::SendResult::failure(Outcome::Permanent, "bad"); });
+    const auto path = f.dir.path / "dead-letter" / "test.ndjson";
+    std::filesystem::create_directories(path.parent_path());
+    if (how == "a full disk") {
+      std::filesystem::create_symlink("/dev/full", path);  // every write fails with ENOSPC
+    } else {
+      std::filesystem::create_directory(path);  // open fails with EISDIR, even as root
+    }
+    Feed feed;
+    feed.offer(*f.runner, 0, 30);
+    REQUIRE(waitUntil([&] { return feed.committed() == 30; }));
+    CHECK(f.stats().droppedFor(DropReason::DeadLetterFailed) == 30);
+    CHECK(f.stats().droppedFor(DropReason::DeadLetterFull) == 0);
+    CHECK(f.stats().deadLettered == 0);
+    CHECK(f.runner->deadLetter().dropped() == 30);
+
+    // Writable again: the next refused records are written.
+    std::filesystem::remove(path);
+    feed.offer(*f.runner, 30, 40);
+    REQUIRE(waitUntil([&] { return feed.committed() == 40; }));
+    CHECK(f.stats().deadLettered == 10);
+    CHECK(f.deadLetterLines().size() == 10);
+  }
+}
+
+TEST_CASE("a retired runner sends until its deadline, then drops what is left, counted, and finishes it") {
+  Fixture f(sinkConfig(), down);
+  Feed feed;
+  feed.offer(*f.runner, 0, 20);
+  REQUIRE(waitUntil([&] { return f.runner->breaker().state() == circuit::State::Open; }));
+  f.runner->retire(std::chrono::steady_clock::now() + 100ms);
+  CHECK(feed.committed() == 20);
+  CHECK(f.stats().droppedFor(DropReason::SinkRemoved) == 20);
+  CHECK(f.stats().unsentAtShutdown == 0);
+}
+
+TEST_CASE("a released runner hands its backlog to its replacement, which sends it before anything newer") {
+  Fixture old(sinkConfig(), down);
+  Feed feed;
+  feed.offer(*old.runner, 0, 50);
+  REQUIRE(waitUntil([&] { return old.runner->breaker().state() == circuit::State::Open; }));
+  auto cfg = sinkConfig();
+  cfg.encoding = config::Encoding::Json;
+  std::atomic<bool> json{true};
+  Fixture replacement(
+      cfg,
+      [&](const sinks::Batch& b) {
+        if (b.encodedRecord(0).front() != '{') json = false;
+        return sinks::SendResult::success();
+      },
+      /*held=*/true);
+  feed.offer(*replacement.runner, 50, 60);  // newer, taken while it waits for the backlog
+  std::this_thread::sleep_for(50ms);
+  CHECK(replacement.sink->sends() == 0);
+  replacement.runner->adopt(old.runner->release());
+  feed.offer(*replacement.runner, 60, 100);
+  REQUIRE(waitUntil([&] { return feed.committed() == 100; }));
+  CHECK(replacement.sink->accepted() == feed.expected(0, 100));
+  CHECK(json);  // re-encoded for the replacement
+  CHECK(old.stats().delivered == 0);
+  CHECK(old.stats().unsentAtShutdown == 0);
+}
+
+TEST_CASE("a runner released while when_full: block holds its intake hands over what it held and what it took") {
+  auto cfg = sinkConfig();
+  cfg.buffer.maxBytes = config::Bytes{200};
+  cfg.buffer.whenFull = config::WhenFull::Block;
+  Fixture old(cfg, down);
+  Feed feed;
+  std::atomic<bool> offered{false};
+  std::thread producer([&] {
+    feed.offer(*old.runner, 0, 10000, 10);  // past what the batcher and its intake hold (2 x 4096)
+    offered = true;
+  });
+  REQUIRE(waitUntil([&] { return old.runner->breaker().state() == circuit::State::Open; }));
+  std::this_thread::sleep_for(50ms);
+  CHECK_FALSE(offered);  // held back by the full buffer
+  old.runner->holdBackIntake(false);
+  REQUIRE(waitUntil([&] { return offered.load(); }));
+  producer.join();
+  Fixture replacement(sinkConfig(), ok, /*held=*/true);
+  replacement.runner->adopt(old.runner->release());
+  REQUIRE(waitUntil([&] { return feed.committed() == 10000; }));
+  CHECK(replacement.sink->accepted() == feed.expected(0, 10000));
+  CHECK(old.stats().droppedFor(DropReason::BufferFull) == 0);
+}
+
+TEST_CASE("a runner released with nothing buffered hands over nothing, and a released runner takes no more") {
+  Fixture old;
+  Feed feed;
+  feed.offer(*old.runner, 0, 10);
+  REQUIRE(waitUntil([&] { return feed.committed() == 10; }));
+  CHECK(old.runner->release().empty());
+  // Its intake is closed: an offer returns at once and leaves the delivery unfinished.
+  old.runner->offer(feed.delivery(10, 20));
+  CHECK(old.stats().received == 10);
+  CHECK(feed.committed() == 10);
 }

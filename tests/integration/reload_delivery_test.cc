@@ -1,5 +1,6 @@
 // Reload against a real destination: a rebuilt sink hands what it holds to its replacement, so a
-// reload that fixes a sink's address delivers every line it had buffered, once and in order.
+// reload that fixes a sink's address delivers every line it had buffered, once and in order; a removed
+// sink's backlog is dropped at the reload's deadline, so its lines no longer hold the checkpoints back.
 
 #include <doctest/doctest.h>
 #include <signal.h>
@@ -15,6 +16,7 @@ namespace {
 
 using logcapture::testing::appendFile;
 using logcapture::testing::ChildProcess;
+using logcapture::testing::fileLines;
 using logcapture::testing::freePort;
 using logcapture::testing::HttpReceiver;
 using logcapture::testing::numberedLines;
@@ -68,4 +70,53 @@ TEST_CASE("a reload that fixes a failing sink's url delivers what it buffered, o
   CHECK(result.exitCode == 0);
   if (result.exitCode != 0) MESSAGE(result.err);
   CHECK(receiver.records() == numberedMessages(0, 6000));
+}
+
+TEST_CASE("a reload that removes a failing sink lets the checkpoints move on, so a restart reads nothing twice") {
+  TempDir dir("logcapture-reload");
+  const auto out = dir / "out.log";
+  const auto nowhere = "http://127.0.0.1:" + std::to_string(freePort()) + "/ingest";
+  const std::string input =
+      "  - {name: app, type: file, start_at: beginning, paths: [" + (dir / "app.log").string() + "]}\n";
+  const std::string console =
+      "  - {name: out, type: console, encoding: raw, path: " + out.string() + ", batch: {linger: 10ms}}\n";
+  const std::string failing = "  - {name: web, type: http, url: \"" + nowhere +
+                              "\", format: ndjson, encoding: raw, timeout: 1s, "
+                              "breaker: {failure_threshold: 2, open_timeout: 200ms, max_open_timeout: 400ms}}\n";
+  // A short shutdown_timeout: the reload's deadline, by which the removed sink gives up its backlog.
+  const auto writeConfig = [&](const std::string& sinks) {
+    const auto path = writeAgentConfig(dir, input, sinks);
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.replace(text.find("shutdown_timeout: 20s"), 21, "shutdown_timeout: 1s");
+    std::ofstream(dir / "capture.yaml.tmp") << text;
+    fs::rename(dir / "capture.yaml.tmp", path);
+    return path;
+  };
+  appendFile(dir / "app.log", numberedLines(0, 3000));
+  const auto config = writeConfig(console + failing);
+  {
+    ChildProcess agent({kBinary, "run", "-c", config});
+    REQUIRE(logged(agent, "breaker_open sink=web"));
+    REQUIRE(waitUntil([&] { return fileLines(out).size() >= 3000; }, 30s));
+
+    writeConfig(console);
+    agent.signal(SIGHUP);
+    REQUIRE(logged(agent, "config_reloaded"));
+    CHECK(agent.err().find("sink web removed") != std::string::npos);
+    appendFile(dir / "app.log", numberedLines(3000, 4000));
+    REQUIRE(waitUntil([&] { return fileLines(out).size() >= 4000; }, 30s));
+    agent.signal(SIGTERM);
+    const auto result = agent.wait(30s);
+    CHECK(result.exitCode == 0);
+    if (result.exitCode != 0) MESSAGE(result.err);
+  }
+  // Every line was finished by every sink it went to (the removed one's dropped), so its checkpoint
+  // stands at the end of the file: a restart reads only what was written since.
+  appendFile(dir / "app.log", numberedLines(4000, 4100));
+  ChildProcess agent({kBinary, "run", "-c", config});
+  REQUIRE(waitUntil([&] { return fileLines(out).size() >= 4100; }, 30s));
+  agent.signal(SIGTERM);
+  CHECK(agent.wait(30s).exitCode == 0);
+  CHECK(fileLines(out) == numberedMessages(0, 4100));
 }
