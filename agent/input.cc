@@ -3,6 +3,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 namespace logcapture::agent {
 
 RecordQueue::PushResult pushRecords(RecordQueue& queue, InputStats& stats, Chunk&& chunk,
@@ -18,20 +20,26 @@ RecordQueue::PushResult pushRecords(RecordQueue& queue, InputStats& stats, Chunk
   return result;
 }
 
-Wakeup::Wakeup() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+Wakeup::Wakeup() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (fd_ < 0) error_ = errno;
+}
 
 Wakeup::~Wakeup() {
   if (fd_ >= 0) ::close(fd_);
 }
 
 void Wakeup::signal() const {
+  if (fd_ < 0) return;
   const std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(fd_, &one, sizeof one);
+  // EAGAIN: the counter is full, so the thread is woken already. Nothing else can fail on a valid eventfd.
+  if (::write(fd_, &one, sizeof one) < 0 && errno != EAGAIN) return;
 }
 
 void Wakeup::clear() const {
+  if (fd_ < 0) return;
   std::uint64_t value = 0;
-  [[maybe_unused]] auto n = ::read(fd_, &value, sizeof value);
+  // EAGAIN: another read took the count already; nothing else can fail on a valid eventfd.
+  if (::read(fd_, &value, sizeof value) < 0 && errno != EAGAIN) return;
 }
 
 }  // namespace logcapture::agent
