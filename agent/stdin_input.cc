@@ -13,11 +13,11 @@
 namespace logcapture::agent {
 namespace {
 using Clock = std::chrono::steady_clock;
-constexpr std::chrono::seconds kPartialLine{5};  // an incomplete line is sent after this without more input
 }  // namespace
 
-StdinInput::StdinInput(const config::InputConfig& cfg, RecordQueue& queue, int fd)
-    : cfg_(cfg), queue_(queue), fd_(fd), splitter_(cfg.maxLineBytes.value) {
+StdinInput::StdinInput(const config::InputConfig& cfg, RecordQueue& queue, int fd,
+                       std::chrono::milliseconds partialLine)
+    : cfg_(cfg), queue_(queue), fd_(fd), partialLine_(partialLine), splitter_(cfg.maxLineBytes.value) {
   auto source = std::make_shared<Source>();
   source->input = cfg.name;
   source->fields = std::make_shared<const std::map<std::string, std::string>>(cfg.fields);
@@ -109,7 +109,7 @@ void StdinInput::run() {
     }
     // A writer that pauses mid-line still has that line shipped after a while; but only when nothing
     // was waiting to be read (the queue may have held this thread back while the rest of the line came).
-    if (!read && splitter_.holding() && now - lastData >= kPartialLine) {
+    if (!read && splitter_.holding() && now - lastData >= partialLine_) {
       stats_.partialLines.fetch_add(1, std::memory_order_relaxed);
       splitter_.flush(offset, onLine(chunk, std::chrono::system_clock::now(), now));
     }
