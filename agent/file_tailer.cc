@@ -1,10 +1,10 @@
 #include "agent/file_tailer.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <glob.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "agent/log.h"
 
@@ -44,10 +45,22 @@ std::string fixedDirectory(const std::string& pattern) {
   return slash == std::string::npos ? "." : fixed.substr(0, slash == 0 ? 1 : slash);
 }
 
+const char* fileType(mode_t mode) {
+  if (S_ISDIR(mode)) return "directory";
+  if (S_ISFIFO(mode)) return "fifo";
+  if (S_ISSOCK(mode)) return "socket";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "device";
+  return "other";
+}
+
+// Opens without blocking on a FIFO put in place of a file after it was looked at, and without taking a
+// terminal as the controlling one.
+int openForReading(const char* path) { return ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY); }
+
 }  // namespace
 
 struct FileTailer::TailedFile {
-  std::string path;
+  std::string path;  // the path it was followed under; a file rotated away keeps its old one
   int fd = -1;
   int watch = -1;
   checkpoint::FileId id;
@@ -57,9 +70,9 @@ struct FileTailer::TailedFile {
   std::unique_ptr<decode::Decoder> decoder;
   std::shared_ptr<CommitTarget> target;
   std::shared_ptr<SourceCursor> cursor;
-  Clock::time_point lastData;
-  Clock::time_point partialSince{};
+  Clock::time_point lastData;  // when a read last returned bytes
   Clock::time_point nextCheck{};
+  int readError = 0;      // errno of the failing reads, 0 while they work (logged once per failing spell)
   bool released = false;  // renamed away or deleted: drain, then let go
   bool closed = false;
 
@@ -72,7 +85,15 @@ FileTailer::FileTailer(const config::InputConfig& cfg, RecordQueue& queue, check
       queue_(queue),
       checkpoints_(checkpoints),
       timings_(timings),
-      fields_(std::make_shared<const std::map<std::string, std::string>>(cfg.fields)) {}
+      fields_(std::make_shared<const std::map<std::string, std::string>>(cfg.fields)) {
+  if (wakeup_.fd() < 0) {
+    stats_.wakeupFailures.fetch_add(1, std::memory_order_relaxed);
+    log::event(*log::component("tailer"), spdlog::level::warn, "wakeup_unavailable",
+               {{"input", cfg_.name},
+                {"error", std::strerror(wakeup_.error())},
+                {"effect", "a stop is noticed at the next poll instead of at once"}});
+  }
+}
 
 FileTailer::~FileTailer() {
   stopping_ = true;
@@ -88,15 +109,17 @@ bool FileTailer::start() {
   inotifyFd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotifyFd_ < 0) {
     // Polling still finds everything, only later.
+    stats_.watchFailures.fetch_add(1, std::memory_order_relaxed);
     log::event(*logger, spdlog::level::warn, "inotify_unavailable",
                {{"input", cfg_.name}, {"error", std::strerror(errno)}, {"fallback", "polling"}});
   }
-  // The files present now are the start-up files (start_at applies to them); scanning here rather than
-  // on the thread makes that a fact when start() returns.
+  firstStart_ = !checkpoints_.beginInput(cfg_.name, std::chrono::system_clock::now());
+  // The files present now are the start-up files (start_at applies to them at the first start); scanning
+  // here rather than on the thread makes that a fact when start() returns.
   watchDirectories();
   scan(true);
   started_ = true;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] { log::guardThread("tailer", [this] { run(); }); });
   return true;
 }
 
@@ -120,31 +143,117 @@ bool FileTailer::excluded(const std::string& path) const {
   });
 }
 
+int FileTailer::watch(const std::string& path, std::uint32_t mask) {
+  const int wd = inotify_add_watch(inotifyFd_, path.c_str(), mask);
+  if (wd >= 0) return wd;
+  const int error = errno;
+  stats_.watchFailures.fetch_add(1, std::memory_order_relaxed);
+  // Once per kind of failure: when fs.inotify.max_user_watches is reached (ENOSPC), every file would say so.
+  if (watchErrorsLogged_.insert(error).second) {
+    log::event(*log::component("tailer"), spdlog::level::warn, "inotify_watch_failed",
+               {{"input", cfg_.name},
+                {"path", path},
+                {"error", std::strerror(error)},
+                {"fallback", "polling"},
+                {"hint", error == ENOSPC ? "raise fs.inotify.max_user_watches" : ""}});
+  }
+  return -1;
+}
+
 void FileTailer::watchDirectories() {
   if (inotifyFd_ < 0) return;
   for (const auto& pattern : cfg_.paths) {
     const std::string dir = fixedDirectory(pattern);
-    inotify_add_watch(inotifyFd_, dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+    const auto it = directoryWatches_.find(dir);
+    if (it != directoryWatches_.end() && it->second >= 0) continue;
+    const bool failedBefore = it != directoryWatches_.end();
+    // A directory that does not exist yet is watched once it does; its failures count once, not per rescan.
+    const int wd = failedBefore ? inotify_add_watch(inotifyFd_, dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_ONLYDIR)
+                                : watch(dir, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+    directoryWatches_[dir] = wd;
   }
+}
+
+void FileTailer::noteProblem(const std::string& path, Problem problem, const std::string& detail) {
+  static constexpr const char* kEvents[] = {"file_open_failed", "file_not_regular", "file_read_failed"};
+  const std::string state = std::string(kEvents[static_cast<int>(problem)]) + ": " + detail;
+  auto& logged = problems_[path];
+  if (logged == state) return;
+  logged = state;
+  switch (problem) {
+    case Problem::Open:
+      stats_.openFailures.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case Problem::NotRegular:
+      stats_.notRegular.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case Problem::Read:
+      stats_.readErrors.fetch_add(1, std::memory_order_relaxed);
+      break;
+  }
+  log::event(*log::component("tailer"), spdlog::level::warn, kEvents[static_cast<int>(problem)],
+             {{"input", cfg_.name},
+              {"path", path},
+              {problem == Problem::NotRegular ? "type" : "error", detail},
+              {"effect", "not read; looked at again at each rescan, logged again when this changes"}});
+}
+
+void FileTailer::noteReadError(TailedFile& f, int error) {
+  if (f.readError == error) return;
+  f.readError = error;
+  stats_.readErrors.fetch_add(1, std::memory_order_relaxed);
+  log::event(*log::component("tailer"), spdlog::level::warn, "file_read_failed",
+             {{"input", cfg_.name},
+              {"path", f.path},
+              {"offset", f.offset},
+              {"error", std::strerror(error)},
+              {"effect", "reading stops here and is tried again at each poll; the checkpoint stays"}});
 }
 
 void FileTailer::scan(bool startup) {
   std::set<std::string> matched;
   for (const auto& pattern : cfg_.paths) {
     glob_t g{};
-    if (glob(pattern.c_str(), GLOB_NOSORT | GLOB_BRACE, nullptr, &g) == 0) {
+    const int rc = glob(pattern.c_str(), GLOB_NOSORT | GLOB_BRACE, nullptr, &g);
+    if (rc == 0) {
       for (std::size_t i = 0; i < g.gl_pathc; ++i) {
         if (!excluded(g.gl_pathv[i])) matched.emplace(g.gl_pathv[i]);
       }
+    } else if (rc != GLOB_NOMATCH) {
+      // Without GLOB_ERR an unreadable directory is skipped, so only running out of memory gets here.
+      noteProblem(pattern, Problem::Read, rc == GLOB_NOSPACE ? "glob: out of memory" : "glob failed");
+      matched.insert(pattern);  // keeps the problem from being forgotten (and logged again) below
     }
     globfree(&g);
   }
-  std::uint64_t waiting = 0;
+  // Problems of paths no longer matched are forgotten: such a path that comes back is news again.
+  std::erase_if(problems_, [&](const auto& kv) { return !matched.contains(kv.first); });
+
+  std::vector<std::pair<std::string, FileKey>> candidates;
+  std::set<FileKey> present;
   for (const auto& path : matched) {
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (::stat(path.c_str(), &st) != 0) {
+      // Gone between glob and stat (a rotation): nothing to say. Anything else is worth knowing once.
+      if (errno != ENOENT) noteProblem(path, Problem::Open, std::strerror(errno));
+      continue;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      noteProblem(path, Problem::NotRegular, fileType(st.st_mode));
+      continue;
+    }
     const FileKey key{st.st_dev, st.st_ino};
-    if (files_.contains(key)) continue;  // already followed, maybe through another path
+    present.insert(key);
+    if (files_.contains(key)) {
+      problems_.erase(path);  // followed, maybe through another path
+      continue;
+    }
+    candidates.emplace_back(path, key);
+  }
+  if (startup) resumeRenamed(present);
+  std::uint64_t waiting = 0;
+  for (const auto& [path, key] : candidates) {
+    if (files_.contains(key)) continue;  // two matched paths of one file
     if (files_.size() >= cfg_.maxOpenFiles) {
       ++waiting;
       continue;
@@ -152,40 +261,127 @@ void FileTailer::scan(bool startup) {
     open(path, startup);
   }
   stats_.filesWaiting.store(waiting, std::memory_order_relaxed);
+  stats_.filesUnreadable.store(problems_.size(), std::memory_order_relaxed);
+}
+
+void FileTailer::resumeRenamed(const std::set<FileKey>& matched) {
+  std::map<std::string, std::vector<checkpoint::Entry>> byDirectory;
+  for (auto& e : checkpoints_.entries()) {
+    const FileKey key{e.id.device, e.id.inode};
+    if (e.input != cfg_.name || matched.contains(key) || files_.contains(key)) continue;
+    byDirectory[std::filesystem::path(e.path).parent_path().string()].push_back(std::move(e));
+  }
+  auto logger = log::component("tailer");
+  for (const auto& [directory, entries] : byDirectory) {
+    DIR* dir = ::opendir(directory.empty() ? "." : directory.c_str());
+    if (dir == nullptr) continue;  // gone with its files: their entries expire
+    const int dirFd = ::dirfd(dir);
+    errno = 0;
+    while (const dirent* d = ::readdir(dir)) {
+      struct stat st {};
+      if (::fstatat(dirFd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+      const auto e = std::find_if(entries.begin(), entries.end(), [&](const checkpoint::Entry& x) {
+        return x.id.device == static_cast<std::uint64_t>(st.st_dev) &&
+               x.id.inode == static_cast<std::uint64_t>(st.st_ino);
+      });
+      if (e == entries.end() || static_cast<std::uint64_t>(st.st_size) <= e->offset) continue;  // nothing left to read
+      if (files_.size() >= cfg_.maxOpenFiles) break;
+      const std::string path = (std::filesystem::path(directory) / d->d_name).string();
+      const int fd = openForReading(path.c_str());
+      if (fd < 0) {
+        noteProblem(path, Problem::Open, std::strerror(errno));
+        continue;
+      }
+      const auto found = checkpoints_.find(cfg_.name, fd, e->id.device, e->id.inode);
+      const auto id = checkpoint::identify(fd);
+      if (found.kind != checkpoint::Lookup::Kind::Same || !id) {
+        ::close(fd);  // another file on that inode now, or unreadable: the entry is not this file's
+        continue;
+      }
+      stats_.rotations.fetch_add(1, std::memory_order_relaxed);
+      log::event(
+          *logger, spdlog::level::info, "file_found_renamed",
+          {{"input", cfg_.name}, {"path", e->path}, {"now_at", path}, {"offset", e->offset}, {"size", st.st_size}});
+      // Followed under its old path, as a file rotated while running is: drained before its successor.
+      follow(e->path, fd, *id, e->offset, static_cast<std::uint64_t>(st.st_size), true);
+    }
+    ::closedir(dir);
+  }
 }
 
 void FileTailer::open(const std::string& path, bool startup) {
   auto logger = log::component("tailer");
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = openForReading(path.c_str());
   if (fd < 0) {
-    log::event(*logger, spdlog::level::warn, "file_open_failed",
-               {{"input", cfg_.name}, {"path", path}, {"error", std::strerror(errno)}});
+    noteProblem(path, Problem::Open, std::strerror(errno));
     return;
   }
   struct stat st {};
-  auto id = checkpoint::identify(fd);
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !id) {
+  if (::fstat(fd, &st) != 0) {
+    noteProblem(path, Problem::Read, std::strerror(errno));
+    ::close(fd);
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) {  // replaced since it was looked at
+    noteProblem(path, Problem::NotRegular, fileType(st.st_mode));
+    ::close(fd);
+    return;
+  }
+  const auto id = checkpoint::identify(fd);
+  if (!id) {
+    noteProblem(path, Problem::Read, std::strerror(errno));
     ::close(fd);
     return;
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   std::uint64_t offset = 0;
-  if (auto entry = checkpoints_.find(cfg_.name, fd, st.st_dev, st.st_ino)) {
-    offset = entry->offset <= size ? entry->offset : 0;  // shorter than the checkpoint: truncated while we were down
-  } else if (startup && cfg_.startAt == config::StartAt::End) {
-    offset = size;
+  const auto found = checkpoints_.find(cfg_.name, fd, st.st_dev, st.st_ino);
+  switch (found.kind) {
+    case checkpoint::Lookup::Kind::Same:
+    case checkpoint::Lookup::Kind::Replaced:
+      if (found.kind == checkpoint::Lookup::Kind::Same && found.entry.offset <= size) {
+        offset = found.entry.offset;
+      } else if (size < found.entry.offset) {
+        // Truncated while we were down (its first bytes may be new too): what is there now is unread.
+        stats_.truncations.fetch_add(1, std::memory_order_relaxed);
+        log::event(*logger, spdlog::level::info, "file_truncated",
+                   {{"input", cfg_.name}, {"path", path}, {"size", size}, {"checkpoint", found.entry.offset}});
+      } else {
+        log::event(*logger, spdlog::level::info, "file_replaced",
+                   {{"input", cfg_.name},
+                    {"path", path},
+                    {"checkpoint_path", found.entry.path},
+                    {"reason", "its inode starts with other bytes than the checkpointed file"}});
+      }
+      break;
+    case checkpoint::Lookup::Kind::Error:
+      noteProblem(path, Problem::Read, "reading its first bytes failed");
+      ::close(fd);
+      return;
+    case checkpoint::Lookup::Kind::New:
+      // start_at is for the files present at the input's first start only: after that, a file never
+      // seen was written while we were not looking, and all of it is unread.
+      if (startup && firstStart_ && cfg_.startAt == config::StartAt::End) offset = size;
+      break;
   }
+  problems_.erase(path);
 
   // A new file at a followed path means the old one was rotated: let it know before reading either.
   for (auto& [key, other] : files_) {
     if (other->path == path && !other->released) checkFile(*other, Clock::now());
   }
+  follow(path, fd, *id, offset, size, false);
+}
+
+void FileTailer::follow(const std::string& path, int fd, const checkpoint::FileId& id, std::uint64_t offset,
+                        std::uint64_t size, bool released) {
   auto f = std::make_unique<TailedFile>(cfg_.maxLineBytes.value);
   f->path = path;
   f->fd = fd;
-  f->id = *id;
+  f->id = id;
   f->offset = offset;
   f->size = size;
+  f->released = released;
   f->lastData = Clock::now();
   auto source = std::make_shared<Source>();
   source->input = cfg_.name;
@@ -194,7 +390,7 @@ void FileTailer::open(const std::string& path, bool startup) {
   decode::fillKubernetesMetadata(path, *source);
   f->decoder = std::make_unique<decode::Decoder>(cfg_, std::move(source), decodeStats_);
   f->target = std::make_shared<CommitTarget>();
-  f->target->id = *id;
+  f->target->id = id;
   f->target->path = path;
   f->cursor = std::make_shared<SourceCursor>(
       offset, [store = &checkpoints_, target = f->target, input = cfg_.name](std::uint64_t committed) {
@@ -203,14 +399,12 @@ void FileTailer::open(const std::string& path, bool startup) {
       });
   std::erase_if(cursors_, [](const std::weak_ptr<SourceCursor>& c) { return c.expired(); });
   cursors_.push_back(f->cursor);
-  // Record the start point at once: a restart before the first line must not apply start_at again.
-  checkpoints_.update(cfg_.name, *id, path, offset, std::chrono::system_clock::now());
-  if (inotifyFd_ >= 0) {
-    f->watch = inotify_add_watch(inotifyFd_, path.c_str(), IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF);
-  }
-  log::event(*logger, spdlog::level::info, "file_opened",
+  // Record the start point at once: a restart before the first line must find the file known.
+  checkpoints_.update(cfg_.name, id, path, offset, std::chrono::system_clock::now());
+  if (inotifyFd_ >= 0) f->watch = watch(path, IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF);
+  log::event(*log::component("tailer"), spdlog::level::info, "file_opened",
              {{"input", cfg_.name}, {"path", path}, {"offset", offset}, {"size", size}});
-  files_.emplace(FileKey{st.st_dev, st.st_ino}, std::move(f));
+  files_.emplace(FileKey{id.device, id.inode}, std::move(f));
   stats_.filesOpen.store(files_.size(), std::memory_order_relaxed);
 }
 
@@ -218,10 +412,37 @@ void FileTailer::push(TailedFile& f, Chunk&& chunk) { pushRecords(queue_, stats_
 
 bool FileTailer::readSome(TailedFile& f) {
   if (!buffer_) buffer_ = std::make_unique_for_overwrite<char[]>(kReadBytes);
-  const ssize_t n = ::pread(f.fd, buffer_.get(), kReadBytes, static_cast<off_t>(f.offset));
-  if (n <= 0) return false;
-  const auto size = static_cast<std::size_t>(n);
+  ssize_t n = 0;
+  do {
+    n = ::pread(f.fd, buffer_.get(), kReadBytes, static_cast<off_t>(f.offset));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    noteReadError(f, errno);
+    return false;
+  }
+  if (f.readError != 0) {
+    log::event(*log::component("tailer"), spdlog::level::info, "file_read_recovered",
+               {{"input", cfg_.name}, {"path", f.path}, {"offset", f.offset}});
+    f.readError = 0;
+  }
+  if (n == 0) return false;
   const auto now = Clock::now();
+  if (f.offset > 0) {
+    // The bytes before the offset must still be the ones read: a copytruncate that grew back past the
+    // offset between two looks at the file leaves it no shorter, only with other first bytes.
+    switch (checkpoint::compare(f.fd, f.id)) {
+      case checkpoint::Match::Same:
+      case checkpoint::Match::OtherFile:  // cannot happen on an open descriptor
+        break;
+      case checkpoint::Match::Reused:
+        restartFromTop(f, "rewritten from its start", now);
+        return true;
+      case checkpoint::Match::Error:
+        noteReadError(f, errno);
+        return false;
+    }
+  }
+  const auto size = static_cast<std::size_t>(n);
   const auto readTime = std::chrono::system_clock::now();
   const std::string_view bytes(buffer_.get(), size);
   Chunk chunk;
@@ -242,11 +463,6 @@ bool FileTailer::readSome(TailedFile& f) {
   f.size = std::max(f.size, f.offset);
   f.lastData = now;
   stats_.bytes.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
-  if (f.splitter.holding()) {
-    if (f.partialSince == Clock::time_point{}) f.partialSince = now;
-  } else {
-    f.partialSince = {};
-  }
   if (f.id.fingerprintBytes < checkpoint::kFingerprintBytes) {
     if (auto id = checkpoint::identify(f.fd)) {
       f.id = *id;
@@ -258,39 +474,72 @@ bool FileTailer::readSome(TailedFile& f) {
   return size == kReadBytes;
 }
 
-void FileTailer::flushHeld(TailedFile& f, bool force, Clock::time_point now) {
+bool FileTailer::atEnd(TailedFile& f) {
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0) {
+    noteReadError(f, errno);
+    return false;
+  }
+  return static_cast<std::uint64_t>(st.st_size) <= f.offset;
+}
+
+void FileTailer::flushLine(TailedFile& f, Clock::time_point now, Chunk& chunk) {
+  if (!f.splitter.holding()) return;
+  stats_.partialLines.fetch_add(1, std::memory_order_relaxed);
+  const auto readTime = std::chrono::system_clock::now();
+  f.splitter.flush(f.offset, [&](std::string_view line, std::uint64_t end, bool truncated) {
+    if (truncated) stats_.truncated.fetch_add(1, std::memory_order_relaxed);
+    f.decoder->line(line, end, truncated, readTime, now, chunk);
+  });
+}
+
+void FileTailer::flushTimedOut(TailedFile& f, Clock::time_point now) {
+  const bool lineDue = f.splitter.holding() && now - f.lastData >= timings_.partialLine;
+  const auto deadline = f.decoder->deadline();
+  const bool recordDue = deadline && *deadline <= now;
+  // While bytes wait in the file (the queue held the reader back), they may complete what is held.
+  if ((!lineDue && !recordDue) || !atEnd(f)) return;
   Chunk chunk;
-  if (f.splitter.holding() && (force || now - f.partialSince >= timings_.partialLine)) {
-    const auto readTime = std::chrono::system_clock::now();
-    f.splitter.flush(f.offset, [&](std::string_view line, std::uint64_t end, bool truncated) {
-      f.decoder->line(line, end, truncated, readTime, now, chunk);
-    });
-    f.partialSince = {};
-  }
-  if (force) {
-    f.decoder->flush(now, true, chunk);
-  } else if (auto deadline = f.decoder->deadline(); deadline && *deadline <= now) {
-    f.decoder->flush(now, false, chunk);
-  }
+  if (lineDue) flushLine(f, now, chunk);
+  if (recordDue) f.decoder->flush(now, false, chunk);
   push(f, std::move(chunk));
+}
+
+void FileTailer::flushAll(TailedFile& f, Clock::time_point now) {
+  Chunk chunk;
+  flushLine(f, now, chunk);
+  f.decoder->flush(now, true, chunk);
+  push(f, std::move(chunk));
+}
+
+void FileTailer::restartFromTop(TailedFile& f, std::string_view why, Clock::time_point now) {
+  // The content read so far is gone: what is held of it goes out, then the file is read from the top.
+  flushAll(f, now);
+  f.splitter.reset();
+  f.offset = 0;
+  if (auto id = checkpoint::identify(f.fd)) {
+    f.id = *id;
+    std::lock_guard lock(f.target->mutex);
+    f.target->id = *id;
+  }
+  f.cursor->restart(0);
+  stats_.truncations.fetch_add(1, std::memory_order_relaxed);
+  log::event(*log::component("tailer"), spdlog::level::info, "file_truncated",
+             {{"input", cfg_.name}, {"path", f.path}, {"size", f.size}, {"how", why}});
 }
 
 void FileTailer::checkFile(TailedFile& f, Clock::time_point now) {
   auto logger = log::component("tailer");
   f.nextCheck = now + timings_.statCheck;
   struct stat st {};
-  if (::fstat(f.fd, &st) != 0) return;
+  if (::fstat(f.fd, &st) != 0) {
+    noteReadError(f, errno);
+    return;
+  }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   f.size = size;
   if (size < f.offset) {
-    // copytruncate: the content we read is gone; start again from the top.
-    flushHeld(f, true, now);
-    f.splitter.reset();
-    f.offset = 0;
-    f.cursor->restart(0);
-    stats_.truncations.fetch_add(1, std::memory_order_relaxed);
-    log::event(*logger, spdlog::level::info, "file_truncated",
-               {{"input", cfg_.name}, {"path", f.path}, {"size", size}});
+    restartFromTop(f, "shrank below the read offset", now);
     return;
   }
   if (!f.released) {
@@ -309,7 +558,8 @@ void FileTailer::checkFile(TailedFile& f, Clock::time_point now) {
 }
 
 void FileTailer::release(TailedFile& f) {
-  flushHeld(f, true, Clock::now());
+  flushAll(f, Clock::now());
+  // EINVAL: the watch went with its file (deleted); there is nothing else to undo.
   if (f.watch >= 0 && inotifyFd_ >= 0) inotify_rm_watch(inotifyFd_, f.watch);
   ::close(f.fd);
   f.fd = -1;
@@ -321,7 +571,17 @@ void FileTailer::release(TailedFile& f) {
 void FileTailer::waitForEvents(std::chrono::milliseconds timeout) {
   pollfd fds[2] = {{wakeup_.fd(), POLLIN, 0}, {inotifyFd_, POLLIN, 0}};
   const int count = inotifyFd_ >= 0 ? 2 : 1;
-  if (::poll(fds, count, static_cast<int>(std::max<std::int64_t>(timeout.count(), 0))) <= 0) return;
+  const int ready = ::poll(fds, count, static_cast<int>(std::max<std::int64_t>(timeout.count(), 0)));
+  if (ready < 0 && errno != EINTR) {
+    if (!pollFailed_) {
+      pollFailed_ = true;
+      log::event(*log::component("tailer"), spdlog::level::err, "poll_failed",
+                 {{"input", cfg_.name}, {"error", std::strerror(errno)}, {"fallback", "sleeping the poll interval"}});
+    }
+    std::this_thread::sleep_for(timeout);  // never a busy loop
+    return;
+  }
+  if (ready <= 0) return;
   alignas(inotify_event) char events[4096];
   if (fds[0].revents & POLLIN) wakeup_.clear();
   if (count == 2 && (fds[1].revents & POLLIN)) {
@@ -329,9 +589,21 @@ void FileTailer::waitForEvents(std::chrono::milliseconds timeout) {
     while ((n = ::read(inotifyFd_, events, sizeof events)) > 0) {
       for (ssize_t i = 0; i < n;) {
         const auto* e = reinterpret_cast<const inotify_event*>(events + i);
-        if (e->mask & (IN_CREATE | IN_MOVED_TO)) rescanNow_ = true;  // a directory gained an entry
+        if (e->mask & (IN_CREATE | IN_MOVED_TO | IN_Q_OVERFLOW)) rescanNow_ = true;  // a directory gained an entry
+        if (e->mask & IN_IGNORED) {
+          // A watched directory went away: watch it again once it is back.
+          for (auto& [dir, wd] : directoryWatches_) {
+            if (wd == e->wd) wd = -1;
+          }
+        }
         i += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
       }
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR && !pollFailed_) {
+      pollFailed_ = true;
+      rescanNow_ = true;
+      log::event(*log::component("tailer"), spdlog::level::err, "inotify_read_failed",
+                 {{"input", cfg_.name}, {"error", std::strerror(errno)}, {"fallback", "polling"}});
     }
   }
 }
@@ -353,6 +625,7 @@ void FileTailer::run() {
     auto now = Clock::now();
     if (now >= nextScan || rescanNow_) {
       rescanNow_ = false;
+      watchDirectories();
       scan(false);
       nextScan = now + timings_.rescan;
     }
@@ -373,7 +646,7 @@ void FileTailer::run() {
     now = Clock::now();
     for (auto& [key, f] : files_) {
       if (now >= f->nextCheck) checkFile(*f, now);
-      if (!f->closed) flushHeld(*f, false, now);
+      if (!f->closed) flushTimedOut(*f, now);
     }
     std::erase_if(files_, [](const auto& kv) { return kv.second->closed; });
     stats_.filesOpen.store(files_.size(), std::memory_order_relaxed);
@@ -383,6 +656,7 @@ void FileTailer::run() {
       // The pipeline's CheckpointSaver writes them: a slow fsync never holds up reading.
       const auto wall = std::chrono::system_clock::now();
       for (const auto& [key, f] : files_) checkpoints_.touch(cfg_.name, key.first, key.second, wall);
+      checkpoints_.touchInput(cfg_.name, wall);
       checkpoints_.expire(wall);
       nextTouch = now + timings_.checkpointTouch;
     }
@@ -391,10 +665,15 @@ void FileTailer::run() {
       waitForEvents(timings_.poll);
     }
   }
-  // What the sinks finish from here on reaches the file through the store's owner (the pipeline
-  // saves last, after the sinks).
+  // What is held stays out of the checkpoints: after a restart (or by this input's replacement at a
+  // reload) it is read again, whole. Only a deleted file's bytes cannot be read again, so they go out.
+  // What the sinks finish from here on reaches the file through the store's owner (the pipeline saves
+  // last, after the sinks).
   const auto now = Clock::now();
-  for (auto& [key, f] : files_) flushHeld(*f, true, now);
+  for (auto& [key, f] : files_) {
+    struct stat st {};
+    if (::fstat(f->fd, &st) == 0 && st.st_nlink == 0) flushAll(*f, now);
+  }
 }
 
 }  // namespace logcapture::agent

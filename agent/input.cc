@@ -3,6 +3,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 namespace logcapture::agent {
 
 RecordQueue::PushResult pushRecords(RecordQueue& queue, InputStats& stats, Chunk&& chunk,
@@ -18,20 +20,26 @@ RecordQueue::PushResult pushRecords(RecordQueue& queue, InputStats& stats, Chunk
   return result;
 }
 
-Wakeup::Wakeup() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+Wakeup::Wakeup() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (fd_ < 0) error_ = errno;
+}
 
 Wakeup::~Wakeup() {
   if (fd_ >= 0) ::close(fd_);
 }
 
 void Wakeup::signal() const {
+  if (fd_ < 0) return;  // the thread sees the stop at its next poll timeout
   const std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(fd_, &one, sizeof one);
+  // On a valid eventfd an 8-byte write fails only with EAGAIN: the counter is full, the thread woken already.
+  [[maybe_unused]] const auto n = ::write(fd_, &one, sizeof one);
 }
 
 void Wakeup::clear() const {
+  if (fd_ < 0) return;
   std::uint64_t value = 0;
-  [[maybe_unused]] auto n = ::read(fd_, &value, sizeof value);
+  // On a valid eventfd an 8-byte read fails only with EAGAIN: the count was taken already.
+  [[maybe_unused]] const auto n = ::read(fd_, &value, sizeof value);
 }
 
 }  // namespace logcapture::agent

@@ -28,6 +28,16 @@ struct InputStats {
   std::atomic<std::uint64_t> queueDropped{0};  // records the full queue dropped by its policy
   // Bytes of the files held that no checkpoint covers yet (size - committed offset, summed); 0 for stdin.
   std::atomic<std::uint64_t> lagBytes{0};
+  std::atomic<std::uint64_t> partialLines{0};  // incomplete last lines sent without their newline (timeout, end)
+  // Failures, each logged once per path (or input) and state: a file that cannot be opened, a matched
+  // path that is not a regular file (FIFO, directory, device, socket), a file whose reads fail, an inotify
+  // watch refused (polling finds the changes instead), no eventfd (stop() is seen at the next poll).
+  std::atomic<std::uint64_t> openFailures{0};
+  std::atomic<std::uint64_t> notRegular{0};
+  std::atomic<std::uint64_t> readErrors{0};
+  std::atomic<std::uint64_t> watchFailures{0};
+  std::atomic<std::uint64_t> wakeupFailures{0};
+  std::atomic<std::uint64_t> filesUnreadable{0};  // matched paths not followed now for one of those reasons
 };
 
 class Input {
@@ -51,6 +61,8 @@ RecordQueue::PushResult pushRecords(RecordQueue& queue, InputStats& stats, Chunk
                                     const std::shared_ptr<SourceCursor>& cursor);
 
 // An eventfd that interrupts an input thread's poll() when stop() is called. Not copyable.
+// Without one (eventfd failed: error() says why, fd() is -1, which poll() ignores) the thread sees
+// stop() at its next poll timeout instead; its owner logs and counts that once.
 class Wakeup {
  public:
   Wakeup();
@@ -58,11 +70,13 @@ class Wakeup {
   Wakeup(const Wakeup&) = delete;
   Wakeup& operator=(const Wakeup&) = delete;
   int fd() const { return fd_; }
+  int error() const { return error_; }  // errno of eventfd(), 0 when it worked
   void signal() const;
   void clear() const;  // after poll() reported it readable
 
  private:
   int fd_;
+  int error_ = 0;
 };
 
 }  // namespace logcapture::agent

@@ -6,6 +6,7 @@
 // stopping_ and finished_ are atomics; wakeup_ interrupts the reader's poll.
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "agent/decode/decoder.h"
@@ -18,8 +19,10 @@ namespace logcapture::agent {
 
 class StdinInput final : public Input {
  public:
-  // `fd` is standard input in the agent; tests pass a pipe.
-  StdinInput(const config::InputConfig& cfg, RecordQueue& queue, int fd = 0);
+  // `fd` is standard input in the agent; tests pass a pipe. An incomplete line is sent on its own once
+  // nothing more came for `partialLine` (and nothing waits to be read).
+  StdinInput(const config::InputConfig& cfg, RecordQueue& queue, int fd = 0,
+             std::chrono::milliseconds partialLine = std::chrono::seconds(5));
   ~StdinInput() override;
 
   const std::string& name() const override { return cfg_.name; }
@@ -35,6 +38,7 @@ class StdinInput final : public Input {
   config::InputConfig cfg_;
   RecordQueue& queue_;
   const int fd_;
+  const std::chrono::milliseconds partialLine_;
   InputStats stats_;
   decode::DecodeStats decodeStats_;
   std::unique_ptr<decode::Decoder> decoder_;

@@ -36,6 +36,13 @@ constexpr Family kInputTruncatedLines{"logcapture_input_truncated_lines_total", 
 constexpr Family kInputRotations{"logcapture_input_rotations_total", T::Counter, "Files seen rotated away."};
 constexpr Family kInputTruncations{"logcapture_input_truncations_total", T::Counter,
                                    "Files that shrank below the read offset (copytruncate)."};
+constexpr Family kInputPartialLines{"logcapture_input_partial_lines_total", T::Counter,
+                                    "Incomplete last lines sent without their newline (writer paused, file ended)."};
+constexpr Family kInputFilesUnreadable{"logcapture_input_files_unreadable", T::Gauge,
+                                       "Matched paths not read now: cannot be opened or read, or not a regular file."};
+constexpr Family kInputErrors{
+    "logcapture_input_errors_total", T::Counter,
+    "Input failures by kind (open, not_regular, read, watch, wakeup), once per path and state."};
 
 // The queue between the inputs and the sinks.
 constexpr Family kQueueRecords{"logcapture_queue_records", T::Gauge, "Records waiting in the queue."};
@@ -193,6 +200,17 @@ void writeInputs(PrometheusText& out, const Pipeline& pipeline) {
   each(kInputTruncatedLines, [&](const InputStats& s) { return load(s.truncated); });
   each(kInputRotations, [&](const InputStats& s) { return load(s.rotations); });
   each(kInputTruncations, [&](const InputStats& s) { return load(s.truncations); });
+  each(kInputPartialLines, [&](const InputStats& s) { return load(s.partialLines); });
+  each(kInputFilesUnreadable, [&](const InputStats& s) { return load(s.filesUnreadable); });
+  out.family(kInputErrors);
+  for (const auto& in : pipeline.inputs()) {
+    const InputStats& s = in->stats();
+    out.sample({{"input", in->name()}, {"kind", "open"}}, load(s.openFailures));
+    out.sample({{"input", in->name()}, {"kind", "not_regular"}}, load(s.notRegular));
+    out.sample({{"input", in->name()}, {"kind", "read"}}, load(s.readErrors));
+    out.sample({{"input", in->name()}, {"kind", "watch"}}, load(s.watchFailures));
+    out.sample({{"input", in->name()}, {"kind", "wakeup"}}, load(s.wakeupFailures));
+  }
 }
 
 void writeQueue(PrometheusText& out, const RecordQueue& queue) {

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -32,23 +33,6 @@ std::optional<std::size_t> readPrefix(int fd, char* buf, std::size_t want) {
     got += static_cast<std::size_t>(n);
   }
   return got;
-}
-
-enum class Match { Same, Reused, OtherFile, Error };
-
-// Same: the stored identity. Reused: its device+inode, other content. OtherFile: another device+inode.
-Match compare(int fd, const FileId& stored) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return Match::Error;
-  if (static_cast<std::uint64_t>(st.st_dev) != stored.device || static_cast<std::uint64_t>(st.st_ino) != stored.inode) {
-    return Match::OtherFile;
-  }
-  std::array<char, kFingerprintBytes> buf{};
-  const auto want = std::min<std::size_t>(stored.fingerprintBytes, buf.size());
-  const auto got = readPrefix(fd, buf.data(), want);
-  if (!got) return Match::Error;
-  if (*got < stored.fingerprintBytes) return Match::Reused;  // shorter than what we hashed: not the same bytes
-  return fingerprintOf(std::string_view(buf.data(), *got)) == stored.fingerprint ? Match::Same : Match::Reused;
 }
 
 std::string hex64(std::uint64_t v) {
@@ -86,10 +70,22 @@ std::uint64_t toUnixMs(SystemClock::time_point t) {
 constexpr std::uint64_t kMaxUnixMs = static_cast<std::uint64_t>(
     std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::duration::max()).count());
 
-std::string serialize(const std::vector<Entry>& entries) {
-  // One entry per line, so a human (or diff) can read the file.
-  std::string out = "{\"version\":" + std::to_string(CheckpointStore::kVersion) + ",\"files\":[";
+// The inputs that have started, with when each last ran.
+using Marks = std::map<std::string, SystemClock::time_point, std::less<>>;
+
+std::string serialize(const std::vector<Entry>& entries, const Marks& marks) {
+  // One entry per line, so a human (or diff) can read the file. "inputs" is optional for readers: a
+  // file without it (written before it existed) loads with every input that has entries as started.
+  std::string out = "{\"version\":" + std::to_string(CheckpointStore::kVersion) + ",\"inputs\":[";
   bool first = true;
+  for (const auto& [name, lastSeen] : marks) {
+    const Json j = {{"name", name}, {"last_seen", toUnixMs(lastSeen)}};
+    out += first ? "\n" : ",\n";
+    first = false;
+    out += j.dump(-1, ' ', false, Json::error_handler_t::replace);
+  }
+  out += "\n],\"files\":[";
+  first = true;
   for (const auto& e : entries) {
     const Json j = {{"input", e.input},
                     {"path", e.path},
@@ -125,9 +121,8 @@ const std::string* stringField(const Json& obj, const char* key) {
   return s->empty() ? nullptr : s;
 }
 
-}  // namespace
-
-std::optional<std::string> parseCheckpoints(const std::string& text, std::vector<Entry>& out) {
+// Parses and validates the whole file; on failure returns the reason and leaves `out` and `marks` unspecified.
+std::optional<std::string> parse(const std::string& text, std::vector<Entry>& out, Marks& marks) {
   Json doc;
   try {
     doc = Json::parse(text);
@@ -142,6 +137,21 @@ std::optional<std::string> parseCheckpoints(const std::string& text, std::vector
   }
   const auto files = doc.find("files");
   if (files == doc.end() || !files->is_array()) return "files: missing or not an array";
+  if (const auto inputs = doc.find("inputs"); inputs != doc.end()) {
+    if (!inputs->is_array()) return "inputs: not an array";
+    std::size_t index = 0;
+    for (const auto& i : *inputs) {
+      const std::string at = "inputs[" + std::to_string(index++) + "].";
+      if (!i.is_object()) return at.substr(0, at.size() - 1) + ": not an object";
+      const auto* name = stringField(i, "name");
+      if (!name) return at + "name: missing, empty or not a string";
+      const auto lastSeen = unsignedField(i, "last_seen", kMaxUnixMs);
+      if (!lastSeen) return at + "last_seen: missing or not a valid unix time in milliseconds";
+      const SystemClock::time_point seen(
+          std::chrono::duration_cast<SystemClock::duration>(std::chrono::milliseconds(*lastSeen)));
+      if (!marks.emplace(*name, seen).second) return at + "name: " + *name + " listed twice";
+    }
+  }
 
   constexpr auto kU64 = std::numeric_limits<std::uint64_t>::max();
   constexpr auto kMaxOffset = static_cast<std::uint64_t>(std::numeric_limits<off_t>::max());
@@ -181,8 +191,6 @@ std::optional<std::string> parseCheckpoints(const std::string& text, std::vector
   }
   return std::nullopt;
 }
-
-namespace {
 
 std::string errnoText(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -227,6 +235,11 @@ std::string writeAtomically(const std::filesystem::path& dir, const std::filesys
 
 }  // namespace
 
+std::optional<std::string> parseCheckpoints(const std::string& text, std::vector<Entry>& out) {
+  Marks marks;
+  return parse(text, out, marks);
+}
+
 // FNV-1a, 64 bits. The fingerprint is stored on disk, so the hash must be fixed forever and the same
 // on every platform (std::hash is neither). It only has to tell apart two files that came to share an
 // inode, which is not adversarial (whoever can write the log file can write any line anyway), so a
@@ -251,6 +264,20 @@ std::optional<FileId> identify(int fd) {
                 fingerprintOf(std::string_view(buf.data(), *got)), static_cast<std::uint32_t>(*got)};
 }
 
+Match compare(int fd, const FileId& stored) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Match::Error;
+  if (static_cast<std::uint64_t>(st.st_dev) != stored.device || static_cast<std::uint64_t>(st.st_ino) != stored.inode) {
+    return Match::OtherFile;
+  }
+  std::array<char, kFingerprintBytes> buf{};
+  const auto want = std::min<std::size_t>(stored.fingerprintBytes, buf.size());
+  const auto got = readPrefix(fd, buf.data(), want);
+  if (!got) return Match::Error;
+  if (*got < stored.fingerprintBytes) return Match::Reused;  // shorter than what we hashed: not the same bytes
+  return fingerprintOf(std::string_view(buf.data(), *got)) == stored.fingerprint ? Match::Same : Match::Reused;
+}
+
 bool sameFile(int fd, const FileId& stored) { return compare(fd, stored) == Match::Same; }
 
 CheckpointStore::CheckpointStore(std::filesystem::path stateDir, std::chrono::seconds retention)
@@ -269,14 +296,16 @@ LoadStatus CheckpointStore::load() {
                {{"path", temp_.string()}, {"error", ec.message()}});
   }
 
-  auto setEntries = [&](const std::vector<Entry>& loaded) {
+  auto setEntries = [&](const std::vector<Entry>& loaded, const Marks& marks) {
     std::lock_guard lock(mutex_);
     entries_.clear();
     for (const auto& e : loaded) entries_[Key{e.id.device, e.id.inode, e.input}] = Slot{e, e.lastSeen};
+    inputs_.clear();
+    for (const auto& [name, lastSeen] : marks) inputs_[name] = Mark{lastSeen, lastSeen};
     savedGeneration_ = generation_;  // memory and disk agree now (a corrupt file was moved aside)
   };
   auto corrupt = [&](const std::string& reason, bool isDirectory) {
-    setEntries({});
+    setEntries({}, {});
     moveAside(reason, isDirectory);
     return LoadStatus::Corrupt;
   };
@@ -284,7 +313,7 @@ LoadStatus CheckpointStore::load() {
   const int fd = ::open(file_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) {
-      setEntries({});
+      setEntries({}, {});
       log::event(*logger, spdlog::level::info, "checkpoints_missing",
                  {{"path", file_.string()}, {"reason", "first start, or the state directory was emptied"}});
       return LoadStatus::Missing;
@@ -318,7 +347,8 @@ LoadStatus CheckpointStore::load() {
   if (text.empty()) return corrupt("empty file", false);
 
   std::vector<Entry> loaded;
-  if (auto error = parseCheckpoints(text, loaded)) return corrupt(*error, false);
+  Marks marks;
+  if (auto error = parse(text, loaded, marks)) return corrupt(*error, false);
   std::map<Key, int> seen;
   for (const auto& e : loaded) {
     if (++seen[Key{e.id.device, e.id.inode, e.input}] > 1) {
@@ -327,8 +357,9 @@ LoadStatus CheckpointStore::load() {
                      false);
     }
   }
-  setEntries(loaded);
-  log::event(*logger, spdlog::level::info, "checkpoints_loaded", {{"path", file_.string()}, {"files", loaded.size()}});
+  setEntries(loaded, marks);
+  log::event(*logger, spdlog::level::info, "checkpoints_loaded",
+             {{"path", file_.string()}, {"files", loaded.size()}, {"inputs", marks.size()}});
   return LoadStatus::Loaded;
 }
 
@@ -363,23 +394,25 @@ void CheckpointStore::moveAside(const std::string& reason, bool isDirectory) {
                                      : "starting without checkpoints; the next save replaces the file"}});
 }
 
-std::optional<Entry> CheckpointStore::find(const std::string& input, int fd, std::uint64_t device,
-                                           std::uint64_t inode) {
+Lookup CheckpointStore::find(const std::string& input, int fd, std::uint64_t device, std::uint64_t inode) {
   const Key key{device, inode, input};
-  std::optional<Entry> entry;
+  Lookup found;
   {
     std::lock_guard lock(mutex_);
     const auto it = entries_.find(key);
-    if (it == entries_.end()) return std::nullopt;
-    entry = it->second.entry;
+    if (it == entries_.end()) return found;
+    found.entry = it->second.entry;
   }
   // Reading the file's first bytes happens outside the lock: sink threads update offsets meanwhile.
-  switch (compare(fd, entry->id)) {
+  switch (compare(fd, found.entry.id)) {
     case Match::Same:
-      return entry;
+      found.kind = Lookup::Kind::Same;
+      return found;
     case Match::OtherFile:
+      return Lookup{};
     case Match::Error:
-      return std::nullopt;
+      found.kind = Lookup::Kind::Error;
+      return found;
     case Match::Reused:
       break;
   }
@@ -389,19 +422,44 @@ std::optional<Entry> CheckpointStore::find(const std::string& input, int fd, std
     std::lock_guard lock(mutex_);
     const auto it = entries_.find(key);
     // Unless an update() for the new file replaced it meanwhile.
-    if (it != entries_.end() && it->second.entry.id == entry->id) {
+    if (it != entries_.end() && it->second.entry.id == found.entry.id) {
       entries_.erase(it);
       ++generation_;
     }
   }
-  log::event(
-      *log::component("checkpoint"), spdlog::level::info, "checkpoint_inode_reused",
-      {{"input", input}, {"path", entry->path}, {"device", device}, {"inode", inode}, {"offset", entry->offset}});
-  return std::nullopt;
+  found.kind = Lookup::Kind::Replaced;
+  return found;
 }
 
-bool CheckpointStore::lastSeenDirty(const Slot& s, SystemClock::time_point now) const {
-  return now - s.markedSeen >= retention_ / 4;
+bool CheckpointStore::beginInput(const std::string& input, SystemClock::time_point now) {
+  std::lock_guard lock(mutex_);
+  const auto [it, inserted] = inputs_.try_emplace(input, Mark{now, now});
+  if (inserted) {
+    ++generation_;
+    // A file written before marks existed knows the inputs that started by their entries.
+    return std::any_of(entries_.begin(), entries_.end(), [&](const auto& kv) { return kv.first.input == input; });
+  }
+  if (now > it->second.lastSeen) it->second.lastSeen = now;
+  if (lastSeenDirty(it->second.markedSeen, now)) {
+    it->second.markedSeen = it->second.lastSeen;
+    ++generation_;
+  }
+  return true;
+}
+
+void CheckpointStore::touchInput(const std::string& input, SystemClock::time_point now) {
+  std::lock_guard lock(mutex_);
+  const auto it = inputs_.find(input);
+  if (it == inputs_.end() || now <= it->second.lastSeen) return;
+  it->second.lastSeen = now;
+  if (lastSeenDirty(it->second.markedSeen, now)) {
+    it->second.markedSeen = now;
+    ++generation_;
+  }
+}
+
+bool CheckpointStore::lastSeenDirty(SystemClock::time_point markedSeen, SystemClock::time_point now) const {
+  return now - markedSeen >= retention_ / 4;
 }
 
 void CheckpointStore::markChanged(Slot& s) {
@@ -422,7 +480,7 @@ void CheckpointStore::update(const std::string& input, const FileId& id, const s
   e.input = input;
   const bool seenLater = inserted || now > e.lastSeen;  // a clock stepping back does not age the entry
   if (seenLater) e.lastSeen = now;
-  if (changed || (seenLater && lastSeenDirty(s, now))) markChanged(s);
+  if (changed || (seenLater && lastSeenDirty(s.markedSeen, now))) markChanged(s);
 }
 
 void CheckpointStore::touch(const std::string& input, std::uint64_t device, std::uint64_t inode,
@@ -431,7 +489,7 @@ void CheckpointStore::touch(const std::string& input, std::uint64_t device, std:
   const auto it = entries_.find(Key{device, inode, input});
   if (it == entries_.end() || now <= it->second.entry.lastSeen) return;
   it->second.entry.lastSeen = now;
-  if (lastSeenDirty(it->second, now)) markChanged(it->second);
+  if (lastSeenDirty(it->second.markedSeen, now)) markChanged(it->second);
 }
 
 void CheckpointStore::remove(const std::string& input, std::uint64_t device, std::uint64_t inode) {
@@ -443,14 +501,16 @@ bool CheckpointStore::save() {
   std::lock_guard saveLock(saveMutex_);
   std::uint64_t generation = 0;
   std::vector<Entry> snapshot;
+  Marks marks;
   {
     std::lock_guard lock(mutex_);
     if (generation_ == savedGeneration_) return true;
     generation = generation_;
     snapshot.reserve(entries_.size());
     for (const auto& [key, slot] : entries_) snapshot.push_back(slot.entry);
+    for (const auto& [name, mark] : inputs_) marks.emplace(name, mark.lastSeen);
   }
-  const auto error = writeAtomically(dir_, file_, temp_, serialize(snapshot));
+  const auto error = writeAtomically(dir_, file_, temp_, serialize(snapshot, marks));
   auto logger = log::component("checkpoint");
   if (!error.empty()) {
     saveFailures_.fetch_add(1, std::memory_order_relaxed);
@@ -481,7 +541,8 @@ std::size_t CheckpointStore::expire(SystemClock::time_point now) {
   {
     std::lock_guard lock(mutex_);
     dropped = std::erase_if(entries_, [&](const auto& kv) { return now - kv.second.entry.lastSeen > retention_; });
-    if (dropped > 0) ++generation_;
+    const auto marks = std::erase_if(inputs_, [&](const auto& kv) { return now - kv.second.lastSeen > retention_; });
+    if (dropped > 0 || marks > 0) ++generation_;
   }
   if (dropped > 0) {
     expired_.fetch_add(dropped, std::memory_order_relaxed);
@@ -489,6 +550,14 @@ std::size_t CheckpointStore::expire(SystemClock::time_point now) {
                {{"files", dropped}, {"retention_s", static_cast<std::int64_t>(retention_.count())}});
   }
   return dropped;
+}
+
+std::vector<std::string> CheckpointStore::startedInputs() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> out;
+  out.reserve(inputs_.size());
+  for (const auto& [name, mark] : inputs_) out.push_back(name);
+  return out;
 }
 
 std::vector<Entry> CheckpointStore::entries() const {

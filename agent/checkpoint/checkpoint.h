@@ -4,10 +4,11 @@
 // finished with, kept in agent.state_dir/checkpoints.json so that a restart neither loses nor repeats lines.
 //
 // NOTE on threads: every method is safe from any thread. The pipeline calls load() before the inputs
-// start; each file input's thread calls find(), update() and touch() for its own entries; sink threads
+// start; each file input calls beginInput() when it starts, and its thread calls find(), update(),
+// touch() and touchInput() for its own entries; sink threads
 // call update() as acks finish records; every file input's loop calls expire(); the CheckpointSaver's
 // thread calls save() every interval, and the pipeline once more when it stops.
-//   - mutex_ guards entries_, generation_ and savedGeneration_; it is never held across I/O, so an
+//   - mutex_ guards entries_, inputs_, generation_ and savedGeneration_; it is never held across I/O, so an
 //     fsync in save() does not stall the sink threads' update() calls.
 //   - saveMutex_ serialises the file operations (load(), save()). Lock order: saveMutex_, then mutex_.
 //   - the counters are atomics, read without a lock by metrics.
@@ -47,10 +48,14 @@ std::uint64_t fingerprintOf(std::string_view bytes);
 // Identity of an open file (fstat + pread of its first bytes). nullopt on an I/O error.
 std::optional<FileId> identify(int fd);
 
-// True when the open file has the same device+inode as `stored` and its first
-// `stored.fingerprintBytes` bytes still hash to `stored.fingerprint`. A file that grew since keeps
-// matching; a reused inode, or a file now shorter than the stored fingerprint, does not.
-// False on an I/O error too.
+// Same: the open file has the device+inode of `stored` and its first `stored.fingerprintBytes` bytes
+// still hash to `stored.fingerprint` (a file that grew since keeps matching). Reused: its device+inode,
+// other first bytes (an inode reused, or a file truncated and written again, or now shorter than the
+// stored fingerprint). OtherFile: another device+inode. Error: fstat or pread failed (errno tells).
+enum class Match { Same, Reused, OtherFile, Error };
+Match compare(int fd, const FileId& stored);
+
+// compare(fd, stored) == Match::Same.
 bool sameFile(int fd, const FileId& stored);
 
 // What one input has finished with in one file.
@@ -71,11 +76,25 @@ std::optional<std::string> parseCheckpoints(const std::string& text, std::vector
 
 enum class LoadStatus { Loaded, Missing, Corrupt };
 
+// What find() knows of an open file, for one input.
+struct Lookup {
+  enum class Kind {
+    New,       // the input has no entry for this device+inode
+    Same,      // the entry's file, grown or not: `entry` says where the input stopped
+    Replaced,  // the entry's device+inode now starts with other bytes (the file was truncated and written
+               // again, or the inode was reused): the entry was dropped; `entry` is the dropped one
+    Error,     // the file's first bytes could not be read: the entry is kept, ask again later
+  };
+  Kind kind = Kind::New;
+  Entry entry;  // Same and Replaced only
+};
+
 // One store per agent, shared by the file inputs. An entry is keyed by input, device and inode: two
 // inputs whose globs overlap each have their own entry for a file they both tail, so each resumes at
 // its own offset, and nothing one input does to its entry (update, touch, remove, a reused inode
-// found by find()) changes another input's entry. An input renamed in the config owns no entries
-// under its new name: its files are read as never seen (start_at), and the old name's entries expire.
+// found by find()) changes another input's entry. The store also remembers which inputs have started
+// (beginInput()): start_at applies only to the files present at an input's very first start, and an
+// input renamed in the config is such a first start; the old name's entries and mark expire.
 class CheckpointStore {
  public:
   static constexpr const char* kFileName = "checkpoints.json";
@@ -99,13 +118,22 @@ class CheckpointStore {
   // inputs differ; two entries of one input for one device+inode make the file corrupt.
   LoadStatus load();
 
-  // `input`'s entry for an open file: same device+inode and sameFile(fd, entry.id). Only that input's
-  // entry is looked at: when only other inputs have entries for the file, the result is nullopt (the
-  // file is new to this input) and their entries stay as they are. An entry of `input` whose inode
-  // was reused by another file (fingerprint mismatch) is removed and nullopt returned; other inputs'
-  // entries for the inode are kept, each checked when its own input looks for it (or left to
-  // expire). An I/O error returns nullopt and keeps the entry.
-  std::optional<Entry> find(const std::string& input, int fd, std::uint64_t device, std::uint64_t inode);
+  // Marks `input` as started (as of `now`) and says whether it had started before: a mark of it, or an
+  // entry of it (files written before marks existed), loaded or made since. False only at the input's
+  // very first start, the one start_at applies to. The mark is saved with the entries, kept alive by
+  // touchInput() and expired like them.
+  bool beginInput(const std::string& input, std::chrono::system_clock::time_point now);
+  // Keeps `input`'s mark from expiring; written when it lags by a quarter of the retention, as touch().
+  void touchInput(const std::string& input, std::chrono::system_clock::time_point now);
+
+  // What `input`'s entry says of an open file: Same when the device+inode match and sameFile(fd,
+  // entry.id). Only that input's entry is looked at: when only other inputs have entries for the file,
+  // the result is New (the file is new to this input) and their entries stay as they are. An entry of
+  // `input` whose device+inode now start with other bytes (a file shorter than the stored fingerprint
+  // included) is removed and returned as Replaced; other inputs' entries for the inode are kept, each
+  // checked when its own input looks for it (or left to expire). Nothing is logged: the caller knows
+  // what the file is to it.
+  Lookup find(const std::string& input, int fd, std::uint64_t device, std::uint64_t inode);
 
   // Records that `input` has finished with everything before `offset` of this file, replacing its
   // entry for the same device+inode (other inputs' entries are untouched). `id` is kept as given:
@@ -133,10 +161,12 @@ class CheckpointStore {
   bool save();
 
   // Drops entries whose lastSeen is older than `now - retention` (files gone for good, or inputs gone
-  // from the config), whatever their input. Returns how many.
+  // from the config), whatever their input, and the marks of inputs not running for as long. Returns
+  // how many entries.
   std::size_t expire(std::chrono::system_clock::time_point now);
 
   std::vector<Entry> entries() const;  // a copy, ordered by device, inode, then input, for tests and metrics
+  std::vector<std::string> startedInputs() const;  // the inputs marked as started, by name
 
   const std::filesystem::path& path() const { return file_; }
   std::uint64_t saves() const { return saves_.load(std::memory_order_relaxed); }  // files written
@@ -157,11 +187,16 @@ class CheckpointStore {
     // entry.lastSeen as of the last change that bumped generation_: what the next save writes at the least.
     std::chrono::system_clock::time_point markedSeen;
   };
+  // An input that has started: when it last ran, and that as of the last change written.
+  struct Mark {
+    std::chrono::system_clock::time_point lastSeen;
+    std::chrono::system_clock::time_point markedSeen;
+  };
 
   // Requires mutex_. A change of lastSeen alone is worth a write when the marked value lags by a
   // quarter of the retention: often enough that a restart never expires a live file, rarely enough
   // that an idle agent does not rewrite the file every second.
-  bool lastSeenDirty(const Slot& s, std::chrono::system_clock::time_point now) const;
+  bool lastSeenDirty(std::chrono::system_clock::time_point markedSeen, std::chrono::system_clock::time_point now) const;
   void markChanged(Slot& s);  // requires mutex_
   void moveAside(const std::string& reason, bool isDirectory);
 
@@ -173,9 +208,10 @@ class CheckpointStore {
   std::mutex saveMutex_;
   mutable std::mutex mutex_;
   std::map<Key, Slot> entries_;
-  std::uint64_t generation_ = 0;       // bumped by every change that must reach the file
-  std::uint64_t savedGeneration_ = 0;  // the generation the file on disk holds
-  bool failing_ = false;               // the last save failed (guarded by saveMutex_)
+  std::map<std::string, Mark, std::less<>> inputs_;  // inputs that have started
+  std::uint64_t generation_ = 0;                     // bumped by every change that must reach the file
+  std::uint64_t savedGeneration_ = 0;                // the generation the file on disk holds
+  bool failing_ = false;                             // the last save failed (guarded by saveMutex_)
 
   std::atomic<std::uint64_t> saves_{0};
   std::atomic<std::uint64_t> saveFailures_{0};

@@ -3,7 +3,11 @@
 #include "agent/file_tailer.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,11 +42,16 @@ TailerTimings fastTimings() {
 // Tailers sharing one checkpoint store, with a consumer that finishes every chunk and keeps the messages.
 class Harness {
  public:
-  explicit Harness(fs::path dir, config::QueueConfig q = {}) : dir_(std::move(dir)), queue_(q) {
+  explicit Harness(fs::path dir, config::QueueConfig q = {}, TailerTimings timings = fastTimings())
+      : dir_(std::move(dir)), queue_(q), timings_(timings) {
     fs::create_directories(dir_ / "state");
     consumer_ = std::thread([this] {
       Chunk c;
       while (!done_) {
+        if (paused_) {
+          std::this_thread::sleep_for(5ms);
+          continue;
+        }
         if (!queue_.pop(c, 20ms)) continue;
         std::lock_guard lock(mutex_);
         for (auto& r : c.records) {
@@ -76,7 +85,7 @@ class Harness {
     store_ = std::make_unique<checkpoint::CheckpointStore>(dir_ / "state", std::chrono::hours(24));
     store_->load();
     for (const auto& cfg : cfgs) {
-      tailers_.push_back(std::make_unique<FileTailer>(cfg, queue_, *store_, fastTimings()));
+      tailers_.push_back(std::make_unique<FileTailer>(cfg, queue_, *store_, timings_));
       REQUIRE(tailers_.back()->start());
     }
   }
@@ -130,12 +139,33 @@ class Harness {
     }
     return std::nullopt;
   }
+  // Waits until every byte of the open files is read and finished with: whatever the tailer read (twice
+  // or not) has reached the consumer by then. Call once the expected lines arrived.
+  bool caughtUp(std::chrono::milliseconds timeout = 10s) {
+    return testing::waitUntil([&] { return tailer().stats().lagBytes.load() == 0 && queue_.stats().records == 0; },
+                              timeout);
+  }
+  // Waits until the tailer has scanned its globs twice more: a file created now is found at a scan,
+  // and its line arriving proves the scan happened.
+  bool rescanned(const fs::path& logs) {
+    for (int i = 0; i < 2; ++i) {
+      const auto before = messages().size();
+      testing::appendFile(logs / ("witness-" + std::to_string(witnesses_++) + ".log"), "witness\n");
+      if (!waitFor(before + 1)) return false;
+    }
+    return true;
+  }
+  void pauseConsumer() { paused_ = true; }
+  void resumeConsumer() { paused_ = false; }
   FileTailer& tailer() { return *tailers_.front(); }
   RecordQueue& queue() { return queue_; }
 
  private:
   fs::path dir_;
   RecordQueue queue_;
+  const TailerTimings timings_;
+  std::atomic<bool> paused_{false};
+  int witnesses_ = 0;
   std::unique_ptr<checkpoint::CheckpointStore> store_;
   std::vector<std::unique_ptr<FileTailer>> tailers_;
   std::thread consumer_;
@@ -198,8 +228,9 @@ TEST_CASE("excluded files are not read") {
   auto cfg = h.input({(dir.logs() / "*").string()});
   cfg.exclude = {"*.gz"};
   h.startTailer(cfg);
+  CHECK(h.tailer().stats().filesOpen.load() == 1);  // start() scanned: the excluded file was never opened
   REQUIRE(h.waitFor(1));
-  std::this_thread::sleep_for(200ms);
+  REQUIRE(h.caughtUp());
   CHECK(h.messages() == std::vector<std::string>{"keep"});
 }
 
@@ -230,7 +261,8 @@ TEST_CASE("rotation by rename under continuous writes loses and repeats nothing"
   });
   writer.join();
   const bool all = h.waitFor(kLines, 20s);
-  std::this_thread::sleep_for(100ms);
+  // The rotated files drained and closed, the last one read to its end and finished with.
+  const bool settled = waitUntil([&] { return h.tailer().stats().filesOpen.load() == 1; }) && h.caughtUp();
   const auto got = h.messages();
   // What the tailer saw, to tell a reader that stopped from lines that were lost.
   const auto& st = h.tailer().stats();
@@ -240,6 +272,7 @@ TEST_CASE("rotation by rename under continuous writes loses and repeats nothing"
                    << " files open; queue holds " << queued.records << " records, " << queued.blockedPushes
                    << " blocked pushes");
   REQUIRE(all);
+  REQUIRE(settled);
   CHECK(got == numberedMessages(0, kLines));
   CHECK(st.rotations.load() >= 3);
 }
@@ -251,12 +284,35 @@ TEST_CASE("copytruncate restarts the file from the top") {
   Harness h(dir.path);
   h.startTailer(h.input({file.string()}));
   REQUIRE(h.waitFor(5));
+  // Truncated and written again at once, as a busy service does right after logrotate's copytruncate.
   fs::resize_file(file, 0);
-  // Wait until the tailer noticed the truncation before writing new lines.
-  REQUIRE(waitUntil([&] { return h.tailer().stats().truncations.load() == 1; }));
   append(file, numberedLines(5, 8));
   REQUIRE(h.waitFor(8));
+  REQUIRE(h.caughtUp());
   CHECK(h.messages() == numberedMessages(0, 8));
+  CHECK(h.tailer().stats().truncations.load() == 1);
+}
+
+TEST_CASE("a copytruncate that grew back past the read offset before the tailer looked is read from its new start") {
+  TempDir dir;
+  const auto file = dir.logs() / "app.log";
+  append(file, numberedLines(0, 5));
+  Harness h(dir.path);
+  h.startTailer(h.input({file.string()}));
+  REQUIRE(h.waitFor(5));
+  REQUIRE(h.caughtUp());
+  // The file never looks shorter: the new content, longer than the old, replaces it in one write.
+  const std::string next = numberedLines(0, 8, "after ");
+  REQUIRE(next.size() > fs::file_size(file));
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::pwrite(fd, next.data(), next.size(), 0) == static_cast<ssize_t>(next.size()));
+  ::close(fd);
+  REQUIRE(h.waitFor(13));
+  REQUIRE(h.caughtUp());
+  auto expected = numberedMessages(0, 5);
+  for (const auto& m : numberedMessages(0, 8, "after ")) expected.push_back(m);
+  CHECK(h.messages() == expected);
   CHECK(h.tailer().stats().truncations.load() == 1);
 }
 
@@ -284,9 +340,15 @@ TEST_CASE("the same file reached by a symlink and its own path is read once") {
   fs::create_symlink(file, dir.logs() / "link.log");
   Harness h(dir.path);
   h.startTailer(h.input({(dir.logs() / "*.log").string()}));
+  CHECK(h.tailer().stats().filesOpen.load() == 1);  // start() scanned both paths and opened one file
   REQUIRE(h.waitFor(3));
-  std::this_thread::sleep_for(200ms);
-  CHECK(h.messages() == numberedMessages(0, 3));
+  REQUIRE(h.rescanned(dir.logs()));
+  CHECK(h.tailer().stats().filesOpen.load() == 3);  // and the witnesses; no second open of real.log
+  CHECK(h.messagesOf("files").size() == 5);
+  REQUIRE(h.caughtUp());
+  auto got = h.messages();
+  std::erase(got, "witness");
+  CHECK(got == numberedMessages(0, 3));
 }
 
 TEST_CASE("lines longer than max_line_bytes are truncated and flagged") {
@@ -319,6 +381,7 @@ TEST_CASE("a trailing line without newline is held, then flushed after the timeo
   append(file, "no newline");
   REQUIRE(h.waitFor(3));  // after partialLine (300ms here)
   CHECK(h.messages().back() == "no newline");
+  CHECK(h.tailer().stats().partialLines.load() == 1);
 }
 
 TEST_CASE("after a restart reading resumes at the checkpoint: nothing lost, nothing twice") {
@@ -334,7 +397,7 @@ TEST_CASE("after a restart reading resumes at the checkpoint: nothing lost, noth
   append(file, numberedLines(150, 200));  // written while the agent is down
   h.startTailer(h.input({file.string()}, config::StartAt::End));
   REQUIRE(h.waitFor(100));
-  std::this_thread::sleep_for(200ms);
+  REQUIRE(h.caughtUp());
   CHECK(h.messages() == numberedMessages(100, 200));
 }
 
@@ -400,4 +463,308 @@ TEST_CASE("a full queue in block mode pauses reading and loses nothing") {
   h.startTailer(h.input({file.string()}));
   REQUIRE(h.waitFor(5000, 20s));
   CHECK(h.messages() == numberedMessages(0, 5000));
+}
+
+namespace {
+
+// Lines of `width` bytes with their newline ("000000042\n" for width 10), so where a read ends is known.
+std::string fixedLines(int from, int to, int width) {
+  std::string out;
+  for (int i = from; i < to; ++i) {
+    std::string n = std::to_string(i);
+    out += std::string(static_cast<std::size_t>(width - 1) - n.size(), '0') + n + "\n";
+  }
+  return out;
+}
+
+std::vector<std::string> fixedMessages(int from, int to, int width) {
+  std::vector<std::string> out;
+  const std::string text = fixedLines(from, to, width);
+  for (std::size_t pos = 0; pos < text.size(); pos += static_cast<std::size_t>(width)) {
+    out.push_back(text.substr(pos, static_cast<std::size_t>(width - 1)));
+  }
+  return out;
+}
+
+TailerTimings noPartialTimeout() {
+  TailerTimings t = fastTimings();
+  t.partialLine = 10min;
+  return t;
+}
+
+// Drops the capabilities that let root read any file from this thread's effective set, so permissions
+// apply as they do to any user; threads started meanwhile (the tailer's) inherit that. Restored at the end.
+class WithoutFileCapabilities {
+ public:
+  WithoutFileCapabilities() {
+    header_.version = _LINUX_CAPABILITY_VERSION_3;
+    header_.pid = 0;
+    REQUIRE(::syscall(SYS_capget, &header_, saved_) == 0);
+    __user_cap_data_struct dropped[2] = {saved_[0], saved_[1]};
+    for (const int cap : {CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH}) {
+      dropped[cap / 32].effective &= ~(1U << (cap % 32));
+    }
+    REQUIRE(::syscall(SYS_capset, &header_, dropped) == 0);
+  }
+  ~WithoutFileCapabilities() { ::syscall(SYS_capset, &header_, saved_); }
+  WithoutFileCapabilities(const WithoutFileCapabilities&) = delete;
+  WithoutFileCapabilities& operator=(const WithoutFileCapabilities&) = delete;
+
+ private:
+  __user_cap_header_struct header_{};
+  __user_cap_data_struct saved_[2]{};
+};
+
+}  // namespace
+
+TEST_CASE("a file created while the input was stopped is read from its first byte with start_at end") {
+  TempDir dir;
+  Harness h(dir.path);
+  const auto cfg = h.input({(dir.logs() / "*.log").string()}, config::StartAt::End);
+  h.startTailer(cfg);  // the input's first start, with no file yet
+  h.stopTailer();
+  append(dir.logs() / "app.log", numberedLines(0, 100));  // written while the agent is down
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(100));
+  REQUIRE(h.caughtUp());
+  CHECK(h.messages() == numberedMessages(0, 100));
+}
+
+TEST_CASE("a file rotated while the input was stopped is read to its end, then its successor from its start") {
+  TempDir dir;
+  const auto file = dir.logs() / "app.log";
+  append(file, numberedLines(0, 50));  // before the first start: start_at end skips these
+  Harness h(dir.path);
+  const auto cfg = h.input({(dir.logs() / "*.log").string()}, config::StartAt::End);
+  h.startTailer(cfg);
+  append(file, numberedLines(50, 200));
+  REQUIRE(h.waitFor(150));
+  REQUIRE(h.caughtUp());
+  h.stopTailer();
+  // While the agent is down: more lines, then logrotate renames the file and a new one starts.
+  append(file, numberedLines(200, 300));
+  fs::rename(file, dir.logs() / "app.log.1");
+  append(file, numberedLines(300, 400));
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(350));
+  REQUIRE(h.caughtUp());
+  CHECK(h.messages() == numberedMessages(50, 400));
+  CHECK(h.tailer().stats().rotations.load() == 1);
+}
+
+TEST_CASE("a file shorter than its checkpoint after a restart is read from its start") {
+  TempDir dir;
+  const auto file = dir.logs() / "app.log";
+  append(file, numberedLines(0, 100));
+  Harness h(dir.path);
+  const auto cfg = h.input({file.string()}, config::StartAt::End);
+  h.startTailer(cfg);
+  append(file, numberedLines(100, 110));
+  REQUIRE(h.waitFor(10));
+  REQUIRE(h.caughtUp());
+  h.stopTailer();
+  // Truncated in place while the agent is down, and three lines written since.
+  const int fd = ::open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  const std::string next = numberedLines(0, 3, "new ");
+  REQUIRE(::write(fd, next.data(), next.size()) == static_cast<ssize_t>(next.size()));
+  ::close(fd);
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(13));
+  REQUIRE(h.caughtUp());
+  auto expected = numberedMessages(100, 110);
+  for (const auto& m : numberedMessages(0, 3, "new ")) expected.push_back(m);
+  CHECK(h.messages() == expected);
+  CHECK(h.tailer().stats().truncations.load() == 1);
+}
+
+TEST_CASE("a queue full for longer than the partial-line timeout splits no line") {
+  TempDir dir;
+  const auto file = dir.logs() / "big.log";
+  constexpr int kWidth = 10;
+  constexpr int kLines = 80000;  // 800,000 bytes: three reads of 256 KiB and a rest
+  const std::string content = fixedLines(0, kLines, kWidth);
+  REQUIRE(content[2 * 256 * 1024 - 1] != '\n');  // the second read ends inside a line
+  append(file, content);
+  config::QueueConfig q;
+  q.maxRecords = 10;
+  q.whenFull = config::WhenFull::Block;
+  Harness h(dir.path, q);
+  h.pauseConsumer();
+  h.startTailer(h.input({file.string()}));
+  // The first read's chunk fills the queue; the second read ends mid-line and its push waits.
+  REQUIRE(waitUntil([&] { return h.queue().blocked(); }));
+  std::this_thread::sleep_for(3 * fastTimings().partialLine);  // held back for longer than the timeout
+  h.resumeConsumer();
+  REQUIRE(h.waitFor(kLines, 20s));
+  REQUIRE(h.caughtUp());
+  CHECK(h.messages() == fixedMessages(0, kLines, kWidth));
+  CHECK(h.tailer().stats().partialLines.load() == 0);
+}
+
+TEST_CASE("a stop in the middle of a line and a restart deliver that line once and whole") {
+  TempDir dir;
+  const auto file = dir.logs() / "app.log";
+  append(file, "complete\nhalf of a li");
+  Harness h(dir.path, {}, noPartialTimeout());
+  const auto cfg = h.input({file.string()});
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(1));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().bytes.load() == fs::file_size(file); }));
+  h.stopTailer();
+  append(file, "ne\n");
+  h.startTailer(cfg);
+  REQUIRE(waitUntil([&] { return h.checkpointOf("files", file) == fs::file_size(file); }));
+  CHECK(h.messages() == std::vector<std::string>{"complete", "half of a line"});
+}
+
+TEST_CASE("an over-long line being skipped at a stop is not delivered in pieces after the restart") {
+  TempDir dir;
+  const auto file = dir.logs() / "long.log";
+  append(file, "short\n" + std::string(5000, 'x'));
+  Harness h(dir.path, {}, noPartialTimeout());
+  auto cfg = h.input({file.string()});
+  cfg.maxLineBytes = config::Bytes{1024};
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(1));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().bytes.load() == fs::file_size(file); }));
+  h.stopTailer();
+  append(file, std::string(3000, 'x') + "\nafter\n");
+  h.startTailer(cfg);
+  REQUIRE(waitUntil([&] { return h.checkpointOf("files", file) == fs::file_size(file); }));
+  const auto r = h.records();
+  REQUIRE(r.size() == 3);
+  CHECK(r[0].message == "short");
+  CHECK(r[1].message == std::string(1024, 'x'));
+  CHECK(r[1].truncated);
+  CHECK(r[2].message == "after");
+}
+
+TEST_CASE("a multi-megabyte line is cut at max_line_bytes, its rest skipped, and the next line arrives") {
+  TempDir dir;
+  const auto file = dir.logs() / "huge.log";
+  append(file, "before\n" + std::string(5 * 1024 * 1024, 'y') + "\ngood\n");
+  Harness h(dir.path);
+  h.startTailer(h.input({file.string()}));  // max_line_bytes: 256 KiB by default
+  REQUIRE(h.waitFor(3));
+  REQUIRE(h.caughtUp());
+  const auto r = h.records();
+  REQUIRE(r.size() == 3);
+  CHECK(r[0].message == "before");
+  CHECK(r[1].message == std::string(256 * 1024, 'y'));
+  CHECK(r[1].truncated);
+  CHECK(r[2].message == "good");
+  CHECK(h.tailer().stats().truncated.load() == 1);
+}
+
+TEST_CASE("a file that cannot be opened is reported once, then read once it can be") {
+  TempDir dir;
+  append(dir.logs() / "a.log", "readable\n");
+  const auto secret = dir.logs() / "secret.log";
+  append(secret, "secret\n");
+  fs::permissions(secret, fs::perms::none);
+  WithoutFileCapabilities asAnyUser;  // as root, permissions would not apply
+  Harness h(dir.path);
+  h.startTailer(h.input({(dir.logs() / "*.log").string()}));
+  REQUIRE(h.waitFor(1));
+  REQUIRE(h.rescanned(dir.logs()));
+  const auto& st = h.tailer().stats();
+  CHECK(st.openFailures.load() == 1);  // once, not at every rescan
+  CHECK(st.filesUnreadable.load() == 1);
+  fs::permissions(secret, fs::perms::owner_read);
+  REQUIRE(h.waitFor(4));
+  CHECK(h.messages().back() == "secret");
+  REQUIRE(waitUntil([&] { return st.filesUnreadable.load() == 0; }));
+  CHECK(st.openFailures.load() == 1);
+}
+
+TEST_CASE("a FIFO matching the glob is skipped without blocking and reported once") {
+  TempDir dir;
+  append(dir.logs() / "a.log", "line\n");
+  REQUIRE(::mkfifo((dir.logs() / "pipe.log").c_str(), 0644) == 0);
+  Harness h(dir.path);
+  h.startTailer(h.input({(dir.logs() / "*.log").string()}));
+  REQUIRE(h.waitFor(1));
+  REQUIRE(h.rescanned(dir.logs()));
+  CHECK(h.tailer().stats().notRegular.load() == 1);
+  CHECK(h.tailer().stats().filesUnreadable.load() == 1);
+}
+
+TEST_CASE("a file replaced by a directory is drained, then the directory is skipped and reported once") {
+  TempDir dir;
+  const auto file = dir.logs() / "app.log";
+  append(file, numberedLines(0, 3));
+  Harness h(dir.path);
+  h.startTailer(h.input({(dir.logs() / "*.log").string()}));
+  REQUIRE(h.waitFor(3));
+  {
+    std::ofstream out(file, std::ios::app);
+    fs::remove(file);
+    fs::create_directory(file);
+    out << numberedLines(3, 5);  // through the still-open file
+  }
+  REQUIRE(h.waitFor(5));
+  REQUIRE(h.rescanned(dir.logs()));
+  REQUIRE(h.rescanned(dir.logs()));
+  CHECK(h.tailer().stats().notRegular.load() == 1);
+  auto got = h.messages();
+  std::erase(got, "witness");
+  CHECK(got == numberedMessages(0, 5));
+}
+
+TEST_CASE("a file whose reads fail is reported once and the other files go on") {
+  TempDir dir;
+  append(dir.logs() / "a.log", "line\n");
+  Harness h(dir.path);
+  // A regular file by its mode whose every read at offset 0 fails (EIO): nothing is mapped there.
+  h.startTailer(h.input({(dir.logs() / "*.log").string(), "/proc/self/mem"}));
+  REQUIRE(h.waitFor(1));
+  REQUIRE(h.rescanned(dir.logs()));
+  CHECK(h.tailer().stats().readErrors.load() == 1);
+  CHECK(h.tailer().stats().filesUnreadable.load() == 1);
+}
+
+TEST_CASE("a glob directory missing at start is one watch failure, and its files are found once it exists") {
+  TempDir dir;
+  Harness h(dir.path);
+  h.startTailer(h.input({(dir.logs() / "later" / "*.log").string()}));
+  CHECK(h.tailer().stats().watchFailures.load() == 1);
+  fs::create_directories(dir.logs() / "later");
+  append(dir.logs() / "later" / "a.log", numberedLines(0, 2));
+  REQUIRE(h.waitFor(2));
+  REQUIRE(h.rescanned(dir.logs() / "later"));
+  CHECK(h.tailer().stats().watchFailures.load() == 1);  // not once per rescan
+}
+
+TEST_CASE("without an eventfd the tailer says so once, reads, and still stops") {
+  TempDir dir;
+  fs::create_directories(dir.path / "state");
+  append(dir.logs() / "a.log", "line\n");
+  RecordQueue queue(config::QueueConfig{});
+  checkpoint::CheckpointStore store(dir.path / "state", std::chrono::hours(24));
+  store.load();
+  config::InputConfig cfg;
+  cfg.name = "files";
+  cfg.paths = {(dir.logs() / "*.log").string()};
+  cfg.startAt = config::StartAt::Beginning;
+  rlimit saved{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  const int lowest = ::dup(0);  // the lowest free descriptor: with the limit there, no new one can be made
+  REQUIRE(lowest >= 0);
+  ::close(lowest);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  auto tailer = std::make_unique<FileTailer>(cfg, queue, store, fastTimings());
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  CHECK(tailer->stats().wakeupFailures.load() == 1);
+  REQUIRE(tailer->start());
+  Chunk c;
+  REQUIRE(queue.pop(c, 5s));
+  REQUIRE(c.records.size() == 1);
+  CHECK(c.records[0].message == "line");
+  c.ack.finish();
+  const auto before = std::chrono::steady_clock::now();
+  tailer->stop(before + 5s);
+  CHECK(std::chrono::steady_clock::now() - before < 2s);  // seen at the next poll (20 ms here)
 }

@@ -52,13 +52,38 @@ TEST_CASE("a long line is cut at the limit, flagged, and the rest of it skipped"
   CHECK(c.lines == std::vector<Line>{{"abcd", 9, true}, {"ij", 12, false}});
 }
 
-TEST_CASE("a long line spread over several reads is cut once") {
+TEST_CASE("a long line spread over several reads is cut once and goes out at its newline") {
   LineSplitter s(4);
   Collector c;
   s.feed("abc", 0, c.sink());
   s.feed("defg", 3, c.sink());
+  CHECK(c.lines.empty());  // its end is not known yet: a checkpoint must not fall inside it
+  CHECK(s.holding());
+  s.feed("hij\nok\n", 7, c.sink());
+  CHECK(c.lines == std::vector<Line>{{"abcd", 11, true}, {"ok", 14, false}});
+}
+
+TEST_CASE("a flushed head of a long line is not followed by the rest of that line") {
+  LineSplitter s(4);
+  Collector c;
+  s.feed("abcdefg", 0, c.sink());
+  s.flush(7, c.sink());
+  CHECK(c.lines == std::vector<Line>{{"abcd", 7, true}});
+  CHECK_FALSE(s.holding());
   s.feed("hij\nok\n", 7, c.sink());
   CHECK(c.lines == std::vector<Line>{{"abcd", 7, true}, {"ok", 14, false}});
+}
+
+TEST_CASE("a multi-megabyte line read in pieces comes out as its cut head, then the next line") {
+  LineSplitter s(1024);
+  Collector c;
+  const std::string block(256 * 1024, 'x');
+  std::uint64_t offset = 0;
+  for (int i = 0; i < 20; ++i, offset += block.size()) s.feed(block, offset, c.sink());
+  s.feed("\ngood\n", offset, c.sink());
+  REQUIRE(c.lines.size() == 2);
+  CHECK(c.lines[0] == Line{std::string(1024, 'x'), offset + 1, true});
+  CHECK(c.lines[1] == Line{"good", offset + 6, false});
 }
 
 TEST_CASE("cutting a long line never splits a UTF-8 sequence") {

@@ -44,6 +44,7 @@ TEST_CASE("stdin is read to EOF, the unfinished last line included, and then rep
   REQUIRE(input.finished());
   CHECK(drain(q) == std::vector<std::string>{"one", "two", "three"});
   CHECK(input.stats().records.load() == 3);
+  CHECK(input.stats().partialLines.load() == 1);
   input.stop(std::chrono::steady_clock::now() + 1s);
   close(fds[0]);
 }
@@ -61,7 +62,54 @@ TEST_CASE("stopping stdin flushes a held line and does not wait for EOF") {
   }
   input.stop(std::chrono::steady_clock::now() + 1s);
   CHECK(drain(q) == std::vector<std::string>{"a", "b"});
+  CHECK(input.stats().partialLines.load() == 1);
   CHECK_FALSE(input.finished());
   close(fds[1]);
+  close(fds[0]);
+}
+
+TEST_CASE("a queue full for longer than the partial-line timeout splits no stdin line") {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  config::QueueConfig qc;
+  qc.maxRecords = 10;
+  qc.whenFull = config::WhenFull::Block;
+  RecordQueue q(qc);
+  constexpr auto kPartialLine = 100ms;
+  StdinInput input(stdinConfig(), q, fds[0], kPartialLine);
+  REQUIRE(input.start());
+  // Lines of 7 bytes: the pipe hands them over in pieces of its own size, most ending inside a line.
+  constexpr int kLines = 100000;
+  std::string text;
+  std::vector<std::string> expected;
+  for (int i = 0; i < kLines; ++i) {
+    std::string n = std::to_string(i % 1000000);
+    n = std::string(6 - n.size(), '0') + n;
+    text += n + "\n";
+    expected.push_back(n);
+  }
+  std::thread writer([&] {
+    for (std::size_t done = 0; done < text.size();) {
+      const auto n = write(fds[1], text.data() + done, text.size() - done);
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    close(fds[1]);
+  });
+  // The reader is held back by the full queue for longer than the timeout, while the pipe holds more.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!q.blocked() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  REQUIRE(q.blocked());
+  std::this_thread::sleep_for(3 * kPartialLine);
+  std::vector<std::string> got;
+  Chunk c;
+  while (got.size() < expected.size() && std::chrono::steady_clock::now() < deadline + 20s) {
+    if (!q.pop(c, 10ms)) continue;
+    for (auto& r : c.records) got.emplace_back(r.message);
+  }
+  writer.join();
+  CHECK(got == expected);
+  CHECK(input.stats().partialLines.load() == 0);
+  input.stop(std::chrono::steady_clock::now() + 1s);
   close(fds[0]);
 }

@@ -34,12 +34,12 @@ namespace fs = std::filesystem;
 
 const std::string kBinary = LOGCAPTURE_BINARY;
 
-// The agent tailing `dir/logs/app.log*` into the receiver, one line per record.
+// The agent tailing `dir/logs/*.log` into the receiver, one line per record, with the shipped defaults
+// (start_at: end): a rotated file leaves the glob, and only its checkpoint knows it.
 std::string writeConfig(const TempDir& dir, const HttpReceiver& http) {
-  return writeAgentConfig(
-      dir, "  - {name: app, type: file, start_at: beginning, paths: [\"" + (dir / "logs").string() + "/app.log*\"]}\n",
-      "  - {name: search, type: http, url: \"" + http.base() +
-          "/ingest\", format: ndjson, encoding: raw, batch: {max_records: 500, linger: 10ms}}\n");
+  return writeAgentConfig(dir, "  - {name: app, type: file, paths: [\"" + (dir / "logs").string() + "/*.log\"]}\n",
+                          "  - {name: search, type: http, url: \"" + http.base() +
+                              "/ingest\", format: ndjson, encoding: raw, batch: {max_records: 500, linger: 10ms}}\n");
 }
 
 // Waits for the agent's start; its stderr is shown if it does not start.
@@ -155,4 +155,47 @@ TEST_CASE("a file rotated while the agent is down after SIGKILL is finished unde
   std::copy_if(records.begin(), records.end(), std::back_inserter(next),
                [](const std::string& r) { return r.starts_with("next "); });
   CHECK(next == numberedMessages(0, 1000, "next "));
+}
+
+TEST_CASE("lines appended and rotated away while the agent was stopped arrive once after it starts again") {
+  TempDir dir("logcapture-crash");
+  fs::create_directories(dir / "logs");
+  const auto file = dir / "logs" / "app.log";
+  appendFile(file, numberedLines(0, 50, "before "));  // there before the first start: start_at end skips them
+  HttpReceiver http;
+  const std::string config = writeConfig(dir, http);
+  {
+    ChildProcess agent({kBinary, "run", "-c", config});
+    requireStarted(agent);
+    appendFile(file, numberedLines(0, 150));
+    CHECK(waitUntil(
+        [&] {
+          agent.readOutput();
+          return http.stats()["records"].get<int>() >= 150;
+        },
+        30s));
+    agent.signal(SIGTERM);
+    CHECK(agent.wait(30s).exitCode == 0);
+  }
+  // While it is down: 100 more lines, then logrotate renames the file and a new one gets 100 lines.
+  appendFile(file, numberedLines(150, 250));
+  fs::rename(file, dir / "logs" / "app.log.1");
+  appendFile(file, numberedLines(250, 350));
+
+  ChildProcess agent({kBinary, "run", "-c", config});
+  requireStarted(agent);
+  CHECK(waitUntil(
+      [&] {
+        agent.readOutput();
+        return http.stats()["records"].get<int>() >= 350;
+      },
+      30s));
+  agent.signal(SIGTERM);
+  CHECK(agent.wait(30s).exitCode == 0);
+  std::vector<int> expected(350);
+  for (int i = 0; i < 350; ++i) expected[static_cast<std::size_t>(i)] = i;
+  const auto records = http.records();
+  CHECK(numbersOf(records, "line ") == expected);
+  CHECK(numbersOf(records, "before ").empty());
+  CHECK(records.size() == 350);
 }

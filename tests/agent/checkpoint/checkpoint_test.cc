@@ -231,11 +231,11 @@ TEST_CASE("find returns the entry of the same file, grown since") {
   CheckpointStore store(dir.path(), kRetention);
   store.update("app", *id, (dir / "app.log").string(), 5, kT0);
   appendFile(dir / "app.log", "next line\n");
-  const auto entry = store.find("app", fd.get(), id->device, id->inode);
-  REQUIRE(entry);
-  CHECK(entry->offset == 5);
-  CHECK(entry->input == "app");
-  CHECK(entry->id == *id);
+  const auto found = store.find("app", fd.get(), id->device, id->inode);
+  REQUIRE(found.kind == Lookup::Kind::Same);
+  CHECK(found.entry.offset == 5);
+  CHECK(found.entry.input == "app");
+  CHECK(found.entry.id == *id);
 }
 
 TEST_CASE("find drops the entry of an inode reused by another file") {
@@ -248,7 +248,9 @@ TEST_CASE("find drops the entry of an inode reused by another file") {
   store.update("app", *id, (dir / "app.log").string(), 12, kT0);
   REQUIRE(store.save());
   rewriteInPlace(dir / "app.log", "new content, another file\n");
-  CHECK_FALSE(store.find("app", fd.get(), id->device, id->inode));
+  const auto found = store.find("app", fd.get(), id->device, id->inode);
+  CHECK(found.kind == Lookup::Kind::Replaced);
+  CHECK(found.entry.offset == 12);  // what the caller needs to tell a truncation from a reuse
   CHECK(store.entries().empty());
   REQUIRE(store.save());  // the removal is a change worth saving
   CHECK(store.saves() == 2);
@@ -264,9 +266,86 @@ TEST_CASE("find does not touch the entry when the descriptor is another inode") 
   REQUIRE(idA);
   CheckpointStore store(dir.path(), kRetention);
   store.update("app", *idA, (dir / "a.log").string(), 2, kT0);
-  CHECK_FALSE(store.find("app", b.get(), idA->device, idA->inode));
+  CHECK(store.find("app", b.get(), idA->device, idA->inode).kind == Lookup::Kind::New);
   CHECK(store.entries().size() == 1);
-  CHECK_FALSE(store.find("app", a.get(), idA->device, idA->inode + 1));
+  CHECK(store.find("app", a.get(), idA->device, idA->inode + 1).kind == Lookup::Kind::New);
+}
+
+TEST_CASE("find says replaced, with the dropped entry, for a file now shorter than its checkpoint") {
+  TempDir dir;
+  writeFile(dir / "app.log", std::string(2000, 'a') + "\n");
+  Fd fd(dir / "app.log");
+  const auto id = identify(fd.get());
+  REQUIRE(id);
+  CheckpointStore store(dir.path(), kRetention);
+  store.update("app", *id, (dir / "app.log").string(), 2001, kT0);
+  rewriteInPlace(dir / "app.log", "b\n");  // truncated, then a line of other bytes: shorter than the fingerprint
+  const auto found = store.find("app", fd.get(), id->device, id->inode);
+  CHECK(found.kind == Lookup::Kind::Replaced);
+  CHECK(found.entry.offset == 2001);
+  CHECK(store.entries().empty());
+}
+
+TEST_CASE("find says error and keeps the entry when the file's first bytes cannot be read") {
+  TempDir dir;
+  writeFile(dir / "app.log", "line\n");
+  Fd fd(dir / "app.log");
+  const auto id = identify(fd.get());
+  REQUIRE(id);
+  CheckpointStore store(dir.path(), kRetention);
+  store.update("app", *id, (dir / "app.log").string(), 5, kT0);
+  const int writeOnly = ::open((dir / "app.log").c_str(), O_WRONLY | O_CLOEXEC);  // pread fails with EBADF
+  REQUIRE(writeOnly >= 0);
+  const auto found = store.find("app", writeOnly, id->device, id->inode);
+  ::close(writeOnly);
+  CHECK(found.kind == Lookup::Kind::Error);
+  CHECK(store.entries().size() == 1);
+}
+
+TEST_CASE("an input has started before once it began, and only its first begin says otherwise") {
+  TempDir dir;
+  CheckpointStore store(dir.path(), kRetention);
+  REQUIRE(store.load() == LoadStatus::Missing);
+  CHECK_FALSE(store.beginInput("app", kT0));
+  CHECK(store.beginInput("app", kT0 + 1s));
+  CHECK_FALSE(store.beginInput("other", kT0));  // each input has its own first start
+  CHECK(store.startedInputs() == std::vector<std::string>{"app", "other"});
+}
+
+TEST_CASE("the mark of a started input is saved even with no file entry, and loads again") {
+  TempDir dir;
+  {
+    CheckpointStore store(dir.path(), kRetention);
+    REQUIRE(store.load() == LoadStatus::Missing);
+    CHECK_FALSE(store.beginInput("app", kT0));
+    REQUIRE(store.save());
+    CHECK(store.saves() == 1);  // a first start with no file yet is worth writing
+  }
+  CheckpointStore reloaded(dir.path(), kRetention);
+  REQUIRE(reloaded.load() == LoadStatus::Loaded);
+  CHECK(reloaded.startedInputs() == std::vector<std::string>{"app"});
+  CHECK(reloaded.beginInput("app", kT0 + 1min));
+}
+
+TEST_CASE("a file written before input marks existed counts an input with entries as started") {
+  TempDir dir;
+  writeFile(dir / "checkpoints.json", validEntryJson());  // input "app", no "inputs" key
+  CheckpointStore store(dir.path(), kRetention);
+  REQUIRE(store.load() == LoadStatus::Loaded);
+  CHECK(store.beginInput("app", kT0));
+  CHECK_FALSE(store.beginInput("other", kT0));
+}
+
+TEST_CASE("the mark of an input not running for longer than the retention expires, a touched one stays") {
+  TempDir dir;
+  CheckpointStore store(dir.path(), 1h);
+  CHECK_FALSE(store.beginInput("gone", kT0));
+  CHECK_FALSE(store.beginInput("running", kT0));
+  store.touchInput("running", kT0 + 50min);
+  store.touchInput("unknown", kT0 + 50min);  // without a mark: nothing
+  store.expire(kT0 + 61min);
+  CHECK(store.startedInputs() == std::vector<std::string>{"running"});
+  CHECK_FALSE(store.beginInput("gone", kT0 + 62min));  // forgotten: a first start again
 }
 
 TEST_CASE("update keeps the newer fingerprint of a file that grew") {
@@ -310,13 +389,13 @@ TEST_CASE("two inputs tailing one file each keep their own entry and offset") {
   CHECK(all[1].input == "app");
   CHECK(all[1].offset == 8);
   const auto ofAll = store.find("all", fd.get(), id->device, id->inode);
-  REQUIRE(ofAll);
-  CHECK(ofAll->input == "all");
-  CHECK(ofAll->offset == 6);
+  REQUIRE(ofAll.kind == Lookup::Kind::Same);
+  CHECK(ofAll.entry.input == "all");
+  CHECK(ofAll.entry.offset == 6);
   const auto ofApp = store.find("app", fd.get(), id->device, id->inode);
-  REQUIRE(ofApp);
-  CHECK(ofApp->input == "app");
-  CHECK(ofApp->offset == 8);
+  REQUIRE(ofApp.kind == Lookup::Kind::Same);
+  CHECK(ofApp.entry.input == "app");
+  CHECK(ofApp.entry.offset == 8);
 }
 
 TEST_CASE("find gives an input nothing of another input's entry and leaves that entry as it was") {
@@ -328,7 +407,7 @@ TEST_CASE("find gives an input nothing of another input's entry and leaves that 
   CheckpointStore store(dir.path(), kRetention);
   store.update("all", *id, (dir / "app.log").string(), 4, kT0);
   REQUIRE(store.save());
-  CHECK_FALSE(store.find("app", fd.get(), id->device, id->inode));  // new to "app": start_at applies
+  CHECK(store.find("app", fd.get(), id->device, id->inode).kind == Lookup::Kind::New);  // new to "app"
   const auto all = store.entries();
   REQUIRE(all.size() == 1);
   CHECK(all[0].input == "all");
@@ -352,7 +431,7 @@ TEST_CASE("an inode reused by another file drops only the entry of the input tha
   const auto newId = identify(fd.get());
   REQUIRE(newId);
 
-  CHECK_FALSE(store.find("all", fd.get(), oldId->device, oldId->inode));
+  CHECK(store.find("all", fd.get(), oldId->device, oldId->inode).kind == Lookup::Kind::Replaced);
   auto all = store.entries();
   REQUIRE(all.size() == 1);
   CHECK(all[0].input == "app");
@@ -360,12 +439,12 @@ TEST_CASE("an inode reused by another file drops only the entry of the input tha
 
   // "all" starts the new file; "app" still holds the old fingerprint, and its own look finds the reuse.
   store.update("all", *newId, path, 0, kT0 + 1s);
-  CHECK_FALSE(store.find("app", fd.get(), oldId->device, oldId->inode));
+  CHECK(store.find("app", fd.get(), oldId->device, oldId->inode).kind == Lookup::Kind::Replaced);
   all = store.entries();
   REQUIRE(all.size() == 1);
   CHECK(all[0].input == "all");
   CHECK(all[0].id == *newId);
-  CHECK(store.find("all", fd.get(), newId->device, newId->inode));
+  CHECK(store.find("all", fd.get(), newId->device, newId->inode).kind == Lookup::Kind::Same);
 }
 
 TEST_CASE("touch keeps one input's entry from expiring, not another input's entry for the same file") {
@@ -664,6 +743,22 @@ TEST_CASE("a corrupt checkpoint file is moved aside and the store starts empty")
     content = doc.dump();
   }
   SUBCASE("deeply nested arrays") { content = std::string(100000, '[') + std::string(100000, ']'); }
+  SUBCASE("inputs not an array") {
+    auto doc = nlohmann::json::parse(validEntryJson());
+    doc["inputs"] = "app";
+    content = doc.dump();
+  }
+  SUBCASE("an input without a name") {
+    auto doc = nlohmann::json::parse(validEntryJson());
+    doc["inputs"] = nlohmann::json::array({{{"last_seen", 1'700'000'000'000ULL}}});
+    content = doc.dump();
+  }
+  SUBCASE("an input listed twice") {
+    auto doc = nlohmann::json::parse(validEntryJson());
+    const nlohmann::json mark = {{"name", "app"}, {"last_seen", 1'700'000'000'000ULL}};
+    doc["inputs"] = nlohmann::json::array({mark, mark});
+    content = doc.dump();
+  }
 
   TempDir dir;
   writeFile(dir / "checkpoints.json", content);
@@ -712,11 +807,11 @@ TEST_CASE("a version 1 file with one entry per file loads and resumes the input 
   writeFile(dir / "checkpoints.json", "{\"version\":1,\"files\":[\n" + onlyEntry + "\n]}\n");
   CheckpointStore store(dir.path(), kRetention);
   REQUIRE(store.load() == LoadStatus::Loaded);
-  const auto entry = store.find("app", fd.get(), id->device, id->inode);
-  REQUIRE(entry);
-  CHECK(entry->offset == 4);
-  CHECK(entry->lastSeen == kT0);
-  CHECK_FALSE(store.find("other", fd.get(), id->device, id->inode));
+  const auto found = store.find("app", fd.get(), id->device, id->inode);
+  REQUIRE(found.kind == Lookup::Kind::Same);
+  CHECK(found.entry.offset == 4);
+  CHECK(found.entry.lastSeen == kT0);
+  CHECK(store.find("other", fd.get(), id->device, id->inode).kind == Lookup::Kind::New);
   CHECK(store.entries().size() == 1);
 }
 
@@ -763,12 +858,15 @@ TEST_CASE("updates from one thread and saves from another leave a file with the 
   constexpr int kFiles = 8;
   constexpr int kUpdates = 4000;
   std::atomic<bool> done{false};
+  std::atomic<int> savesDuringUpdates{0};
   std::thread updater([&] {
     for (int i = 1; i <= kUpdates; ++i) {
       const auto inode = static_cast<std::uint64_t>(i % kFiles);
       store.update("app", fileId(inode), "/var/log/" + std::to_string(inode) + ".log", static_cast<std::uint64_t>(i),
                    kT0 + std::chrono::milliseconds(i));
       if (i % 100 == 0) store.touch("app", fileId(inode).device, inode, kT0 + std::chrono::milliseconds(i));
+      // Half way, wait for saves to overlap the updates, so the test cannot pass without any.
+      if (i == kUpdates / 2) CHECK(logcapture::testing::waitUntil([&] { return savesDuringUpdates >= 2; }, 10s));
     }
     done = true;
   });
@@ -776,10 +874,12 @@ TEST_CASE("updates from one thread and saves from another leave a file with the 
     while (!done) {
       CHECK(store.save());
       CHECK(store.entries().size() <= kFiles);
+      ++savesDuringUpdates;
     }
   });
   updater.join();
   saver.join();
+  CHECK(savesDuringUpdates >= 2);
   REQUIRE(store.save());
   CHECK(store.saveFailures() == 0);
 
@@ -801,12 +901,19 @@ TEST_CASE("two inputs updating the same files from their own threads each keep t
   constexpr int kUpdates = 2000;
   constexpr std::uint64_t kAppBase = 1'000'000;
   std::atomic<int> running{2};
+  std::atomic<int> halfWay{0};
+  std::atomic<int> savesDuringUpdates{0};
   auto updates = [&](const std::string& input, std::uint64_t base) {
     for (int i = 1; i <= kUpdates; ++i) {
       const auto inode = static_cast<std::uint64_t>(i % kFiles);
       store.update(input, fileId(inode), "/var/log/" + std::to_string(inode) + ".log",
                    base + static_cast<std::uint64_t>(i), kT0 + std::chrono::milliseconds(i));
       if (i % 100 == 0) store.touch(input, fileId(inode).device, inode, kT0 + std::chrono::milliseconds(i));
+      // Half way, both updaters and some saves overlap, so the test cannot pass with them one after another.
+      if (i == kUpdates / 2) {
+        ++halfWay;
+        CHECK(logcapture::testing::waitUntil([&] { return halfWay == 2 && savesDuringUpdates >= 2; }, 10s));
+      }
     }
     --running;
   };
@@ -816,11 +923,13 @@ TEST_CASE("two inputs updating the same files from their own threads each keep t
     while (running > 0) {
       CHECK(store.save());
       CHECK(store.entries().size() <= 2 * kFiles);
+      ++savesDuringUpdates;
     }
   });
   all.join();
   app.join();
   saver.join();
+  CHECK(savesDuringUpdates >= 2);
   REQUIRE(store.save());
 
   CheckpointStore reloaded(dir.path(), kRetention);
