@@ -11,10 +11,6 @@
 #include <map>
 #include <span>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 namespace logcapture::sinks {
 namespace {
 
@@ -94,34 +90,6 @@ void appendTimestampSlowly(std::string& out, std::time_t secs, long frac) {
   out.append(buf, static_cast<std::size_t>(n));
 }
 
-// Bytes a JSON string cannot carry as they are: control bytes, '"', '\\', and bytes >= 0x80, whose
-// UTF-8 is checked on the slow path.
-constexpr std::array<bool, 256> kSpecial = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 256; ++c) t[c] = c < 0x20 || c >= 0x80 || c == '"' || c == '\\';
-  return t;
-}();
-
-// The first byte of [p, end) that needs the slow path, or end. Sixteen bytes at a time where SSE2 is
-// there (every x86-64): a signed compare with 0x20 flags both the control bytes and bytes >= 0x80.
-const unsigned char* findSpecial(const unsigned char* p, const unsigned char* end) {
-#if defined(__SSE2__)
-  const __m128i space = _mm_set1_epi8(0x20);
-  const __m128i quote = _mm_set1_epi8('"');
-  const __m128i backslash = _mm_set1_epi8('\\');
-  while (end - p >= 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const __m128i hit =
-        _mm_or_si128(_mm_cmplt_epi8(v, space), _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
-    const int mask = _mm_movemask_epi8(hit);
-    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
-    p += 16;
-  }
-#endif
-  while (p < end && !kSpecial[*p]) ++p;
-  return p;
-}
-
 }  // namespace
 
 void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point t) {
@@ -164,7 +132,7 @@ void appendJsonString(std::string& out, std::string_view text) {
       n = 0;
     }
     const auto* run = p;
-    p = findSpecial(p, end);
+    p = agent::decode::findJsonSpecial(p, end);
     const auto length = static_cast<std::size_t>(p - run);
     // After the run there must be room for the longest escape.
     if (length > kRoom - kLongest - n) {

@@ -83,7 +83,7 @@ bool appendJsonField(const agent::Record& r, std::string_view name, std::string&
   return false;
 }
 
-bool appendField(const agent::Record& r, Field field, std::string_view name, std::string& out) {
+bool appendField(const agent::Record& r, Field field, const std::string& name, std::string& out) {
   if (field != Field::Other) {
     const std::string_view own = ownValue(r, field);
     if (!own.empty()) {
@@ -92,7 +92,7 @@ bool appendField(const agent::Record& r, Field field, std::string_view name, std
     }
   }
   if (r.source && r.source->fields && !r.source->fields->empty()) {
-    const auto it = r.source->fields->find(std::string(name));
+    const auto it = r.source->fields->find(name);
     if (it != r.source->fields->end() && !it->second.empty()) {
       out += it->second;
       return true;
@@ -156,7 +156,7 @@ std::optional<std::string> RecordTemplate::render(const agent::Record& record, s
 }
 
 bool appendRecordField(const agent::Record& record, std::string_view name, std::string& out) {
-  return appendField(record, fieldNamed(name), name, out);
+  return appendField(record, fieldNamed(name), std::string(name), out);
 }
 
 }  // namespace logcapture::sinks

@@ -5,6 +5,10 @@
 #include <charconv>
 #include <system_error>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace logcapture::agent::decode {
 
 namespace {
@@ -60,12 +64,43 @@ constexpr std::array<bool, 256> kDecodeSpecial = [] {
   return t;
 }();
 
-// The same when checking, where bytes from 0x80 up start a UTF-8 sequence to check.
+// The same when checking or encoding, where bytes from 0x80 up start a UTF-8 sequence to check.
 constexpr std::array<bool, 256> kCheckSpecial = [] {
   std::array<bool, 256> t = kDecodeSpecial;
   for (int c = 0x80; c < 0x100; ++c) t[static_cast<std::size_t>(c)] = true;
   return t;
 }();
+
+// The first byte of [p, end) in kDecodeSpecial, or kCheckSpecial with `utf8`.
+template <bool utf8>
+const unsigned char* findSpecial(const unsigned char* p, const unsigned char* end) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(0x20);
+  const __m128i lastControl = _mm_set1_epi8(0x1F);
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    // Signed, bytes below 0x20 include those from 0x80 up; unsigned, v <= 0x1F is where saturating
+    // v - 0x1F gives 0.
+    const __m128i low =
+        utf8 ? _mm_cmplt_epi8(v, space) : _mm_cmpeq_epi8(_mm_subs_epu8(v, lastControl), _mm_setzero_si128());
+    const __m128i hit = _mm_or_si128(low, _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+    const int mask = _mm_movemask_epi8(hit);
+    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#endif
+  const auto& special = utf8 ? kCheckSpecial : kDecodeSpecial;
+  while (p < end && !special[*p]) ++p;
+  return p;
+}
+
+const char* findSpecial(const char* p, const char* end, bool utf8) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  const auto* e = reinterpret_cast<const unsigned char*>(end);
+  return reinterpret_cast<const char*>(utf8 ? findSpecial<true>(u, e) : findSpecial<false>(u, e));
+}
 
 // One pass over a line: checks one JSON object as strictly as RFC 8259 asks (well-formed UTF-8 in
 // strings, surrogate escapes in pairs; numbers that overflow a double are refused, as most readers
@@ -272,7 +307,7 @@ class Scanner {
   bool string() {
     escaped_ = false;
     while (true) {
-      while (p_ != end_ && !kCheckSpecial[static_cast<unsigned char>(*p_)]) ++p_;
+      p_ = findSpecial(p_, end_, true);
       if (p_ == end_) return false;
       const auto c = static_cast<unsigned char>(*p_);
       if (c >= 0x80) {
@@ -362,6 +397,10 @@ static_assert(kMaxJsonDepth % 64 == 0);
 
 }  // namespace
 
+const unsigned char* findJsonSpecial(const unsigned char* p, const unsigned char* end) {
+  return findSpecial<true>(p, end);
+}
+
 JsonVerdict checkJsonObject(std::string_view text) { return Scanner(text, nullptr).run(); }
 
 JsonVerdict JsonObjectReader::read(std::string_view text) {
@@ -382,7 +421,9 @@ void JsonObjectReader::dropRepeatedKeys(std::string_view text) {
     for (std::size_t i = 0; i + 1 < n; ++i) {
       const std::string_view key = members_[i].key(text);
       for (std::size_t j = i + 1; j < n; ++j) {
-        if (members_[j].key(text) == key) {
+        const std::string_view other = members_[j].key(text);
+        // Keys of one size mostly differ in their first byte: no call to compare the rest.
+        if (other.size() == key.size() && (key.empty() || (other[0] == key[0] && other == key))) {
           repeated |= std::uint32_t{1} << i;
           break;
         }
@@ -458,7 +499,7 @@ StringEnd decodeJsonString(std::string_view in, std::size_t& pos, std::string& o
   const std::size_t n = in.size();
   while (true) {
     const std::size_t start = pos;
-    while (pos < n && !kDecodeSpecial[static_cast<unsigned char>(in[pos])]) ++pos;
+    pos = static_cast<std::size_t>(findSpecial(in.data() + pos, in.data() + n, false) - in.data());
     out.append(in.data() + start, pos - start);
     if (pos >= n) return StringEnd::Unterminated;
     const char c = in[pos];
