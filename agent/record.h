@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,6 +37,30 @@ struct Source {
   std::shared_ptr<const std::map<std::string, std::string>> fields;  // the input's static fields
 };
 
+// One top-level member of a json record's object, as byte ranges of the record's message, so that sinks
+// copy a member's bytes instead of parsing the message again. The key is the text between its quotes,
+// escapes as written; the value is the whole value as written (a string with its quotes).
+struct JsonMember {
+  std::uint32_t keyAt = 0;
+  std::uint32_t keySize : 31 = 0;
+  std::uint32_t keyEscaped : 1 = 0;  // the key holds a backslash escape: compare it decoded
+  std::uint32_t valueAt = 0;
+  std::uint32_t valueSize : 31 = 0;
+  std::uint32_t valueSpaced : 1 = 0;  // whitespace between the tokens of an object or array value
+
+  std::string_view key(std::string_view message) const { return message.substr(keyAt, keySize); }
+  std::string_view value(std::string_view message) const { return message.substr(valueAt, valueSize); }
+};
+static_assert(sizeof(JsonMember) == 16);
+
+// Why a format: json line whose object could not be decoded went out as text. Encoded as
+// "json_error":"too_deep" or "json_error":"too_large" beside the line as the message.
+enum class JsonError : std::uint8_t {
+  None,
+  TooDeep,   // objects and arrays nested deeper than the decoder's bound
+  TooLarge,  // more members or bytes than the decoder indexes
+};
+
 struct Record {
   std::chrono::system_clock::time_point time;  // from the container format when present, else read time
   std::string_view message;                    // bytes owned by the record's chunk
@@ -45,8 +70,24 @@ struct Record {
   std::uint64_t offset = 0;
   Stream stream = Stream::None;
   bool truncated = false;  // a line was cut at max_line_bytes
-  bool json = false;       // message is a JSON object (format: json) whose fields belong to the record
+  // The message is a JSON object (format: json) whose members belong to the record; its member table
+  // lies just before the message's bytes (RecordBytes::copyJson), read with jsonMembers().
+  // IMPORTANT: true only for a message placed by RecordBytes::copyJson (decode::placeJsonRecord does it);
+  // whoever gives a record another message clears it.
+  bool json = false;
+  JsonError jsonError = JsonError::None;  // format json: the line went out as text, and why
+  std::uint32_t jsonMembers = 0;          // json: how many members the table holds
 };
+// The queue and the sinks hold millions of records: the member table lives in the chunk's bytes so that
+// records that are not JSON pay nothing for it.
+static_assert(sizeof(Record) == 48);
+
+// The top-level members of a json record's object, in the order written, a key written twice only at
+// its last place; empty for any other record.
+inline std::span<const JsonMember> jsonMembers(const Record& record) {
+  if (!record.json || record.jsonMembers == 0) return {};
+  return {reinterpret_cast<const JsonMember*>(record.message.data()) - record.jsonMembers, record.jsonMembers};
+}
 
 // The bytes the messages of one chunk's records view: a read buffer the chunk adopted, whose lines are
 // kept without a copy, and blocks holding copies of the rest (joined, decoded or held lines). Blocks
@@ -74,8 +115,14 @@ class RecordBytes {
   std::string_view keep(std::string_view text);
   // A copy of `text`, always.
   std::string_view copy(std::string_view text);
+  // A copy of `text` just after a copy of `members`, where jsonMembers() finds them: the message of a
+  // json record whose `jsonMembers` is members.size().
+  std::string_view copyJson(std::span<const JsonMember> members, std::string_view text);
 
  private:
+  // `size` bytes aligned to `align` (at most alignof(std::max_align_t)), in the last block or a new one.
+  char* allocate(std::size_t size, std::size_t align);
+
   std::unique_ptr<char[]> adopted_;
   std::size_t adoptedSize_ = 0;
   bool adoptedViewed_ = false;
@@ -121,20 +168,36 @@ inline std::string_view RecordBytes::keep(std::string_view text) {
   return copy(text);
 }
 
-inline std::string_view RecordBytes::copy(std::string_view text) {
-  if (text.empty()) return {};
-  if (left_ < text.size()) {
-    const std::size_t size = std::max(text.size(), nextBlock_);
-    blocks_.push_back(std::make_unique_for_overwrite<char[]>(size));
+inline char* RecordBytes::allocate(std::size_t size, std::size_t align) {
+  std::size_t pad = (align - reinterpret_cast<std::uintptr_t>(free_) % align) % align;
+  if (left_ < pad + size) {
+    // A new block starts aligned for any type.
+    const std::size_t blockSize = std::max(size, nextBlock_);
+    blocks_.push_back(std::make_unique_for_overwrite<char[]>(blockSize));
     free_ = blocks_.back().get();
-    left_ = size;
+    left_ = blockSize;
+    pad = 0;
     nextBlock_ = std::min<std::size_t>(std::max<std::size_t>(nextBlock_ * 2, 1024), 64 * 1024);
   }
-  std::memcpy(free_, text.data(), text.size());
-  const std::string_view kept(free_, text.size());
-  free_ += text.size();
-  left_ -= text.size();
-  return kept;
+  char* at = free_ + pad;
+  free_ = at + size;
+  left_ -= pad + size;
+  return at;
+}
+
+inline std::string_view RecordBytes::copy(std::string_view text) {
+  if (text.empty()) return {};
+  char* at = allocate(text.size(), 1);
+  std::memcpy(at, text.data(), text.size());
+  return {at, text.size()};
+}
+
+inline std::string_view RecordBytes::copyJson(std::span<const JsonMember> members, std::string_view text) {
+  const std::size_t tableBytes = members.size_bytes();
+  char* at = allocate(tableBytes + text.size(), alignof(JsonMember));
+  if (tableBytes > 0) std::memcpy(at, members.data(), tableBytes);
+  if (!text.empty()) std::memcpy(at + tableBytes, text.data(), text.size());
+  return {at + tableBytes, text.size()};
 }
 
 }  // namespace logcapture::agent

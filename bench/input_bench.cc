@@ -1,8 +1,8 @@
 // Throughput of the file input: a large file of ~200-byte lines, read from a warm page cache, split,
-// decoded (raw and cri) and pushed into the queue, with a consumer that acks and discards every chunk.
+// decoded (raw, cri, docker or json) and pushed into the queue, with a consumer that acks and discards every chunk.
 // One long run per measurement, so a plain program rather than Google Benchmark.
 //
-//   logcapture_bench_input [--dir /tmp/logcapture-bench] [--size 1GiB] [--runs 3] [--format raw,cri]
+//   logcapture_bench_input [--dir /tmp/logcapture-bench] [--size 1GiB] [--runs 3] [--format raw,cri,docker,json]
 //
 // The data files are generated once and kept under --dir (with a .meta file holding their record
 // count); delete the directory when done. Targets (issue 4): raw >= 1000 MB/s, cri >= 300 MB/s.
@@ -94,7 +94,7 @@ Options parseArgs(int argc, char** argv) {
     } else if (a == "--runs") {
       o.runs = std::max(1, std::atoi(value().c_str()));
     } else {
-      std::fprintf(stderr, "usage: %s [--dir DIR] [--size 1GiB] [--runs 3] [--format raw,cri]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--dir DIR] [--size 1GiB] [--runs 3] [--format raw,cri,docker,json]\n", argv[0]);
       std::exit(2);
     }
   }
@@ -125,7 +125,7 @@ bool readMeta(const fs::path& meta, std::uint64_t size, DataFile& df) {
 DataFile generate(const fs::path& dir, std::uint64_t size, config::InputFormat format) {
   const bool cri = format == config::InputFormat::Cri;
   DataFile df;
-  df.path = dir / (std::string(cri ? "cri-" : "raw-") + std::to_string(size) + ".log");
+  df.path = dir / (std::string(config::enumName(format)) + "-" + std::to_string(size) + ".log");
   const fs::path meta = df.path.string() + ".meta";
   if (readMeta(meta, size, df)) return df;
 
@@ -151,13 +151,33 @@ DataFile generate(const fs::path& dir, std::uint64_t size, config::InputFormat f
     buf.clear();
   };
 
-  bench::Rng r(42);  // same seed for both formats: the cri file carries the same messages
+  bench::Rng r(42);  // same seed for every format: the cri and docker files carry the same messages
   std::string msg;
   std::uint64_t written = 0;
   char ts[64];
   for (std::uint64_t seq = 0; written < size; ++seq) {
-    makeSampleLine(r, seq, msg);
-    if (!cri) {
+    if (format == config::InputFormat::Json) {
+      makeSampleJsonLine(r, seq, msg);
+    } else {
+      makeSampleLine(r, seq, msg);
+    }
+    if (format == config::InputFormat::Docker) {
+      // docker's json-file layout, in docker's own key order (the decoder's fast path).
+      const std::uint64_t secs = 1704067200 + seq / 2000;
+      std::snprintf(ts, sizeof ts, "2024-01-01T%02d:%02d:%02d.%09lluZ", static_cast<int>((secs / 3600) % 24),
+                    static_cast<int>((secs / 60) % 60), static_cast<int>(secs % 60),
+                    static_cast<unsigned long long>(seq % 2000 * 500000 + 123));
+      const std::size_t before = buf.size();
+      buf += R"({"log":")";
+      bench::appendJsonEscaped(buf, msg);
+      buf += R"(\n","stream":")";
+      buf += seq % 8 == 7 ? "stderr" : "stdout";
+      buf += R"(","time":")";
+      buf += ts;
+      buf += "\"}\n";
+      written += buf.size() - before;
+      ++df.lines;
+    } else if (!cri) {
       buf += msg;
       buf += '\n';
       written += msg.size() + 1;
@@ -360,16 +380,19 @@ int main(int argc, char** argv) {
   const Options o = parseArgs(argc, argv);
   fs::create_directories(o.dir);
   std::string summary;
-  if (o.formats.find("raw") != std::string::npos) {
-    const DataFile raw = generate(o.dir, o.size, config::InputFormat::Raw);
-    const double mbps = benchFormat("raw", raw, config::InputFormat::Raw, o);
-    summary += "raw: median " + std::to_string(static_cast<long>(mbps)) + " MB/s (target 1000)";
-  }
-  if (o.formats.find("cri") != std::string::npos) {
-    const DataFile cri = generate(o.dir, o.size, config::InputFormat::Cri);
-    const double mbps = benchFormat("cri", cri, config::InputFormat::Cri, o);
-    summary += std::string(summary.empty() ? "" : ", ") + "cri: median " + std::to_string(static_cast<long>(mbps)) +
-               " MB/s (target 300)";
+  struct Target {
+    config::InputFormat format;
+    long mbps;  // 0: none set
+  };
+  for (const auto& [format, target] : {Target{config::InputFormat::Raw, 1000}, Target{config::InputFormat::Cri, 300},
+                                       Target{config::InputFormat::Docker, 0}, Target{config::InputFormat::Json, 0}}) {
+    const std::string name(config::enumName(format));
+    if (o.formats.find(name) == std::string::npos) continue;
+    const DataFile df = generate(o.dir, o.size, format);
+    const double mbps = benchFormat(name.c_str(), df, format, o);
+    summary += std::string(summary.empty() ? "" : ", ") + name + ": median " + std::to_string(static_cast<long>(mbps)) +
+               " MB/s";
+    if (target > 0) summary += " (target " + std::to_string(target) + ")";
   }
   std::printf("\n%s\n", summary.c_str());
   return 0;

@@ -79,4 +79,38 @@ void makeSampleLine(Rng& r, std::uint64_t seq, std::string& out) {
   if (json) out += "\"}";
 }
 
+void appendJsonEscaped(std::string& out, std::string_view text) {
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+}
+
+void makeSampleJsonLine(Rng& r, std::uint64_t seq, std::string& out) {
+  std::string line;
+  makeSampleLine(r, seq, line);
+  if (line.front() == '{') {
+    out.swap(line);
+    return;
+  }
+  const std::uint64_t secs = 1704067200 + seq / 2000;
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "{\"time\":\"2024-01-01T%02d:%02d:%02d.%03dZ\",\"level\":\"%s\",\"message\":\"",
+                static_cast<int>((secs / 3600) % 24), static_cast<int>((secs / 60) % 60), static_cast<int>(secs % 60),
+                static_cast<int>(seq % 1000), pick(r, kJsonLevels));
+  out = buf;
+  appendJsonEscaped(out, line);
+  out += "\"}";
+}
+
 }  // namespace logcapture::bench

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace logcapture::bench {
 
@@ -27,5 +28,12 @@ class Rng {
 // One line of 150..250 bytes (about 200 on average): an access log line, a JSON object (with quotes
 // the json encoding has to escape), or an application log line, in equal shares. Deterministic per seed.
 void makeSampleLine(Rng& r, std::uint64_t seq, std::string& out);
+
+// The same lines as JSON objects, for `format: json` inputs: the JSON third as it is, the others as
+// {"time":...,"level":...,"message":"<the line>"}.
+void makeSampleJsonLine(Rng& r, std::uint64_t seq, std::string& out);
+
+// Appends `text` as the body of a JSON string (no quotes): escapes quotes, backslashes and control bytes.
+void appendJsonEscaped(std::string& out, std::string_view text);
 
 }  // namespace logcapture::bench

@@ -5,12 +5,14 @@
 //   logcapture_bench_sinks [--dir /tmp/logcapture-sink-bench] [--sink http|redis|kafka|all] [--runs 3]
 //                          [--lines 2000000] [--perf] [--perf-call-graph fp|dwarf|lbr]
 //                          [--buffer 'when_full: block, max_bytes: 16MiB']
-//                          [--sink-options 'workers: 4, batch: {max_records: 5000}']
+//                          [--sink-options 'workers: 4, batch: {max_records: 5000}'] [--input-format raw|json]
 //
 // The destinations, each fresh for every run on a free 127.0.0.1 port:
 //   http   logcapture-http-receiver without --out (it only counts; GET /_stats), format ndjson
 //   redis  redis-server without persistence, mode list (LLEN)
 //   kafka  logcapture-kafka-broker with a one-partition topic (high watermark through librdkafka)
+// With --input-format json every line is a JSON object and the input has `format: json`, so its keys are
+// decoded and encoded into each record; raw (the default) ships the mixed lines as text.
 // The agent runs as a child (`logcapture run -c CONFIG`) with encoding json, the sink's buffer
 // when_full: block, admin off and a fresh state_dir; once every line arrived it gets SIGTERM and wait4() gives its CPU
 // time and peak RSS. Wall time runs from the fork to the poll that first sees the last line (polled every few ms).
@@ -67,14 +69,15 @@ struct Options {
   bool perf = false;
   std::string perfCallGraph = "fp";
   std::string buffer = "when_full: block";  // the sink's buffer section; see writeConfig
-  std::string sinkOptions;  // more keys for the sink entry, e.g. "workers: 4, batch: {max_records: 5000}"
+  std::string sinkOptions;          // more keys for the sink entry, e.g. "workers: 4, batch: {max_records: 5000}"
+  std::string inputFormat = "raw";  // raw | json
 };
 
 [[noreturn]] void usage(const char* self) {
   std::fprintf(stderr,
                "usage: %s [--dir DIR] [--sink http|redis|kafka|all] [--runs 3] [--lines 2000000] [--perf] "
                "[--perf-call-graph fp|dwarf|lbr] [--buffer 'when_full: block, max_bytes: 16MiB'] [--sink-options "
-               "'workers: 4, ...']\n",
+               "'workers: 4, ...'] [--input-format raw|json]\n",
                self);
   std::exit(2);
 }
@@ -106,6 +109,9 @@ Options parseArgs(int argc, char** argv) {
       o.buffer = value();
     } else if (a == "--sink-options") {
       o.sinkOptions = value();
+    } else if (a == "--input-format") {
+      o.inputFormat = value();
+      if (o.inputFormat != "raw" && o.inputFormat != "json") usage(argv[0]);
     } else if (a == "--perf") {
       o.perf = true;
     } else if (a == "--perf-call-graph") {
@@ -125,8 +131,9 @@ struct DataFile {
   std::uint64_t bytes = 0;
 };
 
-DataFile generate(const fs::path& dir, std::uint64_t lines) {
-  DataFile df{dir / ("lines-" + std::to_string(lines) + ".log"), lines, 0};
+DataFile generate(const fs::path& dir, std::uint64_t lines, const std::string& format) {
+  const std::string prefix = format == "json" ? "json-lines-" : "lines-";
+  DataFile df{dir / (prefix + std::to_string(lines) + ".log"), lines, 0};
   const fs::path meta = df.path.string() + ".meta";
   {
     std::ifstream in(meta);
@@ -143,7 +150,11 @@ DataFile generate(const fs::path& dir, std::uint64_t lines) {
   logcapture::bench::Rng r(42);
   std::string line;
   for (std::uint64_t seq = 0; seq < lines; ++seq) {
-    makeSampleLine(r, seq, line);
+    if (format == "json") {
+      makeSampleJsonLine(r, seq, line);
+    } else {
+      makeSampleLine(r, seq, line);
+    }
     line += '\n';
     out.write(line.data(), static_cast<std::streamsize>(line.size()));
     df.bytes += line.size();
@@ -343,7 +354,7 @@ class Agent {
 };
 
 fs::path writeConfig(const fs::path& dir, const std::string& sink, const DataFile& df, const Destination& dest,
-                     const std::string& buffer, const std::string& extra) {
+                     const std::string& buffer, const std::string& extra, const std::string& inputFormat) {
   const fs::path state = dir / ("state-" + sink);
   fs::remove_all(state);
   fs::create_directories(state);
@@ -354,7 +365,8 @@ fs::path writeConfig(const fs::path& dir, const std::string& sink, const DataFil
       << "  admin: {listen: \"\"}\n"
       << "  shutdown_timeout: 20s\n"
       << "inputs:\n"
-      << "  - {name: bench, type: file, paths: [\"" << df.path.string() << "\"], start_at: beginning, format: raw}\n"
+      << "  - {name: bench, type: file, paths: [\"" << df.path.string()
+      << "\"], start_at: beginning, format: " << inputFormat << "}\n"
       << "sinks:\n"
       // The sink's buffer blocks when full, so a sink slower than the file input holds the tailer back
       // (the file is the buffer). With the default, drop_oldest, the file is read faster than a slower
@@ -378,7 +390,7 @@ struct RunResult {
 RunResult runOnce(const Options& o, const std::string& sink, const DataFile& df, int run, bool profile) {
   RunResult r;
   const auto dest = startDestination(sink);
-  const fs::path config = writeConfig(o.dir, sink, df, *dest, o.buffer, o.sinkOptions);
+  const fs::path config = writeConfig(o.dir, sink, df, *dest, o.buffer, o.sinkOptions, o.inputFormat);
   std::string logName = "agent-" + sink;
   logName += '-';
   logName += profile ? std::string("perf") : std::to_string(run);
@@ -522,7 +534,7 @@ int main(int argc, char** argv) {
   // A destination that dies mid-run must not kill the bench through a broken pipe.
   ::signal(SIGPIPE, SIG_IGN);
   fs::create_directories(o.dir);
-  const DataFile df = generate(o.dir, o.lines);
+  const DataFile df = generate(o.dir, o.lines, o.inputFormat);
 
   std::vector<Figures> all;
   for (const auto& sink : o.sinks) {

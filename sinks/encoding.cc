@@ -1,8 +1,7 @@
 #include "sinks/encoding.h"
 
 #include "agent/decode/formats.h"
-
-#include <nlohmann/json.hpp>
+#include "agent/decode/json_object.h"
 
 #include <algorithm>
 #include <array>
@@ -10,10 +9,7 @@
 #include <cstring>
 #include <ctime>
 #include <map>
-
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include <span>
 
 namespace logcapture::sinks {
 namespace {
@@ -94,34 +90,6 @@ void appendTimestampSlowly(std::string& out, std::time_t secs, long frac) {
   out.append(buf, static_cast<std::size_t>(n));
 }
 
-// Bytes a JSON string cannot carry as they are: control bytes, '"', '\\', and bytes >= 0x80, whose
-// UTF-8 is checked on the slow path.
-constexpr std::array<bool, 256> kSpecial = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 256; ++c) t[c] = c < 0x20 || c >= 0x80 || c == '"' || c == '\\';
-  return t;
-}();
-
-// The first byte of [p, end) that needs the slow path, or end. Sixteen bytes at a time where SSE2 is
-// there (every x86-64): a signed compare with 0x20 flags both the control bytes and bytes >= 0x80.
-const unsigned char* findSpecial(const unsigned char* p, const unsigned char* end) {
-#if defined(__SSE2__)
-  const __m128i space = _mm_set1_epi8(0x20);
-  const __m128i quote = _mm_set1_epi8('"');
-  const __m128i backslash = _mm_set1_epi8('\\');
-  while (end - p >= 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const __m128i hit =
-        _mm_or_si128(_mm_cmplt_epi8(v, space), _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
-    const int mask = _mm_movemask_epi8(hit);
-    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
-    p += 16;
-  }
-#endif
-  while (p < end && !kSpecial[*p]) ++p;
-  return p;
-}
-
 }  // namespace
 
 void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point t) {
@@ -164,7 +132,7 @@ void appendJsonString(std::string& out, std::string_view text) {
       n = 0;
     }
     const auto* run = p;
-    p = findSpecial(p, end);
+    p = agent::decode::findJsonSpecial(p, end);
     const auto length = static_cast<std::size_t>(p - run);
     // After the run there must be room for the longest escape.
     if (length > kRoom - kLongest - n) {
@@ -237,13 +205,16 @@ class WrittenKeys {
   // Whether `key` was written by the record or by a (non-empty, so written) static field.
   bool has(std::string_view key) const {
     if (ownHas(key)) return true;
-    if (fields_ == nullptr) return false;
-    const auto it = fields_->find(std::string(key));
+    if (fields_ == nullptr || fields_->empty()) return false;
+    // The map's keys are std::string: a probe kept per thread, so a long key allocates nothing per record.
+    thread_local std::string probe;
+    probe.assign(key);
+    const auto it = fields_->find(probe);
     return it != fields_->end() && !it->second.empty();
   }
 
  private:
-  std::array<std::string_view, 8> own_{};
+  std::array<std::string_view, 10> own_{};
   std::size_t count_ = 0;
   const std::map<std::string, std::string>* fields_;
 };
@@ -251,19 +222,26 @@ class WrittenKeys {
 }  // namespace
 
 void appendJsonRecord(std::string& out, const agent::Record& r) {
-  const std::size_t start = out.size();
   const std::map<std::string, std::string>* fields = r.source && r.source->fields ? r.source->fields.get() : nullptr;
+  const std::span<const agent::JsonMember> members = agent::jsonMembers(r);
+  // Keys of a json record's object are compared decoded; only an escaped key needs the scratch.
+  std::string keyScratch;
+  const agent::JsonMember* message = nullptr;  // the object's own message, shown where readers look for it
+  for (const agent::JsonMember& m : members) {
+    if (agent::decode::jsonKey(r.message, m, keyScratch) == "message") message = &m;  // keys are unique
+  }
   WrittenKeys written(fields);
   written.add("@timestamp");
   written.add("message");
   out += "{\"@timestamp\":";
   appendJsonTimestamp(out, r.time);
   out += ",\"message\":";
-  if (r.json) {
-    // The message of a json record is its object; its text field, if any, is among its keys.
-    out += "null";
-  } else {
+  if (!r.json) {
     appendJsonString(out, r.message);
+  } else if (message != nullptr) {
+    agent::decode::appendCompactJson(out, r.message, *message);
+  } else {
+    out += "null";
   }
   // The record's own keys are distinct literals: no need to look them up before writing.
   // `prefix` is the key already quoted, between its comma and colon.
@@ -298,6 +276,16 @@ void appendJsonRecord(std::string& out, const agent::Record& r) {
     written.add("truncated");
     out += ",\"truncated\":true";
   }
+  switch (r.jsonError) {
+    case agent::JsonError::None:
+      break;
+    case agent::JsonError::TooDeep:
+      field("json_error", R"(,"json_error":)", "too_deep");
+      break;
+    case agent::JsonError::TooLarge:
+      field("json_error", R"(,"json_error":)", "too_large");
+      break;
+  }
   if (fields != nullptr) {
     // Keys of the map are unique, so each needs checking against the record's own keys alone.
     for (const auto& [k, v] : *fields) {
@@ -306,27 +294,15 @@ void appendJsonRecord(std::string& out, const agent::Record& r) {
       appendJsonString(out, v);
     }
   }
-  if (r.json) {
-    const auto object = nlohmann::json::parse(r.message, nullptr, false);
-    if (object.is_object()) {
-      for (const auto& [k, v] : object.items()) {
-        if (k == "message") {
-          // Put the object's own message where readers look for it.
-          const auto at = out.find(",\"message\":null", start) + 11;
-          std::string value;
-          if (v.is_string()) {
-            appendJsonString(value, v.get_ref<const std::string&>());
-          } else {
-            value = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-          }
-          out.replace(at, 4, value);
-          continue;
-        }
-        if (written.has(k)) continue;  // an object's keys are unique: only earlier sources can clash
-        appendKey(out, k);
-        out += v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      }
-    }
+  // The object's members as they were written: a key and a value are copied, never parsed again.
+  for (const agent::JsonMember& m : members) {
+    if (&m == message) continue;
+    // The object's keys are unique (the decoder kept the last of a repeated key): only earlier sources clash.
+    if (written.has(agent::decode::jsonKey(r.message, m, keyScratch))) continue;
+    out += ",\"";
+    out += m.key(r.message);
+    out += "\":";
+    agent::decode::appendCompactJson(out, r.message, m);
   }
   out += '}';
 }

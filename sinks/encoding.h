@@ -22,8 +22,12 @@ void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point
 
 // Appends the record as one JSON object, without a newline:
 // {"@timestamp":"2024-01-01T00:00:00.123456789Z","message":"...","input":"app","path":"/var/log/a.log",
-//  "stream":"stdout","kubernetes":{...},"truncated":true,<static fields>,<fields of a json record>}
+//  "stream":"stdout","kubernetes":{...},"truncated":true,"json_error":"too_deep",<static fields>,
+//  <members of a json record's object>}
 // The record's own keys win over static fields, and those over the keys of a json record's object.
+// A json record's message is its object's "message" member (null without one); its other members are
+// copied as they were written, in their order, whitespace between tokens removed, so the object is never
+// parsed again here. "json_error" marks a format: json line that went out as text (agent/record.h).
 void appendJsonRecord(std::string& out, const agent::Record& record);
 
 // Appends the record in the sink's encoding, without a newline.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "agent/decode/formats.h"
+#include "agent/decode/json_object.h"
 #include "agent/decode/line_pattern.h"
 #include "agent/log.h"
 
@@ -68,15 +69,18 @@ void Decoder::line(std::string_view text, std::uint64_t endOffset, bool truncate
       keepRaw(text, from, truncated, readTime, now, out);
       return;
     case config::InputFormat::Json:
-      keepRaw(text, from, truncated, readTime, now, out);
-      if (!multiline_) {
-        // Joined records are checked as a whole when they go out instead (pretty-printed objects).
-        Record& r = out.records.back();
-        r.json = isJsonObject(r.message);
-        if (!r.json && !truncated) {
-          count(stats_.invalidJson);
-          warnOnce(warnedInvalid_, "decode_invalid_lines");
-        }
+      if (multiline_) {
+        // Joined records are read as a whole when they go out (pretty-printed objects).
+        keepRaw(text, from, truncated, readTime, now, out);
+        return;
+      }
+      {
+        Record r;
+        r.time = readTime;
+        r.message = dropCr(text);
+        r.source = source_.get();
+        r.truncated = truncated;
+        emit(std::move(r), out);
       }
       return;
     case config::InputFormat::Docker:
@@ -252,21 +256,37 @@ void Decoder::emitPartial(Pending& p, steady_clock::time_point now, Chunk& out) 
 void Decoder::emitMultiline(Pending& m, bool counted, Chunk& out, std::optional<std::uint64_t> unsettled) {
   Record r = release(m);
   if (counted) count(stats_.multilineFlushed);
-  if (format_ == config::InputFormat::Json) {
-    r.json = isJsonObject(r.message);
-    if (!r.json && !r.truncated) {
-      count(stats_.invalidJson);
-      warnOnce(warnedInvalid_, "decode_invalid_lines");
-    }
-  }
   emit(std::move(r), out, unsettled);
 }
 
 void Decoder::emit(Record&& record, Chunk& out, std::optional<std::uint64_t> unsettled) {
   record.offset = settledOffset(unsettled);
-  record.message = out.storage.keep(record.message);
+  if (format_ == config::InputFormat::Json) {
+    keepJson(record, out);
+  } else {
+    record.message = out.storage.keep(record.message);
+  }
   if (!out.source) out.source = source_;
   out.records.push_back(record);
+}
+
+void Decoder::keepJson(Record& record, Chunk& out) {
+  switch (placeJsonRecord(json_, record, out.storage)) {
+    case JsonVerdict::Object:
+      return;
+    case JsonVerdict::Invalid:
+      // A line the tailer cut is not valid JSON either; it is counted as truncated there, not here.
+      if (!record.truncated) {
+        count(stats_.invalidJson);
+        warnOnce(warnedInvalid_, "decode_invalid_lines");
+      }
+      return;
+    case JsonVerdict::TooDeep:
+    case JsonVerdict::TooLarge:
+      count(stats_.jsonUnparsed);
+      warnOnce(warnedUnparsed_, "decode_json_unparsed");
+      return;
+  }
 }
 
 std::uint64_t Decoder::settledOffset(std::optional<std::uint64_t> unsettled) const {

@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/decode/json_object.h"
 #include "agent/queue.h"
 #include "agent/record.h"
 #include "config/config.h"
@@ -36,6 +37,8 @@ struct DecodeStats {
   std::atomic<std::uint64_t> invalidJson{0};       // format json/docker: lines that were not valid JSON, kept raw
                                                    // (docker: also JSON without a string "log"); lines the
                                                    // tailer cut are its to count, not these
+  std::atomic<std::uint64_t> jsonUnparsed{0};      // format json: objects nested too deep or too large to
+                                                   // decode (json_object.h), kept raw with a json_error
   std::atomic<std::uint64_t> invalidCri{0};        // format cri: lines not in CRI form, kept raw
   std::atomic<std::uint64_t> truncated{0};         // records cut at max_line_bytes or multiline max_bytes
   std::atomic<std::uint64_t> multilineFlushed{0};  // records flushed by timeout / max_lines / max_bytes
@@ -104,6 +107,8 @@ class Decoder {
   // `unsettled`: the start of a line read but neither held nor out yet.
   void emitMultiline(Pending& m, bool counted, Chunk& out, std::optional<std::uint64_t> unsettled = std::nullopt);
   void emit(Record&& record, Chunk& out, std::optional<std::uint64_t> unsettled = std::nullopt);
+  // Format json: reads the record's object and places its message, with its member table when it is one.
+  void keepJson(Record& record, Chunk& out);
   // Where reading may resume once everything out so far is finished with: before the first line not out yet.
   std::uint64_t settledOffset(std::optional<std::uint64_t> unsettled) const;
   void hold(Pending& p, Record&& record, std::uint64_t resume, std::chrono::steady_clock::time_point now);
@@ -122,7 +127,9 @@ class Decoder {
   std::uint64_t prevEnd_ = 0;           // endOffset of the last line read
   bool havePrev_ = false;
   std::string scratch_;  // decoded docker log, reused
+  JsonObjectReader json_;
   bool warnedInvalid_ = false;
+  bool warnedUnparsed_ = false;
   bool warnedTruncated_ = false;
   bool warnedPartial_ = false;
 };

@@ -4,7 +4,8 @@
 #include <array>
 #include <cstdint>
 #include <limits>
-#include <nlohmann/json.hpp>
+
+#include "agent/decode/json_object.h"
 
 namespace logcapture::agent::decode {
 
@@ -25,128 +26,8 @@ bool readDigits(const char* p, int n, int& value) {
   return true;
 }
 
-bool readHex4(const char* p, std::uint32_t& value) {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) {
-    const char c = p[i];
-    std::uint32_t d = 0;
-    if (c >= '0' && c <= '9') {
-      d = static_cast<std::uint32_t>(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      d = static_cast<std::uint32_t>(c - 'a' + 10);
-    } else if (c >= 'A' && c <= 'F') {
-      d = static_cast<std::uint32_t>(c - 'A' + 10);
-    } else {
-      return false;
-    }
-    v = (v << 4) | d;
-  }
-  value = v;
-  return true;
-}
-
-void appendUtf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
-// Bytes that end a run of plain string content: the closing quote, an escape, a control character
-// (not allowed raw in a JSON string).
-constexpr std::array<bool, 256> kStringSpecial = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
-  t['"'] = true;
-  t['\\'] = true;
-  return t;
-}();
-
-enum class StringEnd { Closed, Unterminated, Invalid };
-
-// Decodes the body of a JSON string, from `pos` just past its opening quote, appending to `out`.
-// Closed: `pos` is just past the closing quote. Unterminated: the input ended first (`out` holds what
-// was decoded, up to the last whole escape). Invalid: a bad escape, lone surrogate or raw control byte.
-StringEnd decodeString(std::string_view in, std::size_t& pos, std::string& out) {
-  const std::size_t n = in.size();
-  while (true) {
-    const std::size_t start = pos;
-    while (pos < n && !kStringSpecial[static_cast<unsigned char>(in[pos])]) ++pos;
-    out.append(in.data() + start, pos - start);
-    if (pos >= n) return StringEnd::Unterminated;
-    const char c = in[pos];
-    if (c == '"') {
-      ++pos;
-      return StringEnd::Closed;
-    }
-    if (c != '\\') return StringEnd::Invalid;
-    if (pos + 1 >= n) return StringEnd::Unterminated;
-    char plain = 0;
-    switch (in[pos + 1]) {
-      case '"':
-        plain = '"';
-        break;
-      case '\\':
-        plain = '\\';
-        break;
-      case '/':
-        plain = '/';
-        break;
-      case 'b':
-        plain = '\b';
-        break;
-      case 'f':
-        plain = '\f';
-        break;
-      case 'n':
-        plain = '\n';
-        break;
-      case 'r':
-        plain = '\r';
-        break;
-      case 't':
-        plain = '\t';
-        break;
-      case 'u':
-        break;
-      default:
-        return StringEnd::Invalid;
-    }
-    if (plain != 0) {
-      out.push_back(plain);
-      pos += 2;
-      continue;
-    }
-    if (n - pos < 6) return StringEnd::Unterminated;
-    std::uint32_t cp = 0;
-    if (!readHex4(in.data() + pos + 2, cp)) return StringEnd::Invalid;
-    if (cp >= 0xDC00 && cp <= 0xDFFF) return StringEnd::Invalid;  // a low surrogate first
-    if (cp >= 0xD800 && cp <= 0xDBFF) {
-      // A high surrogate must be followed by an escaped low one: together one code point past U+FFFF.
-      if (n - pos < 12) return StringEnd::Unterminated;
-      std::uint32_t low = 0;
-      if (in[pos + 6] != '\\' || in[pos + 7] != 'u' || !readHex4(in.data() + pos + 8, low) || low < 0xDC00 ||
-          low > 0xDFFF) {
-        return StringEnd::Invalid;
-      }
-      cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-      pos += 6;
-    }
-    appendUtf8(out, cp);
-    pos += 6;
-  }
-}
+// Bytes a time string cannot hold raw: the closing quote, an escape, a control character.
+bool isStringSpecial(char c) { return static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\'; }
 
 bool isJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
@@ -162,21 +43,38 @@ Stream streamNamed(std::string_view name) {
   return Stream::None;
 }
 
+// The value of a member as a string; nullopt when it is not a string.
+std::optional<std::string> stringValue(std::string_view line, const JsonMember& m) {
+  const std::string_view value = m.value(line);
+  if (value.empty() || value.front() != '"') return std::nullopt;
+  std::string text;
+  std::size_t pos = m.valueAt + 1;
+  decodeJsonString(line, pos, text);  // checked already: ends Closed
+  return text;
+}
+
 // Any valid json-file object: other key orders, extra keys (attrs), escapes in stream or time.
 std::optional<DockerLine> parseDockerSlow(std::string_view text, std::string& log) {
-  const auto doc = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_object()) return std::nullopt;  // a discarded (invalid) document is not an object either
-  const auto logIt = doc.find("log");
-  if (logIt == doc.end() || !logIt->is_string()) return std::nullopt;
+  // Every line of a container whose runtime adds attrs comes this way: the reader's buffers are kept.
+  thread_local JsonObjectReader reader;
+  if (reader.read(text) != JsonVerdict::Object) return std::nullopt;
+  const JsonMember* logMember = nullptr;
   DockerLine line;
-  if (const auto it = doc.find("stream"); it != doc.end() && it->is_string()) {
-    line.stream = streamNamed(it->get_ref<const std::string&>());
+  std::string scratch;
+  for (const JsonMember& m : reader.members()) {
+    const std::string_view key = jsonKey(text, m, scratch);
+    if (key == "log") {
+      logMember = &m;
+    } else if (key == "stream") {
+      if (const auto stream = stringValue(text, m)) line.stream = streamNamed(*stream);
+    } else if (key == "time") {
+      if (const auto time = stringValue(text, m)) line.time = parseRfc3339(*time);
+    }
   }
-  if (const auto it = doc.find("time"); it != doc.end() && it->is_string()) {
-    line.time = parseRfc3339(it->get_ref<const std::string&>());
-  }
+  if (logMember == nullptr || logMember->value(text).front() != '"') return std::nullopt;
   const std::size_t mark = log.size();
-  log.append(logIt->get_ref<const std::string&>());
+  std::size_t pos = logMember->valueAt + 1;
+  decodeJsonString(text, pos, log);
   finishLog(log, mark, line);
   return line;
 }
@@ -198,240 +96,6 @@ std::optional<Stream> fastStream(std::string_view& rest) {
   }
   return std::nullopt;
 }
-
-// Checks one JSON value as strictly as nlohmann::json::accept (RFC 8259, well-formed UTF-8 in strings,
-// surrogate escapes in pairs, no number that overflows a double) at several times its speed, without
-// building anything. What it cannot settle cheaply is left to nlohmann (nullopt): nesting deeper than
-// kMaxDepth, so the state fits on the stack, and numbers right at the edge of a double's range.
-// Stricter in one respect: nlohmann takes a NUL byte for the end of the input and ignores what follows.
-class JsonValidator {
- public:
-  explicit JsonValidator(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
-
-  std::optional<bool> run() {
-    if (!value()) return undecided_ ? std::nullopt : std::optional<bool>(false);
-    skipSpace();
-    return p_ == end_;
-  }
-
- private:
-  static constexpr int kMaxDepth = 64;
-
-  void skipSpace() {
-    while (p_ != end_ && isJsonSpace(*p_)) ++p_;
-  }
-  bool consume(char c) {
-    skipSpace();
-    if (p_ == end_ || *p_ != c) return false;
-    ++p_;
-    return true;
-  }
-
-  // A value, then whatever closes the containers it sits in, iteratively.
-  bool value() {
-    bool inObject[kMaxDepth];
-    int depth = 0;
-    while (true) {
-      skipSpace();
-      if (p_ == end_) return false;
-      bool opened = false;
-      switch (*p_) {
-        case '{':
-        case '[':
-          if (depth == kMaxDepth) {
-            undecided_ = true;
-            return false;
-          }
-          inObject[depth++] = *p_ == '{';
-          ++p_;
-          skipSpace();
-          if (p_ != end_ && *p_ == (inObject[depth - 1] ? '}' : ']')) {
-            ++p_;
-            --depth;
-          } else {
-            opened = true;
-          }
-          break;
-        case '"':
-          ++p_;
-          if (!string()) return false;
-          break;
-        case 't':
-          if (!literal("true")) return false;
-          break;
-        case 'f':
-          if (!literal("false")) return false;
-          break;
-        case 'n':
-          if (!literal("null")) return false;
-          break;
-        default:
-          if (!number()) return false;
-      }
-      if (opened) {
-        if (inObject[depth - 1] && !key()) return false;
-        continue;
-      }
-      // After a value: a comma goes on in the same container, a bracket closes it.
-      while (true) {
-        if (depth == 0) return true;
-        skipSpace();
-        if (p_ == end_) return false;
-        if (*p_ == ',') {
-          ++p_;
-          if (inObject[depth - 1] && !key()) return false;
-          break;
-        }
-        if (*p_ != (inObject[depth - 1] ? '}' : ']')) return false;
-        ++p_;
-        --depth;
-      }
-    }
-  }
-
-  // `"name" :` of an object member.
-  bool key() {
-    if (!consume('"') || !string()) return false;
-    return consume(':');
-  }
-
-  bool literal(std::string_view word) {
-    if (static_cast<std::size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
-    p_ += word.size();
-    return true;
-  }
-
-  bool digits() {
-    const char* start = p_;
-    while (p_ != end_ && isDigit(*p_)) ++p_;
-    return p_ != start;
-  }
-
-  bool number() {
-    if (*p_ == '-') ++p_;
-    if (p_ == end_) return false;
-    const char* integer = p_;
-    if (*p_ == '0') {
-      ++p_;
-    } else if (!digits()) {
-      return false;
-    }
-    const std::ptrdiff_t integerDigits = p_ - integer;
-    std::string_view fraction;
-    if (p_ != end_ && *p_ == '.') {
-      const char* start = ++p_;
-      if (!digits()) return false;
-      fraction = std::string_view(start, static_cast<std::size_t>(p_ - start));
-    }
-    std::int64_t exponent = 0;
-    bool hasExponent = false;
-    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
-      hasExponent = true;
-      ++p_;
-      const bool negative = p_ != end_ && *p_ == '-';
-      if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
-      const char* start = p_;
-      if (!digits()) return false;
-      for (const char* d = start; d != p_; ++d) exponent = std::min<std::int64_t>(exponent * 10 + (*d - '0'), 1 << 30);
-      if (negative) exponent = -exponent;
-    }
-    // nlohmann rejects a number that overflows a double: from 10^308 up, nearly.
-    if (!hasExponent && integerDigits < 308) return true;
-    std::int64_t magnitude = 0;  // the power of ten of the first significant digit
-    if (*integer != '0') {
-      magnitude = integerDigits - 1;
-    } else {
-      const std::size_t first = fraction.find_first_not_of('0');
-      if (first == std::string_view::npos) return true;  // zero
-      magnitude = -static_cast<std::int64_t>(first) - 1;
-    }
-    magnitude += exponent;
-    if (magnitude == 308) undecided_ = true;  // at most 1.797...e308: left to strtod
-    return magnitude < 308;
-  }
-
-  std::uint32_t hexEscape() {  // after "\u"; 0x110000 when not four hex digits
-    std::uint32_t cp = 0;
-    if (end_ - p_ < 4 || !readHex4(p_, cp)) return 0x110000;
-    p_ += 4;
-    return cp;
-  }
-
-  // The rest of a string after its opening quote.
-  bool string() {
-    while (p_ != end_) {
-      const auto c = static_cast<unsigned char>(*p_);
-      if (c >= 0x80) {
-        if (!utf8Sequence()) return false;
-        continue;
-      }
-      ++p_;
-      if (c == '"') return true;
-      if (c < 0x20) return false;
-      if (c != '\\') continue;
-      if (p_ == end_) return false;
-      switch (*p_++) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't':
-          break;
-        case 'u': {
-          const std::uint32_t cp = hexEscape();
-          if (cp > 0xFFFF || (cp >= 0xDC00 && cp <= 0xDFFF)) return false;
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
-            p_ += 2;
-            const std::uint32_t low = hexEscape();
-            if (low < 0xDC00 || low > 0xDFFF) return false;
-          }
-          break;
-        }
-        default:
-          return false;
-      }
-    }
-    return false;
-  }
-
-  // One well-formed multi-byte UTF-8 sequence (Unicode table 3-7): no overlongs, no surrogates, at
-  // most U+10FFFF.
-  bool utf8Sequence() {
-    const auto byte = [&](std::ptrdiff_t i) { return static_cast<unsigned char>(p_[i]); };
-    const auto in = [](unsigned char b, unsigned lo, unsigned hi) { return b >= lo && b <= hi; };
-    const std::ptrdiff_t left = end_ - p_;
-    const unsigned char lead = byte(0);
-    int length = 0;
-    unsigned lo = 0x80, hi = 0xBF;  // range of the second byte
-    if (in(lead, 0xC2, 0xDF)) {
-      length = 2;
-    } else if (in(lead, 0xE0, 0xEF)) {
-      length = 3;
-      if (lead == 0xE0) lo = 0xA0;
-      if (lead == 0xED) hi = 0x9F;
-    } else if (in(lead, 0xF0, 0xF4)) {
-      length = 4;
-      if (lead == 0xF0) lo = 0x90;
-      if (lead == 0xF4) hi = 0x8F;
-    } else {
-      return false;
-    }
-    if (left < length || !in(byte(1), lo, hi)) return false;
-    for (int i = 2; i < length; ++i) {
-      if (!in(byte(i), 0x80, 0xBF)) return false;
-    }
-    p_ += length;
-    return true;
-  }
-
-  const char* p_;
-  const char* const end_;
-  bool undecided_ = false;
-};
 
 }  // namespace
 
@@ -567,7 +231,7 @@ std::optional<DockerLine> parseDocker(std::string_view line, std::string& log) {
   std::size_t pos = kLogKey.size();
   std::string_view rest;
   std::optional<Stream> stream;
-  if (decodeString(line, pos, log) == StringEnd::Closed) {
+  if (decodeJsonString(line, pos, log) == StringEnd::Closed) {
     rest = line.substr(pos);
     stream = fastStream(rest);
   }
@@ -577,7 +241,7 @@ std::optional<DockerLine> parseDocker(std::string_view line, std::string& log) {
     timeEnd = rest.find('"');
   }
   bool fast = timeEnd != std::string_view::npos && timeEnd + 1 < rest.size() && rest[timeEnd + 1] == '}';
-  for (std::size_t i = 0; fast && i < timeEnd; ++i) fast = !kStringSpecial[static_cast<unsigned char>(rest[i])];
+  for (std::size_t i = 0; fast && i < timeEnd; ++i) fast = !isStringSpecial(rest[i]);
   for (std::size_t i = timeEnd + 2; fast && i < rest.size(); ++i) fast = isJsonSpace(rest[i]);
   if (!fast) {
     log.resize(mark);
@@ -594,19 +258,12 @@ bool salvageDocker(std::string_view line, std::string& log) {
   if (!line.starts_with(kLogKey)) return false;
   std::size_t pos = kLogKey.size();
   const std::size_t mark = log.size();
-  if (decodeString(line, pos, log) == StringEnd::Closed && log.size() > mark && log.back() == '\n') log.pop_back();
+  if (decodeJsonString(line, pos, log) == StringEnd::Closed && log.size() > mark && log.back() == '\n') {
+    log.pop_back();
+  }
   return true;
 }
 
-bool isJsonObject(std::string_view text) {
-  std::size_t i = 0;
-  while (i < text.size() && isJsonSpace(text[i])) ++i;
-  if (i == text.size() || text[i] != '{') return false;
-  JsonValidator validator(text.substr(i));
-  if (const auto valid = validator.run()) return *valid;
-  // A NUL byte is never valid JSON, but nlohmann would stop reading at it.
-  return text.find('\0') == std::string_view::npos &&
-         nlohmann::json::accept(text.begin() + static_cast<std::ptrdiff_t>(i), text.end());
-}
+bool isJsonObject(std::string_view text) { return checkJsonObject(text) == JsonVerdict::Object; }
 
 }  // namespace logcapture::agent::decode

@@ -3,7 +3,7 @@
 // Parsers of the line formats the decoder understands. RFC 3339 times, CRI lines and the common shape
 // of docker json-file lines are parsed by hand: they run once per line on the input path, whose target
 // is 1 GB/s (raw) and 300 MB/s (cri) on one core, where a regex or a JSON DOM alone would cost more
-// than the whole budget. Anything unusual falls back to nlohmann::json.
+// than the whole budget. Other json-file layouts go through json_object.h, which never recurses.
 //
 // Pure functions: any thread may call them.
 
@@ -51,7 +51,8 @@ std::optional<DockerLine> parseDocker(std::string_view line, std::string& log);
 // to `log` when the line starts like one. False (and `log` unchanged) otherwise.
 bool salvageDocker(std::string_view line, std::string& log);
 
-// True when `text` is exactly one JSON object (surrounding whitespace allowed).
+// True when `text` is exactly one JSON object (surrounding whitespace allowed) within the bounds of
+// json_object.h (kMaxJsonDepth, kMaxJsonMembers).
 bool isJsonObject(std::string_view text);
 
 }  // namespace logcapture::agent::decode

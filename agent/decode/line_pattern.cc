@@ -183,6 +183,16 @@ class Parser {
     }
     if (more() && peek() == '?') ++i_;  // lazy: the same answer to "is there a match"
     if (more() && (peek() == '*' || peek() == '+' || peek() == '?')) return fail("nothing to repeat");
+    if (more() && peek() == '{') {
+      // A count on a count ("a{2}{3}") is an error in ECMAScript too; taken, a long run of them would
+      // nest the tree as deep as the pattern is long.
+      const std::size_t brace = i_;
+      std::uint32_t ignoredMin = 0, ignoredMax = 0;
+      if (counted(ignoredMin, ignoredMax)) {
+        i_ = brace;
+        return fail("nothing to repeat");
+      }
+    }
     auto r = makeNode(Node::Kind::Repeat);
     r->min = min;
     r->max = max;

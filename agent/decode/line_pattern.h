@@ -12,6 +12,13 @@
 // anchors ^ $ (start and end of the line) and \b \B. Matching is by bytes, as std::regex<char> does:
 // `.` is one byte other than \n and \r, and \w, \d, \s are ASCII.
 //
+// Why not RE2 (libre2-dev, a Debian 12 package with the same linear-time guarantee): its syntax is
+// RE2's, not the ECMAScript subset capture.yaml documents (no \uHHHH, counted repeats capped at 1000,
+// other class and escape rules), so configs that check today would change meaning or fail; the line
+// patterns belong in base/, which depends on std and spdlog only; and start patterns are short and
+// nearly always anchored, where this matcher looks at a few bytes per line and a DFA would gain nothing
+// worth a second regex dialect and a shared library in every package.
+//
 // NOTE on threads: compile() is a pure function. search() uses the pattern's scratch space, so one
 // thread at a time searches a LinePattern (each Decoder owns its own).
 

@@ -29,6 +29,13 @@ Record record(std::string message) {
   return r;
 }
 
+// A record of a format: json input whose line is `object`.
+Record jsonRecord(std::string_view object) {
+  Record r = record("");
+  REQUIRE(testing::keepJson(r, object) == agent::decode::JsonVerdict::Object);
+  return r;
+}
+
 nlohmann::json encode(const Record& r) {
   std::string out;
   sinks::appendJsonRecord(out, r);
@@ -151,8 +158,7 @@ TEST_CASE("kubernetes fields, stream and truncation are encoded") {
 }
 
 TEST_CASE("a json input record's keys join the object and its message becomes the message") {
-  auto r = record(R"({"message":"from app","level":"warn","env":"ignored","n":3})");
-  r.json = true;
+  const auto r = jsonRecord(R"({"message":"from app","level":"warn","env":"ignored","n":3})");
   const auto j = encode(r);
   CHECK(j["message"] == "from app");
   CHECK(j["level"] == "warn");
@@ -161,10 +167,8 @@ TEST_CASE("a json input record's keys join the object and its message becomes th
 }
 
 TEST_CASE("records encoded one after another into one buffer stay separate") {
-  auto a = record(R"({"message":"first"})");
-  a.json = true;
-  auto b = record(R"({"message":"second"})");
-  b.json = true;
+  const auto a = jsonRecord(R"({"message":"first"})");
+  const auto b = jsonRecord(R"({"message":"second"})");
   std::string out;
   sinks::appendJsonRecord(out, a);
   out += '\n';
@@ -280,8 +284,7 @@ TEST_CASE("timestamps across second, day, month, year and leap-day boundaries ma
 }
 
 TEST_CASE("a static field named like a missing record key is written, and a json key never twice") {
-  auto r = record(R"({"path":"from json","env":"from json","stream":"from json","level":"x"})");
-  r.json = true;
+  auto r = jsonRecord(R"({"path":"from json","env":"from json","stream":"from json","level":"x"})");
   auto s = std::make_shared<Source>(*r.source);
   s->path.clear();
   s->fields = std::make_shared<const std::map<std::string, std::string>>(
@@ -290,5 +293,139 @@ TEST_CASE("a static field named like a missing record key is written, and a json
   std::string out;
   sinks::appendJsonRecord(out, r);
   CHECK(out == R"({"@timestamp":"2024-01-01T00:00:00.123456789Z","message":null,"input":"app","path":"static",)"
-               R"("env":"from json","level":"x","stream":"from json"})");
+               R"("env":"from json","stream":"from json","level":"x"})");
+}
+
+namespace {
+
+// The top-level keys of the encoded object `out` as written, in order: a key written twice shows twice
+// (a JSON reader would keep one of them and hide the fault).
+std::vector<std::string> encodedKeys(const std::string& out) {
+  std::vector<std::string> keys;
+  std::size_t depth = 0;
+  bool inString = false;
+  bool keyNext = false;
+  std::string current;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const char c = out[i];
+    if (inString) {
+      if (c == '\\') {
+        current += c;
+        current += out[++i];
+      } else if (c == '"') {
+        inString = false;
+        if (keyNext) keys.push_back(current);
+        keyNext = false;
+      } else {
+        current += c;
+      }
+      continue;
+    }
+    if (c == '"') {
+      inString = true;
+      current.clear();
+    } else if (c == '{' || c == '[') {
+      ++depth;
+      keyNext = c == '{' && depth == 1;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    } else if (c == ',' && depth == 1) {
+      keyNext = true;
+    }
+  }
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("json keys named like the record's own keys never repeat them, and message goes to its place") {
+  auto s = std::make_shared<Source>(*record("").source);
+  s->kubeNamespace = "ns";
+  s->pod = "web-1";
+  auto r = jsonRecord(R"({"@timestamp":"2000-01-01","message":"from app","input":"json","path":"json","stream":"json",)"
+                      R"("kubernetes":{"pod":"json"},"truncated":false,"env":"json","time":"12:00","level":"warn"})");
+  r.source = testing::keptSource(s);
+  r.stream = agent::Stream::Stdout;
+  r.truncated = true;
+  std::string out;
+  sinks::appendJsonRecord(out, r);
+  CHECK(encodedKeys(out) == std::vector<std::string>{"@timestamp", "message", "input", "path", "stream", "kubernetes",
+                                                     "truncated", "env", "time", "level"});
+  const auto j = nlohmann::json::parse(out);
+  CHECK(j["@timestamp"] == "2024-01-01T00:00:00.123456789Z");
+  CHECK(j["message"] == "from app");
+  CHECK(j["input"] == "app");
+  CHECK(j["path"] == "/var/log/a.log");
+  CHECK(j["stream"] == "stdout");
+  CHECK(j["kubernetes"]["pod"] == "web-1");
+  CHECK(j["truncated"] == true);
+  CHECK(j["env"] == "prod");
+  CHECK(j["time"] == "12:00");  // not a key of the record's own: the object's shows
+  CHECK(j["level"] == "warn");
+}
+
+TEST_CASE("json keys are compared decoded, so an escaped own key is not written twice") {
+  const auto r = jsonRecord(R"({"mess\u0061ge":"hi","p\u0061th":"json","lev\u0065l":"x"})");
+  std::string out;
+  sinks::appendJsonRecord(out, r);
+  CHECK(out == R"({"@timestamp":"2024-01-01T00:00:00.123456789Z","message":"hi","input":"app",)"
+               R"("path":"/var/log/a.log","env":"prod","lev\u0065l":"x"})");
+}
+
+TEST_CASE("a json key written twice is encoded once, with its last value") {
+  const auto r = jsonRecord(R"({"a":1,"b":2,"a":3,"message":"one","message":"two"})");
+  std::string out;
+  sinks::appendJsonRecord(out, r);
+  CHECK(out == R"({"@timestamp":"2024-01-01T00:00:00.123456789Z","message":"two","input":"app",)"
+               R"("path":"/var/log/a.log","env":"prod","b":2,"a":3})");
+}
+
+TEST_CASE("json values are copied as written, on one line, numbers and escapes untouched") {
+  const auto r = jsonRecord(
+      "{ \"big\" : 18446744073709551616 ,\"f\":1.7976931348623157e308, \"tiny\":1e-400,\"z\":-0,\n"
+      "  \"s\":\"caf\\u00e9 \\\"q\\\" \\/\",\n  \"nested\" : [ 1 ,\n { \"k\" : \"two  spaces\" } ],\n"
+      "  \"message\" : { \"m\" : [ ] } }");
+  std::string out;
+  sinks::appendJsonRecord(out, r);
+  CHECK(out == R"({"@timestamp":"2024-01-01T00:00:00.123456789Z","message":{"m":[]},"input":"app",)"
+               R"("path":"/var/log/a.log","env":"prod","big":18446744073709551616,"f":1.7976931348623157e308,)"
+               R"("tiny":1e-400,"z":-0,"s":"caf\u00e9 \"q\" \/","nested":[1,{"k":"two  spaces"}]})");
+}
+
+TEST_CASE("a json record without a message has a null one, and an empty object adds nothing") {
+  std::string out;
+  sinks::appendJsonRecord(out, jsonRecord("{}"));
+  CHECK(out == R"({"@timestamp":"2024-01-01T00:00:00.123456789Z","message":null,"input":"app",)"
+               R"("path":"/var/log/a.log","env":"prod"})");
+}
+
+TEST_CASE("a json record nested at the depth bound is copied, not parsed, into the encoding") {
+  const std::size_t depth = logcapture::agent::decode::kMaxJsonDepth;
+  const std::string nested = std::string(depth - 1, '[') + std::string(depth - 1, ']');
+  const auto r = jsonRecord("{\"a\":" + nested + "}");
+  std::string out;
+  sinks::appendJsonRecord(out, r);
+  CHECK(out.ends_with(",\"a\":" + nested + "}"));
+}
+
+TEST_CASE("a json line too deep to decode is encoded as text with json_error too_deep") {
+  Record r = record("");
+  const std::string deep = "{\"a\":" + std::string(120'000, '[') + std::string(120'000, ']') + "}";
+  REQUIRE(testing::keepJson(r, deep) == logcapture::agent::decode::JsonVerdict::TooDeep);
+  std::string out;
+  sinks::appendJsonRecord(out, r);
+  CHECK(out.starts_with(R"({"@timestamp":"2024-01-01T00:00:00.123456789Z","message":"{\"a\":[[[)"));
+  CHECK(out.ends_with(R"(]]]}","input":"app","path":"/var/log/a.log","json_error":"too_deep","env":"prod"})"));
+  const auto j = nlohmann::json::parse(out);  // the message is one string: no depth to follow
+  CHECK(j["message"] == deep);
+  CHECK(j["json_error"] == "too_deep");
+}
+
+TEST_CASE("a record flagged too large is encoded with json_error too_large") {
+  Record r = record("{\"k\":0}");
+  r.jsonError = agent::JsonError::TooLarge;
+  std::string out;
+  sinks::appendJsonRecord(out, r);
+  CHECK(out == R"({"@timestamp":"2024-01-01T00:00:00.123456789Z","message":"{\"k\":0}","input":"app",)"
+               R"("path":"/var/log/a.log","json_error":"too_large","env":"prod"})");
 }

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/decode/json_object.h"
 #include "agent/record.h"
 
 namespace logcapture::testing {
@@ -15,6 +16,15 @@ namespace logcapture::testing {
 inline std::string_view keptText(std::string_view text) {
   static agent::RecordBytes bytes;
   return bytes.copy(text);
+}
+
+// Gives `record` the message `text` as a format: json input does (a json record with its member table
+// when `text` is an object), its bytes kept until the test program ends.
+inline agent::decode::JsonVerdict keepJson(agent::Record& record, std::string_view text) {
+  static agent::RecordBytes bytes;
+  agent::decode::JsonObjectReader reader;
+  record.message = text;
+  return agent::decode::placeJsonRecord(reader, record, bytes);
 }
 
 // `source`, kept alive until the test program ends.

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "agent/decode/json_object.h"
+
 namespace {
 
 using namespace logcapture;
@@ -467,6 +469,56 @@ TEST_CASE("a split line flushed by timeout goes on into multiline joining") {
   CHECK(f.messages() == Messages{"start\n  unfinished"});
 }
 
+TEST_CASE("a json line nested 120,000 levels deep goes out as text flagged too deep, between its neighbours") {
+  Feeder f(config::InputFormat::Json);
+  const std::string deep = "{\"a\":" + std::string(120'000, '[') + std::string(120'000, ']') + "}";
+  f.feed(R"({"n":1})");
+  f.feed(deep);
+  f.feed(R"({"n":2})");
+  REQUIRE(f.out.size() == 3);
+  CHECK(f.out[0].json);
+  CHECK_FALSE(f.out[1].json);
+  CHECK(f.out[1].jsonError == JsonError::TooDeep);
+  CHECK(f.out[1].message == deep);
+  CHECK(f.out[1].offset == 8 + deep.size() + 1);
+  CHECK(f.out[2].json);
+  CHECK(f.out[2].jsonError == JsonError::None);
+  CHECK(f.stats.jsonUnparsed == 1);
+  CHECK(f.stats.invalidJson == 0);
+}
+
+TEST_CASE("a json line with more members than the decoder indexes goes out as text flagged too large") {
+  Feeder f(config::InputFormat::Json);
+  std::string wide = "{";
+  for (std::size_t i = 0; i <= kMaxJsonMembers; ++i) wide += std::string(i ? "," : "") + "\"k\":0";
+  wide += "}";
+  f.feed(wide);
+  REQUIRE(f.out.size() == 1);
+  CHECK_FALSE(f.out[0].json);
+  CHECK(f.out[0].jsonError == JsonError::TooLarge);
+  CHECK(f.out[0].message == wide);
+  CHECK(f.stats.jsonUnparsed == 1);
+}
+
+TEST_CASE("a json record carries the member table of its object, repeated keys once") {
+  Feeder f(config::InputFormat::Json);
+  f.feed(R"({"level":"info","msg":"x","level":"warn"})");
+  REQUIRE(f.out.size() == 1);
+  const auto members = jsonMembers(f.out[0]);
+  REQUIRE(members.size() == 2);
+  CHECK(members[0].key(f.out[0].message) == "msg");
+  CHECK(members[1].key(f.out[0].message) == "level");
+  CHECK(members[1].value(f.out[0].message) == R"("warn")");
+}
+
+TEST_CASE("records that are not json carry no member table") {
+  Feeder f(config::InputFormat::Raw);
+  f.feed(R"({"level":"info"})");
+  REQUIRE(f.out.size() == 1);
+  CHECK_FALSE(f.out[0].json);
+  CHECK(jsonMembers(f.out[0]).empty());
+}
+
 TEST_CASE("json multiline records are checked as a whole") {
   Feeder f(config::InputFormat::Json);
   f.multiline("^\\{");
@@ -478,6 +530,8 @@ TEST_CASE("json multiline records are checked as a whole") {
   REQUIRE(f.out.size() == 2);
   CHECK(f.out[0].message == "{\n  \"a\": 1\n}");
   CHECK(f.out[0].json);
+  REQUIRE(jsonMembers(f.out[0]).size() == 1);
+  CHECK(jsonMembers(f.out[0])[0].value(f.out[0].message) == "1");
   CHECK_FALSE(f.out[1].json);
   CHECK(f.stats.invalidJson == 1);
 }

@@ -167,6 +167,22 @@ TEST_CASE("lines that are not docker json-file are rejected and leave the log as
   }
 }
 
+TEST_CASE("a docker line with attrs nested 120,000 levels deep is rejected, not parsed recursively") {
+  const std::string deep = R"({"log":"x\n","stream":"stdout","attrs":)" + std::string(120'000, '[') +
+                           std::string(120'000, ']') + R"(,"time":"2024-01-01T00:00:00Z"})";
+  std::string log = "before";
+  CHECK_FALSE(parseDocker(deep, log));
+  CHECK(log == "before");
+}
+
+TEST_CASE("a docker line with escaped or repeated keys is read as JSON reads it") {
+  std::string log;
+  const auto line = parseDocker(R"({"\u006cog":"first\n","stre\u0061m":"stderr","log":"second\n"})", log);
+  REQUIRE(line);
+  CHECK(log == "second");
+  CHECK(line->stream == Stream::Stderr);
+}
+
 TEST_CASE("the log of a docker line cut short is salvaged up to the cut") {
   std::string log;
   CHECK(salvageDocker(R"({"log":"a\tlong line cut \u00e9 in the mid)", log));

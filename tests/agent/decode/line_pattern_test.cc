@@ -140,6 +140,16 @@ TEST_CASE("malformed start patterns are refused with the place of the fault") {
   CHECK(errorOf(std::string(500, '(') + std::string(500, ')')).find("nested too deeply") != std::string::npos);
 }
 
+TEST_CASE("a count on a count is refused, however many are stacked") {
+  CHECK(errorOf("a{2}{3}") == "nothing to repeat at character 5");
+  CHECK(errorOf("a*{2}") == "nothing to repeat at character 3");
+  CHECK(errorOf("a{2}?{3}") == "nothing to repeat at character 6");
+  std::string stacked = "a";
+  for (int i = 0; i < 100'000; ++i) stacked += "{1}";
+  CHECK(errorOf(stacked) == "nothing to repeat at character 5");
+  CHECK(compiled("a{2}{").search("aa{"));  // a brace that is no count stays a literal one
+}
+
 TEST_CASE("a start pattern matches anywhere in a 100 KiB line, not only its first 4 KiB") {
   std::string line(100 * 1024, 'x');
   line.replace(90 * 1024, 9, "Exception");
