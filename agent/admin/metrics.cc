@@ -12,11 +12,15 @@
 #include <sstream>
 #include <vector>
 
+#include "agent/decode/decoder.h"
+#include "agent/fan_out.h"
 #include "agent/input.h"
+#include "agent/log.h"
 #include "agent/pipeline.h"
 #include "agent/queue.h"
 #include "agent/sink_runner.h"
 #include "circuit/breaker.h"
+#include "sinks/encoding.h"
 
 namespace logcapture::agent::admin {
 namespace {
@@ -36,6 +40,14 @@ constexpr Family kInputTruncatedLines{"logcapture_input_truncated_lines_total", 
 constexpr Family kInputRotations{"logcapture_input_rotations_total", T::Counter, "Files seen rotated away."};
 constexpr Family kInputTruncations{"logcapture_input_truncations_total", T::Counter,
                                    "Files that shrank below the read offset (copytruncate)."};
+constexpr Family kInputInvalid{"logcapture_input_invalid_records_total", T::Counter,
+                               "Lines not valid in the input's format, kept raw: invalid_json (json, docker), "
+                               "invalid_cri (cri)."};
+constexpr Family kInputFlushedEarly{"logcapture_input_flushed_incomplete_records_total", T::Counter,
+                                    "Records sent before they were complete: multiline (timeout, max_lines, "
+                                    "max_bytes), partial (a docker or cri split line whose end did not come)."};
+constexpr Family kInputDecoderTruncated{"logcapture_input_decoder_truncated_records_total", T::Counter,
+                                        "Records the decoder cut at max_line_bytes or multiline max_bytes."};
 
 // The queue between the inputs and the sinks.
 constexpr Family kQueueRecords{"logcapture_queue_records", T::Gauge, "Records waiting in the queue."};
@@ -46,6 +58,8 @@ constexpr Family kQueueBlockedPushes{"logcapture_queue_blocked_pushes_total", T:
                                      "Pushes that waited for room in the queue."};
 constexpr Family kQueueDropped{"logcapture_queue_dropped_records_total", T::Counter,
                                "Records the full queue dropped, by its when_full policy."};
+constexpr Family kUnrouted{"logcapture_unrouted_records_total", T::Counter,
+                           "Records of inputs routed to no sink, finished without being sent."};
 
 // Sinks.
 constexpr Family kSinkReceived{"logcapture_sink_received_records_total", T::Counter, "Records handed to the sink."};
@@ -62,6 +76,8 @@ constexpr Family kSinkSends{"logcapture_sink_sends_total", T::Counter, "Sends of
 constexpr Family kSinkRetries{"logcapture_sink_retries_total", T::Counter, "Sends of a batch after its first."};
 constexpr Family kSinkSplits{"logcapture_sink_batch_splits_total", T::Counter,
                              "Batches halved after the destination refused their size."};
+constexpr Family kSinkUnsentAtShutdown{"logcapture_sink_unsent_at_shutdown_records_total", T::Counter,
+                                       "Records left unsent at the shutdown deadline (read again after a restart)."};
 
 // Breakers.
 constexpr Family kBreakerState{"logcapture_breaker_state", T::Gauge,
@@ -87,6 +103,11 @@ constexpr Family kVirtual{"process_virtual_memory_bytes", T::Gauge, "Virtual mem
 constexpr Family kOpenFds{"process_open_fds", T::Gauge, "Open file descriptors."};
 constexpr Family kMaxFds{"process_max_fds", T::Gauge, "Limit of open file descriptors."};
 constexpr Family kStartTime{"process_start_time_seconds", T::Gauge, "Start time of the process, in Unix seconds."};
+constexpr Family kInvalidUtf8{"logcapture_invalid_utf8_replaced_total", T::Counter,
+                              "Strings whose invalid UTF-8 was replaced by U+FFFD when encoded as JSON (once per "
+                              "sink that encoded them)."};
+constexpr Family kThreadFailures{"logcapture_thread_failures_total", T::Counter,
+                                 "Exceptions that reached the top of a thread (logged as thread_failed)."};
 
 void appendEscaped(std::string& out, std::string_view text, bool quotes) {
   for (const char c : text) {
@@ -169,6 +190,8 @@ void writeProcess(PrometheusText& out) {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) out.single(kMaxFds, double(limit.rlim_cur));
   out.single(kStartTime, bootTime() + statField(stat, 22) / ticks);
+  out.single(kInvalidUtf8, sinks::invalidUtf8Replaced());
+  out.single(kThreadFailures, log::threadFailures());
 }
 
 void writeInputs(PrometheusText& out, const Pipeline& pipeline) {
@@ -186,6 +209,29 @@ void writeInputs(PrometheusText& out, const Pipeline& pipeline) {
   each(kInputTruncatedLines, [&](const InputStats& s) { return load(s.truncated); });
   each(kInputRotations, [&](const InputStats& s) { return load(s.rotations); });
   each(kInputTruncations, [&](const InputStats& s) { return load(s.truncations); });
+
+  // The decoder's counters, for the inputs that decode.
+  const auto inputs = pipeline.inputs();
+  const auto eachDecoded = [&](const Family& f, std::initializer_list<Label> reasons, auto value) {
+    out.family(f);
+    for (const auto& in : inputs) {
+      const decode::DecodeStats* d = in->decodeStats();
+      if (d == nullptr) continue;
+      for (const auto& [key, reason] : reasons) out.sample({{"input", in->name()}, {key, reason}}, value(*d, reason));
+    }
+  };
+  eachDecoded(kInputInvalid, {{"reason", "invalid_json"}, {"reason", "invalid_cri"}},
+              [&](const decode::DecodeStats& d, std::string_view r) {
+                return load(r == "invalid_json" ? d.invalidJson : d.invalidCri);
+              });
+  eachDecoded(kInputFlushedEarly, {{"reason", "multiline"}, {"reason", "partial"}},
+              [&](const decode::DecodeStats& d, std::string_view r) {
+                return load(r == "multiline" ? d.multilineFlushed : d.partialFlushed);
+              });
+  out.family(kInputDecoderTruncated);
+  for (const auto& in : inputs) {
+    if (const decode::DecodeStats* d = in->decodeStats()) out.sample({{"input", in->name()}}, load(d->truncated));
+  }
 }
 
 void writeQueue(PrometheusText& out, const RecordQueue& queue) {
@@ -199,6 +245,8 @@ void writeQueue(PrometheusText& out, const RecordQueue& queue) {
   out.sample({{"policy", "drop_oldest"}}, s.droppedOldest);
 }
 
+void writeFanOut(PrometheusText& out, const FanOut& fanOut) { out.single(kUnrouted, fanOut.unrouted()); }
+
 // What one sink shows, read once per scrape so its families agree with each other.
 // Values are copied: a reload may retire the runner once the scrape has let go of it.
 struct SinkView {
@@ -210,6 +258,7 @@ struct SinkView {
   std::uint64_t sends = 0;
   std::uint64_t retries = 0;
   std::uint64_t splits = 0;
+  std::uint64_t unsentAtShutdown = 0;
   SinkBufferStats buffer;
   std::uint64_t deadLettered = 0;
   circuit::Snapshot breaker;
@@ -236,6 +285,7 @@ void writeSinks(PrometheusText& out, const std::vector<SinkView>& sinks) {
   each(kSinkSends, [](const SinkView& s) { return s.sends; });
   each(kSinkRetries, [](const SinkView& s) { return s.retries; });
   each(kSinkSplits, [](const SinkView& s) { return s.splits; });
+  each(kSinkUnsentAtShutdown, [](const SinkView& s) { return s.unsentAtShutdown; });
 }
 
 void writeBreakers(PrometheusText& out, const std::vector<SinkView>& sinks) {
@@ -337,6 +387,7 @@ std::string renderMetrics(const Pipeline& pipeline) {
   PrometheusText out;
   writeInputs(out, pipeline);
   if (const RecordQueue* queue = pipeline.queue()) writeQueue(out, *queue);
+  if (const FanOut* fanOut = pipeline.fanOut()) writeFanOut(out, *fanOut);
   std::vector<SinkView> sinks;
   for (const auto& r : pipeline.runners()) {
     const SinkStats& st = r->stats();
@@ -350,6 +401,7 @@ std::string renderMetrics(const Pipeline& pipeline) {
     v.sends = load(st.sends);
     v.retries = load(st.retries);
     v.splits = load(st.splits);
+    v.unsentAtShutdown = load(st.unsentAtShutdown);
     v.buffer = r->bufferStats();
     v.deadLettered = load(st.deadLettered);
     v.breaker = r->breaker().snapshot();
