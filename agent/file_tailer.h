@@ -59,7 +59,7 @@ class FileTailer final : public Input {
   void stop(Deadline deadline) override;
   bool settled() const override;
   const InputStats& stats() const override { return stats_; }
-  const decode::DecodeStats& decodeStats() const { return decodeStats_; }
+  const decode::DecodeStats* decodeStats() const override { return &decodeStats_; }
 
  private:
   struct TailedFile;

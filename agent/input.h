@@ -16,6 +16,10 @@
 
 namespace logcapture::agent {
 
+namespace decode {
+struct DecodeStats;
+}
+
 // Counters of one input; relaxed atomics read by metrics and tests.
 struct InputStats {
   std::atomic<std::uint64_t> records{0};
@@ -53,6 +57,8 @@ class Input {
   // are where it stopped reading (a replacement then resumes without reading anything twice).
   virtual bool settled() const { return true; }
   virtual const InputStats& stats() const = 0;
+  // The decoder's counters; null for an input that decodes nothing.
+  virtual const decode::DecodeStats* decodeStats() const { return nullptr; }
 };
 
 // Pushes records read together from one source (a chunk the decoder filled) into the queue, counting

@@ -74,6 +74,8 @@ class Pipeline {
   std::vector<std::shared_ptr<Input>> inputs() const;
   std::vector<std::shared_ptr<SinkRunner>> runners() const;
   const RecordQueue* queue() const { return queue_.get(); }
+  // Null before build() made one; the same one for the pipeline's life (a reload reroutes it).
+  const FanOut* fanOut() const { return fanOut_.get(); }
 
  private:
   std::shared_ptr<Input> makeInput(const config::InputConfig& cfg);

@@ -30,6 +30,7 @@ class StdinInput final : public Input {
   void stop(Deadline deadline) override;
   bool finished() const override { return finished_.load(); }
   const InputStats& stats() const override { return stats_; }
+  const decode::DecodeStats* decodeStats() const override { return &decodeStats_; }
 
  private:
   void run();

@@ -73,13 +73,16 @@ Options optionsFrom(const config::BreakerConfig& cfg) {
   if (cfg.window) {
     const auto& w = *cfg.window;
     WindowOptions wo;
-    // The size's alternative carries the value; the loader checks it agrees with `type`.
-    if (const auto* calls = std::get_if<std::uint64_t>(&w.size.value)) {
+    // `type` decides the kind of window. The loader makes the size agree with it; a size of the other
+    // kind (from code that skipped the loader) gives that kind's usual size rather than another kind.
+    if (w.type == config::WindowType::Count) {
       wo.type = WindowType::Count;
-      wo.calls = *calls;
+      const auto* calls = std::get_if<std::uint64_t>(&w.size.value);
+      wo.calls = calls != nullptr ? *calls : std::get<std::uint64_t>(config::WindowSize{}.value);
     } else {
       wo.type = WindowType::Time;
-      wo.span = std::get<config::Duration>(w.size.value);
+      const auto* span = std::get_if<config::Duration>(&w.size.value);
+      wo.span = span != nullptr ? Clock::duration(*span) : Clock::duration(std::chrono::minutes(1));
     }
     wo.minCalls = w.minCalls;
     wo.failureRatePercent = w.failureRate;

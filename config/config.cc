@@ -146,6 +146,15 @@ void check(Section& s, BreakerConfig& c) {
   }
 }
 
+void check(Section& s, BufferConfig& c) {
+  // Accepting it would run the sink on a memory buffer while the operator counts on the disk.
+  if (c.type == BufferType::Disk && s.ok("type")) {
+    s.error("type",
+            "disk is not available yet (a disk buffer is planned); use memory, the default, and size it with "
+            "max_bytes");
+  }
+}
+
 void check(Section& s, SinkConfig& c) {
   checkName(s, c.name);
   if (c.inputs) {

@@ -282,7 +282,7 @@ struct BufferConfig {
 };
 template <class V>
 void describe(V& v, BufferConfig& c) {
-  v.field("type", c.type, "memory, or disk (under state_dir, survives restarts)");
+  v.field("type", c.type, "memory; disk (under state_dir, survives restarts) is not available yet");
   v.field("max_bytes", c.maxBytes,
           "encoded bytes buffered for this sink at most; the records stay in memory too, about twice this in all",
           Limits<Bytes>{.min = 64_KiB, .max = Bytes{1ull << 40}});
@@ -290,6 +290,7 @@ void describe(V& v, BufferConfig& c) {
   v.field("when_full", c.whenFull,
           "block: hold back every sink of the shared queue; drop_newest / drop_oldest: drop and count");
 }
+void check(Section& s, BufferConfig& c);
 
 struct DeadLetterConfig {
   Bytes maxBytes = 64_MiB;

@@ -4,6 +4,7 @@
 
 #include <charconv>
 
+#include "config/redact.h"
 #include "config/units.h"
 
 namespace logcapture::config {
@@ -12,7 +13,7 @@ namespace {
 // The visitor that writes each declared key back out, through the same describe() functions.
 class Printer {
  public:
-  // `redact`: secrets are written as <redacted>, for output a human reads.
+  // `redact`: secrets are written as <redacted>, for output a human reads (config/redact.h has the rules).
   Printer(YAML::Emitter& out, bool redact) : out_(out), redact_(redact) {}
 
   template <class T>
@@ -21,8 +22,10 @@ class Printer {
       if (!value) return;  // absent means "the default"; there is no literal for it
     }
     out_ << YAML::Key << std::string(key) << YAML::Value;
-    if (redact_ && flags.secret && !isEmpty(value)) {
-      out_ << "<redacted>";
+    if (redact_ && (flags.secret || isSecretName(key)) && !isEmpty(value)) {
+      out_ << std::string(kRedacted);
+    } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+      emit(value, key == "headers" ? isCredentialHeader : isSecretName);
     } else {
       emit(value);
     }
@@ -62,12 +65,15 @@ class Printer {
  private:
   template <class T>
   static bool isEmpty(const T& v) {
-    if constexpr (std::is_same_v<T, std::string>) {
+    if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::map<std::string, std::string>>) {
       return v.empty();
     } else {
       return false;
     }
   }
+
+  // A value a human reads: credentials inside URLs hidden.
+  std::string shown(const std::string& v) const { return redact_ ? redactUrl(v) : v; }
 
   // `$` is written as `$$` so that loading the output does not interpolate what was literal.
   static std::string escaped(const std::string& v) {
@@ -78,7 +84,7 @@ class Printer {
     }
     return out;
   }
-  void emit(const std::string& v) { out_ << YAML::DoubleQuoted << escaped(v); }
+  void emit(const std::string& v) { out_ << YAML::DoubleQuoted << escaped(shown(v)); }
   void emit(bool v) { out_ << (v ? "true" : "false"); }
   void emit(std::uint32_t v) { out_ << v; }
   void emit(std::uint64_t v) { out_ << v; }
@@ -98,13 +104,22 @@ class Printer {
   }
   void emit(const std::vector<std::string>& v) {
     out_ << YAML::Flow << YAML::BeginSeq;
-    for (const auto& s : v) out_ << YAML::DoubleQuoted << escaped(s);
+    for (const auto& s : v) out_ << YAML::DoubleQuoted << escaped(shown(s));
     out_ << YAML::EndSeq;
   }
   void emit(const std::optional<std::vector<std::string>>& v) { emit(*v); }
-  void emit(const std::map<std::string, std::string>& v) {
+  // A mapping of names to values (librdkafka properties, headers, fields): `secret` says, by an entry's
+  // name, whether its value is one.
+  void emit(const std::map<std::string, std::string>& v, bool (*secret)(std::string_view) = nullptr) {
     out_ << YAML::Flow << YAML::BeginMap;
-    for (const auto& [k, s] : v) out_ << YAML::Key << k << YAML::Value << YAML::DoubleQuoted << escaped(s);
+    for (const auto& [k, s] : v) {
+      out_ << YAML::Key << k << YAML::Value;
+      if (redact_ && secret != nullptr && secret(k) && !s.empty()) {
+        out_ << std::string(kRedacted);
+      } else {
+        out_ << YAML::DoubleQuoted << escaped(shown(s));
+      }
+    }
     out_ << YAML::EndMap;
   }
   template <ConfigEnum E>

@@ -6,8 +6,9 @@
 
 namespace logcapture::config {
 
-// The effective configuration as YAML, every default filled in and secrets redacted
-// (`logcapture check --print`). Loading the output gives the same Config.
+// The effective configuration as YAML, every default filled in and secrets redacted by the rules of
+// config/redact.h (`logcapture check --print`). Loading the output gives the same Config, but for the
+// redacted values.
 std::string toYaml(const Config& config);
 
 // One part of the config as text with every default filled in and secrets included: two parts are

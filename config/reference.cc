@@ -258,6 +258,13 @@ void table(std::ostringstream& out, const std::string& prefix, const std::vector
 }
 
 template <class T>
+void keysOf(std::vector<DeclaredKey>& out, const std::string& prefix) {
+  for (const auto& [condition, rows] : conditionalRows<T>()) {
+    for (const auto& r : rows) out.push_back({prefix + r.path, condition, r.fallback == "required"});
+  }
+}
+
+template <class T>
 void part(std::ostringstream& out, const std::string& title, const std::string& prefix, const std::string& intro) {
   out << "\n## " << title << "\n\n" << intro << "\n\n";
   for (const auto& [condition, rows] : conditionalRows<T>()) {
@@ -284,6 +291,15 @@ std::string referenceMarkdown() {
   part<SinkConfig>(out, "sinks", "sinks[].",
                    "A list; each entry is one sink. The keys of the sink's `type` sit in the same mapping.");
   return out.str();
+}
+
+std::vector<DeclaredKey> declaredKeys() {
+  std::vector<DeclaredKey> out;
+  keysOf<AgentConfig>(out, "agent.");
+  keysOf<InputConfig>(out, "inputs[].");
+  keysOf<QueueConfig>(out, "queue.");
+  keysOf<SinkConfig>(out, "sinks[].");
+  return out;
 }
 
 }  // namespace logcapture::config

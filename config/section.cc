@@ -1,5 +1,7 @@
 #include "config/section.h"
 
+#include "config/redact.h"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -87,6 +89,12 @@ std::string describeNode(const YAML::Node& n) {
   }
   return "nothing";
 }
+
+std::string Section::quoted(std::string_view text) const {
+  return secretValue_ ? "a value not shown (the key holds a secret)" : quote(text);
+}
+
+bool Section::holdsSecret(std::string_view key, Flags flags) { return flags.secret || isSecretName(key); }
 
 Section::Section(LoadContext& ctx, const YAML::Node& node, std::string path, Location where)
     : ctx_(ctx), path_(std::move(path)), where_(where) {
@@ -226,7 +234,7 @@ std::optional<std::string> Section::scalar(const YAML::Node& n, const std::strin
     const std::size_t close = raw.find('}', i + 2);
     if (close == std::string::npos) {
       report(n, path,
-             "unterminated ${ in " + quote(raw) + "; write ${NAME} or ${NAME:-default}, or $$ for a literal $");
+             "unterminated ${ in " + quoted(raw) + "; write ${NAME} or ${NAME:-default}, or $$ for a literal $");
       return std::nullopt;
     }
     const std::string body = raw.substr(i + 2, close - i - 2);
@@ -264,7 +272,7 @@ bool Section::matchEnum(const std::string& text, const std::vector<std::string_v
   std::vector<std::string> candidates(names.begin(), names.end());
   std::string message = "expected one of ";
   for (std::size_t i = 0; i < names.size(); ++i) message += (i ? ", " : "") + std::string(names[i]);
-  message += "; found " + quote(text);
+  message += "; found " + quoted(text);
   if (auto suggestion = closest(text, candidates)) message += "; did you mean '" + *suggestion + "'?";
   report(n, path, message);
   return false;
@@ -286,7 +294,7 @@ bool Section::read(const YAML::Node& n, const std::string& path, bool& out) {
   } else if (v == "false" || v == "no" || v == "off") {
     out = false;
   } else {
-    report(n, path, "expected true or false, found " + quote(*text));
+    report(n, path, "expected true or false, found " + quoted(*text));
     return false;
   }
   return true;
@@ -318,7 +326,7 @@ bool Section::read(const YAML::Node& n, const std::string& path, std::uint64_t& 
   }
   const bool negative = !text->empty() && (*text)[0] == '-';
   report(n, path,
-         negative ? "must not be negative, found " + quote(*text) : "expected a whole number, found " + quote(*text));
+         negative ? "must not be negative, found " + quoted(*text) : "expected a whole number, found " + quoted(*text));
   return false;
 }
 
@@ -341,7 +349,7 @@ bool Section::read(const YAML::Node& n, const std::string& path, double& out) {
   if (first != last && *first == '+') ++first;
   auto [end, ec] = std::from_chars(first, last, out);
   if (ec != std::errc() || end != last || first == last || !std::isfinite(out)) {
-    report(n, path, "expected a number, found " + quote(*text));
+    report(n, path, "expected a number, found " + quoted(*text));
     return false;
   }
   return true;
@@ -357,7 +365,7 @@ bool Section::read(const YAML::Node& n, const std::string& path, Duration& out) 
     });
     report(n, path,
            std::string("expected a duration such as 250ms, 30s, 5m or 1h") + (bare ? " (a number needs a unit)" : "") +
-               ", found " + quote(*text));
+               ", found " + quoted(*text));
     return false;
   }
   out = *d;
@@ -369,7 +377,7 @@ bool Section::read(const YAML::Node& n, const std::string& path, Bytes& out) {
   if (!text) return false;
   auto b = parseBytes(*text);
   if (!b) {
-    report(n, path, "expected a size such as 512, 64KiB, 1MiB or 2GiB, found " + quote(*text));
+    report(n, path, "expected a size such as 512, 64KiB, 1MiB or 2GiB, found " + quoted(*text));
     return false;
   }
   out = *b;
@@ -389,7 +397,7 @@ bool Section::read(const YAML::Node& n, const std::string& path, WindowSize& out
     return true;
   }
   report(n, path,
-         "expected a number of calls (type: count) or a duration such as 60s (type: time), found " + quote(*text));
+         "expected a number of calls (type: count) or a duration such as 60s (type: time), found " + quoted(*text));
   return false;
 }
 
@@ -449,7 +457,13 @@ bool Section::read(const YAML::Node& n, const std::string& path, std::map<std::s
       good = false;
       continue;
     }
+    // The entries of a mapping are named by the user (librdkafka properties, headers): the name says
+    // whether the value is a secret.
+    const bool headers = path.ends_with(".headers");
+    const bool outer = secretValue_;
+    secretValue_ = outer || (headers ? isCredentialHeader(key) : isSecretName(key));
     auto text = scalar(valueNode, itemPath, "a string, number or boolean");
+    secretValue_ = outer;
     if (!text) {
       good = false;
       continue;

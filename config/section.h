@@ -111,6 +111,9 @@ class Section {
 
   template <Bounded T>
   static std::string show(T v);
+  // A value as messages quote it; not at all while a secret is read (secretValue_).
+  std::string quoted(std::string_view text) const;
+  static bool holdsSecret(std::string_view key, Flags flags);
 
   LoadContext& ctx_;
   std::string path_;
@@ -121,7 +124,8 @@ class Section {
   std::set<std::string, std::less<>> failed_;
   std::vector<std::pair<std::string, std::vector<std::string>>> foreign_;
   bool skipUnknown_ = false;
-  std::string saturated_;  // the text of the last whole number read that was too large to hold
+  std::string saturated_;     // the text of the last whole number read that was too large to hold
+  bool secretValue_ = false;  // the value being read is a secret: messages do not quote it
 };
 
 // Where a node stands, 1-based; `fallback` when yaml-cpp has no mark for it (an empty value).
@@ -157,7 +161,10 @@ void Section::field(std::string_view key, T& out, std::string_view doc, Limits<T
   ctx_.locations[path] = locationOf(*value, locate(key));
   T parsed{};
   saturated_.clear();
-  if (!read(*value, path, parsed)) {
+  secretValue_ = holdsSecret(key, flags);
+  const bool good = read(*value, path, parsed);
+  secretValue_ = false;
+  if (!good) {
     failed_.emplace(key);
     return;
   }

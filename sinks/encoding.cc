@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
@@ -15,6 +16,8 @@ namespace logcapture::sinks {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
+
+std::atomic<std::uint64_t> invalidUtf8Strings{0};
 
 void appendKey(std::string& out, std::string_view key) {
   out += ',';
@@ -122,6 +125,7 @@ void appendJsonString(std::string& out, std::string_view text) {
   constexpr std::size_t kLongest = 6;  // the longest output of one input sequence: \u00XX
   char buf[kRoom];
   std::size_t n = 0;
+  bool replaced = false;
   buf[n++] = '"';
   const auto* begin = reinterpret_cast<const unsigned char*>(text.data());
   const auto* p = begin;
@@ -175,6 +179,7 @@ void appendJsonString(std::string& out, std::string_view text) {
         std::memcpy(buf + n, "\xEF\xBF\xBD", 3);  // U+FFFD for a byte that is not UTF-8
         n += 3;
         ++p;
+        replaced = true;
       } else {
         std::memcpy(buf + n, p, length8);  // at most 4
         n += length8;
@@ -188,7 +193,10 @@ void appendJsonString(std::string& out, std::string_view text) {
   }
   buf[n++] = '"';
   out.append(buf, n);
+  if (replaced) invalidUtf8Strings.fetch_add(1, std::memory_order_relaxed);
 }
+
+std::uint64_t invalidUtf8Replaced() { return invalidUtf8Strings.load(std::memory_order_relaxed); }
 
 namespace {
 

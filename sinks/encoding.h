@@ -5,6 +5,7 @@
 // encoded once into one allocation. Pure functions: any thread may call them.
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,9 @@ namespace logcapture::sinks {
 // Appends `text` as a JSON string (quotes included). Invalid UTF-8 becomes U+FFFD, so the output is
 // always valid JSON whatever the log line held.
 void appendJsonString(std::string& out, std::string_view text);
+// Strings in which appendJsonString() replaced invalid UTF-8, since the process started: each string
+// once, however many bytes it replaced (a record encoded for two sinks counts twice). Thread-safe.
+std::uint64_t invalidUtf8Replaced();
 
 // Appends `t` as a quoted RFC 3339 UTC time with nanoseconds: "2024-01-01T00:00:00.123456789Z".
 void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point t);

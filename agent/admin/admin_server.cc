@@ -1,7 +1,12 @@
 #include "agent/admin/admin_server.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -9,6 +14,7 @@
 
 #include "agent/admin/breaker_view.h"
 #include "agent/admin/metrics.h"
+#include "agent/admin/request_intake.h"
 #include "agent/input.h"
 #include "agent/log.h"
 #include "agent/pipeline.h"
@@ -32,7 +38,135 @@ void error(httplib::Response& res, int status, const std::string& message) {
   reply(res, status, Json{{"error", message}});
 }
 
-bool isLoopback(const std::string& host) { return host == "localhost" || host == "::1" || host.starts_with("127."); }
+bool isLoopback(const sockaddr_storage& addr) {
+  if (addr.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(addr);
+    return (ntohl(in.sin_addr.s_addr) >> 24) == 127;
+  }
+  if (addr.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(addr);
+    if (IN6_IS_ADDR_LOOPBACK(&in6.sin6_addr)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr) && in6.sin6_addr.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+// The Host header names this machine's loopback: localhost, or a loopback address, with any port.
+bool loopbackHost(std::string_view host) {
+  if (host.empty()) return true;  // HTTP/1.0 sends none; a browser always does
+  std::string name;
+  if (host.front() == '[') {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    name = std::string(host.substr(1, close - 1));
+  } else {
+    name = std::string(host.substr(0, host.find(':')));
+  }
+  for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (name == "localhost" || name.ends_with(".localhost")) return true;  // RFC 6761: never resolves elsewhere
+  sockaddr_storage addr{};
+  auto& in = reinterpret_cast<sockaddr_in&>(addr);
+  auto& in6 = reinterpret_cast<sockaddr_in6&>(addr);
+  if (::inet_pton(AF_INET, name.c_str(), &in.sin_addr) == 1) {
+    addr.ss_family = AF_INET;
+  } else if (::inet_pton(AF_INET6, name.c_str(), &in6.sin6_addr) == 1) {
+    addr.ss_family = AF_INET6;
+  } else {
+    return false;
+  }
+  return isLoopback(addr);
+}
+
+// A browser sends Origin with every POST and with every cross-origin request, and Sec-Fetch-Site
+// with every request; curl, scripts and `logcapture breakers` send neither.
+bool fromBrowserPage(const httplib::Request& req) {
+  if (req.has_header("Origin")) return true;
+  const std::string site = req.get_header_value("Sec-Fetch-Site");
+  return site == "cross-site" || site == "same-site";
+}
+
+// application/json, with any parameters, in any case.
+bool jsonContent(const httplib::Request& req) {
+  std::string type = req.get_header_value("Content-Type");
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  for (auto& ch : type) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return type == "application/json";
+}
+
+// An httplib::Stream over a request the intake read whole: reads come from memory (the request cannot
+// make a serving thread wait), writes go to the socket within the write timeout.
+class WholeRequestStream final : public httplib::Stream {
+ public:
+  WholeRequestStream(WholeRequest& request, std::chrono::milliseconds writeTimeout)
+      : request_(request), writeTimeout_(writeTimeout) {}
+
+  bool is_readable() const override { return at_ < request_.bytes.size(); }
+  bool is_writable() const override { return waitWritable(writeTimeout_); }
+  ssize_t read(char* ptr, size_t size) override {
+    const std::size_t n = std::min(size, request_.bytes.size() - at_);
+    std::memcpy(ptr, request_.bytes.data() + at_, n);
+    at_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    const auto deadline = std::chrono::steady_clock::now() + writeTimeout_;
+    std::size_t done = 0;
+    while (done < size) {
+      const ssize_t n = ::send(request_.fd, ptr + done, size - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        done += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() > 0 && waitWritable(left)) continue;
+      }
+      return -1;  // the client went away or stopped reading
+    }
+    return static_cast<ssize_t>(done);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { address(::getpeername, ip, port); }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { address(::getsockname, ip, port); }
+  socket_t socket() const override { return request_.fd; }
+
+ private:
+  bool waitWritable(std::chrono::milliseconds timeout) const {
+    pollfd p{request_.fd, POLLOUT, 0};
+    int rc = 0;
+    do {
+      rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    } while (rc < 0 && errno == EINTR);
+    return rc > 0 && (p.revents & POLLOUT) != 0;
+  }
+  void address(int (*get)(int, sockaddr*, socklen_t*), std::string& ip, int& port) const {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (get(request_.fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return;
+    char host[NI_MAXHOST];
+    char serv[NI_MAXSERV];
+    if (::getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof host, serv, sizeof serv,
+                      NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+      return;
+    }
+    ip = host;
+    port = std::atoi(serv);
+  }
+
+  WholeRequest& request_;
+  const std::chrono::milliseconds writeTimeout_;
+  std::size_t at_ = 0;
+};
+
+// Runs httplib's accept loop; the connections it accepts go to the intake rather than to a thread each.
+class AcceptedToIntake final : public httplib::TaskQueue {
+ public:
+  // The task is the server's process_and_close_socket(), which AdminHttp makes a hand-over.
+  void enqueue(std::function<void()> fn) override { fn(); }
+  void shutdown() override {}
+};
 
 // Compares in time independent of where the strings differ, so the token cannot be guessed a byte at
 // a time from response times. The length still shows; it is not the secret.
@@ -76,6 +210,34 @@ void apply(circuit::Breaker& breaker, Action action) {
 
 }  // namespace
 
+// httplib's server with its routing and answers, fed whole requests by the intake.
+class AdminHttp final : public httplib::Server {
+ public:
+  explicit AdminHttp(RequestIntake& intake) : intake_(intake) {
+    new_task_queue = [] { return new AcceptedToIntake; };
+  }
+  int listeningSocket() const { return svr_sock_; }
+  // Answers one request and closes its connection.
+  void serve(WholeRequest request, std::chrono::milliseconds writeTimeout) {
+    {
+      WholeRequestStream stream(request, writeTimeout);
+      bool closed = false;
+      process_request(stream, /*close_connection=*/true, closed, nullptr);
+    }
+    ::shutdown(request.fd, SHUT_RDWR);
+    ::close(request.fd);
+  }
+
+ private:
+  // Called on the accept thread for each connection (httplib's only hook for it).
+  bool process_and_close_socket(socket_t sock) override {
+    intake_.add(sock);
+    return true;
+  }
+
+  RequestIntake& intake_;
+};
+
 AdminServer::AdminServer(const config::AdminConfig& cfg, Pipeline& pipeline, Reload reload,
                          std::chrono::milliseconds heartbeatStale)
     : listen_(cfg.listen),
@@ -97,9 +259,10 @@ bool AdminServer::bind() {
                {{"listen", listen_}, {"error", "expected host:port"}});
     return false;
   }
-  loopback_ = isLoopback(endpoint->host);
-  server_ = std::make_unique<httplib::Server>();
-  server_->new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
+  intake_ = std::make_unique<RequestIntake>(
+      IntakeLimits{.requestTimeout = kRequestTimeout, .threads = kThreads},
+      [this](WholeRequest request) { server_->serve(std::move(request), kRequestTimeout); });
+  server_ = std::make_unique<AdminHttp>(*intake_);
   // httplib's default sets SO_REUSEPORT, which would let a second agent bind the same port and take
   // half of the requests; SO_REUSEADDR alone still allows a restart while old connections linger.
   server_->set_socket_options([](int sock) {
@@ -107,11 +270,7 @@ bool AdminServer::bind() {
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   server_->set_tcp_nodelay(true);
-  server_->set_read_timeout(std::chrono::seconds(5));
-  server_->set_write_timeout(std::chrono::seconds(5));
-  server_->set_keep_alive_timeout(2);
-  server_->set_keep_alive_max_count(100);
-  server_->set_payload_max_length(64 * 1024);
+  server_->set_payload_max_length(IntakeLimits{}.maxBodyBytes);
   routes();
   errno = 0;
   if (!server_->bind_to_port(endpoint->host, endpoint->port)) {
@@ -121,9 +280,23 @@ bool AdminServer::bind() {
                 {"error", err != 0 ? std::strerror(err) : "cannot bind"},
                 {"hint", "another process may hold the port; set agent.admin.listen, or \"\" to turn it off"}});
     server_.reset();
+    intake_.reset();
     return false;
   }
-  port_ = endpoint->port;
+  // What was bound decides, not how it was written: "localhost" may be any address in /etc/hosts,
+  // and "127.example.com" a public one.
+  sockaddr_storage bound{};
+  socklen_t length = sizeof bound;
+  if (::getsockname(server_->listeningSocket(), reinterpret_cast<sockaddr*>(&bound), &length) != 0) {
+    log::event(*logger, spdlog::level::critical, "admin_listen_failed",
+               {{"listen", listen_}, {"error", std::string("getsockname: ") + std::strerror(errno)}});
+    server_.reset();
+    intake_.reset();
+    return false;
+  }
+  loopback_ = isLoopback(bound);
+  port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6&>(bound).sin6_port
+                                            : reinterpret_cast<const sockaddr_in&>(bound).sin_port);
   if (!loopback_ && token_.empty()) {
     log::event(*logger, spdlog::level::warn, "admin_actions_refused",
                {{"listen", listen_}, {"reason", "not on loopback and agent.admin.token is empty"}});
@@ -134,8 +307,9 @@ bool AdminServer::bind() {
 void AdminServer::start() {
   if (!server_ || thread_.joinable()) return;
   serving_.store(true);
+  intake_->start();
   thread_ = std::thread([this] {
-    server_->listen_after_bind();
+    log::guardThread("admin", [this] { server_->listen_after_bind(); });
     loopEnded_.store(true);
   });
   // httplib's stop() does nothing before the accept loop runs; wait for it so stop() always works.
@@ -149,6 +323,7 @@ void AdminServer::stop() {
   serving_.store(false);
   server_->stop();
   thread_.join();
+  intake_->stop();
 }
 
 void AdminServer::heartbeat() { lastBeatNs_.store(steadyNs(), std::memory_order_relaxed); }
@@ -168,6 +343,12 @@ void AdminServer::routes() {
   // `curl -X POST URL` sends one; such a request has no body (RFC 9112 6.3), so it is served here,
   // before httplib would try to read one.
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (loopback_ && !loopbackHost(req.get_header_value("Host"))) {
+      error(res, 421,
+            "the Host header names neither localhost nor a loopback address; the admin server on loopback "
+            "serves local clients only");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (req.method != "POST" || req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
@@ -210,6 +391,8 @@ void AdminServer::post(const httplib::Request& req, httplib::Response& res) cons
 }
 
 AdminServer::Access AdminServer::authorize(const httplib::Request& req) const {
+  if (fromBrowserPage(req)) return Access::CrossSite;
+  if (!jsonContent(req) && req.get_header_value("X-Requested-By").empty()) return Access::NotJson;
   if (token_.empty()) return loopback_ ? Access::Allowed : Access::Forbidden;
   const std::string header = req.get_header_value("Authorization");
   constexpr std::string_view kBearer = "Bearer ";
@@ -222,6 +405,14 @@ bool AdminServer::admit(const httplib::Request& req, httplib::Response& res, std
   switch (access) {
     case Access::Allowed:
       return true;
+    case Access::CrossSite:
+      error(res, 403,
+            "refused: the request comes from a web page (Origin or Sec-Fetch-Site header); the admin API takes "
+            "no requests from browsers");
+      break;
+    case Access::NotJson:
+      error(res, 415, "a POST needs Content-Type: application/json or an X-Requested-By header");
+      break;
     case Access::Unauthorized:
       res.set_header("WWW-Authenticate", "Bearer realm=\"logcapture\"");
       error(res, 401, "missing or wrong bearer token (agent.admin.token)");

@@ -9,16 +9,25 @@
 //   POST /api/v1/reload                             runs the reload hook
 // Every answer is JSON except /metrics; an unknown path is a 404 with a JSON error.
 //
-// POSTs change what the agent does, so they are guarded: with agent.admin.token set they need
-// `Authorization: Bearer <token>` (401 otherwise); without a token they are refused (403) unless the
-// listener is on loopback, where only local users reach it. Every accepted action is logged with the
-// peer, the action and the breaker state before and after.
+// POSTs change what the agent does, so they are guarded, in this order:
+// - A request a web browser sends on behalf of a page is refused (403): any `Origin` header, or
+//   `Sec-Fetch-Site: cross-site` or `same-site`. No browser page can drive the API, whatever it is.
+// - A POST must carry `Content-Type: application/json` or an `X-Requested-By` header (415 otherwise):
+//   an HTML form can send neither, and a script cannot without a CORS preflight, which is never granted.
+// - With agent.admin.token set, `Authorization: Bearer <token>` (401 otherwise). Without a token, POSTs
+//   are refused (403) unless the listener's bound address is a loopback address (decided on the bound
+//   socket, not on how the host was written), where only local users reach it.
+// On a loopback listener every request must name localhost or a loopback address in `Host` (421
+// otherwise), so a page that points its own host name at 127.0.0.1 (DNS rebinding) reads nothing.
+// Every accepted action is logged with the peer, the action and the breaker state before and after.
 //
 // NOTE on threads:
 // - The daemon's main thread calls bind(), start(), heartbeat() and stop(), in that order.
-// - start() runs the accept loop on a thread of its own; requests run on httplib's pool of kThreads
-//   threads, so at most kThreads requests run at once and a slow client holds one thread for at most
-//   the read/write timeouts.
+// - start() runs httplib's accept loop on a thread of its own; each accepted connection waits in the
+//   RequestIntake (request_intake.h) until its request has arrived whole, then one of kThreads serving
+//   threads answers it, or the probes' own thread for /health and /ready. So slow or idle clients
+//   hold no serving thread, and the probes answer while other requests are slow. One request per
+//   connection: every answer closes it.
 // - Handlers walk pipeline.runners() and inputs() afresh on every request and keep no pointer into
 //   them between requests: a reload may replace the runners and inputs between two requests.
 // - lastBeatNs_, serving_, loopEnded_ and lastRefusalLogNs_ are atomics; reloadMutex_ lets one reload
@@ -40,7 +49,6 @@
 #include "config/config.h"
 
 namespace httplib {
-class Server;
 struct Request;
 struct Response;
 }  // namespace httplib
@@ -51,6 +59,9 @@ class Pipeline;
 
 namespace logcapture::agent::admin {
 
+class AdminHttp;
+class RequestIntake;
+
 class AdminServer {
  public:
   using Reload = std::function<ReloadOutcome()>;
@@ -59,6 +70,8 @@ class AdminServer {
   static constexpr std::chrono::milliseconds kHeartbeatStale{5000};
   // Refused POSTs are logged at most once per this interval.
   static constexpr std::chrono::seconds kRefusalLogInterval{10};
+  // A client has this long from connecting to sending its whole request, and to reading the answer.
+  static constexpr std::chrono::seconds kRequestTimeout{5};
 
   AdminServer(const config::AdminConfig& cfg, Pipeline& pipeline, Reload reload,
               std::chrono::milliseconds heartbeatStale = kHeartbeatStale);
@@ -82,7 +95,7 @@ class AdminServer {
   int port() const { return port_; }
 
  private:
-  enum class Access { Allowed, Unauthorized, Forbidden };
+  enum class Access { Allowed, CrossSite, NotJson, Unauthorized, Forbidden };
 
   void routes();
   Access authorize(const httplib::Request& req) const;
@@ -102,9 +115,10 @@ class AdminServer {
   const std::string token_;
   Pipeline& pipeline_;
   const Reload reload_;
-  bool loopback_ = false;
+  bool loopback_ = false;  // the bound address is a loopback address
   int port_ = 0;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<AdminHttp> server_;
+  std::unique_ptr<RequestIntake> intake_;
   std::thread thread_;
   std::atomic<std::int64_t> lastBeatNs_;
   std::atomic<bool> serving_{false};  // between start() and stop(): the pipeline runs

@@ -100,11 +100,13 @@ int runBreakersCommand(const BreakersCommand& cmd, std::ostream& out, std::ostre
   client.set_read_timeout(std::chrono::seconds(10));
   httplib::Headers headers;
   if (!cmd.token.empty()) headers.emplace("Authorization", "Bearer " + cmd.token);
+  // The server takes a POST only with a JSON content type or this header, which no web form can send.
+  headers.emplace("X-Requested-By", "logcapture");
 
   const bool list = cmd.action == "list";
   const std::string path = list ? (cmd.sink.empty() ? "/api/v1/breakers" : "/api/v1/breakers/" + cmd.sink)
                                 : "/api/v1/breakers/" + cmd.sink + "/" + apiAction(cmd.action);
-  const httplib::Result res = list ? client.Get(path, headers) : client.Post(path, headers, "", "application/json");
+  const httplib::Result res = list ? client.Get(path, headers) : client.Post(path, headers, "{}", "application/json");
   if (!res) {
     err << "cannot reach the admin server at " << m[1].str() << ": " << httplib::to_string(res.error())
         << " (is the agent running with agent.admin.listen set?)\n";

@@ -12,11 +12,15 @@
 #include <sstream>
 #include <vector>
 
+#include "agent/decode/decoder.h"
+#include "agent/fan_out.h"
 #include "agent/input.h"
+#include "agent/log.h"
 #include "agent/pipeline.h"
 #include "agent/queue.h"
 #include "agent/sink_runner.h"
 #include "circuit/breaker.h"
+#include "sinks/encoding.h"
 
 namespace logcapture::agent::admin {
 namespace {
@@ -43,6 +47,14 @@ constexpr Family kInputFilesUnreadable{"logcapture_input_files_unreadable", T::G
 constexpr Family kInputErrors{
     "logcapture_input_errors_total", T::Counter,
     "Input failures by kind (open, not_regular, read, watch, wakeup), once per path and state."};
+constexpr Family kInputInvalid{"logcapture_input_invalid_records_total", T::Counter,
+                               "Lines not valid in the input's format, kept raw: invalid_json (json, docker), "
+                               "invalid_cri (cri)."};
+constexpr Family kInputFlushedEarly{"logcapture_input_flushed_incomplete_records_total", T::Counter,
+                                    "Records sent before they were complete: multiline (timeout, max_lines, "
+                                    "max_bytes), partial (a docker or cri split line whose end did not come)."};
+constexpr Family kInputDecoderTruncated{"logcapture_input_decoder_truncated_records_total", T::Counter,
+                                        "Records the decoder cut at max_line_bytes or multiline max_bytes."};
 
 // The queue between the inputs and the sinks.
 constexpr Family kQueueRecords{"logcapture_queue_records", T::Gauge, "Records waiting in the queue."};
@@ -53,6 +65,8 @@ constexpr Family kQueueBlockedPushes{"logcapture_queue_blocked_pushes_total", T:
                                      "Pushes that waited for room in the queue."};
 constexpr Family kQueueDropped{"logcapture_queue_dropped_records_total", T::Counter,
                                "Records the full queue dropped, by its when_full policy."};
+constexpr Family kUnrouted{"logcapture_unrouted_records_total", T::Counter,
+                           "Records of inputs routed to no sink, finished without being sent."};
 
 // Sinks.
 constexpr Family kSinkReceived{"logcapture_sink_received_records_total", T::Counter, "Records handed to the sink."};
@@ -76,6 +90,8 @@ constexpr Family kSinkProbes{"logcapture_sink_probes_total", T::Counter,
                              "Probes sent before a trial batch (breaker.probe)."};
 constexpr Family kSinkSendExceptions{"logcapture_sink_send_exceptions_total", T::Counter,
                                      "Sends and probes that threw, counted as retriable failures."};
+constexpr Family kSinkUnsentAtShutdown{"logcapture_sink_unsent_at_shutdown_records_total", T::Counter,
+                                       "Records left unsent at the shutdown deadline (read again after a restart)."};
 
 // Breakers.
 constexpr Family kBreakerState{"logcapture_breaker_state", T::Gauge,
@@ -101,6 +117,11 @@ constexpr Family kVirtual{"process_virtual_memory_bytes", T::Gauge, "Virtual mem
 constexpr Family kOpenFds{"process_open_fds", T::Gauge, "Open file descriptors."};
 constexpr Family kMaxFds{"process_max_fds", T::Gauge, "Limit of open file descriptors."};
 constexpr Family kStartTime{"process_start_time_seconds", T::Gauge, "Start time of the process, in Unix seconds."};
+constexpr Family kInvalidUtf8{"logcapture_invalid_utf8_replaced_total", T::Counter,
+                              "Strings whose invalid UTF-8 was replaced by U+FFFD when encoded as JSON (once per "
+                              "sink that encoded them)."};
+constexpr Family kThreadFailures{"logcapture_thread_failures_total", T::Counter,
+                                 "Exceptions that reached the top of a thread (logged as thread_failed)."};
 
 void appendEscaped(std::string& out, std::string_view text, bool quotes) {
   for (const char c : text) {
@@ -183,6 +204,8 @@ void writeProcess(PrometheusText& out) {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) out.single(kMaxFds, double(limit.rlim_cur));
   out.single(kStartTime, bootTime() + statField(stat, 22) / ticks);
+  out.single(kInvalidUtf8, sinks::invalidUtf8Replaced());
+  out.single(kThreadFailures, log::threadFailures());
 }
 
 void writeInputs(PrometheusText& out, const Pipeline& pipeline) {
@@ -211,6 +234,29 @@ void writeInputs(PrometheusText& out, const Pipeline& pipeline) {
     out.sample({{"input", in->name()}, {"kind", "watch"}}, load(s.watchFailures));
     out.sample({{"input", in->name()}, {"kind", "wakeup"}}, load(s.wakeupFailures));
   }
+
+  // The decoder's counters, for the inputs that decode.
+  const auto inputs = pipeline.inputs();
+  const auto eachDecoded = [&](const Family& f, std::initializer_list<Label> reasons, auto value) {
+    out.family(f);
+    for (const auto& in : inputs) {
+      const decode::DecodeStats* d = in->decodeStats();
+      if (d == nullptr) continue;
+      for (const auto& [key, reason] : reasons) out.sample({{"input", in->name()}, {key, reason}}, value(*d, reason));
+    }
+  };
+  eachDecoded(kInputInvalid, {{"reason", "invalid_json"}, {"reason", "invalid_cri"}},
+              [&](const decode::DecodeStats& d, std::string_view r) {
+                return load(r == "invalid_json" ? d.invalidJson : d.invalidCri);
+              });
+  eachDecoded(kInputFlushedEarly, {{"reason", "multiline"}, {"reason", "partial"}},
+              [&](const decode::DecodeStats& d, std::string_view r) {
+                return load(r == "multiline" ? d.multilineFlushed : d.partialFlushed);
+              });
+  out.family(kInputDecoderTruncated);
+  for (const auto& in : inputs) {
+    if (const decode::DecodeStats* d = in->decodeStats()) out.sample({{"input", in->name()}}, load(d->truncated));
+  }
 }
 
 void writeQueue(PrometheusText& out, const RecordQueue& queue) {
@@ -223,6 +269,8 @@ void writeQueue(PrometheusText& out, const RecordQueue& queue) {
   out.sample({{"policy", "drop_newest"}}, s.droppedNewest);
   out.sample({{"policy", "drop_oldest"}}, s.droppedOldest);
 }
+
+void writeFanOut(PrometheusText& out, const FanOut& fanOut) { out.single(kUnrouted, fanOut.unrouted()); }
 
 // What one sink shows, read once per scrape so its families agree with each other.
 // Values are copied: a reload may retire the runner once the scrape has let go of it.
@@ -238,6 +286,7 @@ struct SinkView {
   double oldestBatchAge = 0;
   std::uint64_t probes = 0;
   std::uint64_t sendExceptions = 0;
+  std::uint64_t unsentAtShutdown = 0;
   SinkBufferStats buffer;
   std::uint64_t deadLettered = 0;
   circuit::Snapshot breaker;
@@ -267,6 +316,7 @@ void writeSinks(PrometheusText& out, const std::vector<SinkView>& sinks) {
   each(kSinkOldestBatchAge, [](const SinkView& s) { return s.oldestBatchAge; });
   each(kSinkProbes, [](const SinkView& s) { return s.probes; });
   each(kSinkSendExceptions, [](const SinkView& s) { return s.sendExceptions; });
+  each(kSinkUnsentAtShutdown, [](const SinkView& s) { return s.unsentAtShutdown; });
 }
 
 void writeBreakers(PrometheusText& out, const std::vector<SinkView>& sinks) {
@@ -390,6 +440,7 @@ std::string renderMetrics(const Pipeline& pipeline) {
   PrometheusText out;
   writeInputs(out, pipeline);
   if (const RecordQueue* queue = pipeline.queue()) writeQueue(out, *queue);
+  if (const FanOut* fanOut = pipeline.fanOut()) writeFanOut(out, *fanOut);
   std::vector<SinkView> sinks;
   for (const auto& r : pipeline.runners()) {
     const SinkStats& st = r->stats();
@@ -406,6 +457,7 @@ std::string renderMetrics(const Pipeline& pipeline) {
     v.oldestBatchAge = std::chrono::duration<double>(r->oldestBatchAge(std::chrono::steady_clock::now())).count();
     v.probes = load(st.probes);
     v.sendExceptions = load(st.sendExceptions);
+    v.unsentAtShutdown = load(st.unsentAtShutdown);
     v.buffer = r->bufferStats();
     v.deadLettered = load(st.deadLettered);
     v.breaker = r->breaker().snapshot();

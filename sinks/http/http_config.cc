@@ -1,5 +1,6 @@
 #include "sinks/http/http_config.h"
 
+#include "config/redact.h"
 #include "config/section.h"
 #include "sinks/record_template.h"
 
@@ -29,10 +30,12 @@ void check(config::Section& s, TlsConfig& c) {
 
 void check(config::Section& s, HttpConfig& c) {
   if (!c.url.empty() && !validUrl(c.url)) {
-    s.error("url", "expected a URL starting with http:// or https:// and a host, found '" + c.url + "'");
+    s.error("url",
+            "expected a URL starting with http:// or https:// and a host, found '" + config::redactUrl(c.url) + "'");
   }
   if (!c.healthUrl.empty() && !validUrl(c.healthUrl)) {
-    s.error("health_url", "expected a URL starting with http:// or https:// and a host, found '" + c.healthUrl + "'");
+    s.error("health_url", "expected a URL starting with http:// or https:// and a host, found '" +
+                              config::redactUrl(c.healthUrl) + "'");
   }
   if (c.format == Format::Loki && c.labels.empty() && s.ok("format")) {
     s.error("format", "format: loki needs at least one stream label in 'labels', such as {job: logcapture}");

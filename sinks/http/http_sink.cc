@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "agent/log.h"
+#include "config/redact.h"
 
 namespace logcapture::sinks::http {
 namespace {
@@ -97,7 +98,7 @@ std::optional<std::string> HttpSink::start() {
     if (parsed == nullptr) return "curl_url: out of memory";
     const CURLUcode rc = curl_url_set(parsed, CURLUPART_URL, url->c_str(), 0);
     curl_url_cleanup(parsed);
-    if (rc != CURLUE_OK) return "url '" + *url + "': " + curl_url_strerror(rc);
+    if (rc != CURLUE_OK) return "url '" + config::redactUrl(*url) + "': " + curl_url_strerror(rc);
   }
 
   std::vector<std::string> lines;

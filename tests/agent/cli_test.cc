@@ -85,6 +85,20 @@ TEST_CASE("check --print redacts secrets") {
   CHECK(r.out.find("<redacted>") != std::string::npos);
 }
 
+TEST_CASE("check --print redacts secrets in librdkafka properties, headers and URLs") {
+  TempDir dir;
+  const auto file = dir.write(
+      "c.yaml",
+      "inputs: [{name: in, type: stdin}]\nsinks:\n"
+      "  - {name: k, type: kafka, brokers: ['127.0.0.1:9092'], topic: t, properties: {sasl.password: hunter3}}\n"
+      "  - {name: h, type: http, url: 'https://u:hunter4@h/?api_key=hunter5', headers: {Authorization: hunter6}}\n");
+  const auto r = runProcess({kBinary, "check", "--print", "-c", file});
+  REQUIRE(r.exitCode == 0);
+  for (const char* secret : {"hunter3", "hunter4", "hunter5", "hunter6"}) {
+    CHECK_MESSAGE(r.out.find(secret) == std::string::npos, secret << " is printed:\n" << r.out);
+  }
+}
+
 TEST_CASE("a missing config file is an error naming the file and the fix") {
   const auto r = runProcess({kBinary, "check", "-c", "/nonexistent/capture.yaml"});
   CHECK(r.exitCode == 1);

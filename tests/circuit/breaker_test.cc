@@ -1034,6 +1034,26 @@ TEST_CASE("optionsFrom maps every field of the breaker config") {
   CHECK_FALSE(optionsFrom(config::BreakerConfig{}).window.has_value());
 }
 
+TEST_CASE("the kind of window comes from window.type, not from how its size was written") {
+  config::BreakerConfig c;
+  config::WindowConfig w;
+  w.type = config::WindowType::Time;
+  w.size.value = std::uint64_t{100};  // a size the loader would have refused for a time window
+  c.window = w;
+  const Options timed = optionsFrom(c);
+  REQUIRE(timed.window.has_value());
+  CHECK(timed.window->type == WindowType::Time);
+  CHECK(timed.window->span == 1min);
+
+  w.type = config::WindowType::Count;
+  w.size.value = config::Duration(30s);
+  c.window = w;
+  const Options counted = optionsFrom(c);
+  REQUIRE(counted.window.has_value());
+  CHECK(counted.window->type == WindowType::Count);
+  CHECK(counted.window->calls == 100);
+}
+
 TEST_CASE("out-of-range options are clamped so a trial can always close the breaker") {
   auto o = optionsOf(exactConfig());
   o.failureThreshold = 1;

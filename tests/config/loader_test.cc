@@ -502,6 +502,11 @@ TEST_SUITE("config") {
                    "a window of type: time needs a duration as size, such as 60s; found a number");
   }
 
+  TEST_CASE("a disk buffer is rejected as not available yet") {
+    checkOnlyError(withSinks("  - {name: s, type: console, buffer: {type: disk}}\n"), "sinks[0].buffer.type", 4, 45,
+                   "disk is not available yet");
+  }
+
   TEST_CASE("an invalid multiline regular expression is rejected") {
     checkOnlyError(
         "inputs:\n"
@@ -984,7 +989,7 @@ TEST_SUITE("config") {
                            "      probe: yes\n"
                            "      window: {type: time, size: 90s, min_calls: 3, failure_rate: 12.5, "
                            "slow_call_rate: 0.01, slow_call_duration: 2s}\n"
-                           "    buffer: {type: disk, max_bytes: 1TiB, on_open: drop, when_full: block}\n"
+                           "    buffer: {type: memory, max_bytes: 1TiB, on_open: drop, when_full: block}\n"
                            "    dead_letter: {max_bytes: 0}\n"
                            "  - {name: out, type: console, inputs: [pipe, app], path: out.ndjson}\n",
                            noEnv())
