@@ -129,7 +129,9 @@ void describe(V& v, InputConfig& c) {
     v.field("paths", c.paths, "glob patterns of files to tail; relative to the config file's directory",
             Flags{.required = true});
     v.field("exclude", c.exclude, "glob patterns of files or file names to skip");
-    v.field("start_at", c.startAt, "where to start in a file never seen before");
+    v.field("start_at", c.startAt,
+            "where to start in the files present at the input's first start; files found later are read from their "
+            "first byte");
     v.field("max_open_files", c.maxOpenFiles, "files held open at once at most",
             Limits<std::uint32_t>{.min = 1, .max = 1000000});
   } else {
