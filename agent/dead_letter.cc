@@ -9,8 +9,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "agent/log.h"
-#include "sinks/encoding.h"
+#include "base/json_text.h"
+#include "base/log.h"
 
 namespace logcapture::agent {
 DeadLetter::DeadLetter(std::string stateDir, const config::SinkConfig& sink)
@@ -39,19 +39,19 @@ DeadLetter::Appended DeadLetter::append(const sinks::Batch& batch,
   Appended out;
   if (failed.empty()) return out;
   std::string time;
-  sinks::appendJsonTimestamp(time, std::chrono::system_clock::now());
+  base::appendJsonTimestamp(time, std::chrono::system_clock::now());
   std::string lines;
   std::lock_guard lock(mutex_);
   std::size_t accepted = 0;
   for (const auto& [index, error] : failed) {
     const std::size_t before = lines.size();
     lines += "{\"time\":" + time + ",\"sink\":";
-    sinks::appendJsonString(lines, sink_);
+    base::appendJsonString(lines, sink_);
     lines += ",\"error\":";
-    sinks::appendJsonString(lines, error);
+    base::appendJsonString(lines, error);
     lines += ",\"record\":";
     if (rawEncoding_) {
-      sinks::appendJsonString(lines, batch.encodedRecord(index));
+      base::appendJsonString(lines, batch.encodedRecord(index));
     } else {
       lines += batch.encodedRecord(index);
     }

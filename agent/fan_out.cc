@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "agent/log.h"
+#include "base/log.h"
 
 namespace logcapture::agent {
 
@@ -86,7 +86,7 @@ void FanOut::run() {
   }
 }
 
-bool FanOut::replaceRunners(std::vector<SinkRunner*> runners, Deadline deadline) {
+bool FanOut::replaceRunners(std::vector<SinkRunner*> runners, base::Deadline deadline) {
   const auto leaving = [&runners](SinkRunner* r) {
     return std::find(runners.begin(), runners.end(), r) == runners.end();
   };
@@ -129,7 +129,7 @@ bool FanOut::replaceRunners(std::vector<SinkRunner*> runners, Deadline deadline)
   return applied;
 }
 
-void FanOut::stop(Deadline deadline) {
+void FanOut::stop(base::Deadline deadline) {
   if (!thread_.joinable()) return;
   done_ = true;
   queue_.close();

@@ -17,7 +17,7 @@
 #include <set>
 #include <thread>
 
-#include "agent/log.h"
+#include "base/log.h"
 
 namespace logcapture::agent {
 namespace {
@@ -123,7 +123,7 @@ bool FileTailer::start() {
   return true;
 }
 
-void FileTailer::stop(Deadline) {
+void FileTailer::stop(base::Deadline) {
   stopping_ = true;
   wakeup_.signal();
   if (thread_.joinable()) thread_.join();
@@ -383,7 +383,7 @@ void FileTailer::follow(const std::string& path, int fd, const checkpoint::FileI
   f->size = size;
   f->released = released;
   f->lastData = Clock::now();
-  auto source = std::make_shared<Source>();
+  auto source = std::make_shared<base::Source>();
   source->input = cfg_.name;
   source->path = path;
   source->fields = fields_;

@@ -56,7 +56,7 @@ class FileTailer final : public Input {
 
   const std::string& name() const override { return cfg_.name; }
   bool start() override;
-  void stop(Deadline deadline) override;
+  void stop(base::Deadline deadline) override;
   bool settled() const override;
   const InputStats& stats() const override { return stats_; }
   const decode::DecodeStats* decodeStats() const override { return &decodeStats_; }

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "agent/ack.h"
-#include "agent/pipeline.h"
 #include "agent/queue.h"
+#include "base/deadline.h"
 
 namespace logcapture::agent {
 
@@ -50,7 +50,7 @@ class Input {
   virtual const std::string& name() const = 0;
   virtual bool start() = 0;
   // Stops reading, flushes held lines into the queue, and returns by the deadline.
-  virtual void stop(Deadline deadline) = 0;
+  virtual void stop(base::Deadline deadline) = 0;
   // True when the input has read everything it ever will (stdin at EOF).
   virtual bool finished() const { return false; }
   // After stop(): true once the sinks have finished with every record it read, so its checkpoints

@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/decode/formats.h"
+#include "base/utf8.h"
 
 namespace logcapture::agent {
 
@@ -73,7 +73,7 @@ void LineSplitter::feed(std::string_view bytes, std::uint64_t offset, OnLine&& o
       } else {
         // Over-long: keep the first max_line_bytes (without splitting a UTF-8 sequence), skip the rest.
         partial_.append(segment.substr(0, maxLineBytes_ - partial_.size() + 4));
-        partial_.resize(decode::utf8Cut(partial_, maxLineBytes_));
+        partial_.resize(base::utf8Cut(partial_, maxLineBytes_));
         cut_ = true;
       }
     }

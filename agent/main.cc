@@ -10,7 +10,7 @@
 
 #include "agent/admin/breakers_command.h"
 #include "agent/daemon.h"
-#include "agent/log.h"
+#include "base/log.h"
 #include "config/loader.h"
 #include "config/printer.h"
 #include "config/reference.h"
@@ -57,7 +57,7 @@ int commandRun(const std::string& path) {
     printErrors(e);
     return agent::kExitConfig;
   }
-  log::configure(loaded.config.agent.log);
+  log::configure(agent::logSettings(loaded.config.agent.log));
   auto logger = log::component("config");
   for (const auto& w : loaded.warnings) logger->warn("{}", w.format());
   return agent::runDaemon(loaded.config, agent::waitForProcessSignal());

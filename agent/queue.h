@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "agent/ack.h"
-#include "agent/record.h"
+#include "base/record.h"
 #include "config/config.h"
 
 namespace logcapture::agent {
@@ -25,10 +25,10 @@ namespace logcapture::agent {
 // IMPORTANT: the chunk owns what its records view (their messages' bytes and their source); records
 // are valid as long as the chunk, or the Delivery it moves into, lives.
 struct Chunk {
-  std::vector<Record> records;
-  RecordBytes storage;                   // the bytes of the records' messages
-  std::shared_ptr<const Source> source;  // the records' source; null when the records' sources live elsewhere
-  std::uint64_t bytes = 0;               // message bytes of the records
+  std::vector<base::Record> records;
+  base::RecordBytes storage;                   // the bytes of the records' messages
+  std::shared_ptr<const base::Source> source;  // the records' source; null when the records' sources live elsewhere
+  std::uint64_t bytes = 0;                     // message bytes of the records
   Ack ack;
 };
 

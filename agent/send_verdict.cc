@@ -4,7 +4,7 @@
 
 namespace logcapture::agent {
 
-using circuit::Outcome;
+using sinks::Outcome;
 
 namespace {
 
@@ -36,23 +36,39 @@ SendVerdict judgePartial(const sinks::SendResult& result, std::size_t size) {
   std::sort(v.deadLetter.begin(), v.deadLetter.end());
   std::sort(v.retry.begin(), v.retry.end());
   v.delivered = size - v.deadLetter.size() - v.retry.size();
-  v.breaker = result.outcome;
-  if (v.breaker == Outcome::Success && v.delivered == 0) {
+  Outcome call = result.outcome;
+  if (call == Outcome::Success && v.delivered == 0) {
     if (retriable) {
-      v.breaker = Outcome::Retriable;
+      call = Outcome::Retriable;
     } else if (throttled) {
-      v.breaker = Outcome::Throttled;
+      call = Outcome::Throttled;
     }
   }
+  v.breaker = breakerOutcome(call);
   return v;
 }
 
 }  // namespace
 
+circuit::Outcome breakerOutcome(sinks::Outcome outcome) {
+  // No default: a new sink outcome fails to compile until the breaker is told what it means.
+  switch (outcome) {
+    case Outcome::Success:
+      return circuit::Outcome::Success;
+    case Outcome::Retriable:
+      return circuit::Outcome::Retriable;
+    case Outcome::Throttled:
+      return circuit::Outcome::Throttled;
+    case Outcome::Permanent:
+      return circuit::Outcome::Permanent;
+  }
+  return circuit::Outcome::Retriable;
+}
+
 SendVerdict judge(const sinks::SendResult& result, std::size_t size) {
   if (!result.failures.empty() && !result.tooLarge) return judgePartial(result, size);
   SendVerdict v;
-  v.breaker = result.outcome;
+  v.breaker = breakerOutcome(result.outcome);
   switch (result.outcome) {
     case Outcome::Success:
       v.delivered = size;
@@ -73,8 +89,8 @@ SendVerdict judge(const sinks::SendResult& result, std::size_t size) {
   return v;
 }
 
-Outcome judgeProbe(const sinks::SendResult& probe) {
-  return probe.outcome == Outcome::Success ? Outcome::Success : Outcome::Retriable;
+circuit::Outcome judgeProbe(const sinks::SendResult& probe) {
+  return probe.outcome == Outcome::Success ? circuit::Outcome::Success : circuit::Outcome::Retriable;
 }
 
 std::chrono::nanoseconds retryDelay(std::chrono::nanoseconds backoff,

@@ -4,9 +4,10 @@
 #include <cmath>
 #include <functional>
 
-#include "agent/log.h"
+#include "agent/breaker_events.h"
+#include "agent/breaker_options.h"
 #include "agent/send_verdict.h"
-#include "circuit/events.h"
+#include "base/log.h"
 #include "sinks/encoding.h"
 
 namespace logcapture::agent {
@@ -21,7 +22,7 @@ std::int64_t nanos(Clock::time_point t) {
 
 }  // namespace
 
-std::uint32_t laneOf(const Record& r, std::uint32_t lanes) {
+std::uint32_t laneOf(const base::Record& r, std::uint32_t lanes) {
   if (lanes <= 1 || !r.source) return 0;
   const std::size_t h = std::hash<std::string>{}(r.source->path) ^ (std::hash<std::string>{}(r.source->input) << 1);
   return static_cast<std::uint32_t>(h % lanes);
@@ -52,10 +53,10 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
       intakeMaxRecords_(std::max<std::uint64_t>(std::uint64_t(cfg.batch.maxRecords) * cfg.workers, 4096)),
       sendingFormedNs_(std::make_unique<std::atomic<std::int64_t>[]>(cfg.workers)),
       random_(std::random_device{}()) {
-  std::vector<circuit::Breaker::Listener> listeners{circuit::transitionLogger(cfg.name),
+  std::vector<circuit::Breaker::Listener> listeners{transitionLogger(cfg.name),
                                                     // Workers waiting on an open breaker look again.
                                                     [this](const circuit::Transition&) { wakePaused(); }};
-  breaker_ = std::make_unique<circuit::Breaker>(circuit::optionsFrom(cfg.breaker), clock_, std::move(listeners));
+  breaker_ = std::make_unique<circuit::Breaker>(optionsFrom(cfg.breaker), clock_, std::move(listeners));
   open_.resize(lanes_);
 }
 
@@ -217,7 +218,7 @@ void SinkRunner::place(const DeliveryRef& delivery) {
   }
   const std::uint64_t maxBytes = cfg_.batch.maxBytes.value;
   OpenBatch& o = open_[laneOf(records.front(), lanes_)];
-  for (const Record& r : records) {
+  for (const base::Record& r : records) {
     sinks::Batch& b = o.pending.batch;
     const std::size_t before = b.encoded.size();
     sinks::appendRecord(b.encoded, r, cfg_.encoding);
@@ -308,7 +309,7 @@ void SinkRunner::reportFailure(const sinks::SendResult& result, const PendingBat
   }
   log::event(*log::component("sink"), spdlog::level::warn, "sink_send_failed",
              {{"sink", cfg_.name},
-              {"outcome", partial ? std::string_view("partial") : circuit::outcomeName(result.outcome)},
+              {"outcome", partial ? std::string_view("partial") : sinks::outcomeName(result.outcome)},
               {"error", error},
               {"records", partial ? result.failures.size() : pb.batch.size()},
               {"attempt", pb.attempts},
@@ -401,7 +402,7 @@ void SinkRunner::deadLetterRecords(PendingBatch& pb, const std::vector<std::pair
   countDropped(appended.unwritable, DropReason::DeadLetterFailed);
 }
 
-sinks::SendResult SinkRunner::sendGuarded(const sinks::Batch* batch, Deadline deadline) {
+sinks::SendResult SinkRunner::sendGuarded(const sinks::Batch* batch, base::Deadline deadline) {
   // A sink is not to throw; one that does must not take the worker, and the trial slot its permit
   // holds, with it: the call failed, and the breaker hears so.
   std::string what;
@@ -413,7 +414,7 @@ sinks::SendResult SinkRunner::sendGuarded(const sinks::Batch* batch, Deadline de
     what = "an exception of unknown type";
   }
   stats_.sendExceptions.fetch_add(1, std::memory_order_relaxed);
-  return sinks::SendResult::failure(Outcome::Retriable,
+  return sinks::SendResult::failure(sinks::Outcome::Retriable,
                                     std::string(batch != nullptr ? "send" : "probe") + " threw: " + what);
 }
 
@@ -479,7 +480,7 @@ void SinkRunner::deliver(PendingBatch&& pb) {
     stats_.batchesInFlight.fetch_sub(1, std::memory_order_relaxed);
     SendVerdict verdict = judge(result, pb.batch.size());
     breaker_->onResult(permit, verdict.breaker, took, result.retryAfter);
-    if (result.outcome != Outcome::Success || !result.failures.empty()) reportFailure(result, pb);
+    if (result.outcome != sinks::Outcome::Success || !result.failures.empty()) reportFailure(result, pb);
 
     stats_.delivered.fetch_add(verdict.delivered, std::memory_order_relaxed);
     if (!verdict.deadLetter.empty()) deadLetterRecords(pb, verdict.deadLetter);
@@ -520,7 +521,7 @@ void SinkRunner::deliver(PendingBatch&& pb) {
   }
 }
 
-std::vector<PendingBatch> SinkRunner::halt(Deadline deadline) {
+std::vector<PendingBatch> SinkRunner::halt(base::Deadline deadline) {
   started_ = false;
   held_ = false;  // stopping drains what it holds, replacement or not
   // Workers drain the buffer until the deadline; a worker waiting on an open breaker gives up then.
@@ -539,7 +540,7 @@ std::vector<PendingBatch> SinkRunner::halt(Deadline deadline) {
   return buffer_.drain();
 }
 
-void SinkRunner::stop(Deadline deadline) {
+void SinkRunner::stop(base::Deadline deadline) {
   if (!started_) return;
   std::uint64_t unsent = 0;
   for (auto& pb : halt(deadline)) unsent += pb.batch.size();  // unfinished: read again after a restart
@@ -555,7 +556,7 @@ void SinkRunner::stop(Deadline deadline) {
   sink_->stop(deadline);
 }
 
-void SinkRunner::retire(Deadline deadline) {
+void SinkRunner::retire(base::Deadline deadline) {
   if (!started_) return;
   std::uint64_t unsent = 0;
   for (auto& pb : halt(deadline)) {

@@ -42,9 +42,9 @@
 
 #include "agent/dead_letter.h"
 #include "agent/delivery.h"
-#include "agent/log.h"
-#include "agent/pipeline.h"
 #include "agent/sink_buffer.h"
+#include "base/deadline.h"
+#include "base/log.h"
 #include "circuit/breaker.h"
 #include "config/config.h"
 #include "sinks/sink.h"
@@ -119,7 +119,7 @@ class SinkRunner {
   void offer(DeliveryRef delivery);
   // Sends what is buffered until the deadline, then stops the sink. Records still unsent are left
   // unfinished (read again after a restart) and counted in unsentAtShutdown.
-  void stop(Deadline deadline);
+  void stop(base::Deadline deadline);
   // Stops at once, for a replacement: the send in flight ends (within `timeout`), nothing else is sent,
   // and every batch still held is handed back in order, its claims intact, instead of being left
   // unfinished. Then stops the sink.
@@ -130,7 +130,7 @@ class SinkRunner {
   // Sends what is buffered until the deadline, then stops the sink, like stop(); but a reload removed
   // this sink and the agent runs on, so what is still unsent is dropped and counted (sink_removed)
   // rather than left unfinished, which would hold its files' checkpoints back until a restart.
-  void retire(Deadline deadline);
+  void retire(base::Deadline deadline);
   // Makes offer() return at once without taking the delivery (left unfinished): the fan-out calls it
   // when the shutdown deadline passes while it waits on this sink.
   void abandonIntake();
@@ -158,9 +158,9 @@ class SinkRunner {
   };
 
   // Stops the threads, sending until the deadline; returns what is left in the buffer.
-  std::vector<PendingBatch> halt(Deadline deadline);
+  std::vector<PendingBatch> halt(base::Deadline deadline);
   // The send or probe, an exception turned into a retriable failure.
-  sinks::SendResult sendGuarded(const sinks::Batch* batch, Deadline deadline);
+  sinks::SendResult sendGuarded(const sinks::Batch* batch, base::Deadline deadline);
   // True when this exhausted batch should leave the breaker's trial calls to a fresher lane.
   bool yieldsTrial(const PendingBatch& pb) const;
   // Waits for the breaker's next trial time, at most 200 ms (or a transition, or the deadline).
@@ -234,6 +234,6 @@ class SinkRunner {
 sinks::Batch subBatch(const sinks::Batch& batch, const std::vector<std::uint32_t>& indexes);
 
 // The lane, of `lanes`, that records of `r`'s source take: always the same, so a file is sent in order.
-std::uint32_t laneOf(const Record& r, std::uint32_t lanes);
+std::uint32_t laneOf(const base::Record& r, std::uint32_t lanes);
 
 }  // namespace logcapture::agent

@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/log.h"
+#include "base/log.h"
 
 namespace logcapture::agent {
 namespace {
@@ -18,7 +18,7 @@ using Clock = std::chrono::steady_clock;
 StdinInput::StdinInput(const config::InputConfig& cfg, RecordQueue& queue, int fd,
                        std::chrono::milliseconds partialLine)
     : cfg_(cfg), queue_(queue), fd_(fd), partialLine_(partialLine), splitter_(cfg.maxLineBytes.value) {
-  auto source = std::make_shared<Source>();
+  auto source = std::make_shared<base::Source>();
   source->input = cfg.name;
   source->fields = std::make_shared<const std::map<std::string, std::string>>(cfg.fields);
   decoder_ = std::make_unique<decode::Decoder>(cfg_, std::move(source), decodeStats_);
@@ -41,7 +41,7 @@ bool StdinInput::start() {
   return true;
 }
 
-void StdinInput::stop(Deadline) {
+void StdinInput::stop(base::Deadline) {
   stopping_ = true;
   wakeup_.signal();
   if (thread_.joinable()) thread_.join();

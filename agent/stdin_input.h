@@ -27,7 +27,7 @@ class StdinInput final : public Input {
 
   const std::string& name() const override { return cfg_.name; }
   bool start() override;
-  void stop(Deadline deadline) override;
+  void stop(base::Deadline deadline) override;
   bool finished() const override { return finished_.load(); }
   const InputStats& stats() const override { return stats_; }
   const decode::DecodeStats* decodeStats() const override { return &decodeStats_; }

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <map>
 
-#include "agent/decode/line_pattern.h"
+#include "base/line_pattern.h"
 #include "config/endpoint.h"
 #include "config/section.h"
 
@@ -76,7 +76,7 @@ void check(Section& s, MultilineConfig& c) {
   if (c.startPattern.empty()) return;
   // The decoder compiles it the same way, so what passes here runs there.
   std::string error;
-  if (!agent::decode::LinePattern::compile(c.startPattern, error)) {
+  if (!base::LinePattern::compile(c.startPattern, error)) {
     s.error("start_pattern", "invalid regular expression: " + error);
   }
 }

@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/record.h"
+#include "base/record.h"
 
 namespace logcapture::sinks {
 
@@ -34,7 +34,7 @@ class RecordTemplate {
   const std::string& text() const { return text_; }
   // Writes the rendered text to `out` (replacing its content). Returns the name of the first field
   // the record lacks (rendered empty), or nullopt when every field was found.
-  std::optional<std::string> render(const agent::Record& record, std::string& out) const;
+  std::optional<std::string> render(const base::Record& record, std::string& out) const;
 
   // The record's own keys a placeholder may name, resolved once at parse time.
   enum class Field : std::uint8_t {
@@ -61,6 +61,6 @@ class RecordTemplate {
 
 // Appends the value of one field of a record, by the names above, to `out`. False (and `out`
 // unchanged) when the record lacks it.
-bool appendRecordField(const agent::Record& record, std::string_view name, std::string& out);
+bool appendRecordField(const base::Record& record, std::string_view name, std::string& out);
 
 }  // namespace logcapture::sinks

@@ -15,12 +15,12 @@
 #include "agent/decode/decoder.h"
 #include "agent/fan_out.h"
 #include "agent/input.h"
-#include "agent/log.h"
 #include "agent/pipeline.h"
 #include "agent/queue.h"
 #include "agent/sink_runner.h"
+#include "base/json_text.h"
+#include "base/log.h"
 #include "circuit/breaker.h"
-#include "sinks/encoding.h"
 
 namespace logcapture::agent::admin {
 namespace {
@@ -204,7 +204,7 @@ void writeProcess(PrometheusText& out) {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) out.single(kMaxFds, double(limit.rlim_cur));
   out.single(kStartTime, bootTime() + statField(stat, 22) / ticks);
-  out.single(kInvalidUtf8, sinks::invalidUtf8Replaced());
+  out.single(kInvalidUtf8, base::invalidUtf8Replaced());
   out.single(kThreadFailures, log::threadFailures());
 }
 

@@ -11,7 +11,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "agent/log.h"
+#include "base/log.h"
 
 namespace logcapture::agent::checkpoint {
 

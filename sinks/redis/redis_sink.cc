@@ -6,7 +6,7 @@
 #include <array>
 #include <cstring>
 
-#include "agent/log.h"
+#include "base/log.h"
 #include "config/endpoint.h"
 
 namespace logcapture::sinks::redis {
@@ -43,7 +43,7 @@ timeval toTimeval(std::chrono::milliseconds ms) {
   return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
 }
 
-std::chrono::milliseconds until(Deadline deadline) {
+std::chrono::milliseconds until(base::Deadline deadline) {
   return std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
 }
 
@@ -115,10 +115,10 @@ ErrorClass classifyError(std::string_view reply) {
   return ErrorClass::Refused;
 }
 
-circuit::Outcome outcomeOf(ErrorClass c) {
+Outcome outcomeOf(ErrorClass c) {
   switch (c) {
     case ErrorClass::KeyType:
-      return circuit::Outcome::Permanent;
+      return Outcome::Permanent;
     case ErrorClass::ConnectionLost:
     case ErrorClass::ClientsFull:
     case ErrorClass::ServerBusy:
@@ -126,9 +126,9 @@ circuit::Outcome outcomeOf(ErrorClass c) {
     case ErrorClass::Misrouted:
     case ErrorClass::Unsupported:
     case ErrorClass::Refused:
-      return circuit::Outcome::Retriable;
+      return Outcome::Retriable;
   }
-  return circuit::Outcome::Retriable;
+  return Outcome::Retriable;
 }
 
 RedisSink::Connection::~Connection() {
@@ -159,7 +159,7 @@ std::optional<std::string> RedisSink::start() {
   return std::nullopt;
 }
 
-void RedisSink::stop(Deadline) {
+void RedisSink::stop(base::Deadline) {
   std::vector<ConnectionPtr> closing;
   {
     std::lock_guard lock(mutex_);
@@ -192,7 +192,7 @@ void RedisSink::countError(ErrorClass c) {
   }
 }
 
-RedisSink::ConnectionPtr RedisSink::connect(Deadline deadline, std::string& error) {
+RedisSink::ConnectionPtr RedisSink::connect(base::Deadline deadline, std::string& error) {
   const auto left = until(deadline);
   if (left <= 0ms) {
     error = "deadline passed before connecting to redis at " + cfg_.address;
@@ -255,7 +255,7 @@ RedisSink::ConnectionPtr RedisSink::connect(Deadline deadline, std::string& erro
   return c;
 }
 
-RedisSink::ConnectionPtr RedisSink::acquire(Deadline deadline, SendResult& error) {
+RedisSink::ConnectionPtr RedisSink::acquire(base::Deadline deadline, SendResult& error) {
   {
     std::lock_guard lock(mutex_);
     if (!idle_.empty()) {
@@ -267,7 +267,7 @@ RedisSink::ConnectionPtr RedisSink::acquire(Deadline deadline, SendResult& error
     if (now < retryAt_) {
       stats_.fastFailures.fetch_add(1, std::memory_order_relaxed);
       const auto wait = std::chrono::ceil<std::chrono::milliseconds>(retryAt_ - now);
-      error = SendResult::failure(circuit::Outcome::Retriable,
+      error = SendResult::failure(Outcome::Retriable,
                                   "reconnecting in " + std::to_string(wait.count()) + " ms after: " + lastError_);
       return nullptr;
     }
@@ -276,7 +276,7 @@ RedisSink::ConnectionPtr RedisSink::acquire(Deadline deadline, SendResult& error
   ConnectionPtr c = connect(deadline, why);
   if (!c) {
     noteConnectFailure(why);
-    error = SendResult::failure(circuit::Outcome::Retriable, why);
+    error = SendResult::failure(Outcome::Retriable, why);
     return nullptr;
   }
   std::lock_guard lock(mutex_);
@@ -345,10 +345,10 @@ void RedisSink::release(ConnectionPtr c) {
   }
 }
 
-bool RedisSink::applyTimeout(Connection& c, Deadline deadline, SendResult& error) {
+bool RedisSink::applyTimeout(Connection& c, base::Deadline deadline, SendResult& error) {
   const auto left = until(deadline);
   if (left <= 0ms) {
-    error = SendResult::failure(circuit::Outcome::Retriable, "deadline passed before sending to redis");
+    error = SendResult::failure(Outcome::Retriable, "deadline passed before sending to redis");
     return false;
   }
   if (redisSetTimeout(c.context, toTimeval(std::min(left, timeout_))) != REDIS_OK) {
@@ -363,11 +363,10 @@ SendResult RedisSink::connectionFailure(Connection& c, std::string_view during) 
   std::string why = c.context->errstr;
   // hiredis reports a socket timeout as the read's EAGAIN.
   if (why == std::strerror(EAGAIN) || why == std::strerror(EWOULDBLOCK)) why = "timed out waiting for the reply";
-  return SendResult::failure(circuit::Outcome::Retriable,
-                             "redis at " + cfg_.address + ", " + std::string(during) + ": " + why);
+  return SendResult::failure(Outcome::Retriable, "redis at " + cfg_.address + ", " + std::string(during) + ": " + why);
 }
 
-SendResult RedisSink::send(const Batch& batch, Deadline deadline) {
+SendResult RedisSink::send(const Batch& batch, base::Deadline deadline) {
   if (batch.empty()) return SendResult::success();
   SendResult result;
   ConnectionPtr c = acquire(deadline, result);
@@ -387,7 +386,7 @@ SendResult RedisSink::send(const Batch& batch, Deadline deadline) {
   return result;
 }
 
-SendResult RedisSink::sendList(Connection& c, const Batch& batch, Deadline) {
+SendResult RedisSink::sendList(Connection& c, const Batch& batch, base::Deadline) {
   // One RPUSH for the batch: the list gets all records or none, in order.
   c.argv.assign({"RPUSH", cfg_.key.data()});
   c.lengths.assign({5, cfg_.key.size()});
@@ -411,7 +410,7 @@ SendResult RedisSink::sendList(Connection& c, const Batch& batch, Deadline) {
   return SendResult::success();
 }
 
-SendResult RedisSink::sendEach(Connection& c, const Batch& batch, Deadline deadline) {
+SendResult RedisSink::sendEach(Connection& c, const Batch& batch, base::Deadline deadline) {
   const bool stream = cfg_.mode == Mode::Stream;
   const std::string& target = stream ? cfg_.key : cfg_.channel;
   const std::string command = (stream ? "XADD " : "PUBLISH ") + target;
@@ -447,9 +446,9 @@ SendResult RedisSink::sendEach(Connection& c, const Batch& batch, Deadline deadl
     // The socket timeout bounds each read; this bounds the whole pipeline.
     if (i > 0 && Clock::now() >= deadline) {
       c.broken = "replies left unread at the deadline";
-      return SendResult::failure(circuit::Outcome::Retriable,
-                                 "redis at " + cfg_.address + ": deadline passed after " + std::to_string(i) + " of " +
-                                     std::to_string(batch.size()) + " " + command + " replies");
+      return SendResult::failure(Outcome::Retriable, "redis at " + cfg_.address + ": deadline passed after " +
+                                                         std::to_string(i) + " of " + std::to_string(batch.size()) +
+                                                         " " + command + " replies");
     }
     const Reply reply = nextReply(c.context);
     if (!reply) return connectionFailure(c, command);
@@ -461,8 +460,8 @@ SendResult RedisSink::sendEach(Connection& c, const Batch& batch, Deadline deadl
     const ErrorClass cls = classifyError(errorText(*reply));
     countError(cls);
     if (cls == ErrorClass::ClientsFull) c.broken = kClosedByServer;
-    const circuit::Outcome outcome = outcomeOf(cls);
-    anyRetriable = anyRetriable || outcome == circuit::Outcome::Retriable;
+    const Outcome outcome = outcomeOf(cls);
+    anyRetriable = anyRetriable || outcome == Outcome::Retriable;
     failures.push_back({static_cast<std::uint32_t>(i), outcome, explain(cls, command, errorText(*reply))});
   }
   if (!stream) notePublished(batch.size() - failures.size(), unheard);
@@ -472,15 +471,15 @@ SendResult RedisSink::sendEach(Connection& c, const Batch& batch, Deadline deadl
                                   [&](const RecordFailure& f) { return f.outcome == failures.front().outcome; });
   if (shared) return SendResult::failure(failures.front().outcome, std::move(failures.front().error));
   SendResult result;
-  result.outcome = anyRetriable                      ? circuit::Outcome::Retriable
-                   : failures.size() == batch.size() ? circuit::Outcome::Permanent
-                                                     : circuit::Outcome::Success;
+  result.outcome = anyRetriable                      ? Outcome::Retriable
+                   : failures.size() == batch.size() ? Outcome::Permanent
+                                                     : Outcome::Success;
   result.error = failures.front().error;
   result.failures = std::move(failures);
   return result;
 }
 
-SendResult RedisSink::probe(Deadline deadline) {
+SendResult RedisSink::probe(base::Deadline deadline) {
   SendResult result;
   ConnectionPtr c = acquire(deadline, result);
   if (!c) return result;
@@ -494,7 +493,7 @@ SendResult RedisSink::probe(Deadline deadline) {
       const ErrorClass cls = classifyError(errorText(*reply));
       countError(cls);
       if (cls == ErrorClass::ClientsFull) c->broken = kClosedByServer;
-      result = SendResult::failure(circuit::Outcome::Retriable, explain(cls, "PING", errorText(*reply)));
+      result = SendResult::failure(Outcome::Retriable, explain(cls, "PING", errorText(*reply)));
     }
   }
   release(std::move(c));

@@ -14,8 +14,9 @@ namespace {
 
 using namespace logcapture;
 using namespace logcapture::agent;
+using namespace logcapture::base;
 using namespace std::chrono_literals;
-using circuit::Outcome;
+using sinks::Outcome;
 using testing::Feed;
 using testing::ScriptedSink;
 using testing::waitUntil;

@@ -22,6 +22,7 @@
 namespace {
 
 using namespace logcapture::agent;
+using namespace logcapture::base;
 using namespace logcapture;
 using namespace std::chrono_literals;
 using logcapture::testing::numberedLines;

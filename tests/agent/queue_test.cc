@@ -7,6 +7,8 @@
 namespace {
 
 using namespace logcapture::agent;
+namespace base = logcapture::base;
+using namespace logcapture::base;
 using namespace logcapture::config;
 using namespace std::chrono_literals;
 

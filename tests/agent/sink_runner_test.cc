@@ -18,8 +18,9 @@ namespace {
 
 using namespace logcapture;
 using namespace logcapture::agent;
+using namespace logcapture::base;
 using namespace std::chrono_literals;
-using circuit::Outcome;
+using sinks::Outcome;
 using testing::waitUntil;
 
 using testing::Feed;
@@ -320,7 +321,7 @@ TEST_CASE("a slow sink with when_full: block holds back its intake and loses not
 
 TEST_CASE("a probe answered with a refusal or a throttle re-opens the breaker, so probes come once per open period") {
   for (auto answer : {Outcome::Throttled, Outcome::Permanent, Outcome::Retriable}) {
-    CAPTURE(circuit::outcomeName(answer));
+    CAPTURE(sinks::outcomeName(answer));
     auto cfg = sinkConfig();
     cfg.breaker.probe = true;
     cfg.breaker.failureThreshold = 1;

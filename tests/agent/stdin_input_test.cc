@@ -10,6 +10,7 @@ namespace {
 
 using namespace logcapture;
 using namespace logcapture::agent;
+using namespace logcapture::base;
 using namespace std::chrono_literals;
 
 config::InputConfig stdinConfig() {

@@ -17,7 +17,7 @@ namespace {
 
 using namespace logcapture;
 using namespace std::chrono_literals;
-using circuit::Outcome;
+using sinks::Outcome;
 using sinks::http::Format;
 using sinks::http::HttpConfig;
 using sinks::http::HttpSink;
@@ -26,15 +26,15 @@ using Receiver = testing::HttpReceiver;
 
 // Records and the batch pointing at them; the batch is encoded as the sink's encoding says.
 struct Lines {
-  std::vector<agent::Record> records;
-  agent::RecordBytes bytes;  // what the records' messages view
-  std::shared_ptr<agent::Source> source = std::make_shared<agent::Source>();
+  std::vector<base::Record> records;
+  base::RecordBytes bytes;  // what the records' messages view
+  std::shared_ptr<base::Source> source = std::make_shared<base::Source>();
   sinks::Batch batch;
 
   explicit Lines(const std::vector<std::string>& messages, config::Encoding encoding = config::Encoding::Raw) {
     source->input = "app";
     for (const auto& m : messages) {
-      agent::Record r;
+      base::Record r;
       r.message = bytes.copy(m);
       r.time = std::chrono::system_clock::now();
       r.source = source.get();
@@ -65,7 +65,7 @@ HttpConfig endpoint(const Receiver& receiver, const std::string& path = "/ingest
   return h;
 }
 
-sinks::Deadline in(std::chrono::milliseconds d) { return std::chrono::steady_clock::now() + d; }
+base::Deadline in(std::chrono::milliseconds d) { return std::chrono::steady_clock::now() + d; }
 
 // A started sink, stopped at the end of the test.
 struct Started {

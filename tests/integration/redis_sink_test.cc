@@ -28,8 +28,8 @@ using redis::RedisSink;
 
 // Records and their raw encoding (the line itself), kept alive as long as the batch.
 struct Lines {
-  std::deque<agent::Record> records;
-  agent::RecordBytes bytes;  // what the records' messages view
+  std::deque<base::Record> records;
+  base::RecordBytes bytes;  // what the records' messages view
   Batch batch;
 
   explicit Lines(std::size_t n, const std::string& prefix = "line") {
@@ -66,7 +66,7 @@ config::SinkConfig sinkConfig(const RedisConfig& r, std::uint32_t workers = 2) {
   return cfg;
 }
 
-Deadline in(std::chrono::milliseconds ms) { return std::chrono::steady_clock::now() + ms; }
+base::Deadline in(std::chrono::milliseconds ms) { return std::chrono::steady_clock::now() + ms; }
 
 // A started sink, stopped at the end of the test.
 struct StartedSink {
@@ -136,12 +136,12 @@ TEST_CASE("redis error replies are classed by the reply table, row by row") {
 TEST_CASE("only a key of another type is a permanent redis error") {
   using redis::ErrorClass;
   using redis::outcomeOf;
-  CHECK(outcomeOf(ErrorClass::KeyType) == circuit::Outcome::Permanent);
+  CHECK(outcomeOf(ErrorClass::KeyType) == sinks::Outcome::Permanent);
   for (const ErrorClass c :
        {ErrorClass::ConnectionLost, ErrorClass::ClientsFull, ErrorClass::ServerBusy, ErrorClass::AccessDenied,
         ErrorClass::Misrouted, ErrorClass::Unsupported, ErrorClass::Refused}) {
     CAPTURE(static_cast<int>(c));
-    CHECK(outcomeOf(c) == circuit::Outcome::Retriable);
+    CHECK(outcomeOf(c) == sinks::Outcome::Retriable);
   }
 }
 
@@ -150,8 +150,8 @@ TEST_CASE("redis list mode appends a batch with one RPUSH, in order") {
   StartedSink s(sinkConfig(listAt(server.address())));
   Lines first(50, "a");
   Lines second(50, "b");
-  CHECK(s.send(first.batch).outcome == circuit::Outcome::Success);
-  CHECK(s.send(second.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(first.batch).outcome == sinks::Outcome::Success);
+  CHECK(s.send(second.batch).outcome == sinks::Outcome::Success);
   std::vector<std::string> expected = first.messages();
   for (const auto& m : second.messages()) expected.push_back(m);
   CHECK(server.command({"LRANGE", "logs", "0", "-1"}).strings() == expected);
@@ -166,7 +166,7 @@ TEST_CASE("redis stream mode adds one entry per record, in order") {
   StartedSink s(sinkConfig(r));
   Lines lines(100);
   const SendResult result = s.send(lines.batch);
-  CHECK(result.outcome == circuit::Outcome::Success);
+  CHECK(result.outcome == sinks::Outcome::Success);
   CHECK(result.failures.empty());
   CHECK(streamMessages(server, "events") == lines.messages());
   CHECK(s.sink.stats().commands.load() == 100);
@@ -180,7 +180,7 @@ TEST_CASE("redis stream mode trims the stream to about maxlen") {
   StartedSink s(sinkConfig(r));
   for (int i = 0; i < 20; ++i) {
     Lines lines(100, "batch" + std::to_string(i));
-    REQUIRE(s.send(lines.batch).outcome == circuit::Outcome::Success);
+    REQUIRE(s.send(lines.batch).outcome == sinks::Outcome::Success);
   }
   // MAXLEN ~ trims whole macro nodes (100 entries by default): at least 100 stay, far fewer than 2,000.
   const long long length = server.command({"XLEN", "events"}).integer;
@@ -201,7 +201,7 @@ TEST_CASE("redis pubsub mode publishes every record, in order") {
   r.channel = "live";
   StartedSink s(sinkConfig(r));
   Lines lines(200);
-  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(lines.batch).outcome == sinks::Outcome::Success);
   std::vector<std::string> received;
   for (std::size_t i = 0; i < lines.records.size(); ++i) {
     auto message = subscriber.next();
@@ -219,12 +219,12 @@ TEST_CASE("redis pubsub counts the records that reached no subscriber") {
   r.channel = "live";
   StartedSink s(sinkConfig(r));
   Lines unheard(30);
-  CHECK(s.send(unheard.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(unheard.batch).outcome == sinks::Outcome::Success);
   CHECK(s.sink.stats().unheard.load() == 30);
 
   RedisSubscriber subscriber(server, "live");
   Lines heard(20);
-  CHECK(s.send(heard.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(heard.batch).outcome == sinks::Outcome::Success);
   CHECK(subscriber.next() == "line-0");
   CHECK(s.sink.stats().unheard.load() == 30);
   const auto metrics = s.sink.metrics();
@@ -245,7 +245,7 @@ TEST_CASE("redis db selects the database the records go to") {
   r.db = 3;
   StartedSink s(sinkConfig(r));
   Lines lines(10);
-  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(lines.batch).outcome == sinks::Outcome::Success);
   CHECK(server.command({"LLEN", "logs"}, 3).integer == 10);
   CHECK(server.command({"LLEN", "logs"}, 0).integer == 0);
 }
@@ -256,7 +256,7 @@ TEST_CASE("redis password authenticates the sink's connections") {
   r.password = "s3cret";
   StartedSink s(sinkConfig(r));
   Lines lines(10);
-  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(lines.batch).outcome == sinks::Outcome::Success);
   CHECK(server.command({"LLEN", "logs"}).integer == 10);
 }
 
@@ -268,7 +268,7 @@ TEST_CASE("redis ACL username and password authenticate the sink's connections")
   r.password = "pw";
   StartedSink s(sinkConfig(r));
   Lines lines(10);
-  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(lines.batch).outcome == sinks::Outcome::Success);
   CHECK(server.command({"LLEN", "logs"}).integer == 10);
 }
 
@@ -279,7 +279,7 @@ TEST_CASE("redis wrong password is retriable and says the records are not at fau
   StartedSink s(sinkConfig(r));
   Lines lines(10);
   const SendResult result = s.send(lines.batch);
-  CHECK(result.outcome == circuit::Outcome::Retriable);
+  CHECK(result.outcome == sinks::Outcome::Retriable);
   CHECK(result.error.find("WRONGPASS") != std::string::npos);
   CHECK(result.error.find("not at fault") != std::string::npos);
   CHECK(s.sink.stats().accessDenied.load() == 1);
@@ -292,7 +292,7 @@ TEST_CASE("redis key of another type is a permanent failure") {
   StartedSink s(sinkConfig(listAt(server.address())));
   Lines lines(10);
   const SendResult result = s.send(lines.batch);
-  CHECK(result.outcome == circuit::Outcome::Permanent);
+  CHECK(result.outcome == sinks::Outcome::Permanent);
   CHECK(result.error.find("WRONGTYPE") != std::string::npos);
   CHECK(result.failures.empty());
   CHECK(s.sink.stats().rejected.load() == 1);
@@ -305,7 +305,7 @@ TEST_CASE("redis without the command is retriable: the server is at fault, not t
   StartedSink s(sinkConfig(listAt(server.address())));
   Lines lines(10);
   const SendResult result = s.send(lines.batch);
-  CHECK(result.outcome == circuit::Outcome::Retriable);
+  CHECK(result.outcome == sinks::Outcome::Retriable);
   CHECK(result.error.find("unknown command") != std::string::npos);
   CHECK(s.sink.stats().refused.load() == 1);
   CHECK(s.sink.stats().rejected.load() == 0);
@@ -317,43 +317,43 @@ TEST_CASE("redis at its maxclients is retriable, and the sink gets in once there
   StartedSink s(sinkConfig(listAt(server.address()), 1));
   Lines lines(10);
   const SendResult refused = s.send(lines.batch);
-  CHECK(refused.outcome == circuit::Outcome::Retriable);
+  CHECK(refused.outcome == sinks::Outcome::Retriable);
   CHECK(refused.error.find("max number of clients") != std::string::npos);
   const SendResult probed = s.sink.probe(in(1s));
-  CHECK(probed.outcome == circuit::Outcome::Retriable);
+  CHECK(probed.outcome == sinks::Outcome::Retriable);
 
   REQUIRE_FALSE(server.command({"CONFIG", "SET", "maxclients", "100"}).isError());
-  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == circuit::Outcome::Success; }, 10s));
+  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == sinks::Outcome::Success; }, 10s));
   CHECK(server.command({"LLEN", "logs"}).integer == 10);
-  CHECK(s.sink.probe(in(1s)).outcome == circuit::Outcome::Success);
+  CHECK(s.sink.probe(in(1s)).outcome == sinks::Outcome::Success);
 }
 
 TEST_CASE("redis stopped server fails fast as retriable, and the sink reconnects once it is back") {
   RedisServer server;
   StartedSink s(sinkConfig(listAt(server.address()), 1));
   Lines lines(10);
-  REQUIRE(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  REQUIRE(s.send(lines.batch).outcome == sinks::Outcome::Success);
 
   server.stop();
   // The pooled connection finds the server gone; the next call's connect is refused.
   for (int i = 0; i < 2; ++i) {
     const auto started = std::chrono::steady_clock::now();
     const SendResult result = s.send(lines.batch);
-    CHECK(result.outcome == circuit::Outcome::Retriable);
+    CHECK(result.outcome == sinks::Outcome::Retriable);
     CHECK(std::chrono::steady_clock::now() - started < 1s);  // connect_timeout
   }
   // Within the reconnect delay the sink does not touch the server.
   const SendResult fast = s.send(lines.batch);
-  CHECK(fast.outcome == circuit::Outcome::Retriable);
+  CHECK(fast.outcome == sinks::Outcome::Retriable);
   CHECK(fast.error.find("reconnecting in") != std::string::npos);
   CHECK(s.sink.stats().fastFailures.load() >= 1);
   CHECK(s.sink.stats().connected.load() == 0);
 
   server.start();
-  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == circuit::Outcome::Success; }, 10s));
+  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == sinks::Outcome::Success; }, 10s));
   CHECK(server.command({"LLEN", "logs"}).integer == 10);  // a fresh server: the first batch is gone
   CHECK(s.sink.stats().reconnects.load() == 1);
-  CHECK(s.sink.probe(in(1s)).outcome == circuit::Outcome::Success);
+  CHECK(s.sink.probe(in(1s)).outcome == sinks::Outcome::Success);
 }
 
 TEST_CASE("redis busy running a script is retriable") {
@@ -370,16 +370,16 @@ TEST_CASE("redis busy running a script is retriable") {
 
   Lines lines(10);
   const SendResult result = s.send(lines.batch);
-  CHECK(result.outcome == circuit::Outcome::Retriable);
+  CHECK(result.outcome == sinks::Outcome::Retriable);
   CHECK(result.error.find("BUSY") != std::string::npos);
   CHECK(s.sink.stats().serverBusy.load() == 1);
-  CHECK(s.sink.probe(in(1s)).outcome == circuit::Outcome::Retriable);
+  CHECK(s.sink.probe(in(1s)).outcome == sinks::Outcome::Retriable);
 
   CHECK_FALSE(server.command({"SCRIPT", "KILL"}).isError());
   redisFree(blocker);
   // The script stops at its next check, a moment after SCRIPT KILL returns.
   CHECK(waitUntil([&] { return !server.command({"PING"}).isError(); }));
-  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(lines.batch).outcome == sinks::Outcome::Success);
 }
 
 TEST_CASE("redis loading its dataset is retriable") {
@@ -394,10 +394,10 @@ TEST_CASE("redis loading its dataset is retriable") {
   StartedSink s(sinkConfig(listAt(server.address())));
   Lines lines(10);
   const SendResult result = s.send(lines.batch);
-  CHECK(result.outcome == circuit::Outcome::Retriable);
+  CHECK(result.outcome == sinks::Outcome::Retriable);
   CHECK(result.error.find("LOADING") != std::string::npos);
   CHECK(s.sink.stats().serverBusy.load() == 1);
-  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == circuit::Outcome::Success; }, 20s));
+  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == sinks::Outcome::Success; }, 20s));
   CHECK(server.command({"LLEN", "logs"}).integer == 10);
 }
 
@@ -405,11 +405,11 @@ TEST_CASE("redis unix socket address delivers") {
   RedisServer server;
   StartedSink s(sinkConfig(listAt("unix:" + server.socketPath().string())));
   Lines lines(10);
-  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(lines.batch).outcome == sinks::Outcome::Success);
   CHECK(server.command({"LRANGE", "logs", "0", "-1"}).strings() == lines.messages());
   RedisConfig plainPath = listAt(server.socketPath().string(), "other");
   StartedSink t(sinkConfig(plainPath));
-  CHECK(t.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(t.send(lines.batch).outcome == sinks::Outcome::Success);
   CHECK(server.command({"LLEN", "other"}).integer == 10);
 }
 
@@ -420,8 +420,8 @@ TEST_CASE("redis delivers 10,000 records of one batch") {
   r.mode = Mode::Stream;
   StartedSink stream(sinkConfig(r));
   Lines lines(10000, "record with some text to make it a realistic length");
-  CHECK(list.send(lines.batch).outcome == circuit::Outcome::Success);
-  CHECK(stream.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(list.send(lines.batch).outcome == sinks::Outcome::Success);
+  CHECK(stream.send(lines.batch).outcome == sinks::Outcome::Success);
   CHECK(server.command({"LRANGE", "logs", "0", "-1"}).strings() == lines.messages());
   CHECK(streamMessages(server, "events") == lines.messages());
 }
@@ -435,7 +435,7 @@ TEST_CASE("redis concurrent sends use one connection each and lose nothing") {
     workers.emplace_back([&, w] {
       for (int i = 0; i < 50; ++i) {
         Lines lines(20, "w" + std::to_string(w));
-        if (s.send(lines.batch).outcome != circuit::Outcome::Success) ++failures;
+        if (s.send(lines.batch).outcome != sinks::Outcome::Success) ++failures;
       }
     });
   }

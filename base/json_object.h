@@ -15,9 +15,9 @@
 #include <utility>
 #include <vector>
 
-#include "agent/record.h"
+#include "base/record.h"
 
-namespace logcapture::agent::decode {
+namespace logcapture::base {
 
 // Objects and arrays nested deeper than this (the line's own object counts as one) are not decoded:
 // deep enough for any real log, shallow enough for the recursive parsers of common consumers.
@@ -84,4 +84,4 @@ std::string_view jsonKey(std::string_view message, const JsonMember& member, std
 // Appends a member's value without whitespace between its tokens, so that it stays on one line.
 void appendCompactJson(std::string& out, std::string_view message, const JsonMember& member);
 
-}  // namespace logcapture::agent::decode
+}  // namespace logcapture::base
