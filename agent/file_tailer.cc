@@ -553,7 +553,11 @@ void FileTailer::checkFile(TailedFile& f, Clock::time_point now) {
     }
   }
   if (f.released && f.offset >= size && now - f.lastData >= timings_.releaseIdle) {
-    release(f);
+    flushAll(f, now);
+    // A renamed file may still match the glob (app.log.1 under app.log*): closed while its records are
+    // in flight, it would be opened again at its checkpoint and they would be read twice. A deleted one
+    // cannot be opened again.
+    if (st.st_nlink == 0 || f.cursor->idle()) release(f);
   }
 }
 

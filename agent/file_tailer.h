@@ -40,10 +40,11 @@ namespace logcapture::agent {
 
 // Timings of the tailer; tests shorten them.
 struct TailerTimings {
-  std::chrono::milliseconds rescan{1000};           // glob again for new files (inotify wakes us earlier)
-  std::chrono::milliseconds statCheck{250};         // look for rotation, truncation, deletion
-  std::chrono::milliseconds poll{250};              // longest sleep without inotify events
-  std::chrono::milliseconds releaseIdle{5000};      // a rotated or deleted file idle this long is closed
+  std::chrono::milliseconds rescan{1000};    // glob again for new files (inotify wakes us earlier)
+  std::chrono::milliseconds statCheck{250};  // look for rotation, truncation, deletion
+  std::chrono::milliseconds poll{250};       // longest sleep without inotify events
+  // A rotated or deleted file idle this long is closed; a rotated one not before its records are finished with.
+  std::chrono::milliseconds releaseIdle{5000};
   std::chrono::milliseconds partialLine{5000};      // an incomplete last line is flushed after this
   std::chrono::milliseconds checkpointTouch{1000};  // mark open files present, expire entries of gone ones
 };

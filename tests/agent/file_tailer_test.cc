@@ -49,6 +49,7 @@ class Harness {
       Chunk c;
       while (!done_) {
         if (paused_) {
+          pauseSeen_ = pauseEpoch_.load();
           std::this_thread::sleep_for(5ms);
           continue;
         }
@@ -155,7 +156,12 @@ class Harness {
     }
     return true;
   }
-  void pauseConsumer() { paused_ = true; }
+  // Returns once the consumer has seen it: a chunk pushed from then on stays in the queue, unfinished.
+  void pauseConsumer() {
+    paused_ = true;
+    const int epoch = ++pauseEpoch_;
+    REQUIRE(testing::waitUntil([&] { return pauseSeen_.load() == epoch; }));
+  }
   void resumeConsumer() { paused_ = false; }
   FileTailer& tailer() { return *tailers_.front(); }
   RecordQueue& queue() { return queue_; }
@@ -165,6 +171,8 @@ class Harness {
   RecordQueue queue_;
   const TailerTimings timings_;
   std::atomic<bool> paused_{false};
+  std::atomic<int> pauseEpoch_{0};  // pauses asked for
+  std::atomic<int> pauseSeen_{0};   // the last pause the consumer saw
   int witnesses_ = 0;
   std::unique_ptr<checkpoint::CheckpointStore> store_;
   std::vector<std::unique_ptr<FileTailer>> tailers_;
@@ -275,6 +283,29 @@ TEST_CASE("rotation by rename under continuous writes loses and repeats nothing"
   REQUIRE(settled);
   CHECK(got == numberedMessages(0, kLines));
   CHECK(st.rotations.load() >= 3);
+}
+
+TEST_CASE("a rotated file its glob still matches is not read again while its lines are in flight") {
+  TempDir dir;
+  const auto file = dir.logs() / "app.log";
+  append(file, numberedLines(0, 5));
+  Harness h(dir.path);
+  h.startTailer(h.input({(dir.logs() / "app.log*").string()}));
+  REQUIRE(h.waitFor(5));
+  REQUIRE(h.caughtUp());
+  h.pauseConsumer();  // the sinks fall behind: what is read from now on stays in flight
+  append(file, numberedLines(5, 10));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().records.load() == 10; }));
+  fs::rename(file, dir.logs() / "app.log.1");  // logrotate's name, which the glob matches too
+  append(file, numberedLines(10, 12));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().records.load() == 12; }));
+  // Well past releaseIdle and many rescans: a rotated file closed now is found again by the glob, and
+  // whatever it read since its checkpoint would be read a second time.
+  CHECK_FALSE(waitUntil([&] { return h.tailer().stats().records.load() > 12; }, 1s));
+  h.resumeConsumer();
+  REQUIRE(h.waitFor(12));
+  REQUIRE(h.caughtUp());
+  CHECK(h.messages() == numberedMessages(0, 12));
 }
 
 TEST_CASE("copytruncate restarts the file from the top") {
