@@ -269,7 +269,14 @@ void FileTailer::resumeRenamed(const std::set<FileKey>& matched) {
   for (auto& e : checkpoints_.entries()) {
     const FileKey key{e.id.device, e.id.inode};
     if (e.input != cfg_.name || matched.contains(key) || files_.contains(key)) continue;
-    byDirectory[std::filesystem::path(e.path).parent_path().string()].push_back(std::move(e));
+    const std::string directory = std::filesystem::path(e.path).parent_path().string();
+    // A file followed through a symlink (Kubernetes' /var/log/containers) is rotated beside its target.
+    std::error_code ec;
+    const auto target = std::filesystem::canonical(e.path, ec);
+    if (!ec && target.parent_path() != std::filesystem::path(directory)) {
+      byDirectory[target.parent_path().string()].push_back(e);
+    }
+    byDirectory[directory].push_back(std::move(e));
   }
   auto logger = log::component("tailer");
   for (const auto& [directory, entries] : byDirectory) {
@@ -285,6 +292,7 @@ void FileTailer::resumeRenamed(const std::set<FileKey>& matched) {
                x.id.inode == static_cast<std::uint64_t>(st.st_ino);
       });
       if (e == entries.end() || static_cast<std::uint64_t>(st.st_size) <= e->offset) continue;  // nothing left to read
+      if (files_.contains(FileKey{e->id.device, e->id.inode})) continue;  // found in another directory
       if (files_.size() >= cfg_.maxOpenFiles) break;
       const std::string path = (std::filesystem::path(directory) / d->d_name).string();
       const int fd = openForReading(path.c_str());

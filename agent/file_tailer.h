@@ -6,7 +6,8 @@
 // Where a file is read from: at the input's very first start (no checkpoint state for it yet), the files
 // present then start at start_at; every other file not seen before starts at its first byte. A
 // checkpointed file resumes at its checkpoint, found by its identity (device, inode, fingerprint) under
-// the glob or, renamed by a rotation while the agent was down, in its old directory; one now shorter
+// the glob or, renamed by a rotation while the agent was down, in its old directory (for a file followed
+// through a symlink, also in the directory of the symlink's target); one now shorter
 // than its checkpoint, or starting with other bytes, was truncated and is read from its start.
 //
 // Lines: a line goes out when its newline is read. An incomplete last line goes out on its own only

@@ -583,6 +583,31 @@ TEST_CASE("a file rotated while the input was stopped is read to its end, then i
   CHECK(h.tailer().stats().rotations.load() == 1);
 }
 
+TEST_CASE("a file followed through a symlink and rotated while the input was stopped is read to its end") {
+  // Kubernetes' layout: the glob matches /var/log/containers/*.log, symlinks to the kubelet's files,
+  // which the kubelet rotates in their own directory (0.log -> 0.log.<time>).
+  TempDir dir;
+  const auto pod = dir.path / "pods" / "ns_app_uid" / "app";
+  fs::create_directories(pod);
+  const auto file = pod / "0.log";
+  append(file, numberedLines(0, 50));
+  fs::create_symlink(file, dir.logs() / "app_ns_app.log");
+  Harness h(dir.path);
+  const auto cfg = h.input({(dir.logs() / "*.log").string()});
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(50));
+  REQUIRE(h.caughtUp());
+  h.stopTailer();
+  // While the agent is down: more lines, then the kubelet rotates; the symlink names the new file.
+  append(file, numberedLines(50, 100));
+  fs::rename(file, pod / "0.log.20260101-000000");
+  append(file, numberedLines(100, 150));
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(150));
+  REQUIRE(h.caughtUp());
+  CHECK(h.messages() == numberedMessages(0, 150));
+}
+
 TEST_CASE("a file shorter than its checkpoint after a restart is read from its start") {
   TempDir dir;
   const auto file = dir.logs() / "app.log";
