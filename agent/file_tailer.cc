@@ -126,6 +126,10 @@ bool FileTailer::start() {
 void FileTailer::stop(Deadline) {
   stopping_ = true;
   wakeup_.signal();
+  // A queue the sinks hold full (when_full: block on a sink that is down) would keep the thread, and
+  // the reload or shutdown joining it, waiting for ever: what it could not push is read again from
+  // the checkpoints.
+  queue_.wakeProducers();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -416,7 +420,9 @@ void FileTailer::follow(const std::string& path, int fd, const checkpoint::FileI
   stats_.filesOpen.store(files_.size(), std::memory_order_relaxed);
 }
 
-void FileTailer::push(TailedFile& f, Chunk&& chunk) { pushRecords(queue_, stats_, std::move(chunk), f.cursor); }
+void FileTailer::push(TailedFile& f, Chunk&& chunk) {
+  pushRecords(queue_, stats_, std::move(chunk), f.cursor, &stopping_);
+}
 
 bool FileTailer::readSome(TailedFile& f) {
   if (!buffer_) buffer_ = std::make_unique_for_overwrite<char[]>(kReadBytes);
