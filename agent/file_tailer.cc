@@ -57,6 +57,21 @@ const char* fileType(mode_t mode) {
 // terminal as the controlling one.
 int openForReading(const char* path) { return ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY); }
 
+// Where the last line of the first `size` bytes starts: just past the last newline among its last
+// `window` bytes. `size` when there is none there (or the read fails): a line longer than that is cut anyway.
+std::uint64_t lastLineStart(int fd, std::uint64_t size, std::size_t window) {
+  const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(size, window));
+  if (want == 0) return size;
+  std::string tail(want, '\0');
+  ssize_t n = 0;
+  do {
+    n = ::pread(fd, tail.data(), want, static_cast<off_t>(size - want));
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(want)) return size;
+  const auto nl = tail.rfind('\n');
+  return nl == std::string::npos ? size : size - want + nl + 1;
+}
+
 }  // namespace
 
 struct FileTailer::TailedFile {
@@ -373,7 +388,10 @@ void FileTailer::open(const std::string& path, bool startup) {
     case checkpoint::Lookup::Kind::New:
       // start_at is for the files present at the input's first start only: after that, a file never
       // seen was written while we were not looking, and all of it is unread.
-      if (startup && firstStart_ && cfg_.startAt == config::StartAt::End) offset = size;
+      // The line being written then is not skipped in part: it is read whole once its newline comes.
+      if (startup && firstStart_ && cfg_.startAt == config::StartAt::End) {
+        offset = lastLineStart(fd, size, cfg_.maxLineBytes.value);
+      }
       break;
   }
   problems_.erase(path);

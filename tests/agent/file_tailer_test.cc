@@ -219,6 +219,20 @@ TEST_CASE("start_at end skips existing lines and reads new ones") {
   CHECK(h.messages() == numberedMessages(3, 5));
 }
 
+TEST_CASE("start_at end delivers whole the line being written at the first start") {
+  TempDir dir;
+  append(dir.logs() / "a.log", numberedLines(0, 3) + "half of a li");
+  TailerTimings timings = fastTimings();
+  timings.partialLine = 10min;  // the writer finishing its line late does not make it two
+  Harness h(dir.path, {}, timings);
+  h.startTailer(h.input({(dir.logs() / "*.log").string()}, config::StartAt::End));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesOpen.load() == 1; }));
+  append(dir.logs() / "a.log", "ne\n" + numberedLines(3, 5));
+  REQUIRE(h.waitFor(3));
+  REQUIRE(h.caughtUp());
+  CHECK(h.messages() == std::vector<std::string>{"half of a line", "line 3", "line 4"});
+}
+
 TEST_CASE("a file created after start-up is read from its first byte") {
   TempDir dir;
   Harness h(dir.path);
