@@ -63,8 +63,10 @@ class Input {
 
 // Pushes records read together from one source (a chunk the decoder filled) into the queue, counting
 // them and any the full queue dropped. `cursor` is the source's (null for stdin, which cannot be read again).
+// `abandon`: see RecordQueue::push.
 RecordQueue::PushResult pushRecords(RecordQueue& queue, InputStats& stats, Chunk&& chunk,
-                                    const std::shared_ptr<SourceCursor>& cursor);
+                                    const std::shared_ptr<SourceCursor>& cursor,
+                                    const std::atomic<bool>* abandon = nullptr);
 
 // An eventfd that interrupts an input thread's poll() when stop() is called. Not copyable.
 // Without one (eventfd failed: error() says why, fd() is -1, which poll() ignores) the thread sees

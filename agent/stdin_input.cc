@@ -84,7 +84,8 @@ void StdinInput::run() {
     Chunk chunk;
     const auto now = Clock::now();
     bool read = false;
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+    // POLLNVAL: not an open descriptor (started with stdin closed); the read says so, and the input ends.
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
       const ssize_t n = ::read(fd_, buffer.data(), buffer.size());
       if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (n <= 0) {  // EOF (or an unreadable stdin): everything held goes out, then we are done

@@ -170,6 +170,47 @@ TEST_CASE("a full dead letter drops and counts the records past its cap") {
   CHECK(std::filesystem::file_size(f.dir.path / "dead-letter" / "test.ndjson") <= 1000);
 }
 
+TEST_CASE("a full dead letter moved away takes the next refused records in a new file") {
+  auto cfg = sinkConfig();
+  cfg.deadLetter.maxBytes = config::Bytes{1000};
+  Fixture f(cfg, [](const sinks::Batch&) { return sinks::SendResult::failure(Outcome::Permanent, "bad"); });
+  Feed feed;
+  feed.offer(*f.runner, 0, 50);
+  REQUIRE(waitUntil([&] { return feed.committed() == 50; }));
+  REQUIRE(f.stats().droppedFor(DropReason::DeadLetterFull) > 0);
+  const auto written = f.stats().deadLettered.load();
+  // What dead_letter_full advises: move the file away.
+  const auto path = f.dir.path / "dead-letter" / "test.ndjson";
+  std::filesystem::rename(path, f.dir.path / "dead-letter" / "test.ndjson.1");
+  feed.offer(*f.runner, 50, 55);
+  REQUIRE(waitUntil([&] { return feed.committed() == 55; }));
+  CHECK(f.stats().deadLettered == written + 5);
+  CHECK(f.deadLetterLines().size() == 5);
+}
+
+TEST_CASE("a dead letter already at its cap when the agent starts takes no more records") {
+  auto cfg = sinkConfig();
+  cfg.deadLetter.maxBytes = config::Bytes{1000};
+  testing::TempDir state{"logcapture-runner"};
+  const auto path = state.path / "dead-letter" / "test.ndjson";
+  std::filesystem::create_directories(path.parent_path());
+  {
+    std::ofstream out(path);
+    out << std::string(999, 'x') << "\n";  // left by an earlier run, at the cap
+  }
+  auto sink = std::make_unique<ScriptedSink>(
+      [](const sinks::Batch&) { return sinks::SendResult::failure(Outcome::Permanent, "bad"); });
+  Feed feed;
+  SinkRunner runner(cfg, std::move(sink), state.path.string(), circuit::SteadyClock::instance());
+  REQUIRE_FALSE(runner.start());
+  feed.offer(runner, 0, 5);
+  REQUIRE(waitUntil([&] { return feed.committed() == 5; }));
+  CHECK(runner.stats().droppedFor(DropReason::DeadLetterFull) == 5);
+  CHECK(runner.stats().deadLettered == 0);
+  CHECK(std::filesystem::file_size(path) == 1000);
+  runner.stop(std::chrono::steady_clock::now() + 1s);
+}
+
 TEST_CASE("a partial failure dead-letters the permanent records and retries only the retriable ones") {
   std::atomic<int> calls{0};
   Fixture f(sinkConfig(), [&](const sinks::Batch& b) {

@@ -1,6 +1,7 @@
 #include "agent/stdin_input.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <string>
@@ -112,4 +113,17 @@ TEST_CASE("a queue full for longer than the partial-line timeout splits no stdin
   CHECK(input.stats().partialLines.load() == 0);
   input.stop(std::chrono::steady_clock::now() + 1s);
   close(fds[0]);
+}
+
+TEST_CASE("a standard input that is not an open descriptor ends the input instead of spinning") {
+  // As `logcapture run <&-` leaves it: poll() answers POLLNVAL at once, every time.
+  const int closed = 0x3fffffff;
+  REQUIRE(fcntl(closed, F_GETFD) == -1);
+  RecordQueue q(config::QueueConfig{});
+  StdinInput input(stdinConfig(), q, closed);
+  REQUIRE(input.start());
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!input.finished() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  CHECK(input.finished());
+  input.stop(std::chrono::steady_clock::now() + 1s);
 }
