@@ -100,15 +100,7 @@ FileTailer::FileTailer(const config::InputConfig& cfg, RecordQueue& queue, check
       queue_(queue),
       checkpoints_(checkpoints),
       timings_(timings),
-      fields_(std::make_shared<const std::map<std::string, std::string>>(cfg.fields)) {
-  if (wakeup_.fd() < 0) {
-    stats_.wakeupFailures.fetch_add(1, std::memory_order_relaxed);
-    log::event(*log::component("tailer"), spdlog::level::warn, "wakeup_unavailable",
-               {{"input", cfg_.name},
-                {"error", std::strerror(wakeup_.error())},
-                {"effect", "a stop is noticed at the next poll instead of at once"}});
-  }
-}
+      fields_(std::make_shared<const std::map<std::string, std::string>>(cfg.fields)) {}
 
 FileTailer::~FileTailer() {
   stopping_ = true;
@@ -121,6 +113,14 @@ FileTailer::~FileTailer() {
 
 bool FileTailer::start() {
   auto logger = log::component("tailer");
+  // Said here rather than where the eventfd was made: a constructor short of descriptors may not log.
+  if (wakeup_.fd() < 0) {
+    stats_.wakeupFailures.fetch_add(1, std::memory_order_relaxed);
+    log::event(*logger, spdlog::level::warn, "wakeup_unavailable",
+               {{"input", cfg_.name},
+                {"error", std::strerror(wakeup_.error())},
+                {"effect", "a stop is noticed at the next poll instead of at once"}});
+  }
   inotifyFd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotifyFd_ < 0) {
     // Polling still finds everything, only later.

@@ -825,10 +825,11 @@ TEST_CASE("without an eventfd the tailer says so once, reads, and still stops") 
   rlimit tight = saved;
   tight.rlim_cur = static_cast<rlim_t>(lowest);
   REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  // Only the construction (which makes the eventfd) runs short of descriptors: the sanitizers need some.
   auto tailer = std::make_unique<FileTailer>(cfg, queue, store, fastTimings());
   REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
-  CHECK(tailer->stats().wakeupFailures.load() == 1);
   REQUIRE(tailer->start());
+  CHECK(tailer->stats().wakeupFailures.load() == 1);
   Chunk c;
   REQUIRE(queue.pop(c, 5s));
   REQUIRE(c.records.size() == 1);
