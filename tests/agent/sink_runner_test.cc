@@ -335,21 +335,22 @@ TEST_CASE("a slow sink that other sinks wait on drops by its policy, counted, an
     });
     Feed feed;
     const auto started = std::chrono::steady_clock::now();
-    // Past the intake's 4096 records, so that offer() has to wait, as a fan-out feeding others would.
-    feed.offer(*f.runner, 0, 6000, 50, /*othersWait=*/true);
+    // Far past the intake's 4096 records and what the open batches hold, so that offer() has to wait, as a
+    // fan-out feeding others would.
+    feed.offer(*f.runner, 0, 20000, 50, /*othersWait=*/true);
     CHECK(std::chrono::steady_clock::now() - started < 5s);
     CHECK(waitUntil([&] { return f.stats().droppedFor(DropReason::BufferFull) > 0; }, 5s));
     // With no one waiting any more, the rest of the intake waits for the sink: made fast, it finishes.
     f.sink->setScript(testing::acceptAll);
-    REQUIRE(waitUntil([&] { return feed.committed() == 6000; }, 20s));
+    REQUIRE(waitUntil([&] { return feed.committed() == 20000; }, 20s));
     // The counters follow the checkpoint's move by a moment.
-    CHECK(waitUntil([&] { return f.stats().delivered + f.stats().droppedFor(DropReason::BufferFull) == 6000; }));
+    CHECK(waitUntil([&] { return f.stats().delivered + f.stats().droppedFor(DropReason::BufferFull) == 20000; }));
     CHECK(f.runner->breaker().state() == circuit::State::Closed);
   }
 }
 
-TEST_CASE("a slow sink with a drop policy that no other sink waits on holds back its intake and loses nothing") {
-  for (auto policy : {config::WhenFull::DropNewest, config::WhenFull::DropOldest}) {
+TEST_CASE("a slow sink that no other sink waits on holds back its intake and loses nothing, whatever its when_full") {
+  for (auto policy : {config::WhenFull::Block, config::WhenFull::DropNewest, config::WhenFull::DropOldest}) {
     CAPTURE(config::enumName(policy));
     auto cfg = sinkConfig();
     cfg.buffer.maxBytes = config::Bytes{200};
@@ -364,21 +365,6 @@ TEST_CASE("a slow sink with a drop policy that no other sink waits on holds back
     CHECK(f.sink->accepted() == feed.expected(0, 300));
     CHECK(f.stats().droppedFor(DropReason::BufferFull) == 0);
   }
-}
-
-TEST_CASE("a slow sink with when_full: block holds back its intake and loses nothing") {
-  auto cfg = sinkConfig();
-  cfg.buffer.maxBytes = config::Bytes{200};
-  cfg.buffer.whenFull = config::WhenFull::Block;
-  Fixture f(cfg, [](const sinks::Batch&) {
-    std::this_thread::sleep_for(2ms);
-    return sinks::SendResult::success();
-  });
-  Feed feed;
-  feed.offer(*f.runner, 0, 300);
-  REQUIRE(waitUntil([&] { return feed.committed() == 300; }, 20s));
-  CHECK(f.sink->accepted() == feed.expected(0, 300));
-  CHECK(f.stats().droppedFor(DropReason::BufferFull) == 0);
 }
 
 TEST_CASE("a probe answered with a refusal or a throttle re-opens the breaker, so probes come once per open period") {
