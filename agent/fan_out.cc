@@ -80,7 +80,7 @@ void FanOut::run() {
     chunk = Chunk{};
     for (SinkRunner* r : routed) {
       waitingOn_.store(r, std::memory_order_release);
-      r->offer(delivery);
+      r->offer(delivery, runners_.size() > 1);
     }
     waitingOn_.store(nullptr, std::memory_order_release);
   }

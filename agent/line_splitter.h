@@ -36,6 +36,8 @@ class LineSplitter {
   void flush(std::uint64_t offset, OnLine&& onLine);
   // True while bytes of an unfinished line are held (not while only skipping the rest of a flushed one).
   bool holding() const { return !partial_.empty() || cut_; }
+  // A new limit (a reload changed max_line_bytes); a held line already longer is cut at its next feed.
+  void setMaxLineBytes(std::size_t maxLineBytes) { maxLineBytes_ = maxLineBytes; }
   // Forgets held bytes (the file was truncated).
   void reset() {
     partial_.clear();
@@ -44,7 +46,7 @@ class LineSplitter {
   }
 
  private:
-  const std::size_t maxLineBytes_;
+  std::size_t maxLineBytes_;
   std::string partial_;    // the line so far; when cut_, its first max_line_bytes
   bool cut_ = false;       // partial_ is the head of an over-long line whose rest is being skipped
   bool skipping_ = false;  // the head already went out (flush()): drop the rest of the line

@@ -1,8 +1,10 @@
 // The logcapture command: run (default), check, breakers, version.
 
+#include <fcntl.h>
 #include <CLI/CLI.hpp>
-#include <csignal>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -83,6 +85,14 @@ std::vector<std::string> withDefaultCommand(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Started with stdin, stdout or stderr closed (`<&-`, a careless supervisor), the first file the agent
+  // opens would take that number: the stdin input would read a log file, the console sink write into one.
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      const int opened = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+      if (opened < 0) return 1;  // no /dev/null: nothing sensible to run on
+    }
+  }
   // Before any thread exists, so every thread inherits the mask and signals reach sigtimedwait.
   agent::blockSignals();
   // A console sink whose reader went away, or a peer closing a socket, must show up as a write error

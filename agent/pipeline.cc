@@ -289,6 +289,12 @@ ReloadOutcome Pipeline::reload(const config::Config& next, base::Deadline deadli
       keptInputs.push_back(*same);
       continue;
     }
+    // An input that takes new settings in place (stdin, which cannot be read again) is not rebuilt.
+    if (same != inputsRunning.end() && (*same)->reconfigure(ic)) {
+      keptInputs.push_back(*same);
+      out.changes.push_back("input " + ic.name + " reconfigured");
+      continue;
+    }
     out.changes.push_back("input " + ic.name + (same == inputsRunning.end() ? " added" : " rebuilt"));
   }
   InputList retiredInputs;

@@ -97,12 +97,17 @@ std::optional<std::string> SinkRunner::start(bool held) {
   return std::nullopt;
 }
 
-void SinkRunner::offer(DeliveryRef delivery) {
+void SinkRunner::offer(DeliveryRef delivery, bool othersWait) {
   const std::uint64_t n = delivery->records().size();
   std::unique_lock lock(intakeMutex_);
-  intakeChanged_.wait(lock, [&] {
+  const auto room = [&] {
     return intakeClosed_ || !intakeBounded_ || intakeRecords_ == 0 || intakeRecords_ + n <= intakeMaxRecords_;
-  });
+  };
+  if (!room()) {
+    if (othersWait) othersWaitOnIntake_.store(true, std::memory_order_relaxed);
+    intakeChanged_.wait(lock, room);
+    othersWaitOnIntake_.store(false, std::memory_order_relaxed);
+  }
   if (intakeClosed_) return;  // stopping: unfinished, read again after a restart
   stats_.received.fetch_add(n, std::memory_order_relaxed);
   intakeRecords_ += n;
@@ -264,7 +269,14 @@ void SinkRunner::flush(OpenBatch& o) {
   pb.sequence = sequence_++;
   pb.formedAt = o.firstAt;
   std::vector<PendingBatch> evicted;
-  switch (buffer_.push(pb, evicted)) {
+  // A drop policy drops when dropping lets something go on: the breaker refuses sends (the sink is
+  // down), or other sinks wait behind this one. A sink only slow, holding back no one, waits instead.
+  const auto mayDrop = [this] {
+    const auto state = breaker_->state();
+    return state == circuit::State::Open || state == circuit::State::ForcedOpen ||
+           othersWaitOnIntake_.load(std::memory_order_relaxed);
+  };
+  switch (buffer_.push(pb, evicted, mayDrop)) {
     case SinkBuffer::PushResult::Accepted:
       break;
     case SinkBuffer::PushResult::Dropped:

@@ -116,7 +116,10 @@ class SinkRunner {
   std::optional<std::string> start(bool held = false);
   // Takes the sink's share of a delivery (the caller counted one claim for it). Waits while the intake
   // is full; returns at once, the delivery not taken (left unfinished), once abandonIntake() was called.
-  void offer(DeliveryRef delivery);
+  // `othersWait`: other sinks are held back while this call waits (the fan-out feeds more than this
+  // one), which lets a full buffer apply its drop policy although the breaker is closed; a sink that
+  // is only slow and holds back no one waits instead, so its inputs slow down and lose nothing.
+  void offer(DeliveryRef delivery, bool othersWait = false);
   // Sends what is buffered until the deadline, then stops the sink. Records still unsent are left
   // unfinished (read again after a restart) and counted in unsentAtShutdown.
   void stop(base::Deadline deadline);
@@ -207,6 +210,7 @@ class SinkRunner {
   const std::uint64_t intakeMaxRecords_;
   bool intakeClosed_ = false;
   bool intakeBounded_ = true;
+  std::atomic<bool> othersWaitOnIntake_{false};      // offer() waits for room while other sinks wait on it
   std::vector<std::vector<DeliveryRef>> delivered_;  // guarded by intakeMutex_: claims to release
   bool batcherExited_ = false;                       // guarded by intakeMutex_
 

@@ -2,7 +2,7 @@
 
 // JSON objects in log lines, read without building a document: one pass checks the line (RFC 8259,
 // strictly) and records where each top-level member's key and value lie, so that sinks copy those bytes
-// instead of parsing the line again (agent/record.h, JsonMember). Nesting is followed with a fixed-size
+// instead of parsing the line again (base/record.h, JsonMember). Nesting is followed with a fixed-size
 // stack of kMaxJsonDepth bits: no input makes it recurse, allocate per level, or take more than one pass.
 //
 // Any thread may call the free functions; a JsonObjectReader belongs to one thread.

@@ -33,8 +33,10 @@ std::size_t utf8SequenceLength(std::string_view text, std::size_t at) {
 std::size_t utf8Cut(std::string_view text, std::size_t limit) {
   if (text.size() <= limit) return text.size();
   std::size_t cut = limit;
-  // Step back over continuation bytes (10xxxxxx) to the start of the sequence the limit splits.
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  // Step back over continuation bytes (10xxxxxx) to the start of the sequence the limit splits: three
+  // at most, a sequence being four bytes at most. A longer run is not UTF-8, and stepping back over all
+  // of it would leave a line of such bytes empty.
+  while (cut > 0 && limit - cut < 3 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
   return cut;
 }
 

@@ -290,7 +290,8 @@ void describe(V& v, BufferConfig& c) {
           Limits<Bytes>{.min = 64_KiB, .max = Bytes{1ull << 40}});
   v.field("on_open", c.onOpen, "while the breaker is open: buffer batches, or drop and count them");
   v.field("when_full", c.whenFull,
-          "block: hold back every sink of the shared queue; drop_newest / drop_oldest: drop and count");
+          "block: hold back every sink of the shared queue; drop_newest / drop_oldest: drop and count while "
+          "the breaker is open or other sinks wait behind this one (a sink only slow holds back the inputs)");
 }
 void check(Section& s, BufferConfig& c);
 

@@ -21,7 +21,7 @@ namespace logcapture::sinks {
 // The record's own keys win over static fields, and those over the keys of a json record's object.
 // A json record's message is its object's "message" member (null without one); its other members are
 // copied as they were written, in their order, whitespace between tokens removed, so the object is never
-// parsed again here. "json_error" marks a format: json line that went out as text (agent/record.h).
+// parsed again here. "json_error" marks a format: json line that went out as text (base/record.h).
 void appendJsonRecord(std::string& out, const base::Record& record);
 
 // Appends the record in the sink's encoding, without a newline.

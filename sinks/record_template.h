@@ -10,7 +10,7 @@
 // kubernetes.container_id (each when not empty), then a static field's name (when not empty), then a
 // top-level key of a json record's object: a string value decoded, a number or true/false as written;
 // null, an object or an array counts as missing. Reading a json record's key costs a look at its member
-// table (agent/record.h), never a parse.
+// table (base/record.h), never a parse.
 
 #include <cstdint>
 #include <optional>

@@ -42,6 +42,8 @@ constexpr Family kInputTruncations{"logcapture_input_truncations_total", T::Coun
                                    "Files that shrank below the read offset (copytruncate)."};
 constexpr Family kInputPartialLines{"logcapture_input_partial_lines_total", T::Counter,
                                     "Incomplete last lines sent without their newline (writer paused, file ended)."};
+constexpr Family kInputUnqueuedAtStop{"logcapture_input_unqueued_at_stop_records_total", T::Counter,
+                                      "stdin records the queue had no room for by a stop's deadline: lost."};
 constexpr Family kInputFilesUnreadable{"logcapture_input_files_unreadable", T::Gauge,
                                        "Matched paths not read now: cannot be opened or read, or not a regular file."};
 constexpr Family kInputErrors{
@@ -225,6 +227,7 @@ void writeInputs(PrometheusText& out, const Pipeline& pipeline) {
   each(kInputTruncations, [&](const InputStats& s) { return load(s.truncations); });
   each(kInputPartialLines, [&](const InputStats& s) { return load(s.partialLines); });
   each(kInputFilesUnreadable, [&](const InputStats& s) { return load(s.filesUnreadable); });
+  each(kInputUnqueuedAtStop, [&](const InputStats& s) { return load(s.unqueuedAtStop); });
   out.family(kInputErrors);
   for (const auto& in : pipeline.inputs()) {
     const InputStats& s = in->stats();

@@ -442,16 +442,31 @@ SendResult RedisSink::sendEach(Connection& c, const Batch& batch, base::Deadline
   std::vector<RecordFailure> failures;
   bool anyRetriable = false;
   std::size_t unheard = 0;  // records PUBLISH delivered to no subscriber
+  // Replies read before the connection failed or the deadline passed say those records were written:
+  // only the records whose replies are unread are sent again.
+  const auto unread = [&](std::size_t from, SendResult lost) {
+    if (from == 0) return false;
+    for (std::size_t j = from; j < batch.size(); ++j) {
+      failures.push_back({static_cast<std::uint32_t>(j), Outcome::Retriable, lost.error});
+    }
+    anyRetriable = true;
+    return true;
+  };
   for (std::size_t i = 0; i < batch.size(); ++i) {
     // The socket timeout bounds each read; this bounds the whole pipeline.
     if (i > 0 && Clock::now() >= deadline) {
       c.broken = "replies left unread at the deadline";
-      return SendResult::failure(Outcome::Retriable, "redis at " + cfg_.address + ": deadline passed after " +
-                                                         std::to_string(i) + " of " + std::to_string(batch.size()) +
-                                                         " " + command + " replies");
+      unread(i, SendResult::failure(Outcome::Retriable,
+                                    "redis at " + cfg_.address + ": deadline passed after " + std::to_string(i) +
+                                        " of " + std::to_string(batch.size()) + " " + command + " replies"));
+      break;
     }
     const Reply reply = nextReply(c.context);
-    if (!reply) return connectionFailure(c, command);
+    if (!reply) {
+      SendResult lost = connectionFailure(c, command);
+      if (!unread(i, lost)) return lost;
+      break;
+    }
     if (reply->type != REDIS_REPLY_ERROR) {
       // PUBLISH answers how many clients received the message.
       if (!stream && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) ++unheard;

@@ -406,3 +406,16 @@ TEST_CASE(
   CHECK(numbers.back() == kLines - 1);
   CHECK_FALSE(agent.logged("breaker_open", kHttpSink));
 }
+
+TEST_CASE("an agent started with its standard descriptors closed reads stdin as empty, not as a file it opened") {
+  TempDir dir("logcapture-closed-std");
+  HttpReceiver receiver;
+  const auto config = logcapture::testing::writeAgentConfig(
+      dir, "  - {name: pipe, type: stdin}\n",
+      "  - {name: web, type: http, url: \"" + receiver.base() + "/ingest\", format: ndjson, encoding: raw}\n");
+  // Stdin closed, stdout and stderr too: the agent's first files would take their numbers.
+  const auto r = logcapture::testing::runProcess(
+      {"/bin/sh", "-c", "exec \"$0\" run -c \"$1\" <&- >&- 2>&-", kBinary, config}, 30s);
+  CHECK(r.exitCode == 0);  // stdin at its end at once: the agent drains and exits
+  CHECK(receiver.records().empty());
+}

@@ -2,8 +2,13 @@
 
 #include "sinks/redis/redis_sink.h"
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <deque>
@@ -446,3 +451,121 @@ TEST_CASE("redis concurrent sends use one connection each and lose nothing") {
 }
 
 }  // namespace
+
+namespace {
+
+// Between the sink and redis-server: passes everything, except that it closes the first connection
+// right after forwarding `cutAfter` replies ":0\r\n" (PUBLISH to no subscriber) to the sink.
+class CuttingProxy {
+ public:
+  CuttingProxy(std::uint16_t upstream, int cutAfter) : upstream_(upstream), cutAfter_(cutAfter) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(listener_, 16) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { accept(); });
+  }
+  ~CuttingProxy() {
+    stopping_ = true;
+    ::shutdown(listener_, SHUT_RDWR);
+    acceptor_.join();
+    for (auto& t : pipes_) t.join();
+    ::close(listener_);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  void accept() {
+    for (;;) {
+      const int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0 || stopping_) {
+        if (client >= 0) ::close(client);
+        return;
+      }
+      const int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(upstream_);
+      if (::connect(server, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(client);
+        ::close(server);
+        continue;
+      }
+      pipes_.emplace_back([this, client, server] { pipe(client, server); });
+    }
+  }
+  void pipe(int client, int server) {
+    static constexpr std::string_view kReply = ":0\r\n";
+    int seen = 0;       // replies forwarded on this connection
+    std::string carry;  // the end of the last read, for a reply split between two reads
+    char buf[65536];
+    while (!stopping_) {
+      pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+      if (::poll(fds, 2, 100) <= 0) continue;
+      if (fds[0].revents) {
+        const ssize_t n = ::read(client, buf, sizeof buf);
+        if (n <= 0 || ::send(server, buf, static_cast<std::size_t>(n), MSG_NOSIGNAL) != n) break;
+      }
+      if (fds[1].revents) {
+        const ssize_t n = ::read(server, buf, sizeof buf);
+        if (n <= 0) break;
+        std::size_t forward = static_cast<std::size_t>(n);
+        bool cut = false;
+        if (!cutDone_) {
+          const std::string text = carry + std::string(buf, forward);
+          for (std::size_t pos = 0; (pos = text.find(kReply, pos)) != std::string::npos; pos += kReply.size()) {
+            if (pos + kReply.size() <= carry.size()) continue;  // counted with the last read
+            if (++seen == cutAfter_) {
+              forward = pos + kReply.size() - carry.size();
+              cut = true;
+              break;
+            }
+          }
+          carry = text.substr(text.size() - std::min(text.size(), kReply.size() - 1));
+        }
+        if (::send(client, buf, forward, MSG_NOSIGNAL) != static_cast<ssize_t>(forward)) break;
+        if (cut && !cutDone_.exchange(true)) break;
+      }
+    }
+    ::close(client);
+    ::close(server);
+  }
+
+  std::uint16_t upstream_;
+  int cutAfter_;
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> cutDone_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> pipes_;  // joined by the destructor
+};
+
+}  // namespace
+
+TEST_CASE("redis pubsub sends again only the records whose replies were lost with the connection") {
+  RedisServer server;
+  CuttingProxy proxy(server.port(), 40);
+  RedisConfig r = listAt(proxy.address());
+  r.mode = Mode::Pubsub;
+  r.key.clear();
+  r.channel = "live";
+  StartedSink s(sinkConfig(r, 1));
+  Lines lines(100);
+  const SendResult result = s.send(lines.batch);
+  CHECK(result.outcome == sinks::Outcome::Retriable);
+  REQUIRE(result.failures.size() == 60);
+  for (std::size_t i = 0; i < result.failures.size(); ++i) {
+    CHECK(result.failures[i].index == 40 + i);
+    CHECK(result.failures[i].outcome == sinks::Outcome::Retriable);
+  }
+  // The connection is made again for the next batch.
+  Lines more(10, "more");
+  CHECK(s.send(more.batch).outcome == sinks::Outcome::Success);
+}

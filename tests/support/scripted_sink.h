@@ -142,8 +142,9 @@ class Feed {
   agent::DeliveryRef delivery(int from, int to, int claims = 1) {
     return std::make_shared<agent::Delivery>(chunk(from, to), claims);
   }
-  void offer(agent::SinkRunner& runner, int from, int to, int perChunk = 5) {
-    for (int i = from; i < to; i += perChunk) runner.offer(delivery(i, std::min(to, i + perChunk)));
+  // `othersWait`: as a fan-out feeding other sinks too would offer them.
+  void offer(agent::SinkRunner& runner, int from, int to, int perChunk = 5, bool othersWait = false) {
+    for (int i = from; i < to; i += perChunk) runner.offer(delivery(i, std::min(to, i + perChunk)), othersWait);
   }
   std::uint64_t committed() const { return committed_.load(); }
   const base::Source& source() const { return *source_; }
