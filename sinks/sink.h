@@ -100,12 +100,16 @@ struct SendResult {
   }
 };
 
-// A counter a sink keeps of its own protocol, shown in /metrics as `name`{sink="..."}. `name` and
-// `help` are the same for every sink of a type and live as long as the program.
+// A figure a sink keeps of its own protocol, shown in /metrics as `name`{sink="...", <label>}. `name`,
+// `help` and `label` are the same for every sink of a type and live as long as the program; samples of
+// one name share its help and kind.
 struct SinkMetric {
+  enum class Kind : std::uint8_t { Counter, Gauge };
   std::string_view name;
   std::string_view help;
-  std::uint64_t value = 0;
+  std::int64_t value = 0;
+  Kind kind = Kind::Counter;
+  std::pair<std::string_view, std::string_view> label{};  // none when its key is empty
 };
 
 class Sink {

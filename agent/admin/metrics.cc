@@ -377,10 +377,23 @@ void writeSinkCounters(PrometheusText& out, const Pipeline& pipeline) {
   std::vector<bool> written(samples.size(), false);
   for (std::size_t i = 0; i < samples.size(); ++i) {
     if (written[i]) continue;
-    out.family(Family{samples[i].metric.name, T::Counter, samples[i].metric.help});
+    const auto& first = samples[i].metric;
+    out.family(Family{first.name, first.kind == sinks::SinkMetric::Kind::Gauge ? T::Gauge : T::Counter, first.help});
     for (std::size_t j = i; j < samples.size(); ++j) {
-      if (written[j] || samples[j].metric.name != samples[i].metric.name) continue;
-      out.sample({{"sink", samples[j].sink}}, samples[j].metric.value);
+      const auto& m = samples[j].metric;
+      if (written[j] || m.name != first.name) continue;
+      const auto write = [&](std::initializer_list<Label> labels) {
+        if (m.value >= 0) {
+          out.sample(labels, static_cast<std::uint64_t>(m.value));
+        } else {
+          out.sample(labels, static_cast<double>(m.value));  // a gauge a race took below zero
+        }
+      };
+      if (m.label.first.empty()) {
+        write({{"sink", samples[j].sink}});
+      } else {
+        write({{"sink", samples[j].sink}, m.label});
+      }
       written[j] = true;
     }
   }

@@ -360,4 +360,25 @@ void HttpSink::stop(base::Deadline) {
   idle_.clear();
 }
 
+std::vector<SinkMetric> HttpSink::metrics() const {
+  const auto load = [](const auto& a) { return static_cast<std::int64_t>(a.load(std::memory_order_relaxed)); };
+  constexpr std::string_view kFailures = "logcapture_http_failed_requests_total";
+  constexpr std::string_view kFailuresHelp =
+      "HTTP requests that failed, by class: retriable (transfer errors, 3xx, most 4xx, 5xx), throttled (429), "
+      "permanent (400, 413, 422: refused for what the body holds).";
+  return {
+      {"logcapture_http_requests_total", "HTTP requests attempted, probes included.", load(stats_.requests)},
+      {kFailures, kFailuresHelp, load(stats_.retriable), SinkMetric::Kind::Counter, {"class", "retriable"}},
+      {kFailures, kFailuresHelp, load(stats_.throttled), SinkMetric::Kind::Counter, {"class", "throttled"}},
+      {kFailures, kFailuresHelp, load(stats_.permanent), SinkMetric::Kind::Counter, {"class", "permanent"}},
+      {"logcapture_http_item_failures_total", "Records refused inside a 2xx bulk answer (es_bulk item errors).",
+       load(stats_.itemFailures)},
+      {"logcapture_http_sent_bytes_total", "Request bodies as sent, after compression.", load(stats_.bytesSent)},
+      {"logcapture_http_connections_opened_total", "TCP connections opened; stays low while reuse works.",
+       load(stats_.connections)},
+      {"logcapture_http_requests_in_flight", "HTTP requests under way now.", load(stats_.inFlight),
+       SinkMetric::Kind::Gauge},
+  };
+}
+
 }  // namespace logcapture::sinks::http

@@ -59,6 +59,7 @@ class HttpSink final : public Sink {
   SendResult send(const Batch& batch, base::Deadline deadline) override;
   SendResult probe(base::Deadline deadline) override;
   void stop(base::Deadline deadline) override;
+  std::vector<SinkMetric> metrics() const override;
 
   const HttpStats& stats() const { return stats_; }
 

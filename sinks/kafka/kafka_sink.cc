@@ -661,4 +661,20 @@ Outcome classify(rd_kafka_resp_err_t err, TopicSource topic) {
   return Outcome::Retriable;
 }
 
+std::vector<SinkMetric> KafkaSink::metrics() const {
+  const auto load = [](const auto& a) { return static_cast<std::int64_t>(a.load(std::memory_order_relaxed)); };
+  return {
+      {"logcapture_kafka_produced_total", "Messages handed to librdkafka.", load(stats_.produced)},
+      {"logcapture_kafka_delivered_total", "Messages whose delivery report said delivered.", load(stats_.delivered)},
+      {"logcapture_kafka_errors_total", "Messages that failed, at produce time or in their delivery report.",
+       load(stats_.errors)},
+      {"logcapture_kafka_in_flight", "Messages handed to librdkafka and not yet reported.", load(stats_.inFlight),
+       SinkMetric::Kind::Gauge},
+      {"logcapture_kafka_producer_rebuilds_total", "Producers replaced after a fatal librdkafka error.",
+       load(stats_.rebuilds)},
+      {"logcapture_kafka_all_brokers_down_total", "Times librdkafka said every broker is down.",
+       load(stats_.brokersDownEvents)},
+  };
+}
+
 }  // namespace logcapture::sinks::kafka

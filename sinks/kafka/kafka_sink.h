@@ -74,6 +74,7 @@ class KafkaSink final : public Sink {
   SendResult send(const Batch& batch, base::Deadline deadline) override;
   SendResult probe(base::Deadline deadline) override;
   void stop(base::Deadline deadline) override;
+  std::vector<SinkMetric> metrics() const override;
 
   const KafkaStats& stats() const { return stats_; }
 

@@ -538,10 +538,34 @@ void RedisSink::notePublished(std::size_t accepted, std::size_t unheard) {
 }
 
 std::vector<SinkMetric> RedisSink::metrics() const {
-  if (cfg_.mode != Mode::Pubsub) return {};
-  return {{"logcapture_sink_published_unheard_records_total",
-           "Records a pubsub sink published while no client was subscribed to its channel (delivered to no one).",
-           stats_.unheard.load(std::memory_order_relaxed)}};
+  const auto load = [](const auto& a) { return static_cast<std::int64_t>(a.load(std::memory_order_relaxed)); };
+  constexpr std::string_view kErrors = "logcapture_redis_errors_total";
+  constexpr std::string_view kErrorsHelp =
+      "Failed redis calls by kind: connection (connect failed, lost mid-call, clients full), busy (LOADING, BUSY, "
+      "OOM, ...), access_denied (NOAUTH, WRONGPASS, NOPERM), misrouted (MOVED, ASK), rejected (WRONGTYPE: the "
+      "records go to the dead letter), refused (other error replies), fast (refused within the reconnect delay).";
+  std::vector<SinkMetric> out{
+      {"logcapture_redis_commands_total", "Commands written to redis: RPUSH, XADD, PUBLISH, PING.",
+       load(stats_.commands)},
+      {kErrors, kErrorsHelp, load(stats_.connectionErrors), SinkMetric::Kind::Counter, {"kind", "connection"}},
+      {kErrors, kErrorsHelp, load(stats_.serverBusy), SinkMetric::Kind::Counter, {"kind", "busy"}},
+      {kErrors, kErrorsHelp, load(stats_.accessDenied), SinkMetric::Kind::Counter, {"kind", "access_denied"}},
+      {kErrors, kErrorsHelp, load(stats_.misrouted), SinkMetric::Kind::Counter, {"kind", "misrouted"}},
+      {kErrors, kErrorsHelp, load(stats_.rejected), SinkMetric::Kind::Counter, {"kind", "rejected"}},
+      {kErrors, kErrorsHelp, load(stats_.refused), SinkMetric::Kind::Counter, {"kind", "refused"}},
+      {kErrors, kErrorsHelp, load(stats_.fastFailures), SinkMetric::Kind::Counter, {"kind", "fast"}},
+      {"logcapture_redis_reconnects_total", "Connections made to redis after one was lost or refused.",
+       load(stats_.reconnects)},
+      {"logcapture_redis_connections", "Connections to redis open now, idle or in use.", load(stats_.connected),
+       SinkMetric::Kind::Gauge},
+  };
+  if (cfg_.mode == Mode::Pubsub) {
+    out.push_back({"logcapture_sink_published_unheard_records_total",
+                   "Records a pubsub sink published while no client was subscribed to its channel (delivered to no "
+                   "one).",
+                   load(stats_.unheard)});
+  }
+  return out;
 }
 
 }  // namespace logcapture::sinks::redis

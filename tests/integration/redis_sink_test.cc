@@ -81,6 +81,14 @@ struct StartedSink {
   SendResult send(const Batch& b) { return sink.send(b, in(5s)); }
 };
 
+// The value of one of the sink's own metrics (the first with that name and label value), if it has it.
+std::optional<std::int64_t> metricValue(const RedisSink& sink, std::string_view name, std::string_view label = "") {
+  for (const auto& m : sink.metrics()) {
+    if (m.name == name && m.label.second == label) return m.value;
+  }
+  return std::nullopt;
+}
+
 std::vector<std::string> streamMessages(RedisServer& server, const std::string& key) {
   // XRANGE: [[id, ["message", record]], ...]
   const RedisValue range = server.command({"XRANGE", key, "-", "+"});
@@ -232,16 +240,14 @@ TEST_CASE("redis pubsub counts the records that reached no subscriber") {
   CHECK(s.send(heard.batch).outcome == sinks::Outcome::Success);
   CHECK(subscriber.next() == "line-0");
   CHECK(s.sink.stats().unheard.load() == 30);
-  const auto metrics = s.sink.metrics();
-  REQUIRE(metrics.size() == 1);
-  CHECK(metrics[0].name == "logcapture_sink_published_unheard_records_total");
-  CHECK(metrics[0].value == 30);
+  CHECK(metricValue(s.sink, "logcapture_sink_published_unheard_records_total") == 30);
 }
 
 TEST_CASE("redis list and stream sinks report no pubsub counter") {
   RedisServer server;
   StartedSink s(sinkConfig(listAt(server.address())));
-  CHECK(s.sink.metrics().empty());
+  CHECK_FALSE(metricValue(s.sink, "logcapture_sink_published_unheard_records_total").has_value());
+  CHECK(metricValue(s.sink, "logcapture_redis_commands_total").has_value());
 }
 
 TEST_CASE("redis db selects the database the records go to") {

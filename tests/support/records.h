@@ -1,6 +1,6 @@
 #pragma once
 
-// Records view bytes and a source that their chunk owns (agent/record.h). Tests that build single
+// Records view bytes and a source that their chunk owns (base/record.h). Tests that build single
 // records by hand, outside any chunk, keep both here for the rest of the test run. Test thread only.
 
 #include <memory>
