@@ -22,16 +22,10 @@ RULES = {
     "agent": ({"agent", "sinks", "config", "circuit", "base"}, "agent/ may use every folder of the product"),
 }
 
-# The keys of each sink type compile into config's library: config reads these headers of sinks/, and they
-# read nothing else of sinks/. Goes once the sink table declares each type's keys from its own folder.
-SINK_SETTINGS = {
-    "sinks/console/console_config.h",
-    "sinks/http/http_config.h",
-    "sinks/kafka/kafka_config.h",
-    "sinks/redis/redis_config.h",
-    "sinks/record_template.h",
-}
-SETTINGS_SOURCE = re.compile(r"^sinks/([^/]+/[^/]+_config|record_template)\.(h|cc)$")
+# The table of sink types (sinks/types.h) and the keys of each type (sinks/<type>/<type>_config.h) compile
+# into config's library: config reads these headers of sinks/, and they read nothing else of sinks/.
+SETTINGS_HEADER = re.compile(r"^sinks/(types|record_template|([^/]+)/\2_config)\.h$")
+SETTINGS_SOURCE = re.compile(r"^sinks/(types|record_template|([^/]+)/\2_config)\.(h|cc)$")
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
 
@@ -43,13 +37,13 @@ def violation(path, target):
     if to not in RULES:
         return f"{folder}/ includes only headers of the product folders ({', '.join(RULES)}), not {to}/"
     if SETTINGS_SOURCE.match(path):
-        if to in ("base", "config") or target in SINK_SETTINGS:
+        if to in ("base", "config") or SETTINGS_HEADER.match(target):
             return None
         return "the keys of a sink type (compiled into config) include base/, config/ and the other sink settings only"
     allowed, why = RULES[folder]
     if to in allowed:
         return None
-    if folder == "config" and target in SINK_SETTINGS:
+    if folder == "config" and SETTINGS_HEADER.match(target):
         return None
     return why
 

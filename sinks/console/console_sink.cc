@@ -58,4 +58,8 @@ void ConsoleSink::stop(base::Deadline) {
   }
 }
 
+std::unique_ptr<Sink> build(const ConsoleConfig&, const config::SinkConfig& cfg) {
+  return std::make_unique<ConsoleSink>(cfg);
+}
+
 }  // namespace logcapture::sinks::console

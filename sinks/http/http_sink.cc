@@ -381,4 +381,8 @@ std::vector<SinkMetric> HttpSink::metrics() const {
   };
 }
 
+std::unique_ptr<Sink> build(const HttpConfig&, const config::SinkConfig& cfg) {
+  return std::make_unique<HttpSink>(cfg);
+}
+
 }  // namespace logcapture::sinks::http

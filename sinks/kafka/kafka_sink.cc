@@ -677,4 +677,8 @@ std::vector<SinkMetric> KafkaSink::metrics() const {
   };
 }
 
+std::unique_ptr<Sink> build(const KafkaConfig&, const config::SinkConfig& cfg) {
+  return std::make_unique<KafkaSink>(cfg);
+}
+
 }  // namespace logcapture::sinks::kafka

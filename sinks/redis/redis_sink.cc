@@ -456,9 +456,9 @@ SendResult RedisSink::sendEach(Connection& c, const Batch& batch, base::Deadline
     // The socket timeout bounds each read; this bounds the whole pipeline.
     if (i > 0 && Clock::now() >= deadline) {
       c.broken = "replies left unread at the deadline";
-      unread(i, SendResult::failure(Outcome::Retriable,
-                                    "redis at " + cfg_.address + ": deadline passed after " + std::to_string(i) +
-                                        " of " + std::to_string(batch.size()) + " " + command + " replies"));
+      unread(i, SendResult::failure(Outcome::Retriable, "redis at " + cfg_.address + ": deadline passed after " +
+                                                            std::to_string(i) + " of " + std::to_string(batch.size()) +
+                                                            " " + command + " replies"));
       break;
     }
     const Reply reply = nextReply(c.context);
@@ -566,6 +566,10 @@ std::vector<SinkMetric> RedisSink::metrics() const {
                    load(stats_.unheard)});
   }
   return out;
+}
+
+std::unique_ptr<Sink> build(const RedisConfig&, const config::SinkConfig& cfg) {
+  return std::make_unique<RedisSink>(cfg);
 }
 
 }  // namespace logcapture::sinks::redis

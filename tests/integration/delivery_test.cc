@@ -431,8 +431,8 @@ TEST_CASE("each sink's own counters reach /metrics, with its name and kind") {
   const auto sample = [](const std::string& name, const std::string& sink, const std::string& label = "") {
     return name + "{sink=\"" + sink + "\"" + (label.empty() ? "" : "," + label) + "}";
   };
-  CHECK(agent.until([&] { return stack.metric(sample("logcapture_kafka_delivered_total", kKafkaSink)) == kLines; },
-                    10s));
+  CHECK(
+      agent.until([&] { return stack.metric(sample("logcapture_kafka_delivered_total", kKafkaSink)) == kLines; }, 10s));
   CHECK(stack.metric(sample("logcapture_kafka_produced_total", kKafkaSink)) == kLines);
   CHECK(stack.metric(sample("logcapture_kafka_in_flight", kKafkaSink)) == 0);
   CHECK(stack.metric(sample("logcapture_redis_commands_total", kRedisSink)) >= 1);

@@ -50,7 +50,7 @@ struct Lines {
 config::SinkConfig sinkConfig(HttpConfig http, config::Encoding encoding = config::Encoding::Raw) {
   config::SinkConfig cfg;
   cfg.name = "web";
-  cfg.type = config::SinkType::Http;
+  cfg.type = config::sinkTypeOf<sinks::http::HttpConfig>();
   cfg.encoding = encoding;
   cfg.workers = 2;
   cfg.timeout = 5s;

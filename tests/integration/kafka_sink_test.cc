@@ -28,7 +28,7 @@ config::SinkConfig sinkConfig(const KafkaBroker& broker, std::string topic, std:
                               std::map<std::string, std::string> properties = {}) {
   config::SinkConfig c;
   c.name = "events";
-  c.type = config::SinkType::Kafka;
+  c.type = config::sinkTypeOf<sinks::kafka::KafkaConfig>();
   c.encoding = config::Encoding::Raw;
   c.timeout = 5s;
   sinks::kafka::KafkaConfig k;

@@ -64,7 +64,7 @@ RedisConfig listAt(const std::string& address, const std::string& key = "logs") 
 config::SinkConfig sinkConfig(const RedisConfig& r, std::uint32_t workers = 2) {
   config::SinkConfig cfg;
   cfg.name = "cache";
-  cfg.type = config::SinkType::Redis;
+  cfg.type = config::sinkTypeOf<sinks::redis::RedisConfig>();
   cfg.workers = workers;
   cfg.timeout = 5s;
   cfg.settings = r;

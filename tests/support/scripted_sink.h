@@ -95,7 +95,7 @@ inline sinks::SendResult refuseAll(const sinks::Batch&) {
 inline config::SinkConfig scriptedSinkConfig(const std::string& name = "test") {
   config::SinkConfig c;
   c.name = name;
-  c.type = config::SinkType::Console;
+  c.type = config::sinkTypeOf<sinks::console::ConsoleConfig>();
   c.settings = sinks::console::ConsoleConfig{};
   c.encoding = config::Encoding::Raw;
   c.batch.maxRecords = 10;
