@@ -691,10 +691,11 @@ TEST_CASE("the batch keys shape a sink's batches") {
 
 TEST_CASE("workers and timeout shape a sink's sends") {
   SUBCASE("workers") {
+    // One source's records keep to one worker, in order: many files, to keep every worker busy. The
+    // records view these sources: they outlive the runner.
+    std::vector<base::Source> files(32);
     WatchedRunner w("  - {name: s, type: console, workers: 4, batch: {max_records: 1, linger: 1ms}}\n");
     w.sink->hold(true);
-    // One source's records keep to one worker, in order: many files, to keep every worker busy.
-    std::vector<base::Source> files(32);
     for (std::size_t k = 0; k < files.size(); ++k) {
       files[k].input = "app";
       files[k].path = "/var/log/" + std::to_string(k) + ".log";

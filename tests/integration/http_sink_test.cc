@@ -310,7 +310,9 @@ TEST_CASE("refused bulk items are the only failures, each with the class of its 
 
 TEST_CASE("an es_bulk answer larger than 16 MiB is read item by item") {
   Receiver receiver;
-  Started http(sinkConfig(endpoint(receiver, "/_bulk", Format::EsBulk), config::Encoding::Json));
+  auto cfg = sinkConfig(endpoint(receiver, "/_bulk", Format::EsBulk), config::Encoding::Json);
+  cfg.timeout = 30s;  // the receiver takes a while to write 20 MB under the thread sanitizer
+  Started http(cfg);
   // 2,000 items of some 10 KB each: a 20 MB answer.
   receiver.control({{"fail_items", {5, 1999}}, {"item_status", 400}, {"pad_items", 10000}});
   std::vector<std::string> messages;
