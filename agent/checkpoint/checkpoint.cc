@@ -481,6 +481,7 @@ void CheckpointStore::update(const std::string& input, const FileId& id, const s
   const bool seenLater = inserted || now > e.lastSeen;  // a clock stepping back does not age the entry
   if (seenLater) e.lastSeen = now;
   if (changed || (seenLater && lastSeenDirty(s.markedSeen, now))) markChanged(s);
+  if (changed && offsetMoved_) offsetMoved_();
 }
 
 void CheckpointStore::touch(const std::string& input, std::uint64_t device, std::uint64_t inode,
@@ -569,9 +570,21 @@ std::vector<Entry> CheckpointStore::entries() const {
 }
 
 CheckpointSaver::CheckpointSaver(CheckpointStore& store, std::chrono::milliseconds interval)
-    : store_(store), interval_(interval) {}
+    : store_(store), interval_(interval) {
+  store_.onOffsetMoved([this] {
+    {
+      std::lock_guard lock(mutex_);
+      if (moved_) return;  // the saver knows already: no wake-up per ack
+      moved_ = true;
+    }
+    wake_.notify_one();
+  });
+}
 
-CheckpointSaver::~CheckpointSaver() { stop(); }
+CheckpointSaver::~CheckpointSaver() {
+  stop();
+  store_.onOffsetMoved({});  // the store may outlive this saver
+}
 
 void CheckpointSaver::start() {
   {
@@ -592,8 +605,12 @@ void CheckpointSaver::stop() {
 
 void CheckpointSaver::run() {
   std::unique_lock lock(mutex_);
-  while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
+  while (true) {
+    wake_.wait_for(lock, interval_, [this] { return stopping_ || moved_; });
+    if (stopping_) return;
+    moved_ = false;
     lock.unlock();
+    const auto started = std::chrono::steady_clock::now();
     // A failure is logged by the store and retried at the next interval; so is one that throws (no
     // memory to serialise), which must not end the thread that keeps every checkpoint moving.
     try {
@@ -601,7 +618,10 @@ void CheckpointSaver::run() {
     } catch (const std::exception& e) {
       log::noteThreadFailure("checkpoint", e.what(), /*fatal=*/false);
     }
+    const auto took = std::chrono::steady_clock::now() - started;
     lock.lock();
+    // Coalescing: what is acknowledged during the next `took` goes out in one save.
+    wake_.wait_for(lock, std::min<std::chrono::steady_clock::duration>(took, interval_), [this] { return stopping_; });
   }
 }
 

@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -149,6 +150,10 @@ class CheckpointStore {
   void touch(const std::string& input, std::uint64_t device, std::uint64_t inode,
              std::chrono::system_clock::time_point now);
 
+  // Called after an update() moved an offset (under the store's lock: it must only signal, never call
+  // back into the store). Set once, before any thread uses the store; CheckpointSaver sets it.
+  void onOffsetMoved(std::function<void()> notify) { offsetMoved_ = std::move(notify); }
+
   // Drops `input`'s entry for the file, if any; other inputs' entries for it stay.
   void remove(const std::string& input, std::uint64_t device, std::uint64_t inode);
 
@@ -211,6 +216,7 @@ class CheckpointStore {
   std::map<std::string, Mark, std::less<>> inputs_;  // inputs that have started
   std::uint64_t generation_ = 0;                     // bumped by every change that must reach the file
   std::uint64_t savedGeneration_ = 0;                // the generation the file on disk holds
+  std::function<void()> offsetMoved_;
   bool failing_ = false;                             // the last save failed (guarded by saveMutex_)
 
   std::atomic<std::uint64_t> saves_{0};
@@ -218,9 +224,12 @@ class CheckpointStore {
   std::atomic<std::uint64_t> expired_{0};
 };
 
-// Saves a store every `interval` on its own thread. A save fsyncs twice, which can take seconds while
-// the kernel writes back other data; on this thread that delays only the next save, never an input's
-// reading or a sink's acks. How far a crash can set the checkpoints back is one interval plus a save.
+// Saves a store on its own thread as soon as an offset moves, and every `interval` for the rest (marks,
+// expiry). Saves are coalesced: after a save that took T, the acks of the next T go out together in the
+// following one, so saving takes at most half this thread's time however fast acks come, and a crash
+// sets the checkpoints back by at most about two saves' time, not an interval. A save fsyncs twice,
+// which can take seconds while the kernel writes back other data; on this thread that delays only the
+// next save, never an input's reading or a sink's acks.
 // NOTE on threads: start() and stop() are called by one owner; the store is shared as documented above.
 class CheckpointSaver {
  public:
@@ -242,6 +251,7 @@ class CheckpointSaver {
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;  // guarded by mutex_
+  bool moved_ = false;     // guarded by mutex_: an offset moved since the last save began
   std::thread thread_;
 };
 

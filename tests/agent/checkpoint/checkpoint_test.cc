@@ -966,3 +966,23 @@ TEST_CASE("a saver writes changes on its own thread every interval and stops wit
   REQUIRE(reloaded.entries().size() == 1);
   CHECK(reloaded.entries()[0].offset == 20);
 }
+
+TEST_CASE("the saver writes a moved offset at once, not at its next interval") {
+  // A crash then repeats only what was in flight, not up to an interval of acknowledged lines.
+  TempDir dir;
+  CheckpointStore store(dir.path(), kRetention);
+  FileId id{.device = 1, .inode = 2, .fingerprint = 11, .fingerprintBytes = 10};
+  CheckpointSaver saver(store, std::chrono::hours(1));
+  saver.start();
+  for (std::uint64_t offset = 10; offset <= 30; offset += 10) {
+    store.update("app", id, "/var/log/app.log", offset, kT0);
+    REQUIRE(logcapture::testing::waitUntil(
+        [&] {
+          CheckpointStore onDisk(dir.path(), kRetention);
+          return onDisk.load() == LoadStatus::Loaded && onDisk.entries().size() == 1 &&
+                 onDisk.entries()[0].offset == offset;
+        },
+        std::chrono::seconds(10)));
+  }
+  saver.stop();
+}
