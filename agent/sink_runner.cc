@@ -96,8 +96,8 @@ std::optional<std::string> SinkRunner::start(bool held) {
   return std::nullopt;
 }
 
-void SinkRunner::offer(DeliveryRef delivery) {
-  const std::uint64_t n = delivery->records().size();
+void SinkRunner::offer(Claim claim) {
+  const std::uint64_t n = claim.delivery()->records().size();
   std::unique_lock lock(intakeMutex_);
   intakeChanged_.wait(lock, [&] {
     return intakeClosed_ || !intakeBounded_ || intakeRecords_ == 0 || intakeRecords_ + n <= intakeMaxRecords_;
@@ -105,7 +105,7 @@ void SinkRunner::offer(DeliveryRef delivery) {
   if (intakeClosed_) return;  // stopping: unfinished, read again after a restart
   stats_.received.fetch_add(n, std::memory_order_relaxed);
   intakeRecords_ += n;
-  intake_.push_back(std::move(delivery));
+  intake_.push_back(std::move(claim));
   lock.unlock();
   intakeChanged_.notify_all();
 }
@@ -136,42 +136,18 @@ std::chrono::nanoseconds SinkRunner::oldestBatchAge(Clock::time_point now) const
   return now - oldest;
 }
 
-void SinkRunner::finishLater(PendingBatch& pb) {
-  bool handedOver = false;
-  {
-    std::lock_guard lock(intakeMutex_);
-    if (!batcherExited_) {
-      delivered_.push_back(std::move(pb.deliveries));
-      pb.deliveries.clear();
-      handedOver = true;
-    }
-  }
-  if (handedOver) {
-    intakeChanged_.notify_all();
-  } else {
-    pb.finish();
-  }
-}
-
 void SinkRunner::runBatcher() {
-  std::deque<DeliveryRef> taken;
-  std::vector<std::vector<DeliveryRef>> finished;
-  const auto release = [&finished] {
-    for (auto& deliveries : finished) {
-      for (auto& d : deliveries) d->done();
-    }
-    finished.clear();
-  };
+  std::deque<Claim> taken;
   while (true) {
     bool closed = false;
     {
       std::unique_lock lock(intakeMutex_);
-      // Sleep until a delivery comes, a batch was delivered, or the oldest open batch has lingered long enough.
+      // Sleep until a delivery comes, or the oldest open batch has lingered long enough.
       auto until = Clock::time_point::max();
       for (const auto& o : open_) {
         if (!o.pending.batch.empty()) until = std::min(until, o.firstAt + cfg_.batch.linger);
       }
-      auto ready = [&] { return intakeClosed_ || !intake_.empty() || !delivered_.empty(); };
+      auto ready = [&] { return intakeClosed_ || !intake_.empty(); };
       if (until == Clock::time_point::max()) {
         intakeChanged_.wait(lock, ready);
       } else {
@@ -179,12 +155,10 @@ void SinkRunner::runBatcher() {
       }
       taken.swap(intake_);
       intakeRecords_ = 0;
-      finished.swap(delivered_);
       closed = intakeClosed_;
     }
     intakeChanged_.notify_all();
-    release();
-    for (auto& d : taken) place(d);
+    for (auto& c : taken) place(c);
     taken.clear();
     const auto now = Clock::now();
     for (auto& o : open_) {
@@ -192,13 +166,6 @@ void SinkRunner::runBatcher() {
     }
     if (closed) break;
   }
-  {
-    // From now on workers finish their delivered batches themselves.
-    std::lock_guard lock(intakeMutex_);
-    batcherExited_ = true;
-    finished.swap(delivered_);
-  }
-  release();
 }
 
 void SinkRunner::wakePaused() {
@@ -209,10 +176,11 @@ void SinkRunner::wakePaused() {
   pauseChanged_.notify_all();
 }
 
-void SinkRunner::place(const DeliveryRef& delivery) {
+void SinkRunner::place(Claim& claim) {
+  const Delivery* delivery = claim.delivery();
   const auto& records = delivery->records();
   if (records.empty()) {
-    delivery->done();
+    claim.release();
     return;
   }
   const std::uint64_t maxBytes = cfg_.batch.maxBytes.value;
@@ -229,15 +197,14 @@ void SinkRunner::place(const DeliveryRef& delivery) {
       o.pending.batch.encoded += tail;  // into the room flush() reserved
     }
     if (o.pending.batch.empty()) o.firstAt = Clock::now();
-    if (o.lastDelivery != delivery.get()) {
-      delivery->claim();
-      o.pending.deliveries.push_back(delivery);
-      o.lastDelivery = delivery.get();
+    if (o.lastDelivery != delivery) {
+      o.pending.claims.push_back(claim.another());
+      o.lastDelivery = delivery;
     }
     o.pending.batch.seal(&r);
     if (o.pending.batch.size() >= cfg_.batch.maxRecords || o.pending.batch.bytes() >= maxBytes) flush(o);
   }
-  delivery->done();  // the fan-out's claim: every record now sits in a batch holding its own
+  claim.release();  // every record now sits in a batch holding a claim of its own
 }
 
 void SinkRunner::flush(OpenBatch& o) {
@@ -484,7 +451,7 @@ void SinkRunner::deliver(PendingBatch&& pb) {
     stats_.delivered.fetch_add(verdict.delivered, std::memory_order_relaxed);
     if (!verdict.deadLetter.empty()) deadLetterRecords(pb, verdict.deadLetter);
     if (verdict.done()) {
-      finishLater(pb);
+      pb.finish();
       return;
     }
     if (verdict.split) {
@@ -492,8 +459,8 @@ void SinkRunner::deliver(PendingBatch&& pb) {
       stats_.splits.fetch_add(1, std::memory_order_relaxed);
       std::vector<std::uint32_t> first, second;
       for (std::uint32_t i = 0; i < pb.batch.size(); ++i) (i < pb.batch.size() / 2 ? first : second).push_back(i);
-      PendingBatch tail{subBatch(pb.batch, second), pb.deliveries, pb.lane, pb.sequence, 0, pb.rounds, pb.formedAt};
-      for (auto& d : tail.deliveries) d->claim();
+      PendingBatch tail{subBatch(pb.batch, second), {}, pb.lane, pb.sequence, 0, pb.rounds, pb.formedAt};
+      for (const auto& c : pb.claims) tail.claims.push_back(c.another());
       pb.batch = subBatch(pb.batch, first);
       pb.attempts = 0;
       buffer_.pushFront(std::move(tail));
@@ -598,7 +565,7 @@ void SinkRunner::adopt(std::vector<PendingBatch> batches) {
       sinks::appendRecord(pb.batch.encoded, old.batch.record(i), cfg_.encoding);
       pb.batch.seal(old.batch.records[i]);
     }
-    pb.deliveries = std::move(old.deliveries);
+    pb.claims = std::move(old.claims);
     pb.lane = laneOf(pb.batch.record(0), lanes_);
     pb.formedAt = old.formedAt;
     records += pb.batch.size();

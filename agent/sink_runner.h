@@ -15,9 +15,8 @@
 //   (a reload retiring this runner) lets everything through.
 // - One batcher thread takes deliveries from intake_, encodes their records once into the open batch
 //   of their lane (batcher-only state, no lock) and pushes full or lingering batches into buffer_.
-//   It also releases the claims of batches the workers delivered (delivered_, under intakeMutex_),
-//   which frees their records: that work stays off the lanes, whose sends are serial. Once the
-//   batcher has exited (batcherExited_), workers release claims themselves.
+// - A worker releases the claims of a batch it finished itself, so a file's checkpoint never waits for
+//   the batcher, which may be blocked on a full buffer (when_full: block).
 // - `workers` threads, one per lane, pop batches from buffer_ and run deliver(). A lane is sent in
 //   order, and all records of one source go to one lane, so every file arrives in order.
 // - The batcher and the workers run under log::guardThread: an exception escaping them stops the
@@ -114,9 +113,9 @@ class SinkRunner {
   // Starts the sink and the threads; returns the sink's error when it cannot start. `held`: the
   // workers send nothing until adopt() (a replacement waiting for its predecessor's batches).
   std::optional<std::string> start(bool held = false);
-  // Takes the sink's share of a delivery (the caller counted one claim for it). Waits while the intake
-  // is full; returns at once, the delivery not taken (left unfinished), once abandonIntake() was called.
-  void offer(DeliveryRef delivery);
+  // Takes the sink's claim on a delivery. Waits while the intake is full; returns at once, the claim
+  // abandoned (the delivery left unfinished), once abandonIntake() was called.
+  void offer(Claim claim);
   // Sends what is buffered until the deadline, then stops the sink. Records still unsent are left
   // unfinished (read again after a restart) and counted in unsentAtShutdown.
   void stop(Deadline deadline);
@@ -166,12 +165,10 @@ class SinkRunner {
   // Waits for the breaker's next trial time, at most 200 ms (or a transition, or the deadline).
   void pauseForBreaker();
   void runBatcher();
-  void place(const DeliveryRef& delivery);
+  void place(Claim& claim);
   void flush(OpenBatch& open);
   void runWorker(std::uint32_t lane);
   void deliver(PendingBatch&& pb);
-  // Finishes a delivered batch on the batcher's thread (or here once the batcher has exited).
-  void finishLater(PendingBatch& pb);
   void deadLetterRecords(PendingBatch& pb, const std::vector<std::pair<std::uint32_t, std::string>>& failed);
   void countDropped(std::uint64_t records, DropReason reason);
   void drop(PendingBatch& pb, DropReason reason);
@@ -202,13 +199,11 @@ class SinkRunner {
 
   std::mutex intakeMutex_;
   std::condition_variable intakeChanged_;
-  std::deque<DeliveryRef> intake_;
+  std::deque<Claim> intake_;
   std::uint64_t intakeRecords_ = 0;
   const std::uint64_t intakeMaxRecords_;
   bool intakeClosed_ = false;
   bool intakeBounded_ = true;
-  std::vector<std::vector<DeliveryRef>> delivered_;  // guarded by intakeMutex_: claims to release
-  bool batcherExited_ = false;                       // guarded by intakeMutex_
 
   std::vector<OpenBatch> open_;  // batcher thread only
   std::uint64_t sequence_ = 0;   // batcher thread only
