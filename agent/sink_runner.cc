@@ -21,12 +21,6 @@ std::int64_t nanos(Clock::time_point t) {
 
 }  // namespace
 
-std::uint32_t laneOf(const Record& r, std::uint32_t lanes) {
-  if (lanes <= 1 || !r.source) return 0;
-  const std::size_t h = std::hash<std::string>{}(r.source->path) ^ (std::hash<std::string>{}(r.source->input) << 1);
-  return static_cast<std::uint32_t>(h % lanes);
-}
-
 sinks::Batch subBatch(const sinks::Batch& batch, const std::vector<std::uint32_t>& indexes) {
   sinks::Batch out;
   out.records.reserve(indexes.size());
@@ -50,13 +44,13 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
       // Enough for the batcher to fill every lane's batch while the fan-out goes on; no more, since
       // records waiting here hold memory that no buffer bound counts.
       intakeMaxRecords_(std::max<std::uint64_t>(std::uint64_t(cfg.batch.maxRecords) * cfg.workers, 4096)),
+      batcher_(cfg.batch, cfg.encoding, cfg.workers),
       sendingFormedNs_(std::make_unique<std::atomic<std::int64_t>[]>(cfg.workers)),
       random_(std::random_device{}()) {
   std::vector<circuit::Breaker::Listener> listeners{circuit::transitionLogger(cfg.name),
                                                     // Workers waiting on an open breaker look again.
                                                     [this](const circuit::Transition&) { wakePaused(); }};
   breaker_ = std::make_unique<circuit::Breaker>(circuit::optionsFrom(cfg.breaker), clock_, std::move(listeners));
-  open_.resize(lanes_);
 }
 
 SinkRunner::~SinkRunner() {
@@ -83,7 +77,7 @@ std::optional<std::string> SinkRunner::start(bool held) {
   if (auto error = sink_->start()) return error;
   started_ = true;
   held_ = held;
-  batcher_ = std::thread([this] {
+  batcherThread_ = std::thread([this] {
     log::guardThread("sink", [this] { runBatcher(); });
     // Also after a failure, so that stop() and the workers do not wait for it until the deadline.
     batcherDone_ = true;
@@ -137,33 +131,28 @@ std::chrono::nanoseconds SinkRunner::oldestBatchAge(Clock::time_point now) const
 }
 
 void SinkRunner::runBatcher() {
+  const Batcher::Closed store = [this](PendingBatch&& pb) { this->store(std::move(pb)); };
   std::deque<Claim> taken;
   while (true) {
     bool closed = false;
     {
       std::unique_lock lock(intakeMutex_);
       // Sleep until a delivery comes, or the oldest open batch has lingered long enough.
-      auto until = Clock::time_point::max();
-      for (const auto& o : open_) {
-        if (!o.pending.batch.empty()) until = std::min(until, o.firstAt + cfg_.batch.linger);
-      }
+      const auto due = batcher_.nextDue();
       auto ready = [&] { return intakeClosed_ || !intake_.empty(); };
-      if (until == Clock::time_point::max()) {
+      if (!due) {
         intakeChanged_.wait(lock, ready);
       } else {
-        intakeChanged_.wait_until(lock, until, ready);
+        intakeChanged_.wait_until(lock, *due, ready);
       }
       taken.swap(intake_);
       intakeRecords_ = 0;
       closed = intakeClosed_;
     }
     intakeChanged_.notify_all();
-    for (auto& c : taken) place(c);
+    for (auto& c : taken) batcher_.add(c, Clock::now(), store);
     taken.clear();
-    const auto now = Clock::now();
-    for (auto& o : open_) {
-      if (!o.pending.batch.empty() && (closed || now >= o.firstAt + cfg_.batch.linger)) flush(o);
-    }
+    batcher_.closeDue(closed ? Clock::time_point::max() : Clock::now(), store);
     if (closed) break;
   }
 }
@@ -176,59 +165,7 @@ void SinkRunner::wakePaused() {
   pauseChanged_.notify_all();
 }
 
-void SinkRunner::place(Claim& claim) {
-  const Delivery* delivery = claim.delivery();
-  const auto& records = delivery->records();
-  if (records.empty()) {
-    claim.release();
-    return;
-  }
-  const std::uint64_t maxBytes = cfg_.batch.maxBytes.value;
-  OpenBatch& o = open_[laneOf(records.front(), lanes_)];
-  for (const Record& r : records) {
-    sinks::Batch& b = o.pending.batch;
-    const std::size_t before = b.encoded.size();
-    sinks::appendRecord(b.encoded, r, cfg_.encoding);
-    if (b.encoded.size() > maxBytes && !b.empty()) {
-      // This record starts the next batch: move its bytes over.
-      std::string tail = b.encoded.substr(before);
-      b.encoded.resize(before);
-      flush(o);
-      o.pending.batch.encoded += tail;  // into the room flush() reserved
-    }
-    if (o.pending.batch.empty()) o.firstAt = Clock::now();
-    if (o.lastDelivery != delivery) {
-      o.pending.claims.push_back(claim.another());
-      o.lastDelivery = delivery;
-    }
-    o.pending.batch.seal(&r);
-    if (o.pending.batch.size() >= cfg_.batch.maxRecords || o.pending.batch.bytes() >= maxBytes) flush(o);
-  }
-  claim.release();  // every record now sits in a batch holding a claim of its own
-}
-
-void SinkRunner::flush(OpenBatch& o) {
-  PendingBatch pb = std::move(o.pending);
-  o.pending = PendingBatch{};
-  o.lastDelivery = nullptr;
-  // The next batch of a lane is likely the size of this one: room for that, and a little more, up
-  // front. Grown by doubling instead, a buffered batch would hold up to twice the memory it counts,
-  // and every doubling copies it again.
-  {
-    const sinks::Batch& last = pb.batch;
-    const std::size_t maxBytes = cfg_.batch.maxBytes.value;
-    o.pending.batch.encoded.reserve(std::min(last.encoded.size() + last.encoded.size() / 16 + 1024, maxBytes + 1024));
-    const std::size_t records = std::min<std::size_t>(last.size() + last.size() / 16 + 16, cfg_.batch.maxRecords);
-    o.pending.batch.records.reserve(records);
-    o.pending.batch.ends.reserve(records);
-  }
-  if (pb.batch.empty()) {
-    pb.finish();
-    return;
-  }
-  pb.lane = static_cast<std::uint32_t>(&o - open_.data());
-  pb.sequence = sequence_++;
-  pb.formedAt = o.firstAt;
+void SinkRunner::store(PendingBatch&& pb) {
   std::vector<PendingBatch> evicted;
   switch (buffer_.push(pb, evicted)) {
     case SinkBuffer::PushResult::Accepted:
@@ -499,7 +436,7 @@ std::vector<PendingBatch> SinkRunner::halt(Deadline deadline) {
   // comes (breaker open), so the buffer is closed at the deadline to release it.
   while (!batcherDone_.load() && !pastHardDeadline()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   if (!batcherDone_.load()) buffer_.close();
-  batcher_.join();
+  batcherThread_.join();
   for (auto& w : workers_) w.join();
   workers_.clear();
   buffer_.close();

@@ -13,8 +13,8 @@
 // - offer() is called by the fan-out thread; it appends to intake_ under intakeMutex_ and waits while
 //   intake_ is full (the batcher is behind, or when_full: block holds it), unless holdBackIntake(false)
 //   (a reload retiring this runner) lets everything through.
-// - One batcher thread takes deliveries from intake_, encodes their records once into the open batch
-//   of their lane (batcher-only state, no lock) and pushes full or lingering batches into buffer_.
+// - One batcher thread takes deliveries from intake_, forms batches of them (batcher_, its thread's
+//   alone, no lock) and pushes full or lingering batches into buffer_.
 // - A worker releases the claims of a batch it finished itself, so a file's checkpoint never waits for
 //   the batcher, which may be blocked on a full buffer (when_full: block).
 // - `workers` threads, one per lane, pop batches from buffer_ and run deliver(). A lane is sent in
@@ -39,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/batcher.h"
 #include "agent/dead_letter.h"
 #include "agent/delivery.h"
 #include "agent/log.h"
@@ -150,12 +151,6 @@ class SinkRunner {
   const config::SinkConfig& config() const { return cfg_; }
 
  private:
-  struct OpenBatch {
-    PendingBatch pending;
-    std::chrono::steady_clock::time_point firstAt{};
-    const Delivery* lastDelivery = nullptr;  // holds a claim in this batch already
-  };
-
   // Stops the threads, sending until the deadline; returns what is left in the buffer.
   std::vector<PendingBatch> halt(Deadline deadline);
   // The send or probe, an exception turned into a retriable failure.
@@ -165,8 +160,8 @@ class SinkRunner {
   // Waits for the breaker's next trial time, at most 200 ms (or a transition, or the deadline).
   void pauseForBreaker();
   void runBatcher();
-  void place(Claim& claim);
-  void flush(OpenBatch& open);
+  // Puts a batch the batcher closed into the buffer, or drops it by the buffer's when_full policy.
+  void store(PendingBatch&& pb);
   void runWorker(std::uint32_t lane);
   void deliver(PendingBatch&& pb);
   void deadLetterRecords(PendingBatch& pb, const std::vector<std::pair<std::uint32_t, std::string>>& failed);
@@ -205,8 +200,7 @@ class SinkRunner {
   bool intakeClosed_ = false;
   bool intakeBounded_ = true;
 
-  std::vector<OpenBatch> open_;  // batcher thread only
-  std::uint64_t sequence_ = 0;   // batcher thread only
+  Batcher batcher_;  // batcher thread only
 
   std::mutex pauseMutex_;
   std::condition_variable pauseChanged_;  // woken by breaker transitions and shutdown
@@ -220,15 +214,12 @@ class SinkRunner {
   std::mutex randomMutex_;
   std::minstd_rand random_;
 
-  std::thread batcher_;
+  std::thread batcherThread_;
   std::vector<std::thread> workers_;
   bool started_ = false;
 };
 
 // A batch of the records `indexes` of `batch`, their encodings copied.
 sinks::Batch subBatch(const sinks::Batch& batch, const std::vector<std::uint32_t>& indexes);
-
-// The lane, of `lanes`, that records of `r`'s source take: always the same, so a file is sent in order.
-std::uint32_t laneOf(const Record& r, std::uint32_t lanes);
 
 }  // namespace logcapture::agent
