@@ -1,7 +1,6 @@
 #include "agent/sink_runner.h"
 
 #include <algorithm>
-#include <cmath>
 #include <functional>
 
 #include "agent/log.h"
@@ -35,6 +34,7 @@ sinks::Batch subBatch(const sinks::Batch& batch, const std::vector<std::uint32_t
 SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sink> sink, const std::string& stateDir,
                        circuit::Clock& clock)
     : cfg_(cfg),
+      rules_(DeliveryRules::of(cfg)),
       inputs_(cfg.inputs),
       sink_(std::move(sink)),
       clock_(clock),
@@ -262,14 +262,9 @@ bool SinkRunner::pause(std::chrono::nanoseconds delay) {
   return !pastHardDeadline();
 }
 
-std::chrono::nanoseconds SinkRunner::backoff(std::uint32_t attempt) {
-  // Capped exponential backoff with full jitter: uniform in [0, min(max, initial * 2^(attempt-1))].
-  const double initial = double(std::chrono::nanoseconds(cfg_.retry.initialBackoff).count());
-  const double cap = double(std::chrono::nanoseconds(cfg_.retry.maxBackoff).count());
-  const double ceiling = std::min(cap, initial * std::pow(2.0, double(std::min<std::uint32_t>(attempt, 62) - 1)));
+double SinkRunner::jitter() {
   std::lock_guard lock(randomMutex_);
-  std::uniform_real_distribution<double> uniform(0, ceiling);
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(uniform(random_)));
+  return std::uniform_real_distribution<double>(0, 1)(random_);
 }
 
 void SinkRunner::runWorker(std::uint32_t lane) {
@@ -338,7 +333,6 @@ void SinkRunner::pauseForBreaker() {
 }
 
 void SinkRunner::deliver(PendingBatch&& pb) {
-  const auto& breakerOptions = breaker_->options();
   while (true) {
     if (pastHardDeadline()) {
       buffer_.pushFront(std::move(pb));
@@ -351,8 +345,9 @@ void SinkRunner::deliver(PendingBatch&& pb) {
     }
     const circuit::Permit permit = breaker_->tryAcquire();
     if (!permit) {
-      if (cfg_.buffer.onOpen == config::OnOpen::Drop) {
-        drop(pb, DropReason::BreakerOpen);
+      const Action action = decideRefused(pb, rules_);
+      if (action.then == Action::Then::Drop) {
+        drop(pb, action.dropReason);
         return;
       }
       // Keep the batch at the head of its lane and wait for the trial time (or an operator's change).
@@ -361,7 +356,7 @@ void SinkRunner::deliver(PendingBatch&& pb) {
       return;
     }
     const auto sendDeadline = std::min(Clock::now() + cfg_.timeout, hardDeadline());
-    if (permit.state == circuit::State::HalfOpen && breakerOptions.probe) {
+    if (permit.state == circuit::State::HalfOpen && breaker_->options().probe) {
       stats_.probes.fetch_add(1, std::memory_order_relaxed);
       const auto started = clock_.now();
       const sinks::SendResult probed = sendGuarded(nullptr, sendDeadline);
@@ -381,45 +376,46 @@ void SinkRunner::deliver(PendingBatch&& pb) {
     const sinks::SendResult result = sendGuarded(&pb.batch, sendDeadline);
     const auto took = clock_.now() - started;
     stats_.batchesInFlight.fetch_sub(1, std::memory_order_relaxed);
-    SendVerdict verdict = judge(result, pb.batch.size());
+    const Action action = decide(result, pb, rules_, jitter());
+    const SendVerdict& verdict = action.verdict;
     breaker_->onResult(permit, verdict.breaker, took, result.retryAfter);
     if (result.outcome != Outcome::Success || !result.failures.empty()) reportFailure(result, pb);
 
     stats_.delivered.fetch_add(verdict.delivered, std::memory_order_relaxed);
     if (!verdict.deadLetter.empty()) deadLetterRecords(pb, verdict.deadLetter);
-    if (verdict.done()) {
-      pb.finish();
-      return;
-    }
-    if (verdict.split) {
-      // The destination refused the request for its size: send each half on its own, in order.
-      stats_.splits.fetch_add(1, std::memory_order_relaxed);
-      std::vector<std::uint32_t> first, second;
-      for (std::uint32_t i = 0; i < pb.batch.size(); ++i) (i < pb.batch.size() / 2 ? first : second).push_back(i);
-      PendingBatch tail{subBatch(pb.batch, second), {}, pb.lane, pb.sequence, 0, pb.rounds, pb.formedAt};
-      for (const auto& c : pb.claims) tail.claims.push_back(c.another());
-      pb.batch = subBatch(pb.batch, first);
-      pb.attempts = 0;
-      buffer_.pushFront(std::move(tail));
-      buffer_.pushFront(std::move(pb));
-      return;
-    }
-    if (!verdict.retryAll) pb.batch = subBatch(pb.batch, verdict.retry);
-    // Once a batch has used up its attempts, it waits at the longest backoff between rounds.
-    const std::uint32_t attempt = pb.rounds > 0 ? cfg_.retry.maxAttempts + pb.attempts : pb.attempts;
-    const auto delay = retryDelay(backoff(attempt), result.retryAfter, breakerOptions.maxOpenTimeout);
-    if (pb.attempts >= cfg_.retry.maxAttempts) {
-      // Back to the head of its lane. Its failures opened the breaker, or will: the breaker decides
-      // when it goes again.
-      pb.attempts = 0;
-      pb.rounds += 1;
-      buffer_.pushFront(std::move(pb));
-      pause(delay);
-      return;
-    }
-    if (!pause(delay)) {
-      buffer_.pushFront(std::move(pb));
-      return;
+    switch (action.then) {
+      case Action::Then::Finish:
+        pb.finish();
+        return;
+      case Action::Then::Drop:
+        drop(pb, action.dropReason);
+        return;
+      case Action::Then::Split: {
+        stats_.splits.fetch_add(1, std::memory_order_relaxed);
+        std::vector<std::uint32_t> first, second;
+        for (std::uint32_t i = 0; i < pb.batch.size(); ++i) (i < pb.batch.size() / 2 ? first : second).push_back(i);
+        PendingBatch tail{subBatch(pb.batch, second), {}, pb.lane, pb.sequence, 0, pb.rounds, pb.formedAt};
+        for (const auto& c : pb.claims) tail.claims.push_back(c.another());
+        pb.batch = subBatch(pb.batch, first);
+        pb.attempts = 0;
+        buffer_.pushFront(std::move(tail));
+        buffer_.pushFront(std::move(pb));
+        return;
+      }
+      case Action::Then::WaitForBreaker:
+        if (!verdict.retryAll) pb.batch = subBatch(pb.batch, verdict.retry);
+        pb.attempts = 0;
+        pb.rounds += 1;
+        buffer_.pushFront(std::move(pb));
+        pause(action.wait);
+        return;
+      case Action::Then::Retry:
+        if (!verdict.retryAll) pb.batch = subBatch(pb.batch, verdict.retry);
+        if (!pause(action.wait)) {
+          buffer_.pushFront(std::move(pb));
+          return;
+        }
+        break;
     }
   }
 }

@@ -44,37 +44,13 @@
 #include "agent/delivery.h"
 #include "agent/log.h"
 #include "agent/pipeline.h"
+#include "agent/send_verdict.h"
 #include "agent/sink_buffer.h"
 #include "circuit/breaker.h"
 #include "config/config.h"
 #include "sinks/sink.h"
 
 namespace logcapture::agent {
-
-// Why records were dropped; each has its own counter and metric label.
-enum class DropReason : std::uint8_t {
-  BreakerOpen,       // on_open: drop, while the breaker refuses sends
-  BufferFull,        // when_full: drop_newest / drop_oldest, the buffer full (breaker open or sink slow)
-  DeadLetterFull,    // refused for good, and the dead letter is at dead_letter.max_bytes
-  DeadLetterFailed,  // refused for good, and the dead letter could not be written (disk full, EACCES)
-  SinkRemoved,       // held by a sink a reload removed, unsent by the reload's deadline
-};
-inline constexpr std::size_t kDropReasons = 5;
-constexpr std::string_view dropReasonName(DropReason r) {
-  switch (r) {
-    case DropReason::BreakerOpen:
-      return "breaker_open";
-    case DropReason::BufferFull:
-      return "buffer_full";
-    case DropReason::DeadLetterFull:
-      return "dead_letter_full";
-    case DropReason::DeadLetterFailed:
-      return "dead_letter_failed";
-    case DropReason::SinkRemoved:
-      return "sink_removed";
-  }
-  return "?";
-}
 
 // Counters of one sink, relaxed atomics read by metrics and tests.
 // received = delivered + dead_lettered + dropped (all reasons) + buffered + in flight + unsent at shutdown.
@@ -168,16 +144,18 @@ class SinkRunner {
   void countDropped(std::uint64_t records, DropReason reason);
   void drop(PendingBatch& pb, DropReason reason);
   void reportFailure(const sinks::SendResult& result, const PendingBatch& pb);
+  // Uniform in [0, 1), for the backoff's jitter.
+  double jitter();
   // Logs the failures and drops the throttles held back, once their interval has passed (`final`: now).
   void logSummaries(bool final);
   // Waits up to `delay`, cut short by the hard deadline; false when the deadline has passed.
   bool pause(std::chrono::nanoseconds delay);
-  std::chrono::nanoseconds backoff(std::uint32_t attempt);
   std::chrono::steady_clock::time_point hardDeadline() const;  // the shutdown deadline; far away while running
   bool pastHardDeadline() const;
   void wakePaused();
 
   const config::SinkConfig cfg_;
+  const DeliveryRules rules_;
   mutable std::mutex inputsMutex_;
   std::optional<std::vector<std::string>> inputs_;  // guarded by inputsMutex_
   std::unique_ptr<sinks::Sink> sink_;
