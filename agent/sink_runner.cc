@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <functional>
 
+#include "agent/handover.h"
 #include "agent/log.h"
 #include "agent/send_verdict.h"
 #include "circuit/events.h"
-#include "sinks/encoding.h"
 
 namespace logcapture::agent {
 namespace {
@@ -484,31 +484,17 @@ std::vector<PendingBatch> SinkRunner::release() {
 }
 
 void SinkRunner::adopt(std::vector<PendingBatch> batches) {
-  // Re-encoded for this sink (its encoding may have changed) and re-laned for its workers; each
-  // source's records were in one lane, in order, and stay so.
-  std::vector<std::vector<PendingBatch>> byLane(lanes_);
+  // Re-encoded for this sink (its encoding may have changed) and re-laned for its workers.
+  auto byLane = reformForAdoption(std::move(batches), cfg_.encoding, lanes_);
   std::uint64_t records = 0;
-  for (auto& old : batches) {
-    if (old.batch.empty()) {
-      old.finish();
-      continue;
-    }
-    PendingBatch pb;
-    for (std::size_t i = 0; i < old.batch.size(); ++i) {
-      sinks::appendRecord(pb.batch.encoded, old.batch.record(i), cfg_.encoding);
-      pb.batch.seal(old.batch.records[i]);
-    }
-    pb.claims = std::move(old.claims);
-    pb.lane = laneOf(pb.batch.record(0), lanes_);
-    pb.formedAt = old.formedAt;
-    records += pb.batch.size();
-    byLane[pb.lane].push_back(std::move(pb));
-  }
-  stats_.received.fetch_add(records, std::memory_order_relaxed);
   // Ahead of what this runner received since it started: pushed to the front, last first.
   for (auto& lane : byLane) {
-    for (auto it = lane.rbegin(); it != lane.rend(); ++it) buffer_.pushFront(std::move(*it));
+    for (auto it = lane.rbegin(); it != lane.rend(); ++it) {
+      records += it->batch.size();
+      buffer_.pushFront(std::move(*it));
+    }
   }
+  stats_.received.fetch_add(records, std::memory_order_relaxed);
   held_ = false;
   wakePaused();
 }

@@ -96,9 +96,9 @@ class SinkRunner {
   // Sends what is buffered until the deadline, then stops the sink. Records still unsent are left
   // unfinished (read again after a restart) and counted in unsentAtShutdown.
   void stop(Deadline deadline);
-  // Stops at once, for a replacement: the send in flight ends (within `timeout`), nothing else is sent,
-  // and every batch still held is handed back in order, its claims intact, instead of being left
-  // unfinished. Then stops the sink.
+  // Stops at once, for a replacement (agent/handover.h): the send in flight ends (within `timeout`),
+  // nothing else is sent, and every batch still held is handed back in order, its claims intact,
+  // instead of being left unfinished. Then stops the sink.
   std::vector<PendingBatch> release();
   // Takes a predecessor's released batches ahead of everything received since start(true), re-encoded
   // for this sink, and lets the workers send. Called once, by the thread that called start().
