@@ -68,6 +68,9 @@ std::uint64_t SourceCursor::committed() const {
 }
 
 bool SourceCursor::idle() const {
+  // After a commit in flight: idle means the checkpoint store has the offset too, so a file closed
+  // once its cursor is idle and opened again resumes past everything it read.
+  std::lock_guard commitLock(commitMutex_);
   std::lock_guard lock(mutex_);
   return pending_.empty();
 }

@@ -39,7 +39,7 @@ class SourceCursor {
     bool finished;
   };
   mutable std::mutex mutex_;
-  std::mutex commitMutex_;  // serialises commit calls so offsets arrive in order
+  mutable std::mutex commitMutex_;  // serialises commit calls so offsets arrive in order; idle() waits for one
   std::deque<Pending> pending_;
   std::uint64_t firstTicket_ = 0;
   std::uint64_t committed_;

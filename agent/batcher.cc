@@ -8,7 +8,7 @@
 
 namespace logcapture::agent {
 
-std::uint32_t laneOf(const Record& r, std::uint32_t lanes) {
+std::uint32_t laneOf(const base::Record& r, std::uint32_t lanes) {
   if (lanes <= 1 || !r.source) return 0;
   const std::size_t h = std::hash<std::string>{}(r.source->path) ^ (std::hash<std::string>{}(r.source->input) << 1);
   return static_cast<std::uint32_t>(h % lanes);
@@ -26,7 +26,7 @@ void Batcher::add(Claim& claim, Clock::time_point now, const Closed& closed) {
   }
   const std::uint64_t maxBytes = cfg_.maxBytes.value;
   OpenBatch& o = open_[laneOf(records.front(), static_cast<std::uint32_t>(open_.size()))];
-  for (const Record& r : records) {
+  for (const base::Record& r : records) {
     sinks::Batch& b = o.pending.batch;
     const std::size_t before = b.encoded.size();
     sinks::appendRecord(b.encoded, r, encoding_);

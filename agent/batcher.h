@@ -54,6 +54,6 @@ class Batcher {
 };
 
 // The lane, of `lanes`, that records of `r`'s source take: always the same, so a file is sent in order.
-std::uint32_t laneOf(const Record& r, std::uint32_t lanes);
+std::uint32_t laneOf(const base::Record& r, std::uint32_t lanes);
 
 }  // namespace logcapture::agent

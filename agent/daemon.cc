@@ -8,10 +8,10 @@
 #include <thread>
 
 #include "agent/admin/admin_server.h"
-#include "agent/log.h"
 #include "agent/reload.h"
 #include "agent/service_notify.h"
 #include "agent/status_line.h"
+#include "base/log.h"
 #include "config/loader.h"
 #include "config/printer.h"
 #include "config/units.h"
@@ -87,7 +87,8 @@ ReloadOutcome reloadFrom(config::Config& running, Pipeline& pipeline) {
       if (outcome.applied) {
         // Logging applies at once; the admin listener and the state directory only at a restart. A
         // reload the pipeline refused changes nothing, logging included.
-        if (config::canonical(next.agent) != config::canonical(running.agent)) log::configure(next.agent.log);
+        if (config::canonical(next.agent) != config::canonical(running.agent))
+          log::configure(logSettings(next.agent.log));
         if (adminChanged) outcome.changes.emplace_back("agent.admin changed: applies after a restart");
         const auto admin = running.agent.admin;
         running = next;
@@ -223,6 +224,42 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
   const int exitCode = faulted ? int(kExitThreadFailed) : outcome.exitCode;
   if (!outcome.clean) std::_Exit(exitCode);  // a stage is still stopping; do not run destructors under it
   return exitCode;
+}
+
+log::Settings logSettings(const config::LogConfig& cfg) {
+  log::Settings s;
+  switch (cfg.level) {
+    case config::LogLevel::Trace:
+      s.level = log::Level::Trace;
+      break;
+    case config::LogLevel::Debug:
+      s.level = log::Level::Debug;
+      break;
+    case config::LogLevel::Info:
+      s.level = log::Level::Info;
+      break;
+    case config::LogLevel::Warn:
+      s.level = log::Level::Warn;
+      break;
+    case config::LogLevel::Error:
+      s.level = log::Level::Error;
+      break;
+    case config::LogLevel::Critical:
+      s.level = log::Level::Critical;
+      break;
+    case config::LogLevel::Off:
+      s.level = log::Level::Off;
+      break;
+  }
+  switch (cfg.format) {
+    case config::LogFormat::Text:
+      s.format = log::Format::Text;
+      break;
+    case config::LogFormat::Json:
+      s.format = log::Format::Json;
+      break;
+  }
+  return s;
 }
 
 }  // namespace logcapture::agent

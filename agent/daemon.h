@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "agent/pipeline.h"
+#include "base/log.h"
 #include "config/config.h"
 
 namespace logcapture::agent {
@@ -51,5 +52,8 @@ StopOutcome stopWithin(std::shared_ptr<Pipeline> pipeline, std::chrono::millisec
 
 // Runs the agent until a stop signal; returns the exit code.
 int runDaemon(const config::Config& config, const SignalWait& waitSignal);
+
+// The logging of agent.log, in the terms of base/log.h.
+log::Settings logSettings(const config::LogConfig& cfg);
 
 }  // namespace logcapture::agent

@@ -9,8 +9,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "agent/log.h"
-#include "sinks/encoding.h"
+#include "base/json_text.h"
+#include "base/log.h"
 
 namespace logcapture::agent {
 DeadLetter::DeadLetter(std::string stateDir, const config::SinkConfig& sink)
@@ -24,7 +24,19 @@ DeadLetter::~DeadLetter() {
 }
 
 bool DeadLetter::openLocked() {
-  if (fd_ >= 0) return true;
+  if (fd_ >= 0) {
+    // Moved away or removed (as dead_letter_full advises): the records go to a new file, with its own cap.
+    struct stat byPath {};
+    struct stat opened {};
+    if (::stat(path_.c_str(), &byPath) == 0 && ::fstat(fd_, &opened) == 0 && byPath.st_dev == opened.st_dev &&
+        byPath.st_ino == opened.st_ino) {
+      return true;
+    }
+    ::close(fd_);
+    fd_ = -1;
+    size_ = 0;
+    warnedFull_ = false;
+  }
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), ec);
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -39,19 +51,21 @@ DeadLetter::Appended DeadLetter::append(const sinks::Batch& batch,
   Appended out;
   if (failed.empty()) return out;
   std::string time;
-  sinks::appendJsonTimestamp(time, std::chrono::system_clock::now());
+  base::appendJsonTimestamp(time, std::chrono::system_clock::now());
   std::string lines;
   std::lock_guard lock(mutex_);
+  // Opened first, so that the cap counts what the file holds already (an earlier run's records).
+  int ioError = openLocked() ? 0 : errno;
   std::size_t accepted = 0;
   for (const auto& [index, error] : failed) {
     const std::size_t before = lines.size();
     lines += "{\"time\":" + time + ",\"sink\":";
-    sinks::appendJsonString(lines, sink_);
+    base::appendJsonString(lines, sink_);
     lines += ",\"error\":";
-    sinks::appendJsonString(lines, error);
+    base::appendJsonString(lines, error);
     lines += ",\"record\":";
     if (rawEncoding_) {
-      sinks::appendJsonString(lines, batch.encodedRecord(index));
+      base::appendJsonString(lines, batch.encodedRecord(index));
     } else {
       lines += batch.encodedRecord(index);
     }
@@ -77,22 +91,20 @@ DeadLetter::Appended DeadLetter::append(const sinks::Batch& batch,
     dropped_.fetch_add(out.overCap, std::memory_order_relaxed);
     return out;
   }
-  int error = 0;
-  if (!openLocked()) error = errno;
   std::size_t done = 0;
-  while (error == 0 && done < lines.size()) {
+  while (ioError == 0 && done < lines.size()) {
     const ssize_t n = ::write(fd_, lines.data() + done, lines.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      error = errno;
+      ioError = errno;
     } else if (n == 0) {
-      error = EIO;
+      ioError = EIO;
     } else {
       done += static_cast<std::size_t>(n);
     }
   }
-  if (error == 0 && ::fdatasync(fd_) != 0) error = errno;
-  if (error != 0) {
+  if (ioError == 0 && ::fdatasync(fd_) != 0) ioError = errno;
+  if (ioError != 0) {
     if (fd_ >= 0) {
       // Cut a torn line so that the file stays one whole JSON object per line; reopened next time.
       if (done > 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
@@ -107,7 +119,7 @@ DeadLetter::Appended DeadLetter::append(const sinks::Batch& batch,
       log::event(*logger, spdlog::level::err, "dead_letter_unwritable",
                  {{"sink", sink_},
                   {"path", path_},
-                  {"error", std::strerror(error)},
+                  {"error", std::strerror(ioError)},
                   {"hint",
                    "records the destination refused for good are dropped and counted (dead_letter_failed) "
                    "until the file can be written again"}});

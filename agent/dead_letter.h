@@ -4,8 +4,9 @@
 // appended to state_dir/dead-letter/<sink>.ndjson, one JSON object per line:
 //   {"time":"<when refused, RFC 3339 UTC>","sink":"<name>","error":"<why>","record":<the record as encoded>}
 // ("record" is the JSON object for encoding: json, the line as a JSON string for encoding: raw).
-// The file is capped at dead_letter.max_bytes; records past the cap are dropped and counted
-// (dead_letter_full), never silently. Lines are written whole and fdatasync'ed before append() returns,
+// The file is capped at dead_letter.max_bytes, what earlier runs wrote included; records past the cap are
+// dropped and counted (dead_letter_full), never silently. A file moved away or removed is replaced by a
+// new one at the next append. Lines are written whole and fdatasync'ed before append() returns,
 // so a record counted as dead-lettered survives a crash. A write that fails (disk full, EACCES, EIO) is
 // cut back to the last whole line; its records are dropped and counted apart (dead_letter_failed), and
 // logged once per episode at error: the destination refused them for good, so keeping them would only

@@ -20,7 +20,7 @@ class Delivery {
   Delivery& operator=(const Delivery&) = delete;
 
   // IMPORTANT: the records view bytes and a source the chunk owns: valid as long as this Delivery.
-  const std::vector<Record>& records() const { return chunk_.records; }
+  const std::vector<base::Record>& records() const { return chunk_.records; }
   std::uint64_t bytes() const { return chunk_.bytes; }
 
  private:

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "agent/log.h"
+#include "base/log.h"
 
 namespace logcapture::agent {
 
@@ -81,14 +81,14 @@ void FanOut::run() {
     Claim handingOut(delivery);  // until every sink has its own claim
     for (SinkRunner* r : routed) {
       waitingOn_.store(r, std::memory_order_release);
-      r->offer(Claim(delivery));
+      r->offer(Claim(delivery), runners_.size() > 1);
     }
     waitingOn_.store(nullptr, std::memory_order_release);
     handingOut.release();
   }
 }
 
-bool FanOut::replaceRunners(std::vector<SinkRunner*> runners, Deadline deadline) {
+bool FanOut::replaceRunners(std::vector<SinkRunner*> runners, base::Deadline deadline) {
   const auto leaving = [&runners](SinkRunner* r) {
     return std::find(runners.begin(), runners.end(), r) == runners.end();
   };
@@ -131,7 +131,7 @@ bool FanOut::replaceRunners(std::vector<SinkRunner*> runners, Deadline deadline)
   return applied;
 }
 
-void FanOut::stop(Deadline deadline) {
+void FanOut::stop(base::Deadline deadline) {
   if (!thread_.joinable()) return;
   done_ = true;
   queue_.close();

@@ -21,9 +21,9 @@
 #include <thread>
 #include <vector>
 
-#include "agent/pipeline.h"
 #include "agent/queue.h"
 #include "agent/sink_runner.h"
+#include "base/deadline.h"
 
 namespace logcapture::agent {
 
@@ -36,14 +36,14 @@ class FanOut {
   FanOut& operator=(const FanOut&) = delete;
 
   void start();
-  void stop(Deadline deadline);
+  void stop(base::Deadline deadline);
   // From the next chunk on, routes to `runners` instead (they must outlive the fan-out, or the next
   // replaceRunners()), re-reading every runner's routes. Waits for the chunk being handed out. When a
   // runner leaving the set holds it back (its intake is full), that runner takes the chunk whatever
   // its bound (SinkRunner::holdBackIntake), so nothing is lost and the reload need not wait for it:
   // the caller then hands over or retires what the runner holds. False when a runner that stays holds
   // it back until the deadline: nothing changed then, every runner as it was.
-  bool replaceRunners(std::vector<SinkRunner*> runners, Deadline deadline);
+  bool replaceRunners(std::vector<SinkRunner*> runners, base::Deadline deadline);
   std::uint64_t unrouted() const { return unrouted_.load(std::memory_order_relaxed); }
 
  private:

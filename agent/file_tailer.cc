@@ -17,7 +17,7 @@
 #include <set>
 #include <thread>
 
-#include "agent/log.h"
+#include "base/log.h"
 
 namespace logcapture::agent {
 namespace {
@@ -57,6 +57,21 @@ const char* fileType(mode_t mode) {
 // terminal as the controlling one.
 int openForReading(const char* path) { return ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY); }
 
+// Where the last line of the first `size` bytes starts: just past the last newline among its last
+// `window` bytes. `size` when there is none there (or the read fails): a line longer than that is cut anyway.
+std::uint64_t lastLineStart(int fd, std::uint64_t size, std::size_t window) {
+  const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(size, window));
+  if (want == 0) return size;
+  std::string tail(want, '\0');
+  ssize_t n = 0;
+  do {
+    n = ::pread(fd, tail.data(), want, static_cast<off_t>(size - want));
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(want)) return size;
+  const auto nl = tail.rfind('\n');
+  return nl == std::string::npos ? size : size - want + nl + 1;
+}
+
 }  // namespace
 
 struct FileTailer::TailedFile {
@@ -85,15 +100,7 @@ FileTailer::FileTailer(const config::InputConfig& cfg, RecordQueue& queue, check
       queue_(queue),
       checkpoints_(checkpoints),
       timings_(timings),
-      fields_(std::make_shared<const std::map<std::string, std::string>>(cfg.fields)) {
-  if (wakeup_.fd() < 0) {
-    stats_.wakeupFailures.fetch_add(1, std::memory_order_relaxed);
-    log::event(*log::component("tailer"), spdlog::level::warn, "wakeup_unavailable",
-               {{"input", cfg_.name},
-                {"error", std::strerror(wakeup_.error())},
-                {"effect", "a stop is noticed at the next poll instead of at once"}});
-  }
-}
+      fields_(std::make_shared<const std::map<std::string, std::string>>(cfg.fields)) {}
 
 FileTailer::~FileTailer() {
   stopping_ = true;
@@ -106,6 +113,14 @@ FileTailer::~FileTailer() {
 
 bool FileTailer::start() {
   auto logger = log::component("tailer");
+  // Said here rather than where the eventfd was made: a constructor short of descriptors may not log.
+  if (wakeup_.fd() < 0) {
+    stats_.wakeupFailures.fetch_add(1, std::memory_order_relaxed);
+    log::event(*logger, spdlog::level::warn, "wakeup_unavailable",
+               {{"input", cfg_.name},
+                {"error", std::strerror(wakeup_.error())},
+                {"effect", "a stop is noticed at the next poll instead of at once"}});
+  }
   inotifyFd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotifyFd_ < 0) {
     // Polling still finds everything, only later.
@@ -123,9 +138,13 @@ bool FileTailer::start() {
   return true;
 }
 
-void FileTailer::stop(Deadline) {
+void FileTailer::stop(base::Deadline) {
   stopping_ = true;
   wakeup_.signal();
+  // A queue the sinks hold full (when_full: block on a sink that is down) would keep the thread, and
+  // the reload or shutdown joining it, waiting for ever: what it could not push is read again from
+  // the checkpoints.
+  queue_.wakeProducers();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -269,7 +288,14 @@ void FileTailer::resumeRenamed(const std::set<FileKey>& matched) {
   for (auto& e : checkpoints_.entries()) {
     const FileKey key{e.id.device, e.id.inode};
     if (e.input != cfg_.name || matched.contains(key) || files_.contains(key)) continue;
-    byDirectory[std::filesystem::path(e.path).parent_path().string()].push_back(std::move(e));
+    const std::string directory = std::filesystem::path(e.path).parent_path().string();
+    // A file followed through a symlink (Kubernetes' /var/log/containers) is rotated beside its target.
+    std::error_code ec;
+    const auto target = std::filesystem::canonical(e.path, ec);
+    if (!ec && target.parent_path() != std::filesystem::path(directory)) {
+      byDirectory[target.parent_path().string()].push_back(e);
+    }
+    byDirectory[directory].push_back(std::move(e));
   }
   auto logger = log::component("tailer");
   for (const auto& [directory, entries] : byDirectory) {
@@ -285,6 +311,7 @@ void FileTailer::resumeRenamed(const std::set<FileKey>& matched) {
                x.id.inode == static_cast<std::uint64_t>(st.st_ino);
       });
       if (e == entries.end() || static_cast<std::uint64_t>(st.st_size) <= e->offset) continue;  // nothing left to read
+      if (files_.contains(FileKey{e->id.device, e->id.inode})) continue;  // found in another directory
       if (files_.size() >= cfg_.maxOpenFiles) break;
       const std::string path = (std::filesystem::path(directory) / d->d_name).string();
       const int fd = openForReading(path.c_str());
@@ -361,7 +388,10 @@ void FileTailer::open(const std::string& path, bool startup) {
     case checkpoint::Lookup::Kind::New:
       // start_at is for the files present at the input's first start only: after that, a file never
       // seen was written while we were not looking, and all of it is unread.
-      if (startup && firstStart_ && cfg_.startAt == config::StartAt::End) offset = size;
+      // The line being written then is not skipped in part: it is read whole once its newline comes.
+      if (startup && firstStart_ && cfg_.startAt == config::StartAt::End) {
+        offset = lastLineStart(fd, size, cfg_.maxLineBytes.value);
+      }
       break;
   }
   problems_.erase(path);
@@ -383,7 +413,7 @@ void FileTailer::follow(const std::string& path, int fd, const checkpoint::FileI
   f->size = size;
   f->released = released;
   f->lastData = Clock::now();
-  auto source = std::make_shared<Source>();
+  auto source = std::make_shared<base::Source>();
   source->input = cfg_.name;
   source->path = path;
   source->fields = fields_;
@@ -408,7 +438,9 @@ void FileTailer::follow(const std::string& path, int fd, const checkpoint::FileI
   stats_.filesOpen.store(files_.size(), std::memory_order_relaxed);
 }
 
-void FileTailer::push(TailedFile& f, Chunk&& chunk) { pushRecords(queue_, stats_, std::move(chunk), f.cursor); }
+void FileTailer::push(TailedFile& f, Chunk&& chunk) {
+  pushRecords(queue_, stats_, std::move(chunk), f.cursor, &stopping_);
+}
 
 bool FileTailer::readSome(TailedFile& f) {
   if (!buffer_) buffer_ = std::make_unique_for_overwrite<char[]>(kReadBytes);
@@ -553,7 +585,11 @@ void FileTailer::checkFile(TailedFile& f, Clock::time_point now) {
     }
   }
   if (f.released && f.offset >= size && now - f.lastData >= timings_.releaseIdle) {
-    release(f);
+    flushAll(f, now);
+    // A renamed file may still match the glob (app.log.1 under app.log*): closed while its records are
+    // in flight, it would be opened again at its checkpoint and they would be read twice. A deleted one
+    // cannot be opened again.
+    if (st.st_nlink == 0 || f.cursor->idle()) release(f);
   }
 }
 

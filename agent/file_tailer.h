@@ -6,7 +6,8 @@
 // Where a file is read from: at the input's very first start (no checkpoint state for it yet), the files
 // present then start at start_at; every other file not seen before starts at its first byte. A
 // checkpointed file resumes at its checkpoint, found by its identity (device, inode, fingerprint) under
-// the glob or, renamed by a rotation while the agent was down, in its old directory; one now shorter
+// the glob or, renamed by a rotation while the agent was down, in its old directory (for a file followed
+// through a symlink, also in the directory of the symlink's target); one now shorter
 // than its checkpoint, or starting with other bytes, was truncated and is read from its start.
 //
 // Lines: a line goes out when its newline is read. An incomplete last line goes out on its own only
@@ -40,10 +41,11 @@ namespace logcapture::agent {
 
 // Timings of the tailer; tests shorten them.
 struct TailerTimings {
-  std::chrono::milliseconds rescan{1000};           // glob again for new files (inotify wakes us earlier)
-  std::chrono::milliseconds statCheck{250};         // look for rotation, truncation, deletion
-  std::chrono::milliseconds poll{250};              // longest sleep without inotify events
-  std::chrono::milliseconds releaseIdle{5000};      // a rotated or deleted file idle this long is closed
+  std::chrono::milliseconds rescan{1000};    // glob again for new files (inotify wakes us earlier)
+  std::chrono::milliseconds statCheck{250};  // look for rotation, truncation, deletion
+  std::chrono::milliseconds poll{250};       // longest sleep without inotify events
+  // A rotated or deleted file idle this long is closed; a rotated one not before its records are finished with.
+  std::chrono::milliseconds releaseIdle{5000};
   std::chrono::milliseconds partialLine{5000};      // an incomplete last line is flushed after this
   std::chrono::milliseconds checkpointTouch{1000};  // mark open files present, expire entries of gone ones
 };
@@ -56,7 +58,7 @@ class FileTailer final : public Input {
 
   const std::string& name() const override { return cfg_.name; }
   bool start() override;
-  void stop(Deadline deadline) override;
+  void stop(base::Deadline deadline) override;
   bool settled() const override;
   const InputStats& stats() const override { return stats_; }
   const decode::DecodeStats* decodeStats() const override { return &decodeStats_; }

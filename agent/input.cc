@@ -8,14 +8,14 @@
 namespace logcapture::agent {
 
 RecordQueue::PushResult pushRecords(RecordQueue& queue, InputStats& stats, Chunk&& chunk,
-                                    const std::shared_ptr<SourceCursor>& cursor) {
+                                    const std::shared_ptr<SourceCursor>& cursor, const std::atomic<bool>* abandon) {
   if (chunk.records.empty()) return RecordQueue::PushResult::Accepted;
   chunk.bytes = 0;
   for (const auto& r : chunk.records) chunk.bytes += r.message.size();
   const std::size_t count = chunk.records.size();
   if (cursor) chunk.ack = Ack(cursor, cursor->open(chunk.records.back().offset));
   stats.records.fetch_add(count, std::memory_order_relaxed);
-  const auto result = queue.push(std::move(chunk));
+  const auto result = queue.push(std::move(chunk), abandon);
   if (result == RecordQueue::PushResult::Dropped) stats.queueDropped.fetch_add(count, std::memory_order_relaxed);
   return result;
 }

@@ -11,8 +11,9 @@
 #include <string>
 
 #include "agent/ack.h"
-#include "agent/pipeline.h"
 #include "agent/queue.h"
+#include "base/deadline.h"
+#include "config/config.h"
 
 namespace logcapture::agent {
 
@@ -33,6 +34,8 @@ struct InputStats {
   // Bytes of the files held that no checkpoint covers yet (size - committed offset, summed); 0 for stdin.
   std::atomic<std::uint64_t> lagBytes{0};
   std::atomic<std::uint64_t> partialLines{0};  // incomplete last lines sent without their newline (timeout, end)
+  // stdin records the queue had no room for by stop()'s deadline: lost (stdin cannot be read again).
+  std::atomic<std::uint64_t> unqueuedAtStop{0};
   // Failures, each logged once per path (or input) and state: a file that cannot be opened, a matched
   // path that is not a regular file (FIFO, directory, device, socket), a file whose reads fail, an inotify
   // watch refused (polling finds the changes instead), no eventfd (stop() is seen at the next poll).
@@ -50,7 +53,10 @@ class Input {
   virtual const std::string& name() const = 0;
   virtual bool start() = 0;
   // Stops reading, flushes held lines into the queue, and returns by the deadline.
-  virtual void stop(Deadline deadline) = 0;
+  virtual void stop(base::Deadline deadline) = 0;
+  // Takes changed settings (same name and type) without stopping, so nothing held is cut or lost;
+  // false when this input cannot, and the pipeline rebuilds it instead. Called by the pipeline's thread.
+  virtual bool reconfigure(const config::InputConfig& /*next*/) { return false; }
   // True when the input has read everything it ever will (stdin at EOF).
   virtual bool finished() const { return false; }
   // After stop(): true once the sinks have finished with every record it read, so its checkpoints
@@ -63,8 +69,10 @@ class Input {
 
 // Pushes records read together from one source (a chunk the decoder filled) into the queue, counting
 // them and any the full queue dropped. `cursor` is the source's (null for stdin, which cannot be read again).
+// `abandon`: see RecordQueue::push.
 RecordQueue::PushResult pushRecords(RecordQueue& queue, InputStats& stats, Chunk&& chunk,
-                                    const std::shared_ptr<SourceCursor>& cursor);
+                                    const std::shared_ptr<SourceCursor>& cursor,
+                                    const std::atomic<bool>* abandon = nullptr);
 
 // An eventfd that interrupts an input thread's poll() when stop() is called. Not copyable.
 // Without one (eventfd failed: error() says why, fd() is -1, which poll() ignores) the thread sees

@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/decode/formats.h"
+#include "base/utf8.h"
 
 namespace logcapture::agent {
 
@@ -36,6 +36,8 @@ class LineSplitter {
   void flush(std::uint64_t offset, OnLine&& onLine);
   // True while bytes of an unfinished line are held (not while only skipping the rest of a flushed one).
   bool holding() const { return !partial_.empty() || cut_; }
+  // A new limit (a reload changed max_line_bytes); a held line already longer is cut at its next feed.
+  void setMaxLineBytes(std::size_t maxLineBytes) { maxLineBytes_ = maxLineBytes; }
   // Forgets held bytes (the file was truncated).
   void reset() {
     partial_.clear();
@@ -44,7 +46,7 @@ class LineSplitter {
   }
 
  private:
-  const std::size_t maxLineBytes_;
+  std::size_t maxLineBytes_;
   std::string partial_;    // the line so far; when cut_, its first max_line_bytes
   bool cut_ = false;       // partial_ is the head of an over-long line whose rest is being skipped
   bool skipping_ = false;  // the head already went out (flush()): drop the rest of the line
@@ -73,7 +75,7 @@ void LineSplitter::feed(std::string_view bytes, std::uint64_t offset, OnLine&& o
       } else {
         // Over-long: keep the first max_line_bytes (without splitting a UTF-8 sequence), skip the rest.
         partial_.append(segment.substr(0, maxLineBytes_ - partial_.size() + 4));
-        partial_.resize(decode::utf8Cut(partial_, maxLineBytes_));
+        partial_.resize(base::utf8Cut(partial_, maxLineBytes_));
         cut_ = true;
       }
     }

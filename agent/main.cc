@@ -1,8 +1,10 @@
 // The logcapture command: run (default), check, breakers, version.
 
+#include <fcntl.h>
 #include <CLI/CLI.hpp>
-#include <csignal>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -10,7 +12,7 @@
 
 #include "agent/admin/breakers_command.h"
 #include "agent/daemon.h"
-#include "agent/log.h"
+#include "base/log.h"
 #include "config/loader.h"
 #include "config/printer.h"
 #include "config/reference.h"
@@ -57,7 +59,7 @@ int commandRun(const std::string& path) {
     printErrors(e);
     return agent::kExitConfig;
   }
-  log::configure(loaded.config.agent.log);
+  log::configure(agent::logSettings(loaded.config.agent.log));
   auto logger = log::component("config");
   for (const auto& w : loaded.warnings) logger->warn("{}", w.format());
   return agent::runDaemon(loaded.config, agent::waitForProcessSignal());
@@ -83,6 +85,14 @@ std::vector<std::string> withDefaultCommand(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Started with stdin, stdout or stderr closed (`<&-`, a careless supervisor), the first file the agent
+  // opens would take that number: the stdin input would read a log file, the console sink write into one.
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      const int opened = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+      if (opened < 0) return 1;  // no /dev/null: nothing sensible to run on
+    }
+  }
   // Before any thread exists, so every thread inherits the mask and signals reach sigtimedwait.
   agent::blockSignals();
   // A console sink whose reader went away, or a peer closing a socket, must show up as a write error

@@ -8,10 +8,10 @@
 #include "agent/fan_out.h"
 #include "agent/file_tailer.h"
 #include "agent/input.h"
-#include "agent/log.h"
 #include "agent/queue.h"
 #include "agent/sink_runner.h"
 #include "agent/stdin_input.h"
+#include "base/log.h"
 #include "circuit/clock.h"
 #include "config/printer.h"
 #include "sinks/registry.h"
@@ -50,7 +50,7 @@ std::optional<std::string> startRunners(const RunnerList& runners, bool held = f
 // Stops the runners side by side, so that one waiting on a down destination does not eat the others'
 // share of the deadline. `retire`: a reload removed them and the agent runs on, so what they leave
 // unsent is dropped and counted instead of left unfinished (SinkRunner::retire).
-void stopRunners(const RunnerList& runners, Deadline deadline, bool retire = false) {
+void stopRunners(const RunnerList& runners, base::Deadline deadline, bool retire = false) {
   std::vector<std::thread> stopping;
   stopping.reserve(runners.size());
   for (const auto& r : runners) {
@@ -106,7 +106,7 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& config) {
             saver.start();
             return true;
           },
-          [&checkpoints, &saver](Deadline) {
+          [&checkpoints, &saver](base::Deadline) {
             saver.stop();
             checkpoints.save();
           }});
@@ -124,7 +124,7 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& config) {
   }
   Pipeline& self = *p;
   p->add({"sinks", [&self] { return !startRunners(self.runners()); },
-          [&self](Deadline deadline) { stopRunners(self.runners(), deadline); }});
+          [&self](base::Deadline deadline) { stopRunners(self.runners(), deadline); }});
   p->warnUnrouted();
 
   p->fanOut_ = std::make_unique<FanOut>(*p->queue_, raw(p->runners_));
@@ -134,7 +134,7 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& config) {
             fanOut.start();
             return true;
           },
-          [&fanOut](Deadline deadline) { fanOut.stop(deadline); }});
+          [&fanOut](base::Deadline deadline) { fanOut.stop(deadline); }});
 
   for (const auto& input : config.inputs) p->inputs_.push_back(p->makeInput(input));
   p->add({"inputs",
@@ -148,7 +148,7 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& config) {
             }
             return true;
           },
-          [&self](Deadline deadline) {
+          [&self](base::Deadline deadline) {
             for (const auto& in : self.inputs()) in->stop(deadline);
           }});
   return p;
@@ -191,7 +191,7 @@ bool Pipeline::start() {
   return true;
 }
 
-void Pipeline::stop(Deadline deadline) {
+void Pipeline::stop(base::Deadline deadline) {
   auto logger = log::component("agent");
   while (started_ > 0) {
     const Stage& stage = stages_[--started_];
@@ -216,7 +216,7 @@ std::vector<std::shared_ptr<SinkRunner>> Pipeline::runners() const {
   return runners_;
 }
 
-ReloadOutcome Pipeline::reload(const config::Config& next, Deadline deadline) {
+ReloadOutcome Pipeline::reload(const config::Config& next, base::Deadline deadline) {
   ReloadOutcome out;
   auto logger = log::component("agent");
 
@@ -287,6 +287,12 @@ ReloadOutcome Pipeline::reload(const config::Config& next, Deadline deadline) {
     if (same != inputsRunning.end() && was != config_.inputs.end() &&
         config::canonical(*was) == config::canonical(ic)) {
       keptInputs.push_back(*same);
+      continue;
+    }
+    // An input that takes new settings in place (stdin, which cannot be read again) is not rebuilt.
+    if (same != inputsRunning.end() && (*same)->reconfigure(ic)) {
+      keptInputs.push_back(*same);
+      out.changes.push_back("input " + ic.name + " reconfigured");
       continue;
     }
     out.changes.push_back("input " + ic.name + (same == inputsRunning.end() ? " added" : " rebuilt"));

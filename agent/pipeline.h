@@ -17,11 +17,10 @@
 #include <vector>
 
 #include "agent/reload.h"
+#include "base/deadline.h"
 #include "config/config.h"
 
 namespace logcapture::agent {
-
-using Deadline = std::chrono::steady_clock::time_point;
 
 class Input;
 class RecordQueue;
@@ -37,7 +36,7 @@ class CheckpointSaver;
 struct Stage {
   std::string name;
   std::function<bool()> start;
-  std::function<void(Deadline)> stop;
+  std::function<void(base::Deadline)> stop;
 };
 
 class Pipeline {
@@ -58,13 +57,13 @@ class Pipeline {
   // input stops, then resumes from its checkpoints once the sinks finished its records (or at the
   // deadline). When a new sink cannot be built or started, nothing changes and the outcome says why.
   // Parts that only a restart can change (queue, state_dir) are reported in the outcome's changes.
-  ReloadOutcome reload(const config::Config& next, Deadline deadline);
+  ReloadOutcome reload(const config::Config& next, base::Deadline deadline);
 
   void add(Stage stage);
   // Starts the stages in order; on a failure stops those already started and returns false.
   bool start();
   // Stops the started stages in reverse order; each gets what is left of the deadline.
-  void stop(Deadline deadline);
+  void stop(base::Deadline deadline);
   std::size_t size() const { return stages_.size(); }
 
   // True when every input has read all it ever will (only stdin inputs, all at end of file): the agent

@@ -10,7 +10,7 @@ bool RecordQueue::fits(const Chunk& c) const {
   return stats_.records + c.records.size() <= maxRecords_ && stats_.bytes + c.bytes <= maxBytes_;
 }
 
-RecordQueue::PushResult RecordQueue::push(Chunk&& chunk) {
+RecordQueue::PushResult RecordQueue::push(Chunk&& chunk, const std::atomic<bool>* abandon) {
   std::vector<Chunk> evicted;  // finished outside the lock: finishing may write a checkpoint
   {
     std::unique_lock lock(mutex_);
@@ -20,9 +20,9 @@ RecordQueue::PushResult RecordQueue::push(Chunk&& chunk) {
         case config::WhenFull::Block:
           ++stats_.blockedPushes;
           waitingProducers_.fetch_add(1, std::memory_order_relaxed);
-          notFull_.wait(lock, [&] { return closed_ || fits(chunk); });
+          notFull_.wait(lock, [&] { return closed_ || fits(chunk) || (abandon && abandon->load()); });
           waitingProducers_.fetch_sub(1, std::memory_order_relaxed);
-          if (closed_) return PushResult::Closed;
+          if (closed_ || !fits(chunk)) return PushResult::Closed;
           break;
         case config::WhenFull::DropNewest:
           stats_.droppedNewest += chunk.records.size();
@@ -48,6 +48,12 @@ RecordQueue::PushResult RecordQueue::push(Chunk&& chunk) {
   notEmpty_.notify_one();
   for (auto& c : evicted) c.ack.finish();
   return PushResult::Accepted;
+}
+
+void RecordQueue::wakeProducers() {
+  // Under the lock: a producer between its look at `abandon` and its wait cannot miss this.
+  { std::lock_guard lock(mutex_); }
+  notFull_.notify_all();
 }
 
 bool RecordQueue::pop(Chunk& out, std::chrono::milliseconds timeout) {

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "agent/ack.h"
-#include "agent/record.h"
+#include "base/record.h"
 #include "config/config.h"
 
 namespace logcapture::agent {
@@ -25,10 +25,10 @@ namespace logcapture::agent {
 // IMPORTANT: the chunk owns what its records view (their messages' bytes and their source); records
 // are valid as long as the chunk, or the Delivery it moves into, lives.
 struct Chunk {
-  std::vector<Record> records;
-  RecordBytes storage;                   // the bytes of the records' messages
-  std::shared_ptr<const Source> source;  // the records' source; null when the records' sources live elsewhere
-  std::uint64_t bytes = 0;               // message bytes of the records
+  std::vector<base::Record> records;
+  base::RecordBytes storage;                   // the bytes of the records' messages
+  std::shared_ptr<const base::Source> source;  // the records' source; null when the records' sources live elsewhere
+  std::uint64_t bytes = 0;                     // message bytes of the records
   Ack ack;
 };
 
@@ -49,8 +49,12 @@ class RecordQueue {
   // this chunk, drop_oldest drops the oldest chunks until it fits. A chunk larger than the bounds is
   // admitted when the queue is empty, so it never waits forever. Dropped chunks are finished (their
   // records are dropped by an explicit policy) and counted. A chunk refused because the queue is
-  // closed is not finished: it is read again after a restart.
-  PushResult push(Chunk&& chunk);
+  // closed is not finished: it is read again after a restart. `abandon`: block stops waiting once it
+  // is true and wakeProducers() was called, and the chunk is refused as if the queue were closed (an
+  // input stopping while the sinks hold it back: what it read is read again from its checkpoints).
+  PushResult push(Chunk&& chunk, const std::atomic<bool>* abandon = nullptr);
+  // Wakes the producers waiting for room, to look at their `abandon` flag.
+  void wakeProducers();
   // Takes the oldest chunk; waits up to `timeout`. False when none came or the queue is closed and empty.
   bool pop(Chunk& out, std::chrono::milliseconds timeout);
   // No more pushes; pops drain what is left. Wakes every waiter.

@@ -1,6 +1,6 @@
 #include "agent/reload.h"
 
-#include "agent/log.h"
+#include "base/log.h"
 
 namespace logcapture::agent {
 

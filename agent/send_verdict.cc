@@ -5,7 +5,7 @@
 
 namespace logcapture::agent {
 
-using circuit::Outcome;
+using sinks::Outcome;
 
 namespace {
 
@@ -37,23 +37,39 @@ SendVerdict judgePartial(const sinks::SendResult& result, std::size_t size) {
   std::sort(v.deadLetter.begin(), v.deadLetter.end());
   std::sort(v.retry.begin(), v.retry.end());
   v.delivered = size - v.deadLetter.size() - v.retry.size();
-  v.breaker = result.outcome;
-  if (v.breaker == Outcome::Success && v.delivered == 0) {
+  Outcome call = result.outcome;
+  if (call == Outcome::Success && v.delivered == 0) {
     if (retriable) {
-      v.breaker = Outcome::Retriable;
+      call = Outcome::Retriable;
     } else if (throttled) {
-      v.breaker = Outcome::Throttled;
+      call = Outcome::Throttled;
     }
   }
+  v.breaker = breakerOutcome(call);
   return v;
 }
 
 }  // namespace
 
+circuit::Outcome breakerOutcome(sinks::Outcome outcome) {
+  // No default: a new sink outcome fails to compile until the breaker is told what it means.
+  switch (outcome) {
+    case Outcome::Success:
+      return circuit::Outcome::Success;
+    case Outcome::Retriable:
+      return circuit::Outcome::Retriable;
+    case Outcome::Throttled:
+      return circuit::Outcome::Throttled;
+    case Outcome::Permanent:
+      return circuit::Outcome::Permanent;
+  }
+  return circuit::Outcome::Retriable;
+}
+
 SendVerdict judge(const sinks::SendResult& result, std::size_t size) {
   if (!result.failures.empty() && !result.tooLarge) return judgePartial(result, size);
   SendVerdict v;
-  v.breaker = result.outcome;
+  v.breaker = breakerOutcome(result.outcome);
   switch (result.outcome) {
     case Outcome::Success:
       v.delivered = size;
@@ -105,7 +121,7 @@ Action decide(const sinks::SendResult& result, const PendingBatch& batch, const 
 
 Action decideRefused(const PendingBatch&, const DeliveryRules& rules) {
   Action a;
-  a.verdict.breaker = Outcome::Success;  // not heard: no call was made
+  a.verdict.breaker = circuit::Outcome::Success;  // not heard: no call was made
   if (rules.dropWhileOpen) {
     a.then = Action::Then::Drop;
     a.dropReason = DropReason::BreakerOpen;
@@ -115,8 +131,8 @@ Action decideRefused(const PendingBatch&, const DeliveryRules& rules) {
   return a;
 }
 
-Outcome judgeProbe(const sinks::SendResult& probe) {
-  return probe.outcome == Outcome::Success ? Outcome::Success : Outcome::Retriable;
+circuit::Outcome judgeProbe(const sinks::SendResult& probe) {
+  return probe.outcome == Outcome::Success ? circuit::Outcome::Success : circuit::Outcome::Retriable;
 }
 
 std::chrono::nanoseconds retryDelay(std::chrono::nanoseconds backoff,

@@ -60,6 +60,9 @@ struct SendVerdict {
   bool done() const { return !retryAll && retry.empty() && !split; }
 };
 
+// What the breaker hears of a sink's outcome: the one place the two vocabularies meet.
+circuit::Outcome breakerOutcome(sinks::Outcome outcome);
+
 // The verdict on `result`, the answer to a send of a batch of `size` records.
 SendVerdict judge(const sinks::SendResult& result, std::size_t size);
 

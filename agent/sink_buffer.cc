@@ -28,10 +28,18 @@ PendingBatch SinkBuffer::takeFront(std::uint32_t lane) {
   return b;
 }
 
-SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<PendingBatch>& evicted) {
+SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<PendingBatch>& evicted,
+                                        const std::function<bool()>& mayDrop) {
   std::unique_lock lock(mutex_);
   auto fits = [&] { return stats_.batches == 0 || stats_.bytes + batch.batch.bytes() <= maxBytes_; };
   if (closed_) return PushResult::Closed;
+  if (whenFull_ != config::WhenFull::Block) {
+    // mayDrop() turns true without a notification (a breaker opening, the fan-out starting to wait).
+    while (!fits() && !mayDrop()) {
+      changed_.wait_for(lock, std::chrono::milliseconds(20));
+      if (closed_) return PushResult::Closed;
+    }
+  }
   if (!fits()) {
     switch (whenFull_) {
       case config::WhenFull::Block:

@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -57,12 +58,14 @@ class SinkBuffer {
   SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::WhenFull whenFull);
 
   enum class PushResult { Accepted, Dropped, Closed };
-  // Adds the batch at the back of its lane. Without room: block waits for room or close();
-  // drop_newest refuses this batch (Dropped, left in `batch`); drop_oldest moves the oldest batches of
-  // any lane into `evicted`. The caller counts and finishes what was dropped. A batch larger than the
-  // bound is admitted into an empty buffer, so nothing waits forever. Only block ever waits: a sink
-  // whose user chose a drop policy never holds back the inputs and the other sinks, slow or broken.
-  PushResult push(PendingBatch& batch, std::vector<PendingBatch>& evicted);
+  // Adds the batch at the back of its lane. Without room: block waits for room or close(); the drop
+  // policies wait too while `mayDrop()` is false (a slow sink that holds back no other sink: waiting
+  // holds back the inputs, which lose nothing, where a drop would lose lines for no one's benefit), then
+  // drop_newest refuses this batch (Dropped, left in `batch`) and drop_oldest moves the oldest batches
+  // of any lane into `evicted`. The caller counts and finishes what was dropped. A batch larger than
+  // the bound is admitted into an empty buffer, so nothing waits forever. `mayDrop` is polled (every
+  // 20 ms) under the buffer's lock: it must be cheap and must not take this buffer's lock.
+  PushResult push(PendingBatch& batch, std::vector<PendingBatch>& evicted, const std::function<bool()>& mayDrop);
   // Returns a batch that could not be sent to the front of its lane, ahead of newer batches. It was
   // admitted before, so it is never refused.
   void pushFront(PendingBatch&& batch);

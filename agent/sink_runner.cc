@@ -3,10 +3,11 @@
 #include <algorithm>
 #include <functional>
 
+#include "agent/breaker_events.h"
+#include "agent/breaker_options.h"
 #include "agent/handover.h"
-#include "agent/log.h"
 #include "agent/send_verdict.h"
-#include "circuit/events.h"
+#include "base/log.h"
 
 namespace logcapture::agent {
 namespace {
@@ -47,10 +48,10 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
       batcher_(cfg.batch, cfg.encoding, cfg.workers),
       sendingFormedNs_(std::make_unique<std::atomic<std::int64_t>[]>(cfg.workers)),
       random_(std::random_device{}()) {
-  std::vector<circuit::Breaker::Listener> listeners{circuit::transitionLogger(cfg.name),
+  std::vector<circuit::Breaker::Listener> listeners{transitionLogger(cfg.name),
                                                     // Workers waiting on an open breaker look again.
                                                     [this](const circuit::Transition&) { wakePaused(); }};
-  breaker_ = std::make_unique<circuit::Breaker>(circuit::optionsFrom(cfg.breaker), clock_, std::move(listeners));
+  breaker_ = std::make_unique<circuit::Breaker>(optionsFrom(cfg.breaker), clock_, std::move(listeners));
 }
 
 SinkRunner::~SinkRunner() {
@@ -90,12 +91,17 @@ std::optional<std::string> SinkRunner::start(bool held) {
   return std::nullopt;
 }
 
-void SinkRunner::offer(Claim claim) {
+void SinkRunner::offer(Claim claim, bool othersWait) {
   const std::uint64_t n = claim.delivery()->records().size();
   std::unique_lock lock(intakeMutex_);
-  intakeChanged_.wait(lock, [&] {
+  const auto room = [&] {
     return intakeClosed_ || !intakeBounded_ || intakeRecords_ == 0 || intakeRecords_ + n <= intakeMaxRecords_;
-  });
+  };
+  if (!room()) {
+    if (othersWait) othersWaitOnIntake_.store(true, std::memory_order_relaxed);
+    intakeChanged_.wait(lock, room);
+    othersWaitOnIntake_.store(false, std::memory_order_relaxed);
+  }
   if (intakeClosed_) return;  // stopping: unfinished, read again after a restart
   stats_.received.fetch_add(n, std::memory_order_relaxed);
   intakeRecords_ += n;
@@ -167,7 +173,14 @@ void SinkRunner::wakePaused() {
 
 void SinkRunner::store(PendingBatch&& pb) {
   std::vector<PendingBatch> evicted;
-  switch (buffer_.push(pb, evicted)) {
+  // A drop policy drops when dropping lets something go on: the breaker refuses sends (the sink is
+  // down), or other sinks wait behind this one. A sink only slow, holding back no one, waits instead.
+  const auto mayDrop = [this] {
+    const auto state = breaker_->state();
+    return state == circuit::State::Open || state == circuit::State::ForcedOpen ||
+           othersWaitOnIntake_.load(std::memory_order_relaxed);
+  };
+  switch (buffer_.push(pb, evicted, mayDrop)) {
     case SinkBuffer::PushResult::Accepted:
       break;
     case SinkBuffer::PushResult::Dropped:
@@ -212,7 +225,7 @@ void SinkRunner::reportFailure(const sinks::SendResult& result, const PendingBat
   }
   log::event(*log::component("sink"), spdlog::level::warn, "sink_send_failed",
              {{"sink", cfg_.name},
-              {"outcome", partial ? std::string_view("partial") : circuit::outcomeName(result.outcome)},
+              {"outcome", partial ? std::string_view("partial") : sinks::outcomeName(result.outcome)},
               {"error", error},
               {"records", partial ? result.failures.size() : pb.batch.size()},
               {"attempt", pb.attempts},
@@ -300,7 +313,7 @@ void SinkRunner::deadLetterRecords(PendingBatch& pb, const std::vector<std::pair
   countDropped(appended.unwritable, DropReason::DeadLetterFailed);
 }
 
-sinks::SendResult SinkRunner::sendGuarded(const sinks::Batch* batch, Deadline deadline) {
+sinks::SendResult SinkRunner::sendGuarded(const sinks::Batch* batch, base::Deadline deadline) {
   // A sink is not to throw; one that does must not take the worker, and the trial slot its permit
   // holds, with it: the call failed, and the breaker hears so.
   std::string what;
@@ -312,7 +325,7 @@ sinks::SendResult SinkRunner::sendGuarded(const sinks::Batch* batch, Deadline de
     what = "an exception of unknown type";
   }
   stats_.sendExceptions.fetch_add(1, std::memory_order_relaxed);
-  return sinks::SendResult::failure(Outcome::Retriable,
+  return sinks::SendResult::failure(sinks::Outcome::Retriable,
                                     std::string(batch != nullptr ? "send" : "probe") + " threw: " + what);
 }
 
@@ -379,7 +392,7 @@ void SinkRunner::deliver(PendingBatch&& pb) {
     const Action action = decide(result, pb, rules_, jitter());
     const SendVerdict& verdict = action.verdict;
     breaker_->onResult(permit, verdict.breaker, took, result.retryAfter);
-    if (result.outcome != Outcome::Success || !result.failures.empty()) reportFailure(result, pb);
+    if (result.outcome != sinks::Outcome::Success || !result.failures.empty()) reportFailure(result, pb);
 
     stats_.delivered.fetch_add(verdict.delivered, std::memory_order_relaxed);
     if (!verdict.deadLetter.empty()) deadLetterRecords(pb, verdict.deadLetter);
@@ -420,7 +433,7 @@ void SinkRunner::deliver(PendingBatch&& pb) {
   }
 }
 
-std::vector<PendingBatch> SinkRunner::halt(Deadline deadline) {
+std::vector<PendingBatch> SinkRunner::halt(base::Deadline deadline) {
   started_ = false;
   held_ = false;  // stopping drains what it holds, replacement or not
   // Workers drain the buffer until the deadline; a worker waiting on an open breaker gives up then.
@@ -439,7 +452,7 @@ std::vector<PendingBatch> SinkRunner::halt(Deadline deadline) {
   return buffer_.drain();
 }
 
-void SinkRunner::stop(Deadline deadline) {
+void SinkRunner::stop(base::Deadline deadline) {
   if (!started_) return;
   std::uint64_t unsent = 0;
   for (auto& pb : halt(deadline)) unsent += pb.batch.size();  // unfinished: read again after a restart
@@ -455,7 +468,7 @@ void SinkRunner::stop(Deadline deadline) {
   sink_->stop(deadline);
 }
 
-void SinkRunner::retire(Deadline deadline) {
+void SinkRunner::retire(base::Deadline deadline) {
   if (!started_) return;
   std::uint64_t unsent = 0;
   for (auto& pb : halt(deadline)) {

@@ -42,10 +42,10 @@
 #include "agent/batcher.h"
 #include "agent/dead_letter.h"
 #include "agent/delivery.h"
-#include "agent/log.h"
-#include "agent/pipeline.h"
 #include "agent/send_verdict.h"
 #include "agent/sink_buffer.h"
+#include "base/deadline.h"
+#include "base/log.h"
 #include "circuit/breaker.h"
 #include "config/config.h"
 #include "sinks/sink.h"
@@ -91,11 +91,14 @@ class SinkRunner {
   // workers send nothing until adopt() (a replacement waiting for its predecessor's batches).
   std::optional<std::string> start(bool held = false);
   // Takes the sink's claim on a delivery. Waits while the intake is full; returns at once, the claim
-  // abandoned (the delivery left unfinished), once abandonIntake() was called.
-  void offer(Claim claim);
+  // abandoned (the delivery left unfinished), once abandonIntake() was called. `othersWait`: other sinks
+  // are held back while this call waits (the fan-out feeds more than this one), which lets a full buffer
+  // apply its drop policy although the breaker is closed; a sink that is only slow and holds back no one
+  // waits instead, so its inputs slow down and lose nothing.
+  void offer(Claim claim, bool othersWait = false);
   // Sends what is buffered until the deadline, then stops the sink. Records still unsent are left
   // unfinished (read again after a restart) and counted in unsentAtShutdown.
-  void stop(Deadline deadline);
+  void stop(base::Deadline deadline);
   // Stops at once, for a replacement (agent/handover.h): the send in flight ends (within `timeout`),
   // nothing else is sent, and every batch still held is handed back in order, its claims intact,
   // instead of being left unfinished. Then stops the sink.
@@ -106,7 +109,7 @@ class SinkRunner {
   // Sends what is buffered until the deadline, then stops the sink, like stop(); but a reload removed
   // this sink and the agent runs on, so what is still unsent is dropped and counted (sink_removed)
   // rather than left unfinished, which would hold its files' checkpoints back until a restart.
-  void retire(Deadline deadline);
+  void retire(base::Deadline deadline);
   // Makes offer() return at once without taking the delivery (left unfinished): the fan-out calls it
   // when the shutdown deadline passes while it waits on this sink.
   void abandonIntake();
@@ -128,9 +131,9 @@ class SinkRunner {
 
  private:
   // Stops the threads, sending until the deadline; returns what is left in the buffer.
-  std::vector<PendingBatch> halt(Deadline deadline);
+  std::vector<PendingBatch> halt(base::Deadline deadline);
   // The send or probe, an exception turned into a retriable failure.
-  sinks::SendResult sendGuarded(const sinks::Batch* batch, Deadline deadline);
+  sinks::SendResult sendGuarded(const sinks::Batch* batch, base::Deadline deadline);
   // True when this exhausted batch should leave the breaker's trial calls to a fresher lane.
   bool yieldsTrial(const PendingBatch& pb) const;
   // Waits for the breaker's next trial time, at most 200 ms (or a transition, or the deadline).
@@ -177,6 +180,7 @@ class SinkRunner {
   const std::uint64_t intakeMaxRecords_;
   bool intakeClosed_ = false;
   bool intakeBounded_ = true;
+  std::atomic<bool> othersWaitOnIntake_{false};  // offer() waits for room while other sinks wait on it
 
   Batcher batcher_;  // batcher thread only
 

@@ -8,20 +8,29 @@
 #include <thread>
 #include <vector>
 
-#include "agent/log.h"
+#include "base/log.h"
 
 namespace logcapture::agent {
 namespace {
 using Clock = std::chrono::steady_clock;
+
+std::unique_ptr<decode::Decoder> decoderFor(const config::InputConfig& cfg, decode::DecodeStats& stats) {
+  auto source = std::make_shared<base::Source>();
+  source->input = cfg.name;
+  source->fields = std::make_shared<const std::map<std::string, std::string>>(cfg.fields);
+  return std::make_unique<decode::Decoder>(cfg, std::move(source), stats);
+}
 }  // namespace
 
 StdinInput::StdinInput(const config::InputConfig& cfg, RecordQueue& queue, int fd,
                        std::chrono::milliseconds partialLine)
-    : cfg_(cfg), queue_(queue), fd_(fd), partialLine_(partialLine), splitter_(cfg.maxLineBytes.value) {
-  auto source = std::make_shared<Source>();
-  source->input = cfg.name;
-  source->fields = std::make_shared<const std::map<std::string, std::string>>(cfg.fields);
-  decoder_ = std::make_unique<decode::Decoder>(cfg_, std::move(source), decodeStats_);
+    : name_(cfg.name),
+      cfg_(cfg),
+      queue_(queue),
+      fd_(fd),
+      partialLine_(partialLine),
+      decoder_(decoderFor(cfg_, decodeStats_)),
+      splitter_(cfg.maxLineBytes.value) {
   if (wakeup_.fd() < 0) {
     stats_.wakeupFailures.fetch_add(1, std::memory_order_relaxed);
     log::event(*log::component("stdin"), spdlog::level::warn, "wakeup_unavailable",
@@ -33,6 +42,9 @@ StdinInput::StdinInput(const config::InputConfig& cfg, RecordQueue& queue, int f
 
 StdinInput::~StdinInput() {
   stopping_ = true;
+  abandon_ = true;
+  queue_.wakeProducers();
+  wakeup_.signal();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -41,17 +53,67 @@ bool StdinInput::start() {
   return true;
 }
 
-void StdinInput::stop(Deadline) {
+void StdinInput::stop(base::Deadline deadline) {
   stopping_ = true;
   wakeup_.signal();
+  // The reader may wait for room in the queue (a sink holding every input back): it has until the
+  // deadline, then gives up what it holds rather than hold up a reload or the shutdown for ever.
+  while (thread_.joinable() && !ended_.load() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  abandon_ = true;
+  queue_.wakeProducers();
   if (thread_.joinable()) thread_.join();
 }
 
+bool StdinInput::reconfigure(const config::InputConfig& next) {
+  if (next.type != config::InputType::Stdin || next.name != name_) return false;
+  {
+    std::lock_guard lock(nextMutex_);
+    next_ = next;
+  }
+  hasNext_ = true;
+  wakeup_.signal();
+  return true;
+}
+
+void StdinInput::applyNext() {
+  std::optional<config::InputConfig> next;
+  {
+    std::lock_guard lock(nextMutex_);
+    next.swap(next_);
+    hasNext_ = false;
+  }
+  if (!next) return;
+  // A multiline record begun under the old rules ends under them; the line in progress (the splitter's)
+  // carries on, so a reload cuts nothing that is still being written.
+  Chunk held;
+  decoder_->flush(Clock::now(), true, held);
+  push(std::move(held));
+  cfg_ = std::move(*next);
+  decoder_ = decoderFor(cfg_, decodeStats_);
+  splitter_.setMaxLineBytes(cfg_.maxLineBytes.value);
+}
+
 void StdinInput::push(Chunk&& chunk) {
-  pushRecords(queue_, stats_, std::move(chunk), nullptr);  // stdin cannot be read again: no checkpoint
+  const std::size_t count = chunk.records.size();
+  // Stdin cannot be read again: no checkpoint, and what the queue refuses is lost.
+  const auto result = pushRecords(queue_, stats_, std::move(chunk), nullptr, &abandon_);
+  if (result == RecordQueue::PushResult::Closed && count > 0) {
+    stats_.unqueuedAtStop.fetch_add(count, std::memory_order_relaxed);
+    log::event(*log::component("stdin"), spdlog::level::err, "stdin_records_lost",
+               {{"input", name_},
+                {"records", std::to_string(count)},
+                {"reason", "the queue had no room for them by the stop's deadline, and stdin cannot be read again"},
+                {"hint", "a longer agent.shutdown_timeout, or a sink buffer that does not block"}});
+  }
 }
 
 void StdinInput::run() {
+  struct Ended {
+    std::atomic<bool>& flag;
+    ~Ended() { flag = true; }
+  } ended{ended_};
   std::vector<char> buffer(256 * 1024);
   std::uint64_t offset = 0;
   // Lines are copied into their chunk's storage: a pipe gives small reads, and the buffer is reused.
@@ -81,10 +143,14 @@ void StdinInput::run() {
       std::this_thread::sleep_for(wait);  // never a busy loop
       continue;
     }
+    if (fds[1].revents & POLLIN) wakeup_.clear();  // a stop (seen at the loop's top) or new settings
+    // New settings apply to every byte read after reconfigure() returned.
+    if (hasNext_.load()) applyNext();
     Chunk chunk;
     const auto now = Clock::now();
     bool read = false;
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+    // POLLNVAL: not an open descriptor (started with stdin closed); the read says so, and the input ends.
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
       const ssize_t n = ::read(fd_, buffer.data(), buffer.size());
       if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (n <= 0) {  // EOF (or an unreadable stdin): everything held goes out, then we are done

@@ -11,6 +11,7 @@
 
 #include <chrono>
 
+#include "agent/breaker_options.h"
 #include "circuit/breaker.h"
 #include "config/config.h"
 
@@ -21,12 +22,12 @@ using logcapture::circuit::Breaker;
 using logcapture::circuit::Outcome;
 using logcapture::circuit::SteadyClock;
 
-logcapture::circuit::Options shippedOptions() { return logcapture::circuit::optionsFrom({}); }
+logcapture::circuit::Options shippedOptions() { return logcapture::agent::optionsFrom({}); }
 
 logcapture::circuit::Options windowedOptions() {
   logcapture::config::BreakerConfig c;
   c.window = logcapture::config::WindowConfig{};  // count window of 100 calls
-  return logcapture::circuit::optionsFrom(c);
+  return logcapture::agent::optionsFrom(c);
 }
 
 void guardedCalls(benchmark::State& state, Breaker& breaker) {
@@ -56,7 +57,7 @@ Breaker& openBreaker() {
   static Breaker breaker = [] {
     logcapture::config::BreakerConfig c;
     c.openTimeout = 24h;
-    return Breaker(logcapture::circuit::optionsFrom(c), SteadyClock::instance());
+    return Breaker(logcapture::agent::optionsFrom(c), SteadyClock::instance());
   }();
   while (breaker.state() != logcapture::circuit::State::Open) {
     breaker.onResult(breaker.tryAcquire(), Outcome::Retriable, 1ms);

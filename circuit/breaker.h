@@ -143,8 +143,8 @@ struct WindowOptions {
   Clock::duration slowCallDuration{};  // a call taking longer is slow
 };
 
-// Build it with optionsFrom(config::BreakerConfig{...}): the defaults live in the config struct,
-// once. The breaker clamps values the config loader would have rejected, so it never misbehaves.
+// The agent builds it from breaker config (agent/breaker_options.h), where the defaults live, once. The breaker clamps
+// values the config loader would have rejected, so it never misbehaves.
 struct Options {
   std::uint32_t failureThreshold = 0;  // consecutive failures that open; 0 turns the rule off
   std::uint32_t successThreshold = 1;
@@ -160,8 +160,6 @@ struct Options {
   std::optional<WindowOptions> window;
   std::uint64_t seed = 0;  // of the jitter's random source; 0 draws one from std::random_device
 };
-
-Options optionsFrom(const config::BreakerConfig& cfg);
 
 // What tryAcquire() hands out; pass it back to onResult() or release().
 struct [[nodiscard]] Permit {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <map>
 
-#include "agent/decode/line_pattern.h"
+#include "base/line_pattern.h"
 #include "config/endpoint.h"
 #include "config/section.h"
 
@@ -48,18 +48,30 @@ struct KeyCollector {
 
 }  // namespace
 
+const std::string& sinkTypeList() {
+  static const std::string list = [] {
+    const auto names = enumNames(SinkType{});
+    std::string out;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      out += i == 0 ? "" : i + 1 == names.size() ? " or " : ", ";
+      out += names[i].second;
+    }
+    return out;
+  }();
+  return list;
+}
+
+namespace {
+template <std::size_t... I>
+SinkSettings settingsAt(std::size_t index, std::index_sequence<I...>) {
+  SinkSettings out;
+  ((index == I ? (out.emplace<I>(), true) : false) || ...);
+  return out;
+}
+}  // namespace
+
 SinkSettings settingsFor(SinkType type) {
-  switch (type) {
-    case SinkType::Kafka:
-      return sinks::kafka::KafkaConfig{};
-    case SinkType::Redis:
-      return sinks::redis::RedisConfig{};
-    case SinkType::Http:
-      return sinks::http::HttpConfig{};
-    case SinkType::Console:
-      return sinks::console::ConsoleConfig{};
-  }
-  return sinks::console::ConsoleConfig{};
+  return settingsAt(static_cast<std::size_t>(type), std::make_index_sequence<std::variant_size_v<SinkSettings>>{});
 }
 
 void noteOtherTypesKeys(Section& s, SinkType type) {
@@ -76,7 +88,7 @@ void check(Section& s, MultilineConfig& c) {
   if (c.startPattern.empty()) return;
   // The decoder compiles it the same way, so what passes here runs there.
   std::string error;
-  if (!agent::decode::LinePattern::compile(c.startPattern, error)) {
+  if (!base::LinePattern::compile(c.startPattern, error)) {
     s.error("start_pattern", "invalid regular expression: " + error);
   }
 }
@@ -175,9 +187,6 @@ void check(Section& s, SinkConfig& c) {
     s.errorAt(s.pathOf("batch") + ".max_bytes",
               "batch.max_bytes (" + formatBytes(c.batch.maxBytes) + ") is larger than buffer.max_bytes (" +
                   formatBytes(c.buffer.maxBytes) + "), so a full batch could never be buffered");
-  }
-  if (auto* console = std::get_if<sinks::console::ConsoleConfig>(&c.settings)) {
-    console->path = s.resolvePath(console->path);
   }
 }
 

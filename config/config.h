@@ -14,10 +14,7 @@
 #include <vector>
 
 #include "config/types.h"
-#include "sinks/console/console_config.h"
-#include "sinks/http/http_config.h"
-#include "sinks/kafka/kafka_config.h"
-#include "sinks/redis/redis_config.h"
+#include "sinks/types.h"
 
 namespace logcapture::config {
 
@@ -166,11 +163,33 @@ void describe(V& v, QueueConfig& c) {
           "block: inputs pause (files are the buffer); drop_newest / drop_oldest: drop and count");
 }
 
-enum class SinkType { Kafka, Redis, Http, Console };
-constexpr auto enumNames(SinkType) {
-  return std::array{std::pair{SinkType::Kafka, "kafka"}, std::pair{SinkType::Redis, "redis"},
-                    std::pair{SinkType::Http, "http"}, std::pair{SinkType::Console, "console"}};
+// A sink type is a row of sinks/types.h: its value is the row's index in SinkSettings, its name the
+// row's kType.
+using sinks::SinkSettings;
+enum class SinkType : std::size_t {};
+template <std::size_t... I>
+constexpr auto sinkTypeNames(std::index_sequence<I...>) {
+  return std::array{std::pair{SinkType{I}, std::variant_alternative_t<I, SinkSettings>::kType}...};
 }
+constexpr auto enumNames(SinkType) {
+  return sinkTypeNames(std::make_index_sequence<std::variant_size_v<SinkSettings>>{});
+}
+// The type whose settings are `Settings`, e.g. sinkTypeOf<sinks::kafka::KafkaConfig>().
+template <class Settings, class... Rows>
+constexpr std::size_t rowOf(const std::variant<Rows...>*) {
+  constexpr bool same[] = {std::is_same_v<Settings, Rows>...};
+  std::size_t i = 0;
+  while (i < sizeof...(Rows) && !same[i]) ++i;
+  return i;
+}
+template <class Settings>
+constexpr SinkType sinkTypeOf() {
+  constexpr std::size_t row = rowOf<Settings>(static_cast<const SinkSettings*>(nullptr));
+  static_assert(row < std::variant_size_v<SinkSettings>, "not a row of sinks/types.h");
+  return SinkType{row};
+}
+// The names of the sink types, "kafka, redis, http or console", from the table.
+const std::string& sinkTypeList();
 enum class Encoding { Json, Raw };
 constexpr auto enumNames(Encoding) {
   return std::array{std::pair{Encoding::Json, "json"}, std::pair{Encoding::Raw, "raw"}};
@@ -290,7 +309,8 @@ void describe(V& v, BufferConfig& c) {
           Limits<Bytes>{.min = 64_KiB, .max = Bytes{1ull << 40}});
   v.field("on_open", c.onOpen, "while the breaker is open: buffer batches, or drop and count them");
   v.field("when_full", c.whenFull,
-          "block: hold back every sink of the shared queue; drop_newest / drop_oldest: drop and count");
+          "block: hold back every sink of the shared queue; drop_newest / drop_oldest: drop and count while "
+          "the breaker is open or other sinks wait behind this one (a sink only slow holds back the inputs)");
 }
 void check(Section& s, BufferConfig& c);
 
@@ -304,12 +324,9 @@ void describe(V& v, DeadLetterConfig& c) {
           Limits<Bytes>{.min = 0_B, .max = Bytes{1ull << 40}});
 }
 
-using SinkSettings = std::variant<sinks::kafka::KafkaConfig, sinks::redis::RedisConfig, sinks::http::HttpConfig,
-                                  sinks::console::ConsoleConfig>;
-
 struct SinkConfig {
   std::string name;
-  SinkType type = SinkType::Console;
+  SinkType type = sinkTypeOf<sinks::console::ConsoleConfig>();
   std::optional<std::vector<std::string>> inputs;  // absent: every input
   Encoding encoding = Encoding::Json;
   BatchConfig batch;
@@ -325,7 +342,7 @@ struct SinkConfig {
 template <class V>
 void describe(V& v, SinkConfig& c) {
   v.field("name", c.name, "unique name; metrics, breaker API and state files use it", Flags{.required = true});
-  v.field("type", c.type, "kafka, redis, http or console", Flags{.required = true});
+  v.field("type", c.type, sinkTypeList(), Flags{.required = true});
   v.field("inputs", c.inputs, "names of the inputs routed to this sink; absent: all inputs");
   v.field("encoding", c.encoding, "json: an object with @timestamp, message and fields; raw: the line");
   v.section("batch", c.batch);
@@ -339,7 +356,7 @@ void describe(V& v, SinkConfig& c) {
 }
 void check(Section& s, SinkConfig& c);
 
-// The alternative of SinkSettings that holds the keys of `type` (same order as SinkType).
+// The alternative of SinkSettings that holds the keys of `type`.
 SinkSettings settingsFor(SinkType type);
 // Tells the loader which keys belong to the other sink types, for "belongs to kafka sinks" messages.
 void noteOtherTypesKeys(Section& s, SinkType type);

@@ -1,6 +1,6 @@
 #include "config/loader.h"
 
-#include "agent/decode/formats.h"
+#include "base/utf8.h"
 
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
@@ -32,7 +32,7 @@ void requireText(std::string_view text, const std::string& file) {
       fileError(file, "the file holds a NUL byte, so it is not a YAML text file; is this the right file?",
                 {line, column});
     }
-    const std::size_t length = agent::decode::utf8SequenceLength(text, i);
+    const std::size_t length = base::utf8SequenceLength(text, i);
     if (length == 0) {
       char hex[8];
       std::snprintf(hex, sizeof hex, "0x%02x", byte);

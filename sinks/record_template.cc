@@ -3,7 +3,7 @@
 #include <array>
 #include <utility>
 
-#include "agent/decode/json_object.h"
+#include "base/json_object.h"
 
 namespace logcapture::sinks {
 
@@ -30,13 +30,13 @@ Field fieldNamed(std::string_view name) {
 }
 
 // The record's own value of `field`; empty when it has none.
-std::string_view ownValue(const agent::Record& r, Field field) {
+std::string_view ownValue(const base::Record& r, Field field) {
   if (field == Field::Stream) {
-    if (r.stream == agent::Stream::None) return {};
-    return r.stream == agent::Stream::Stdout ? "stdout" : "stderr";
+    if (r.stream == base::Stream::None) return {};
+    return r.stream == base::Stream::Stdout ? "stdout" : "stderr";
   }
   if (r.source == nullptr) return {};
-  const agent::Source& s = *r.source;
+  const base::Source& s = *r.source;
   switch (field) {
     case Field::Input:
       return s.input;
@@ -60,15 +60,15 @@ std::string_view ownValue(const agent::Record& r, Field field) {
 }
 
 // A key of a json record's object: strings decoded, numbers and booleans as written.
-bool appendJsonField(const agent::Record& r, std::string_view name, std::string& out) {
+bool appendJsonField(const base::Record& r, std::string_view name, std::string& out) {
   std::string keyScratch;
-  for (const agent::JsonMember& m : agent::jsonMembers(r)) {
-    if (agent::decode::jsonKey(r.message, m, keyScratch) != name) continue;
+  for (const base::JsonMember& m : base::jsonMembers(r)) {
+    if (base::jsonKey(r.message, m, keyScratch) != name) continue;
     const std::string_view value = m.value(r.message);
     switch (value.front()) {
       case '"': {
         std::size_t pos = m.valueAt + 1;
-        agent::decode::decodeJsonString(r.message, pos, out);  // checked when decoded: ends Closed
+        base::decodeJsonString(r.message, pos, out);  // checked when decoded: ends Closed
         return true;
       }
       case '{':
@@ -83,7 +83,7 @@ bool appendJsonField(const agent::Record& r, std::string_view name, std::string&
   return false;
 }
 
-bool appendField(const agent::Record& r, Field field, const std::string& name, std::string& out) {
+bool appendField(const base::Record& r, Field field, const std::string& name, std::string& out) {
   if (field != Field::Other) {
     const std::string_view own = ownValue(r, field);
     if (!own.empty()) {
@@ -144,7 +144,7 @@ RecordTemplate::RecordTemplate(std::string_view text) : text_(text) {
   parts_.push_back({std::move(literal), {}, Field::Other});
 }
 
-std::optional<std::string> RecordTemplate::render(const agent::Record& record, std::string& out) const {
+std::optional<std::string> RecordTemplate::render(const base::Record& record, std::string& out) const {
   out.clear();
   std::optional<std::string> missing;
   for (const Part& part : parts_) {
@@ -155,7 +155,7 @@ std::optional<std::string> RecordTemplate::render(const agent::Record& record, s
   return missing;
 }
 
-bool appendRecordField(const agent::Record& record, std::string_view name, std::string& out) {
+bool appendRecordField(const base::Record& record, std::string_view name, std::string& out) {
   return appendField(record, fieldNamed(name), std::string(name), out);
 }
 

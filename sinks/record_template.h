@@ -10,7 +10,7 @@
 // kubernetes.container_id (each when not empty), then a static field's name (when not empty), then a
 // top-level key of a json record's object: a string value decoded, a number or true/false as written;
 // null, an object or an array counts as missing. Reading a json record's key costs a look at its member
-// table (agent/record.h), never a parse.
+// table (base/record.h), never a parse.
 
 #include <cstdint>
 #include <optional>
@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/record.h"
+#include "base/record.h"
 
 namespace logcapture::sinks {
 
@@ -34,7 +34,7 @@ class RecordTemplate {
   const std::string& text() const { return text_; }
   // Writes the rendered text to `out` (replacing its content). Returns the name of the first field
   // the record lacks (rendered empty), or nullopt when every field was found.
-  std::optional<std::string> render(const agent::Record& record, std::string& out) const;
+  std::optional<std::string> render(const base::Record& record, std::string& out) const;
 
   // The record's own keys a placeholder may name, resolved once at parse time.
   enum class Field : std::uint8_t {
@@ -61,6 +61,6 @@ class RecordTemplate {
 
 // Appends the value of one field of a record, by the names above, to `out`. False (and `out`
 // unchanged) when the record lacks it.
-bool appendRecordField(const agent::Record& record, std::string_view name, std::string& out);
+bool appendRecordField(const base::Record& record, std::string_view name, std::string& out);
 
 }  // namespace logcapture::sinks

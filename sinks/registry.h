@@ -1,6 +1,6 @@
 #pragma once
 
-// The table of sink types: one line per type in registry.cc.
+// Builds sinks from their settings; the table of sink types is sinks/types.h.
 
 #include <memory>
 #include <string>

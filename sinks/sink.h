@@ -16,24 +16,45 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/record.h"
-#include "circuit/breaker.h"
+#include "base/deadline.h"
+#include "base/record.h"
 
 namespace logcapture::sinks {
 
-using Deadline = std::chrono::steady_clock::time_point;
+// How a send went, as the sink classifies its protocol's answer. Sinks know nothing of the breaker:
+// the runner maps an outcome to the breaker's (agent/send_verdict.h).
+enum class Outcome : std::uint8_t {
+  Success,
+  Retriable,  // the destination, the network or our credentials failed: sent again later
+  Throttled,  // the destination asked us to slow down (HTTP 429/503)
+  Permanent,  // the request was bad, not the destination: its records go to the dead letter
+};
+
+constexpr std::string_view outcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::Success:
+      return "success";
+    case Outcome::Retriable:
+      return "retriable";
+    case Outcome::Throttled:
+      return "throttled";
+    case Outcome::Permanent:
+      return "permanent";
+  }
+  return "?";
+}
 
 // Records sent in one call, each with its encoding in the sink's `encoding` (json or raw, no
 // newline). The runner encodes a batch once when it forms it; retries and splits reuse the bytes.
 // IMPORTANT: the records are owned by the runner and live until send() returns, no longer.
 struct Batch {
-  std::vector<const agent::Record*> records;
+  std::vector<const base::Record*> records;
   std::string encoded;              // every record's encoding, back to back
   std::vector<std::uint32_t> ends;  // record i is encoded[ends[i-1], ends[i])
 
   std::size_t size() const { return records.size(); }
   bool empty() const { return records.empty(); }
-  const agent::Record& record(std::size_t i) const { return *records[i]; }
+  const base::Record& record(std::size_t i) const { return *records[i]; }
   std::string_view encodedRecord(std::size_t i) const {
     const std::uint32_t begin = i == 0 ? 0 : ends[i - 1];
     return std::string_view(encoded).substr(begin, ends[i] - begin);
@@ -41,7 +62,7 @@ struct Batch {
   std::uint64_t bytes() const { return encoded.size(); }
 
   // Appends a record whose encoding the caller wrote at the end of `encoded` since `begin`.
-  void seal(const agent::Record* r) {
+  void seal(const base::Record* r) {
     records.push_back(r);
     ends.push_back(static_cast<std::uint32_t>(encoded.size()));
   }
@@ -51,14 +72,14 @@ struct Batch {
 // Elasticsearch bulk item). `outcome` is Retriable, Throttled or Permanent.
 struct RecordFailure {
   std::uint32_t index = 0;  // into the batch sent
-  circuit::Outcome outcome = circuit::Outcome::Retriable;
+  Outcome outcome = Outcome::Retriable;
   std::string error;
 };
 
 struct SendResult {
   // How the call went, for the breaker. With failures below it is the call as a whole: an
   // Elasticsearch answer 200 with some items refused is Success for the breaker.
-  circuit::Outcome outcome = circuit::Outcome::Success;
+  Outcome outcome = Outcome::Success;
   std::string error;  // what went wrong, for events and the dead letter; empty on success
   // The destination asked to be left alone this long (HTTP Retry-After): a floor on the breaker's open time.
   std::optional<std::chrono::milliseconds> retryAfter;
@@ -71,7 +92,7 @@ struct SendResult {
   std::vector<RecordFailure> failures;
 
   static SendResult success() { return {}; }
-  static SendResult failure(circuit::Outcome outcome, std::string error) {
+  static SendResult failure(Outcome outcome, std::string error) {
     SendResult r;
     r.outcome = outcome;
     r.error = std::move(error);
@@ -79,12 +100,16 @@ struct SendResult {
   }
 };
 
-// A counter a sink keeps of its own protocol, shown in /metrics as `name`{sink="..."}. `name` and
-// `help` are the same for every sink of a type and live as long as the program.
+// A figure a sink keeps of its own protocol, shown in /metrics as `name`{sink="...", <label>}. `name`,
+// `help` and `label` are the same for every sink of a type and live as long as the program; samples of
+// one name share its help and kind.
 struct SinkMetric {
+  enum class Kind : std::uint8_t { Counter, Gauge };
   std::string_view name;
   std::string_view help;
-  std::uint64_t value = 0;
+  std::int64_t value = 0;
+  Kind kind = Kind::Counter;
+  std::pair<std::string_view, std::string_view> label{};  // none when its key is empty
 };
 
 class Sink {
@@ -97,11 +122,11 @@ class Sink {
   virtual std::optional<std::string> start() { return std::nullopt; }
   // Sends the batch and returns once the destination has accepted or refused every record, or at
   // the deadline (then Retriable: records may still arrive, at-least-once allows the duplicate).
-  virtual SendResult send(const Batch& batch, Deadline deadline) = 0;
+  virtual SendResult send(const Batch& batch, base::Deadline deadline) = 0;
   // A cheap request the destination must answer, sent before a trial batch when breaker.probe is on.
-  virtual SendResult probe(Deadline) { return SendResult::success(); }
+  virtual SendResult probe(base::Deadline) { return SendResult::success(); }
   // After the last send: flushes what the client library still holds and closes connections.
-  virtual void stop(Deadline) {}
+  virtual void stop(base::Deadline) {}
   // The sink's own counters, read by the metrics from any thread at any time (relaxed loads).
   virtual std::vector<SinkMetric> metrics() const { return {}; }
 };

@@ -16,10 +16,10 @@
 #include "agent/admin/metrics.h"
 #include "agent/admin/request_intake.h"
 #include "agent/input.h"
-#include "agent/log.h"
 #include "agent/pipeline.h"
 #include "agent/queue.h"
 #include "agent/sink_runner.h"
+#include "base/log.h"
 #include "config/endpoint.h"
 
 namespace logcapture::agent::admin {

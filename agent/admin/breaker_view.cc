@@ -1,9 +1,9 @@
 #include "agent/admin/breaker_view.h"
 
 #include "agent/sink_runner.h"
+#include "base/json_text.h"
 #include "circuit/breaker.h"
 #include "config/units.h"
-#include "sinks/encoding.h"
 
 namespace logcapture::agent::admin {
 namespace {
@@ -48,7 +48,7 @@ Json windowStats(const circuit::WindowStats& w) {
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
   std::string quoted;
-  sinks::appendJsonTimestamp(quoted, t);
+  base::appendJsonTimestamp(quoted, t);
   return quoted.substr(1, quoted.size() - 2);
 }
 

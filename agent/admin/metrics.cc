@@ -15,12 +15,12 @@
 #include "agent/decode/decoder.h"
 #include "agent/fan_out.h"
 #include "agent/input.h"
-#include "agent/log.h"
 #include "agent/pipeline.h"
 #include "agent/queue.h"
 #include "agent/sink_runner.h"
+#include "base/json_text.h"
+#include "base/log.h"
 #include "circuit/breaker.h"
-#include "sinks/encoding.h"
 
 namespace logcapture::agent::admin {
 namespace {
@@ -42,6 +42,8 @@ constexpr Family kInputTruncations{"logcapture_input_truncations_total", T::Coun
                                    "Files that shrank below the read offset (copytruncate)."};
 constexpr Family kInputPartialLines{"logcapture_input_partial_lines_total", T::Counter,
                                     "Incomplete last lines sent without their newline (writer paused, file ended)."};
+constexpr Family kInputUnqueuedAtStop{"logcapture_input_unqueued_at_stop_records_total", T::Counter,
+                                      "stdin records the queue had no room for by a stop's deadline: lost."};
 constexpr Family kInputFilesUnreadable{"logcapture_input_files_unreadable", T::Gauge,
                                        "Matched paths not read now: cannot be opened or read, or not a regular file."};
 constexpr Family kInputErrors{
@@ -204,7 +206,7 @@ void writeProcess(PrometheusText& out) {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) out.single(kMaxFds, double(limit.rlim_cur));
   out.single(kStartTime, bootTime() + statField(stat, 22) / ticks);
-  out.single(kInvalidUtf8, sinks::invalidUtf8Replaced());
+  out.single(kInvalidUtf8, base::invalidUtf8Replaced());
   out.single(kThreadFailures, log::threadFailures());
 }
 
@@ -225,6 +227,7 @@ void writeInputs(PrometheusText& out, const Pipeline& pipeline) {
   each(kInputTruncations, [&](const InputStats& s) { return load(s.truncations); });
   each(kInputPartialLines, [&](const InputStats& s) { return load(s.partialLines); });
   each(kInputFilesUnreadable, [&](const InputStats& s) { return load(s.filesUnreadable); });
+  each(kInputUnqueuedAtStop, [&](const InputStats& s) { return load(s.unqueuedAtStop); });
   out.family(kInputErrors);
   for (const auto& in : pipeline.inputs()) {
     const InputStats& s = in->stats();
@@ -374,10 +377,23 @@ void writeSinkCounters(PrometheusText& out, const Pipeline& pipeline) {
   std::vector<bool> written(samples.size(), false);
   for (std::size_t i = 0; i < samples.size(); ++i) {
     if (written[i]) continue;
-    out.family(Family{samples[i].metric.name, T::Counter, samples[i].metric.help});
+    const auto& first = samples[i].metric;
+    out.family(Family{first.name, first.kind == sinks::SinkMetric::Kind::Gauge ? T::Gauge : T::Counter, first.help});
     for (std::size_t j = i; j < samples.size(); ++j) {
-      if (written[j] || samples[j].metric.name != samples[i].metric.name) continue;
-      out.sample({{"sink", samples[j].sink}}, samples[j].metric.value);
+      const auto& m = samples[j].metric;
+      if (written[j] || m.name != first.name) continue;
+      const auto write = [&](std::initializer_list<Label> labels) {
+        if (m.value >= 0) {
+          out.sample(labels, static_cast<std::uint64_t>(m.value));
+        } else {
+          out.sample(labels, static_cast<double>(m.value));  // a gauge a race took below zero
+        }
+      };
+      if (m.label.first.empty()) {
+        write({{"sink", samples[j].sink}});
+      } else {
+        write({{"sink", samples[j].sink}, m.label});
+      }
       written[j] = true;
     }
   }

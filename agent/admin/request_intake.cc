@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "agent/input.h"
-#include "agent/log.h"
+#include "base/log.h"
 
 namespace logcapture::agent::admin {
 namespace {

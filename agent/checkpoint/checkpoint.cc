@@ -11,7 +11,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "agent/log.h"
+#include "base/log.h"
 
 namespace logcapture::agent::checkpoint {
 
@@ -578,7 +578,7 @@ void CheckpointSaver::start() {
     std::lock_guard lock(mutex_);
     stopping_ = false;
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] { log::guardThread("checkpoint", [this] { run(); }); });
 }
 
 void CheckpointSaver::stop() {
@@ -594,7 +594,13 @@ void CheckpointSaver::run() {
   std::unique_lock lock(mutex_);
   while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
     lock.unlock();
-    store_.save();  // a failure is logged by the store and retried at the next interval
+    // A failure is logged by the store and retried at the next interval; so is one that throws (no
+    // memory to serialise), which must not end the thread that keeps every checkpoint moving.
+    try {
+      store_.save();
+    } catch (const std::exception& e) {
+      log::noteThreadFailure("checkpoint", e.what(), /*fatal=*/false);
+    }
     lock.lock();
   }
 }

@@ -3,9 +3,10 @@
 #include <algorithm>
 
 #include "agent/decode/formats.h"
-#include "agent/decode/json_object.h"
-#include "agent/decode/line_pattern.h"
-#include "agent/log.h"
+#include "base/json_object.h"
+#include "base/line_pattern.h"
+#include "base/log.h"
+#include "base/utf8.h"
 
 namespace logcapture::agent::decode {
 
@@ -23,14 +24,14 @@ std::string_view dropCr(std::string_view text) {
   return text;
 }
 
-std::size_t indexOf(Stream stream) { return static_cast<std::size_t>(stream); }
+std::size_t indexOf(base::Stream stream) { return static_cast<std::size_t>(stream); }
 
 void count(std::atomic<std::uint64_t>& counter) { counter.fetch_add(1, std::memory_order_relaxed); }
 
 }  // namespace
 
 struct Decoder::Multiline {
-  LinePattern startPattern;  // linear in the line's length: the whole line is matched, however long
+  base::LinePattern startPattern;  // linear in the line's length: the whole line is matched, however long
   std::uint32_t maxLines;
   std::size_t maxBytes;
   steady_clock::duration timeout;
@@ -38,7 +39,7 @@ struct Decoder::Multiline {
   bool starts(std::string_view message) const { return startPattern.search(message); }
 };
 
-Decoder::Decoder(const config::InputConfig& cfg, std::shared_ptr<const Source> source, DecodeStats& stats)
+Decoder::Decoder(const config::InputConfig& cfg, std::shared_ptr<const base::Source> source, DecodeStats& stats)
     : format_(cfg.format),
       maxLineBytes_(cfg.maxLineBytes.value),
       partialTimeout_(kPartialTimeout),
@@ -47,7 +48,7 @@ Decoder::Decoder(const config::InputConfig& cfg, std::shared_ptr<const Source> s
   if (!cfg.multiline) return;
   const config::MultilineConfig& m = *cfg.multiline;
   std::string error;
-  auto pattern = LinePattern::compile(m.startPattern, error);
+  auto pattern = base::LinePattern::compile(m.startPattern, error);
   if (!pattern) {
     // The config check compiles the same pattern, so only a config that skipped it gets here.
     log::event(*log::component("decode"), spdlog::level::err, "multiline_pattern_invalid",
@@ -75,7 +76,7 @@ void Decoder::line(std::string_view text, std::uint64_t endOffset, bool truncate
         return;
       }
       {
-        Record r;
+        base::Record r;
         r.time = readTime;
         r.message = dropCr(text);
         r.source = source_.get();
@@ -108,7 +109,7 @@ void Decoder::keepRaw(std::string_view text, std::uint64_t start, bool truncated
   if (!multiline_) {
     // The hot path: built in place, the message a view of the read buffer when the chunk adopted it.
     if (!out.source) out.source = source_;
-    Record& r = out.records.emplace_back();
+    base::Record& r = out.records.emplace_back();
     r.time = readTime;
     r.message = out.storage.keep(text);
     r.source = source_.get();
@@ -116,7 +117,7 @@ void Decoder::keepRaw(std::string_view text, std::uint64_t start, bool truncated
     r.truncated = truncated;
     return;
   }
-  Record r;
+  base::Record r;
   r.time = readTime;
   r.message = text;
   r.source = source_.get();
@@ -134,7 +135,7 @@ void Decoder::decodeDocker(std::string_view text, std::uint64_t start, bool trun
   scratch_.clear();
   if (truncated && salvageDocker(text, scratch_)) {
     // Cut by the tailer: the decoded part of the log is kept; its stream and time went with the cut.
-    fragment(Stream::None, scratch_, true, readTime, start, true, now, out);
+    fragment(base::Stream::None, scratch_, true, readTime, start, true, now, out);
     return;
   }
   // A line the tailer cut is not valid JSON either; it is counted as truncated there, not here.
@@ -156,11 +157,11 @@ void Decoder::decodeCri(std::string_view text, std::uint64_t start, bool truncat
   keepRaw(text, start, truncated, readTime, now, out);
 }
 
-void Decoder::fragment(Stream stream, std::string_view content, bool final, system_clock::time_point time,
+void Decoder::fragment(base::Stream stream, std::string_view content, bool final, system_clock::time_point time,
                        std::uint64_t start, bool truncated, steady_clock::time_point now, Chunk& out) {
   Pending& p = streams_[indexOf(stream)].partial;
   if (!p.active) {
-    Record r;
+    base::Record r;
     r.time = time;
     r.source = source_.get();
     r.stream = stream;
@@ -168,7 +169,7 @@ void Decoder::fragment(Stream stream, std::string_view content, bool final, syst
     if (final) {
       // The common case, a line that was not split.
       if (content.size() > maxLineBytes_) {
-        content = content.substr(0, utf8Cut(content, maxLineBytes_));
+        content = content.substr(0, base::utf8Cut(content, maxLineBytes_));
         r.truncated = true;
         count(stats_.truncated);
         warnOnce(warnedTruncated_, "decode_records_truncated");
@@ -198,14 +199,14 @@ void Decoder::appendCapped(Pending& p, std::string_view content, std::size_t lim
   // one byte past the limit shows whether the limit falls inside a character.
   const std::size_t room = limit - std::min(limit, message.size());
   message.append(content.substr(0, room + 1));
-  message.resize(utf8Cut(message, limit));
+  message.resize(base::utf8Cut(message, limit));
   p.record.truncated = true;
   p.skipping = true;
   count(stats_.truncated);
   warnOnce(warnedTruncated_, "decode_records_truncated");
 }
 
-void Decoder::logical(Record&& record, std::uint64_t resume, steady_clock::time_point now, Chunk& out) {
+void Decoder::logical(base::Record&& record, std::uint64_t resume, steady_clock::time_point now, Chunk& out) {
   if (!multiline_) {
     emit(std::move(record), out);
     return;
@@ -231,12 +232,12 @@ void Decoder::logical(Record&& record, std::uint64_t resume, steady_clock::time_
   startMultiline(m, std::move(record), resume, now, out);
 }
 
-void Decoder::startMultiline(Pending& m, Record&& record, std::uint64_t resume, steady_clock::time_point now,
+void Decoder::startMultiline(Pending& m, base::Record&& record, std::uint64_t resume, steady_clock::time_point now,
                              Chunk& out) {
   const Multiline& ml = *multiline_;
   bool full = ml.maxLines <= 1;
   if (record.message.size() > ml.maxBytes) {
-    record.message = record.message.substr(0, utf8Cut(record.message, ml.maxBytes));
+    record.message = record.message.substr(0, base::utf8Cut(record.message, ml.maxBytes));
     record.truncated = true;
     count(stats_.truncated);
     warnOnce(warnedTruncated_, "decode_records_truncated");
@@ -254,12 +255,12 @@ void Decoder::emitPartial(Pending& p, steady_clock::time_point now, Chunk& out) 
 }
 
 void Decoder::emitMultiline(Pending& m, bool counted, Chunk& out, std::optional<std::uint64_t> unsettled) {
-  Record r = release(m);
+  base::Record r = release(m);
   if (counted) count(stats_.multilineFlushed);
   emit(std::move(r), out, unsettled);
 }
 
-void Decoder::emit(Record&& record, Chunk& out, std::optional<std::uint64_t> unsettled) {
+void Decoder::emit(base::Record&& record, Chunk& out, std::optional<std::uint64_t> unsettled) {
   record.offset = settledOffset(unsettled);
   if (format_ == config::InputFormat::Json) {
     keepJson(record, out);
@@ -270,19 +271,19 @@ void Decoder::emit(Record&& record, Chunk& out, std::optional<std::uint64_t> uns
   out.records.push_back(record);
 }
 
-void Decoder::keepJson(Record& record, Chunk& out) {
-  switch (placeJsonRecord(json_, record, out.storage)) {
-    case JsonVerdict::Object:
+void Decoder::keepJson(base::Record& record, Chunk& out) {
+  switch (base::placeJsonRecord(json_, record, out.storage)) {
+    case base::JsonVerdict::Object:
       return;
-    case JsonVerdict::Invalid:
+    case base::JsonVerdict::Invalid:
       // A line the tailer cut is not valid JSON either; it is counted as truncated there, not here.
       if (!record.truncated) {
         count(stats_.invalidJson);
         warnOnce(warnedInvalid_, "decode_invalid_lines");
       }
       return;
-    case JsonVerdict::TooDeep:
-    case JsonVerdict::TooLarge:
+    case base::JsonVerdict::TooDeep:
+    case base::JsonVerdict::TooLarge:
       count(stats_.jsonUnparsed);
       warnOnce(warnedUnparsed_, "decode_json_unparsed");
       return;
@@ -300,7 +301,7 @@ std::uint64_t Decoder::settledOffset(std::optional<std::uint64_t> unsettled) con
   return offset;
 }
 
-void Decoder::hold(Pending& p, Record&& record, std::uint64_t resume, steady_clock::time_point now) {
+void Decoder::hold(Pending& p, base::Record&& record, std::uint64_t resume, steady_clock::time_point now) {
   p.message.assign(record.message);
   p.record = record;
   p.record.message = {};
@@ -312,7 +313,7 @@ void Decoder::hold(Pending& p, Record&& record, std::uint64_t resume, steady_clo
   ++held_;
 }
 
-Record Decoder::release(Pending& p) {
+base::Record Decoder::release(Pending& p) {
   p.active = false;
   p.skipping = false;
   --held_;

@@ -25,9 +25,9 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/decode/json_object.h"
 #include "agent/queue.h"
-#include "agent/record.h"
+#include "base/json_object.h"
+#include "base/record.h"
 #include "config/config.h"
 
 namespace logcapture::agent::decode {
@@ -51,7 +51,7 @@ struct DecodeStats {
 class Decoder {
  public:
   // IMPORTANT: `stats` must outlive the decoder.
-  Decoder(const config::InputConfig& cfg, std::shared_ptr<const Source> source, DecodeStats& stats);
+  Decoder(const config::InputConfig& cfg, std::shared_ptr<const base::Source> source, DecodeStats& stats);
   ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
@@ -74,7 +74,7 @@ class Decoder {
   // A record being put together from several lines: the fragments of a split line, or a multiline record.
   // Its bytes are held here, across chunks, and copied into the chunk it finally goes out in.
   struct Pending {
-    Record record;                               // its message is unset while held
+    base::Record record;                         // its message is unset while held
     std::string message;                         // what is held; capacity kept from one record to the next
     std::uint64_t resume = 0;                    // the offset just before its first line; a checkpoint must not pass it
     std::chrono::steady_clock::time_point last;  // when its last line came
@@ -96,23 +96,23 @@ class Decoder {
   void keepRaw(std::string_view text, std::uint64_t start, bool truncated,
                std::chrono::system_clock::time_point readTime, std::chrono::steady_clock::time_point now, Chunk& out);
   // Joins a fragment of a split line with the earlier ones of its stream; `final` ends the line.
-  void fragment(Stream stream, std::string_view content, bool final, std::chrono::system_clock::time_point time,
+  void fragment(base::Stream stream, std::string_view content, bool final, std::chrono::system_clock::time_point time,
                 std::uint64_t start, bool truncated, std::chrono::steady_clock::time_point now, Chunk& out);
   void appendCapped(Pending& p, std::string_view content, std::size_t limit);
   // A whole logical line, after format decoding: through multiline joining when configured, else out.
-  void logical(Record&& record, std::uint64_t resume, std::chrono::steady_clock::time_point now, Chunk& out);
-  void startMultiline(Pending& m, Record&& record, std::uint64_t resume, std::chrono::steady_clock::time_point now,
-                      Chunk& out);
+  void logical(base::Record&& record, std::uint64_t resume, std::chrono::steady_clock::time_point now, Chunk& out);
+  void startMultiline(Pending& m, base::Record&& record, std::uint64_t resume,
+                      std::chrono::steady_clock::time_point now, Chunk& out);
   void emitPartial(Pending& p, std::chrono::steady_clock::time_point now, Chunk& out);
   // `unsettled`: the start of a line read but neither held nor out yet.
   void emitMultiline(Pending& m, bool counted, Chunk& out, std::optional<std::uint64_t> unsettled = std::nullopt);
-  void emit(Record&& record, Chunk& out, std::optional<std::uint64_t> unsettled = std::nullopt);
+  void emit(base::Record&& record, Chunk& out, std::optional<std::uint64_t> unsettled = std::nullopt);
   // Format json: reads the record's object and places its message, with its member table when it is one.
-  void keepJson(Record& record, Chunk& out);
+  void keepJson(base::Record& record, Chunk& out);
   // Where reading may resume once everything out so far is finished with: before the first line not out yet.
   std::uint64_t settledOffset(std::optional<std::uint64_t> unsettled) const;
-  void hold(Pending& p, Record&& record, std::uint64_t resume, std::chrono::steady_clock::time_point now);
-  Record release(Pending& p);
+  void hold(Pending& p, base::Record&& record, std::uint64_t resume, std::chrono::steady_clock::time_point now);
+  base::Record release(Pending& p);
   std::uint64_t lineStart(std::string_view text, std::uint64_t endOffset);
   void warnOnce(bool& warned, std::string_view event);
 
@@ -120,14 +120,14 @@ class Decoder {
   const std::size_t maxLineBytes_;
   std::chrono::steady_clock::duration partialTimeout_;
   std::unique_ptr<const Multiline> multiline_;  // null: no multiline joining
-  const std::shared_ptr<const Source> source_;
+  const std::shared_ptr<const base::Source> source_;
   DecodeStats& stats_;
   std::array<StreamState, 3> streams_;  // indexed by Stream
   unsigned held_ = 0;                   // active Pendings
   std::uint64_t prevEnd_ = 0;           // endOffset of the last line read
   bool havePrev_ = false;
   std::string scratch_;  // decoded docker log, reused
-  JsonObjectReader json_;
+  base::JsonObjectReader json_;
   bool warnedInvalid_ = false;
   bool warnedUnparsed_ = false;
   bool warnedTruncated_ = false;
@@ -137,6 +137,6 @@ class Decoder {
 // Kubernetes metadata from the path: /var/log/pods/<ns>_<pod>_<uid>/<container>/<n>.log and
 // /var/log/containers/<pod>_<ns>_<container>-<64-hex id>.log (symlink names), also below a prefix
 // (a host's /var/log mounted elsewhere). Leaves fields empty otherwise.
-void fillKubernetesMetadata(const std::string& path, Source& source);
+void fillKubernetesMetadata(const std::string& path, base::Source& source);
 
 }  // namespace logcapture::agent::decode

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "agent/decode/json_object.h"
+#include "base/json_object.h"
 
 namespace logcapture::agent::decode {
 
@@ -37,32 +37,32 @@ void finishLog(std::string& log, std::size_t mark, DockerLine& line) {
   if (!line.partial) log.pop_back();
 }
 
-Stream streamNamed(std::string_view name) {
-  if (name == "stdout") return Stream::Stdout;
-  if (name == "stderr") return Stream::Stderr;
-  return Stream::None;
+base::Stream streamNamed(std::string_view name) {
+  if (name == "stdout") return base::Stream::Stdout;
+  if (name == "stderr") return base::Stream::Stderr;
+  return base::Stream::None;
 }
 
 // The value of a member as a string; nullopt when it is not a string.
-std::optional<std::string> stringValue(std::string_view line, const JsonMember& m) {
+std::optional<std::string> stringValue(std::string_view line, const base::JsonMember& m) {
   const std::string_view value = m.value(line);
   if (value.empty() || value.front() != '"') return std::nullopt;
   std::string text;
   std::size_t pos = m.valueAt + 1;
-  decodeJsonString(line, pos, text);  // checked already: ends Closed
+  base::decodeJsonString(line, pos, text);  // checked already: ends Closed
   return text;
 }
 
 // Any valid json-file object: other key orders, extra keys (attrs), escapes in stream or time.
 std::optional<DockerLine> parseDockerSlow(std::string_view text, std::string& log) {
   // Every line of a container whose runtime adds attrs comes this way: the reader's buffers are kept.
-  thread_local JsonObjectReader reader;
-  if (reader.read(text) != JsonVerdict::Object) return std::nullopt;
-  const JsonMember* logMember = nullptr;
+  thread_local base::JsonObjectReader reader;
+  if (reader.read(text) != base::JsonVerdict::Object) return std::nullopt;
+  const base::JsonMember* logMember = nullptr;
   DockerLine line;
   std::string scratch;
-  for (const JsonMember& m : reader.members()) {
-    const std::string_view key = jsonKey(text, m, scratch);
+  for (const base::JsonMember& m : reader.members()) {
+    const std::string_view key = base::jsonKey(text, m, scratch);
     if (key == "log") {
       logMember = &m;
     } else if (key == "stream") {
@@ -74,7 +74,7 @@ std::optional<DockerLine> parseDockerSlow(std::string_view text, std::string& lo
   if (logMember == nullptr || logMember->value(text).front() != '"') return std::nullopt;
   const std::size_t mark = log.size();
   std::size_t pos = logMember->valueAt + 1;
-  decodeJsonString(text, pos, log);
+  base::decodeJsonString(text, pos, log);
   finishLog(log, mark, line);
   return line;
 }
@@ -85,55 +85,19 @@ constexpr std::string_view kStderr = R"(,"stream":"stderr")";
 constexpr std::string_view kTimeKey = R"(,"time":")";
 
 // The part after the log string in docker's own key order: `,"stream":"stdout"`; nullopt otherwise.
-std::optional<Stream> fastStream(std::string_view& rest) {
+std::optional<base::Stream> fastStream(std::string_view& rest) {
   if (rest.starts_with(kStdout)) {
     rest.remove_prefix(kStdout.size());
-    return Stream::Stdout;
+    return base::Stream::Stdout;
   }
   if (rest.starts_with(kStderr)) {
     rest.remove_prefix(kStderr.size());
-    return Stream::Stderr;
+    return base::Stream::Stderr;
   }
   return std::nullopt;
 }
 
 }  // namespace
-
-std::size_t utf8SequenceLength(std::string_view text, std::size_t at) {
-  const auto byte = static_cast<unsigned char>(text[at]);
-  if (byte < 0x80) return 1;
-  std::size_t length = 0;
-  unsigned char lo = 0x80;  // bounds of the second byte; later bytes are 0x80-0xBF
-  unsigned char hi = 0xBF;
-  if (byte >= 0xC2 && byte <= 0xDF) {
-    length = 2;
-  } else if (byte >= 0xE0 && byte <= 0xEF) {
-    length = 3;
-    if (byte == 0xE0) lo = 0xA0;
-    if (byte == 0xED) hi = 0x9F;
-  } else if (byte >= 0xF0 && byte <= 0xF4) {
-    length = 4;
-    if (byte == 0xF0) lo = 0x90;
-    if (byte == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (at + length > text.size()) return 0;
-  const auto second = static_cast<unsigned char>(text[at + 1]);
-  if (second < lo || second > hi) return 0;
-  for (std::size_t k = 2; k < length; ++k) {
-    if ((static_cast<unsigned char>(text[at + k]) & 0xC0) != 0x80) return 0;
-  }
-  return length;
-}
-
-std::size_t utf8Cut(std::string_view text, std::size_t limit) {
-  if (text.size() <= limit) return text.size();
-  std::size_t cut = limit;
-  // Step back over continuation bytes (10xxxxxx) to the start of the sequence the limit splits.
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return cut;
-}
 
 std::optional<system_clock::time_point> parseRfc3339(std::string_view t) {
   // "YYYY-MM-DDTHH:MM:SS" is 19 bytes; the zone takes at least one more.
@@ -198,9 +162,9 @@ std::optional<CriLine> parseCri(std::string_view line) {
   out.time = *time;
   std::string_view rest = line.substr(timeEnd + 1);
   if (rest.starts_with("stdout ")) {
-    out.stream = Stream::Stdout;
+    out.stream = base::Stream::Stdout;
   } else if (rest.starts_with("stderr ")) {
-    out.stream = Stream::Stderr;
+    out.stream = base::Stream::Stderr;
   } else {
     return std::nullopt;
   }
@@ -230,8 +194,8 @@ std::optional<DockerLine> parseDocker(std::string_view line, std::string& log) {
   const std::size_t mark = log.size();
   std::size_t pos = kLogKey.size();
   std::string_view rest;
-  std::optional<Stream> stream;
-  if (decodeJsonString(line, pos, log) == StringEnd::Closed) {
+  std::optional<base::Stream> stream;
+  if (base::decodeJsonString(line, pos, log) == base::StringEnd::Closed) {
     rest = line.substr(pos);
     stream = fastStream(rest);
   }
@@ -258,12 +222,12 @@ bool salvageDocker(std::string_view line, std::string& log) {
   if (!line.starts_with(kLogKey)) return false;
   std::size_t pos = kLogKey.size();
   const std::size_t mark = log.size();
-  if (decodeJsonString(line, pos, log) == StringEnd::Closed && log.size() > mark && log.back() == '\n') {
+  if (base::decodeJsonString(line, pos, log) == base::StringEnd::Closed && log.size() > mark && log.back() == '\n') {
     log.pop_back();
   }
   return true;
 }
 
-bool isJsonObject(std::string_view text) { return checkJsonObject(text) == JsonVerdict::Object; }
+bool isJsonObject(std::string_view text) { return base::checkJsonObject(text) == base::JsonVerdict::Object; }
 
 }  // namespace logcapture::agent::decode

@@ -13,16 +13,9 @@
 #include <string>
 #include <string_view>
 
-#include "agent/record.h"
+#include "base/record.h"
 
 namespace logcapture::agent::decode {
-
-// Length of the well-formed UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, nothing above
-// U+10FFFF) starting at text[at], 1 for ASCII, 0 when the bytes there are not UTF-8.
-std::size_t utf8SequenceLength(std::string_view text, std::size_t at);
-
-// The longest prefix of `text` of at most `limit` bytes that does not end inside a UTF-8 sequence.
-std::size_t utf8Cut(std::string_view text, std::size_t limit);
 
 // "2024-01-01T00:00:00.123456789Z" or "...+02:00": date, 'T' (or 't' or ' '), time, an optional
 // fraction (nanoseconds kept, further digits ignored), 'Z' or a ±hh:mm offset. nullopt when `text` is
@@ -32,7 +25,7 @@ std::optional<std::chrono::system_clock::time_point> parseRfc3339(std::string_vi
 // One line of the CRI log format (kubelet): `<RFC 3339 time> <stdout|stderr> <P|F>[:tags] <message>`.
 struct CriLine {
   std::chrono::system_clock::time_point time;
-  Stream stream = Stream::None;
+  base::Stream stream = base::Stream::None;
   bool partial = false;      // tag P: the message goes on in the next line of the same stream
   std::string_view message;  // points into the parsed line
 };
@@ -40,7 +33,7 @@ std::optional<CriLine> parseCri(std::string_view line);
 
 // One line of docker's json-file format: {"log":"...\n","stream":"stdout","time":"..."}.
 struct DockerLine {
-  Stream stream = Stream::None;  // None when absent or neither stdout nor stderr
+  base::Stream stream = base::Stream::None;  // None when absent or neither stdout nor stderr
   std::optional<std::chrono::system_clock::time_point> time;
   bool partial = false;  // `log` did not end in "\n": docker split the line at 16 KiB
 };

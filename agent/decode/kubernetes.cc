@@ -33,7 +33,7 @@ bool isLowerHex(std::string_view text) {
 }
 
 // <ns>_<pod>_<uid>/<container>/<n>.log (or a rotated name beside it)
-bool fromPodsPath(std::string_view rest, Source& source) {
+bool fromPodsPath(std::string_view rest, base::Source& source) {
   const auto dirs = split<3>(rest, '/');
   if (!dirs) return false;
   const auto pod = split<3>((*dirs)[0], '_');
@@ -46,7 +46,7 @@ bool fromPodsPath(std::string_view rest, Source& source) {
 }
 
 // <pod>_<ns>_<container>-<64-hex id>.log
-bool fromContainersPath(std::string_view name, Source& source) {
+bool fromContainersPath(std::string_view name, base::Source& source) {
   constexpr std::string_view kSuffix = ".log";
   constexpr std::size_t kIdLength = 64;
   if (name.find('/') != std::string_view::npos || !name.ends_with(kSuffix)) return false;
@@ -67,7 +67,7 @@ bool fromContainersPath(std::string_view name, Source& source) {
 
 }  // namespace
 
-void fillKubernetesMetadata(const std::string& path, Source& source) {
+void fillKubernetesMetadata(const std::string& path, base::Source& source) {
   constexpr std::string_view kPods = "/var/log/pods/";
   constexpr std::string_view kContainers = "/var/log/containers/";
   const std::string_view p(path);

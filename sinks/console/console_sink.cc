@@ -25,7 +25,7 @@ std::optional<std::string> ConsoleSink::start() {
   return std::nullopt;
 }
 
-SendResult ConsoleSink::send(const Batch& batch, Deadline) {
+SendResult ConsoleSink::send(const Batch& batch, base::Deadline) {
   std::lock_guard lock(mutex_);
   lines_.clear();
   lines_.reserve(batch.bytes() + batch.size());
@@ -40,16 +40,15 @@ SendResult ConsoleSink::send(const Batch& batch, Deadline) {
       if (errno == EINTR) continue;
       // A reader that went away or a full disk may come back; a partly written batch is written
       // again whole (at-least-once).
-      return SendResult::failure(
-          circuit::Outcome::Retriable,
-          "write to " + (path_.empty() ? std::string("stdout") : path_) + ": " + std::strerror(errno));
+      return SendResult::failure(Outcome::Retriable, "write to " + (path_.empty() ? std::string("stdout") : path_) +
+                                                         ": " + std::strerror(errno));
     }
     written += static_cast<std::size_t>(n);
   }
   return SendResult::success();
 }
 
-void ConsoleSink::stop(Deadline) {
+void ConsoleSink::stop(base::Deadline) {
   std::lock_guard lock(mutex_);
   if (ownsFd_ && fd_ >= 0) {
     ::fsync(fd_);
@@ -57,6 +56,10 @@ void ConsoleSink::stop(Deadline) {
     fd_ = -1;
     ownsFd_ = false;
   }
+}
+
+std::unique_ptr<Sink> build(const ConsoleConfig&, const config::SinkConfig& cfg) {
+  return std::make_unique<ConsoleSink>(cfg);
 }
 
 }  // namespace logcapture::sinks::console

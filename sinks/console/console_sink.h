@@ -20,8 +20,8 @@ class ConsoleSink final : public Sink {
   ~ConsoleSink() override;
 
   std::optional<std::string> start() override;
-  SendResult send(const Batch& batch, Deadline deadline) override;
-  void stop(Deadline deadline) override;
+  SendResult send(const Batch& batch, base::Deadline deadline) override;
+  void stop(base::Deadline deadline) override;
 
  private:
   std::string path_;

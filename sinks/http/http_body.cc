@@ -8,6 +8,7 @@
 #include <charconv>
 #include <unordered_map>
 
+#include "base/json_text.h"
 #include "sinks/encoding.h"
 
 namespace logcapture::sinks::http {
@@ -69,7 +70,7 @@ void BodyBuilder::appendAsJson(std::string& out, std::string_view encoded) const
   if (encoding_ == config::Encoding::Json) {
     out += encoded;
   } else {
-    appendJsonString(out, encoded);
+    base::appendJsonString(out, encoded);
   }
 }
 
@@ -100,13 +101,13 @@ void BodyBuilder::esBulk(const Batch& batch, std::string& out) const {
     // Elasticsearch refuses comes back as that item's failure.
     if (!index_.constant()) index_.render(batch.record(i), index);
     out += R"({"index":{"_index":)";
-    appendJsonString(out, index);
+    base::appendJsonString(out, index);
     out += "}}\n";
     if (encoding_ == config::Encoding::Json) {
       out += batch.encodedRecord(i);
     } else {
       out += R"({"message":)";
-      appendJsonString(out, batch.encodedRecord(i));
+      base::appendJsonString(out, batch.encodedRecord(i));
       out += '}';
     }
     out += '\n';
@@ -142,9 +143,9 @@ void BodyBuilder::loki(const Batch& batch, std::string& out) const {
     out += R"({"stream":{)";
     for (std::size_t l = 0; l < labels_.size(); ++l) {
       if (l > 0) out += ',';
-      appendJsonString(out, labels_[l].first);
+      base::appendJsonString(out, labels_[l].first);
       out += ':';
-      appendJsonString(out, streams[s].values[l]);
+      base::appendJsonString(out, streams[s].values[l]);
     }
     out += R"(},"values":[)";
     bool first = true;
@@ -155,7 +156,7 @@ void BodyBuilder::loki(const Batch& batch, std::string& out) const {
       appendUnixNanos(out, batch.record(i).time);
       out += "\",";
       // Loki's line is a string whatever the encoding: a JSON record travels as its text.
-      appendJsonString(out, batch.encodedRecord(i));
+      base::appendJsonString(out, batch.encodedRecord(i));
       out += ']';
     }
     out += "]}";
@@ -181,8 +182,7 @@ std::optional<std::string> gzip(std::string_view in, std::string& out) {
   return error;
 }
 
-circuit::Outcome classifyStatus(long status) {
-  using circuit::Outcome;
+Outcome classifyStatus(long status) {
   if (status >= 200 && status <= 299) return Outcome::Success;
   switch (status) {
     // The body, for what it holds: the same bytes are refused again.
@@ -227,15 +227,15 @@ circuit::Outcome classifyStatus(long status) {
   }
 }
 
-circuit::Outcome classifyProbeStatus(long status) {
-  if ((status >= 200 && status <= 299) || status == 405) return circuit::Outcome::Success;
-  return circuit::Outcome::Retriable;
+Outcome classifyProbeStatus(long status) {
+  if ((status >= 200 && status <= 299) || status == 405) return Outcome::Success;
+  return Outcome::Retriable;
 }
 
-circuit::Outcome classifyTransfer(CURLcode rc) {
+Outcome classifyTransfer(CURLcode rc) {
   switch (rc) {
     case CURLE_OK:
-      return circuit::Outcome::Success;
+      return Outcome::Success;
     // Our url or TLS files, or an option this libcurl lacks. start() and `logcapture check` refuse a
     // url that does not parse; what is left is fixed by an operator, and the records wait for it.
     case CURLE_UNSUPPORTED_PROTOCOL:
@@ -256,7 +256,7 @@ circuit::Outcome classifyTransfer(CURLcode rc) {
     case CURLE_SSL_CLIENTCERT:
     case CURLE_LOGIN_DENIED:
     case CURLE_AUTH_ERROR:
-      return circuit::Outcome::Retriable;
+      return Outcome::Retriable;
     // Name resolution, connection, the server's TLS, timeouts, a connection lost mid-request, a server
     // answering garbage, resources short for a moment.
     case CURLE_FAILED_INIT:
@@ -298,7 +298,7 @@ circuit::Outcome classifyTransfer(CURLcode rc) {
     case CURLE_QUIC_CONNECT_ERROR:
     case CURLE_PROXY:
     case CURLE_UNRECOVERABLE_POLL:
-      return circuit::Outcome::Retriable;
+      return Outcome::Retriable;
     // Codes of other protocols (the handle only speaks http and https) and retired codes.
     case CURLE_REMOTE_ACCESS_DENIED:
     case CURLE_FTP_ACCEPT_FAILED:
@@ -343,13 +343,12 @@ circuit::Outcome classifyTransfer(CURLcode rc) {
     case CURLE_RTSP_SESSION_ERROR:
     case CURLE_FTP_BAD_FILE_LIST:
     case CURL_LAST:
-      return circuit::Outcome::Retriable;
+      return Outcome::Retriable;
   }
-  return circuit::Outcome::Retriable;
+  return Outcome::Retriable;
 }
 
-circuit::Outcome classifyBulkItem(long status, std::string_view errorType, IndexSource index) {
-  using circuit::Outcome;
+Outcome classifyBulkItem(long status, std::string_view errorType, IndexSource index) {
   if (status >= 200 && status <= 299) return Outcome::Success;
   if (status == 429) return Outcome::Throttled;
   if (status == 408 || (status >= 500 && status <= 599)) return Outcome::Retriable;
@@ -653,8 +652,8 @@ void BulkAnswerReader::endItem() {
   if (index >= records_) return;  // counted; the mismatch is reported at the end
   if (action_.empty() || itemMalformed_) return fail("has a malformed item");
   if (!status_ || statusMalformed_) return fail("has an item without status");
-  const circuit::Outcome outcome = classifyBulkItem(*status_, errorType_, index_);
-  if (outcome == circuit::Outcome::Success) return;
+  const Outcome outcome = classifyBulkItem(*status_, errorType_, index_);
+  if (outcome == Outcome::Success) return;
   std::string error = action_ + " status " + std::to_string(*status_);
   if (!errorType_.empty()) error += ": " + errorType_;
   if (!errorReason_.empty()) error += ": " + errorReason_;
@@ -665,7 +664,7 @@ void BulkAnswerReader::endItem() {
 
 SendResult BulkAnswerReader::finish() const {
   const auto unreadable = [&](const std::string& why) {
-    return SendResult::failure(circuit::Outcome::Retriable, "bulk answer " + why + ": " + head_);
+    return SendResult::failure(Outcome::Retriable, "bulk answer " + why + ": " + head_);
   };
   if (lex_ == Lex::Failed) return unreadable(problem_);
   if (!done_) return unreadable(head_.empty() ? "is empty" : "ends early");

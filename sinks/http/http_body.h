@@ -14,7 +14,6 @@
 #include <utility>
 #include <vector>
 
-#include "circuit/breaker.h"
 #include "config/config.h"
 #include "sinks/http/http_config.h"
 #include "sinks/record_template.h"
@@ -69,16 +68,16 @@ std::optional<std::string> gzip(std::string_view in, std::string& out);
 //   (credentials), 404, 405, 410, 414, 421 (the url), 406, 411, 412, 415, 417, 426, 428, 431 (headers,
 //   format, compression: our configuration), 402, 408, 409, 423, 424, 425, 451, 5xx (the destination's
 //   state), and codes no RFC defines.
-circuit::Outcome classifyStatus(long status);
+Outcome classifyStatus(long status);
 
 // A half-open probe's HTTP status: 2xx, and 405 (the endpoint is there and wants a POST), Success; any
 // other Retriable, so the breaker counts it and opens again (a 429 or a 401 included).
-circuit::Outcome classifyProbeStatus(long status);
+Outcome classifyProbeStatus(long status);
 
 // A libcurl transfer error as a call outcome: CURLE_OK Success, every other code Retriable. None is the
 // records' doing: they are the network, the server's TLS, or our own url and TLS files, which an operator
 // fixes (and `logcapture check` and start() refuse what can never work).
-circuit::Outcome classifyTransfer(CURLcode rc);
+Outcome classifyTransfer(CURLcode rc);
 
 // Where an es_bulk document's index comes from: a constant in the config, or the record's fields.
 enum class IndexSource : std::uint8_t { Config, Record };
@@ -91,7 +90,7 @@ enum class IndexSource : std::uint8_t { Config, Record };
 // - 401 and 407 Retriable (credentials);
 // - other 4xx Permanent: the document was refused (mapper_parsing_exception, 409 version conflict, ...);
 // - anything else Retriable.
-circuit::Outcome classifyBulkItem(long status, std::string_view errorType, IndexSource index);
+Outcome classifyBulkItem(long status, std::string_view errorType, IndexSource index);
 
 // A Retry-After value, delay-seconds or an HTTP-date, as a delay from `now`; a date in the past is 0.
 // nullopt when the value is neither.

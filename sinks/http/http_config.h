@@ -1,9 +1,17 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 
 #include "config/types.h"
+
+namespace logcapture::config {
+struct SinkConfig;
+}
+namespace logcapture::sinks {
+class Sink;
+}
 
 namespace logcapture::sinks::http {
 
@@ -67,6 +75,7 @@ void describe(V& v, TlsConfig& c) {
 void check(config::Section& s, TlsConfig& c);
 
 struct HttpConfig {
+  static constexpr const char* kType = "http";  // the `type` key that selects these settings
   std::string url;
   Method method = Method::Post;
   Format format = Format::Ndjson;
@@ -106,5 +115,8 @@ void describe(V& v, HttpConfig& c) {
   }
 }
 void check(config::Section& s, HttpConfig& c);
+
+// Builds the sink these settings are for, not yet started; defined beside it (http_sink.cc).
+std::unique_ptr<Sink> build(const HttpConfig& settings, const config::SinkConfig& cfg);
 
 }  // namespace logcapture::sinks::http

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "agent/log.h"
+#include "base/log.h"
 #include "config/redact.h"
 
 namespace logcapture::sinks::http {
@@ -177,7 +177,7 @@ HttpSink::ConnectionPtr HttpSink::open(std::string& error) const {
   return c;
 }
 
-HttpSink::ConnectionPtr HttpSink::acquire(Deadline deadline, std::string& error) {
+HttpSink::ConnectionPtr HttpSink::acquire(base::Deadline deadline, std::string& error) {
   std::unique_lock lock(mutex_);
   if (!available_.wait_until(lock, deadline, [&] { return !idle_.empty() || created_ < workers_; })) {
     error = "no HTTP connection free before the deadline (" + std::to_string(workers_) + " in use)";
@@ -208,13 +208,13 @@ void HttpSink::release(ConnectionPtr c) {
   available_.notify_one();
 }
 
-SendResult HttpSink::send(const Batch& batch, Deadline deadline) {
+SendResult HttpSink::send(const Batch& batch, base::Deadline deadline) {
   if (batch.empty()) return SendResult::success();
   std::string error;
   ConnectionPtr c = acquire(deadline, error);
   if (!c) {
     stats_.retriable.fetch_add(1, std::memory_order_relaxed);
-    return SendResult::failure(circuit::Outcome::Retriable, std::move(error));
+    return SendResult::failure(Outcome::Retriable, std::move(error));
   }
   body_.build(batch, c->body);
   const std::string* payload = &c->body;
@@ -223,7 +223,7 @@ SendResult HttpSink::send(const Batch& batch, Deadline deadline) {
       // zlib fails only for want of memory, which may come back.
       release(std::move(c));
       stats_.retriable.fetch_add(1, std::memory_order_relaxed);
-      return SendResult::failure(circuit::Outcome::Retriable, "gzip: " + *failed);
+      return SendResult::failure(Outcome::Retriable, "gzip: " + *failed);
     }
     payload = &c->compressed;
   }
@@ -248,12 +248,12 @@ SendResult HttpSink::send(const Batch& batch, Deadline deadline) {
   return result;
 }
 
-SendResult HttpSink::probe(Deadline deadline) {
+SendResult HttpSink::probe(base::Deadline deadline) {
   std::string error;
   ConnectionPtr c = acquire(deadline, error);
   if (!c) {
     stats_.retriable.fetch_add(1, std::memory_order_relaxed);
-    return SendResult::failure(circuit::Outcome::Retriable, std::move(error));
+    return SendResult::failure(Outcome::Retriable, std::move(error));
   }
   CURLcode rc = curl_easy_setopt(c->easy, CURLOPT_URL, healthUrl_.c_str());
   if (rc == CURLE_OK) rc = curl_easy_setopt(c->easy, CURLOPT_CUSTOMREQUEST, nullptr);
@@ -265,28 +265,28 @@ SendResult HttpSink::probe(Deadline deadline) {
   return result;
 }
 
-SendResult HttpSink::perform(Connection& c, Deadline deadline, bool isProbe, const Batch* batch) {
+SendResult HttpSink::perform(Connection& c, base::Deadline deadline, bool isProbe, const Batch* batch) {
   const auto remaining =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   const auto limit = std::min(remaining, timeout_);
-  const auto count = [this](circuit::Outcome outcome) {
+  const auto count = [this](Outcome outcome) {
     switch (outcome) {
-      case circuit::Outcome::Success:
+      case Outcome::Success:
         break;
-      case circuit::Outcome::Retriable:
+      case Outcome::Retriable:
         stats_.retriable.fetch_add(1, std::memory_order_relaxed);
         break;
-      case circuit::Outcome::Throttled:
+      case Outcome::Throttled:
         stats_.throttled.fetch_add(1, std::memory_order_relaxed);
         break;
-      case circuit::Outcome::Permanent:
+      case Outcome::Permanent:
         stats_.permanent.fetch_add(1, std::memory_order_relaxed);
         break;
     }
   };
   if (limit <= std::chrono::milliseconds(0)) {
-    count(circuit::Outcome::Retriable);
-    return SendResult::failure(circuit::Outcome::Retriable, "deadline passed before the request was sent");
+    count(Outcome::Retriable);
+    return SendResult::failure(Outcome::Retriable, "deadline passed before the request was sent");
   }
   CURLcode rc = curl_easy_setopt(c.easy, CURLOPT_TIMEOUT_MS, static_cast<long>(limit.count()));
   if (rc == CURLE_OK) rc = curl_easy_setopt(c.easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(limit.count()));
@@ -311,10 +311,10 @@ SendResult HttpSink::perform(Connection& c, Deadline deadline, bool isProbe, con
   const char* method = isProbe ? "GET" : cfg_.method == Method::Put ? "PUT" : "POST";
 
   if (rc != CURLE_OK) {
-    const circuit::Outcome outcome = classifyTransfer(rc);
+    const Outcome outcome = classifyTransfer(rc);
     count(outcome);
     std::string error = std::string(method) + " failed: " + (c.error[0] != '\0' ? c.error : curl_easy_strerror(rc));
-    if (outcome == circuit::Outcome::Retriable) noteReachable(false, error);
+    if (outcome == Outcome::Retriable) noteReachable(false, error);
     return SendResult::failure(outcome, std::move(error));
   }
   noteReachable(true, {});
@@ -322,13 +322,12 @@ SendResult HttpSink::perform(Connection& c, Deadline deadline, bool isProbe, con
   long status = 0;
   rc = curl_easy_getinfo(c.easy, CURLINFO_RESPONSE_CODE, &status);
   if (rc != CURLE_OK) {
-    count(circuit::Outcome::Retriable);
-    return SendResult::failure(circuit::Outcome::Retriable,
-                               std::string("reading the status: ") + curl_easy_strerror(rc));
+    count(Outcome::Retriable);
+    return SendResult::failure(Outcome::Retriable, std::string("reading the status: ") + curl_easy_strerror(rc));
   }
 
-  const circuit::Outcome outcome = isProbe ? classifyProbeStatus(status) : classifyStatus(status);
-  if (outcome == circuit::Outcome::Success) {
+  const Outcome outcome = isProbe ? classifyProbeStatus(status) : classifyStatus(status);
+  if (outcome == Outcome::Success) {
     if (!c.readingBulk) return SendResult::success();
     SendResult result = c.bulk.finish();
     count(result.outcome);
@@ -355,10 +354,35 @@ void HttpSink::noteReachable(bool reachable, const std::string& error) {
   }
 }
 
-void HttpSink::stop(Deadline) {
+void HttpSink::stop(base::Deadline) {
   std::lock_guard lock(mutex_);
   created_ -= static_cast<std::uint32_t>(idle_.size());
   idle_.clear();
+}
+
+std::vector<SinkMetric> HttpSink::metrics() const {
+  const auto load = [](const auto& a) { return static_cast<std::int64_t>(a.load(std::memory_order_relaxed)); };
+  constexpr std::string_view kFailures = "logcapture_http_failed_requests_total";
+  constexpr std::string_view kFailuresHelp =
+      "HTTP requests that failed, by class: retriable (transfer errors, 3xx, most 4xx, 5xx), throttled (429), "
+      "permanent (400, 413, 422: refused for what the body holds).";
+  return {
+      {"logcapture_http_requests_total", "HTTP requests attempted, probes included.", load(stats_.requests)},
+      {kFailures, kFailuresHelp, load(stats_.retriable), SinkMetric::Kind::Counter, {"class", "retriable"}},
+      {kFailures, kFailuresHelp, load(stats_.throttled), SinkMetric::Kind::Counter, {"class", "throttled"}},
+      {kFailures, kFailuresHelp, load(stats_.permanent), SinkMetric::Kind::Counter, {"class", "permanent"}},
+      {"logcapture_http_item_failures_total", "Records refused inside a 2xx bulk answer (es_bulk item errors).",
+       load(stats_.itemFailures)},
+      {"logcapture_http_sent_bytes_total", "Request bodies as sent, after compression.", load(stats_.bytesSent)},
+      {"logcapture_http_connections_opened_total", "TCP connections opened; stays low while reuse works.",
+       load(stats_.connections)},
+      {"logcapture_http_requests_in_flight", "HTTP requests under way now.", load(stats_.inFlight),
+       SinkMetric::Kind::Gauge},
+  };
+}
+
+std::unique_ptr<Sink> build(const HttpConfig&, const config::SinkConfig& cfg) {
+  return std::make_unique<HttpSink>(cfg);
 }
 
 }  // namespace logcapture::sinks::http

@@ -56,9 +56,10 @@ class HttpSink final : public Sink {
   HttpSink& operator=(const HttpSink&) = delete;
 
   std::optional<std::string> start() override;
-  SendResult send(const Batch& batch, Deadline deadline) override;
-  SendResult probe(Deadline deadline) override;
-  void stop(Deadline deadline) override;
+  SendResult send(const Batch& batch, base::Deadline deadline) override;
+  SendResult probe(base::Deadline deadline) override;
+  void stop(base::Deadline deadline) override;
+  std::vector<SinkMetric> metrics() const override;
 
   const HttpStats& stats() const { return stats_; }
 
@@ -73,12 +74,12 @@ class HttpSink final : public Sink {
 
   // A connection for one call: an idle one, a new one while fewer than `workers` exist, or the next
   // one returned before the deadline. nullptr with `error` set otherwise.
-  ConnectionPtr acquire(Deadline deadline, std::string& error);
+  ConnectionPtr acquire(base::Deadline deadline, std::string& error);
   void release(ConnectionPtr c);
   // A new easy handle with the options every request shares; nullptr with `error` set on failure.
   ConnectionPtr open(std::string& error) const;
   // Runs the prepared request on `c` and turns its end into a result.
-  SendResult perform(Connection& c, Deadline deadline, bool isProbe, const Batch* batch);
+  SendResult perform(Connection& c, base::Deadline deadline, bool isProbe, const Batch* batch);
   void noteReachable(bool reachable, const std::string& error);
 
   std::string name_;

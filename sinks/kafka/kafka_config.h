@@ -1,14 +1,23 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "config/types.h"
 
+namespace logcapture::config {
+struct SinkConfig;
+}
+namespace logcapture::sinks {
+class Sink;
+}
+
 namespace logcapture::sinks::kafka {
 
 struct KafkaConfig {
+  static constexpr const char* kType = "kafka";  // the `type` key that selects these settings
   std::vector<std::string> brokers;
   std::string topic;
   std::string key;
@@ -22,5 +31,8 @@ void describe(V& v, KafkaConfig& c) {
   v.field("properties", c.properties, "librdkafka options passed as they are (enable.idempotence defaults to true)");
 }
 void check(config::Section& s, KafkaConfig& c);
+
+// Builds the sink these settings are for, not yet started; defined beside it (kafka_sink.cc).
+std::unique_ptr<Sink> build(const KafkaConfig& settings, const config::SinkConfig& cfg);
 
 }  // namespace logcapture::sinks::kafka

@@ -4,7 +4,7 @@
 #include <condition_variable>
 #include <vector>
 
-#include "agent/log.h"
+#include "base/log.h"
 
 namespace logcapture::sinks::kafka {
 namespace {
@@ -21,7 +21,7 @@ constexpr milliseconds kDrainLimit{5000};
 // A failed replacement of a fatally broken producer is tried again after this long.
 constexpr milliseconds kRebuildRetry{1000};
 
-int millisUntil(Deadline deadline) {
+int millisUntil(base::Deadline deadline) {
   const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
   return static_cast<int>(std::clamp<std::int64_t>(left, 0, std::numeric_limits<int>::max()));
 }
@@ -40,7 +40,7 @@ struct Delivery {
   struct Slot {
     Delivery* owner = nullptr;
     bool done = false;  // reported, or failed before reaching librdkafka
-    circuit::Outcome outcome = circuit::Outcome::Success;
+    Outcome outcome = Outcome::Success;
     std::string error;
   };
 
@@ -51,7 +51,7 @@ struct Delivery {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
   // Called with `mutex` held.
-  void finish(Slot& slot, circuit::Outcome outcome, std::string error) {
+  void finish(Slot& slot, Outcome outcome, std::string error) {
     slot.done = true;
     slot.outcome = outcome;
     slot.error = std::move(error);
@@ -116,13 +116,13 @@ struct Callbacks {
     auto* slot = static_cast<Delivery::Slot*>(message->_private);
     Delivery* delivery = slot->owner;
     guarded([&] {
-      const circuit::Outcome outcome = classify(message->err, producer.sink->topicSource_);
-      if (outcome == circuit::Outcome::Success) {
+      const Outcome outcome = classify(message->err, producer.sink->topicSource_);
+      if (outcome == Outcome::Success) {
         stats.delivered.fetch_add(1, std::memory_order_relaxed);
       } else {
         stats.errors.fetch_add(1, std::memory_order_relaxed);
       }
-      std::string error = outcome == circuit::Outcome::Success ? std::string() : errorText(message->err);
+      std::string error = outcome == Outcome::Success ? std::string() : errorText(message->err);
       bool last = false;
       {
         std::lock_guard lock(delivery->mutex);
@@ -300,11 +300,11 @@ void KafkaSink::replaceProducer() {
   old->drain();
 }
 
-SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
+SendResult KafkaSink::send(const Batch& batch, base::Deadline deadline) {
   stats_.requests.fetch_add(1, std::memory_order_relaxed);
   if (batch.empty()) return SendResult::success();
   const auto producer = current();
-  if (producer == nullptr) return SendResult::failure(circuit::Outcome::Retriable, "kafka sink is not running");
+  if (producer == nullptr) return SendResult::failure(Outcome::Retriable, "kafka sink is not running");
 
   // A send returning at its deadline leaves its undelivered messages in librdkafka, and the batch
   // they would point into is gone by then. Purging them instead is no option: rd_kafka_purge acts on
@@ -317,21 +317,21 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
   std::string key;
   const bool keyed = !key_.text().empty();
   std::size_t next = 0;
-  auto failHere = [&](std::size_t i, circuit::Outcome outcome, std::string error) {
+  auto failHere = [&](std::size_t i, Outcome outcome, std::string error) {
     stats_.errors.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lock(delivery->mutex);
     delivery->finish(delivery->slots[i], outcome, std::move(error));
   };
   std::string stopReason;  // why the records from `next` on were not produced
   for (; next < batch.size() && stopReason.empty(); ++next) {
-    const agent::Record& record = batch.record(next);
+    const base::Record& record = batch.record(next);
     if (auto missing = topic_.render(record, topic)) {
-      failHere(next, circuit::Outcome::Permanent, "topic template field " + *missing + " missing");
+      failHere(next, Outcome::Permanent, "topic template field " + *missing + " missing");
       continue;
     }
     if (keyed) {
       if (auto missing = key_.render(record, key)) {
-        failHere(next, circuit::Outcome::Permanent, "key template field " + *missing + " missing");
+        failHere(next, Outcome::Permanent, "key template field " + *missing + " missing");
         continue;
       }
     }
@@ -356,16 +356,16 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
       }
       delivery->refs.fetch_sub(1, std::memory_order_relaxed);  // the send's own reference remains
       stats_.inFlight.fetch_sub(1, std::memory_order_relaxed);
-      const circuit::Outcome outcome = classify(err, topicSource_);
+      const Outcome outcome = classify(err, topicSource_);
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         stopReason = "librdkafka's queue stayed full until the deadline";
-        failHere(next, circuit::Outcome::Retriable, stopReason);
-      } else if (outcome == circuit::Outcome::Permanent) {
+        failHere(next, Outcome::Retriable, stopReason);
+      } else if (outcome == Outcome::Permanent) {
         failHere(next, outcome, errorText(err));  // this record alone: the next one may fit
       } else {
         // Fatal, or a client-wide state: the records after this one would fail the same way.
         stopReason = errorText(err);
-        failHere(next, circuit::Outcome::Retriable, stopReason);
+        failHere(next, Outcome::Retriable, stopReason);
       }
       break;
     }
@@ -374,7 +374,7 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
   std::unique_lock lock(delivery->mutex);
   for (std::size_t i = next; i < batch.size(); ++i) {
     stats_.errors.fetch_add(1, std::memory_order_relaxed);
-    delivery->finish(delivery->slots[i], circuit::Outcome::Retriable, "not produced: " + stopReason);
+    delivery->finish(delivery->slots[i], Outcome::Retriable, "not produced: " + stopReason);
   }
   delivery->finished.wait_until(lock, deadline, [&] { return delivery->outstanding == 0; });
 
@@ -383,15 +383,15 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
   bool retriable = false;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const auto& slot = delivery->slots[i];
-    if (slot.done && slot.outcome == circuit::Outcome::Success) {
+    if (slot.done && slot.outcome == Outcome::Success) {
       ++delivered;
       continue;
     }
     RecordFailure f;
     f.index = static_cast<std::uint32_t>(i);
-    f.outcome = slot.done ? slot.outcome : circuit::Outcome::Retriable;
+    f.outcome = slot.done ? slot.outcome : Outcome::Retriable;
     f.error = slot.done ? slot.error : "no delivery report by the deadline";
-    retriable = retriable || f.outcome == circuit::Outcome::Retriable;
+    retriable = retriable || f.outcome == Outcome::Retriable;
     result.failures.push_back(std::move(f));
   }
   lock.unlock();
@@ -406,9 +406,9 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
     return SendResult::failure(result.failures.front().outcome, result.failures.front().error);
   // Some records went through: the destination works, and only a retriable record counts against it.
   if (retriable) {
-    result.outcome = circuit::Outcome::Retriable;
+    result.outcome = Outcome::Retriable;
     for (const auto& f : result.failures) {
-      if (f.outcome == circuit::Outcome::Retriable) {
+      if (f.outcome == Outcome::Retriable) {
         result.error = f.error;
         break;
       }
@@ -417,16 +417,16 @@ SendResult KafkaSink::send(const Batch& batch, Deadline deadline) {
   return result;
 }
 
-SendResult KafkaSink::probe(Deadline deadline) {
+SendResult KafkaSink::probe(base::Deadline deadline) {
   const auto producer = current();
-  if (producer == nullptr) return SendResult::failure(circuit::Outcome::Retriable, "kafka sink is not running");
+  if (producer == nullptr) return SendResult::failure(Outcome::Retriable, "kafka sink is not running");
   // A constant topic is asked about by name: a cluster that answers while the topic is missing or
   // forbidden to us is not ready for a batch. The answer also refreshes librdkafka's view of the topic.
   rd_kafka_topic_t* topic = nullptr;
   if (topicSource_ == TopicSource::Config) {
     topic = rd_kafka_topic_new(producer->rk, topic_.text().c_str(), nullptr);
     if (topic == nullptr) {
-      return SendResult::failure(circuit::Outcome::Retriable,
+      return SendResult::failure(Outcome::Retriable,
                                  "topic " + topic_.text() + ": " + errorText(rd_kafka_last_error()));
     }
   }
@@ -435,7 +435,7 @@ SendResult KafkaSink::probe(Deadline deadline) {
       rd_kafka_metadata(producer->rk, 0, topic, &metadata, std::max(1, millisUntil(deadline)));
   if (topic != nullptr) rd_kafka_topic_destroy(topic);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return SendResult::failure(circuit::Outcome::Retriable, "metadata request: " + errorText(err));
+    return SendResult::failure(Outcome::Retriable, "metadata request: " + errorText(err));
   }
   SendResult result;
   if (topic != nullptr) {
@@ -444,19 +444,18 @@ SendResult KafkaSink::probe(Deadline deadline) {
       if (topic_.text() == metadata->topics[i].topic) found = &metadata->topics[i];
     }
     if (found == nullptr) {
-      result = SendResult::failure(circuit::Outcome::Retriable, "topic " + topic_.text() + ": not in the metadata");
+      result = SendResult::failure(Outcome::Retriable, "topic " + topic_.text() + ": not in the metadata");
     } else if (found->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      result =
-          SendResult::failure(circuit::Outcome::Retriable, "topic " + topic_.text() + ": " + errorText(found->err));
+      result = SendResult::failure(Outcome::Retriable, "topic " + topic_.text() + ": " + errorText(found->err));
     } else if (found->partition_cnt == 0) {
-      result = SendResult::failure(circuit::Outcome::Retriable, "topic " + topic_.text() + ": no partitions");
+      result = SendResult::failure(Outcome::Retriable, "topic " + topic_.text() + ": no partitions");
     }
   }
   rd_kafka_metadata_destroy(metadata);
   return result;
 }
 
-void KafkaSink::stop(Deadline deadline) {
+void KafkaSink::stop(base::Deadline deadline) {
   stopping_ = true;
   if (poller_.joinable()) poller_.join();
   std::shared_ptr<Producer> producer;
@@ -481,12 +480,11 @@ void KafkaSink::stop(Deadline deadline) {
 // topic is created or the ACL granted (librdkafka reports a missing topic only after
 // topic.metadata.propagation.max.ms, so a topic being created is waited for). Everything else is
 // the cluster, the network or the producer: Retriable.
-circuit::Outcome classify(rd_kafka_resp_err_t err, TopicSource topic) {
-  const circuit::Outcome byTopic =
-      topic == TopicSource::Record ? circuit::Outcome::Permanent : circuit::Outcome::Retriable;
+Outcome classify(rd_kafka_resp_err_t err, TopicSource topic) {
+  const Outcome byTopic = topic == TopicSource::Record ? Outcome::Permanent : Outcome::Retriable;
   switch (err) {
     case RD_KAFKA_RESP_ERR_NO_ERROR:
-      return circuit::Outcome::Success;
+      return Outcome::Success;
     // The record itself.
     case RD_KAFKA_RESP_ERR__BAD_MSG:
     case RD_KAFKA_RESP_ERR__KEY_SERIALIZATION:
@@ -495,7 +493,7 @@ circuit::Outcome classify(rd_kafka_resp_err_t err, TopicSource topic) {
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-      return circuit::Outcome::Permanent;
+      return Outcome::Permanent;
     // The topic (and an invalid argument to produce, which is the topic's name).
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
     case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
@@ -509,7 +507,7 @@ circuit::Outcome classify(rd_kafka_resp_err_t err, TopicSource topic) {
     case RD_KAFKA_RESP_ERR_INVALID_MSG:
     case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
     case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
-      return circuit::Outcome::Retriable;
+      return Outcome::Retriable;
     // Transport, timeouts, brokers down, leadership moves, quotas, authentication and cluster-wide
     // authorization, fatal and purged producers, and the markers of the enum's ranges, which no report
     // carries.
@@ -658,9 +656,29 @@ circuit::Outcome classify(rd_kafka_resp_err_t err, TopicSource topic) {
     case RD_KAFKA_RESP_ERR_FEATURE_UPDATE_FAILED:
     case RD_KAFKA_RESP_ERR_PRINCIPAL_DESERIALIZATION_FAILURE:
     case RD_KAFKA_RESP_ERR_END_ALL:
-      return circuit::Outcome::Retriable;
+      return Outcome::Retriable;
   }
-  return circuit::Outcome::Retriable;
+  return Outcome::Retriable;
+}
+
+std::vector<SinkMetric> KafkaSink::metrics() const {
+  const auto load = [](const auto& a) { return static_cast<std::int64_t>(a.load(std::memory_order_relaxed)); };
+  return {
+      {"logcapture_kafka_produced_total", "Messages handed to librdkafka.", load(stats_.produced)},
+      {"logcapture_kafka_delivered_total", "Messages whose delivery report said delivered.", load(stats_.delivered)},
+      {"logcapture_kafka_errors_total", "Messages that failed, at produce time or in their delivery report.",
+       load(stats_.errors)},
+      {"logcapture_kafka_in_flight", "Messages handed to librdkafka and not yet reported.", load(stats_.inFlight),
+       SinkMetric::Kind::Gauge},
+      {"logcapture_kafka_producer_rebuilds_total", "Producers replaced after a fatal librdkafka error.",
+       load(stats_.rebuilds)},
+      {"logcapture_kafka_all_brokers_down_total", "Times librdkafka said every broker is down.",
+       load(stats_.brokersDownEvents)},
+  };
+}
+
+std::unique_ptr<Sink> build(const KafkaConfig&, const config::SinkConfig& cfg) {
+  return std::make_unique<KafkaSink>(cfg);
 }
 
 }  // namespace logcapture::sinks::kafka

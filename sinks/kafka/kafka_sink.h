@@ -61,7 +61,7 @@ enum class TopicSource : std::uint8_t { Config, Record };
 // How a librdkafka error, from produce or from a delivery report, classifies for a record: Permanent
 // only for what the record caused (its size or content, and the topic when the record chose it);
 // Retriable for the rest. The rules are beside the definition.
-circuit::Outcome classify(rd_kafka_resp_err_t err, TopicSource topic);
+Outcome classify(rd_kafka_resp_err_t err, TopicSource topic);
 
 class KafkaSink final : public Sink {
  public:
@@ -71,9 +71,10 @@ class KafkaSink final : public Sink {
   KafkaSink& operator=(const KafkaSink&) = delete;
 
   std::optional<std::string> start() override;
-  SendResult send(const Batch& batch, Deadline deadline) override;
-  SendResult probe(Deadline deadline) override;
-  void stop(Deadline deadline) override;
+  SendResult send(const Batch& batch, base::Deadline deadline) override;
+  SendResult probe(base::Deadline deadline) override;
+  void stop(base::Deadline deadline) override;
+  std::vector<SinkMetric> metrics() const override;
 
   const KafkaStats& stats() const { return stats_; }
 

@@ -1,9 +1,17 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "config/types.h"
+
+namespace logcapture::config {
+struct SinkConfig;
+}
+namespace logcapture::sinks {
+class Sink;
+}
 
 namespace logcapture::sinks::redis {
 
@@ -16,6 +24,7 @@ constexpr auto enumNames(Mode) {
 }
 
 struct RedisConfig {
+  static constexpr const char* kType = "redis";  // the `type` key that selects these settings
   std::string address = "127.0.0.1:6379";
   std::uint32_t db = 0;
   std::string username;
@@ -59,5 +68,8 @@ void describe(V& v, RedisConfig& c) {
           config::Limits<config::Duration>{.min = 1ms, .max = 10min});
 }
 void check(config::Section& s, RedisConfig& c);
+
+// Builds the sink these settings are for, not yet started; defined beside it (redis_sink.cc).
+std::unique_ptr<Sink> build(const RedisConfig& settings, const config::SinkConfig& cfg);
 
 }  // namespace logcapture::sinks::redis

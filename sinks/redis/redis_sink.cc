@@ -6,7 +6,7 @@
 #include <array>
 #include <cstring>
 
-#include "agent/log.h"
+#include "base/log.h"
 #include "config/endpoint.h"
 
 namespace logcapture::sinks::redis {
@@ -43,7 +43,7 @@ timeval toTimeval(std::chrono::milliseconds ms) {
   return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
 }
 
-std::chrono::milliseconds until(Deadline deadline) {
+std::chrono::milliseconds until(base::Deadline deadline) {
   return std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
 }
 
@@ -115,10 +115,10 @@ ErrorClass classifyError(std::string_view reply) {
   return ErrorClass::Refused;
 }
 
-circuit::Outcome outcomeOf(ErrorClass c) {
+Outcome outcomeOf(ErrorClass c) {
   switch (c) {
     case ErrorClass::KeyType:
-      return circuit::Outcome::Permanent;
+      return Outcome::Permanent;
     case ErrorClass::ConnectionLost:
     case ErrorClass::ClientsFull:
     case ErrorClass::ServerBusy:
@@ -126,9 +126,9 @@ circuit::Outcome outcomeOf(ErrorClass c) {
     case ErrorClass::Misrouted:
     case ErrorClass::Unsupported:
     case ErrorClass::Refused:
-      return circuit::Outcome::Retriable;
+      return Outcome::Retriable;
   }
-  return circuit::Outcome::Retriable;
+  return Outcome::Retriable;
 }
 
 RedisSink::Connection::~Connection() {
@@ -159,7 +159,7 @@ std::optional<std::string> RedisSink::start() {
   return std::nullopt;
 }
 
-void RedisSink::stop(Deadline) {
+void RedisSink::stop(base::Deadline) {
   std::vector<ConnectionPtr> closing;
   {
     std::lock_guard lock(mutex_);
@@ -192,7 +192,7 @@ void RedisSink::countError(ErrorClass c) {
   }
 }
 
-RedisSink::ConnectionPtr RedisSink::connect(Deadline deadline, std::string& error) {
+RedisSink::ConnectionPtr RedisSink::connect(base::Deadline deadline, std::string& error) {
   const auto left = until(deadline);
   if (left <= 0ms) {
     error = "deadline passed before connecting to redis at " + cfg_.address;
@@ -255,7 +255,7 @@ RedisSink::ConnectionPtr RedisSink::connect(Deadline deadline, std::string& erro
   return c;
 }
 
-RedisSink::ConnectionPtr RedisSink::acquire(Deadline deadline, SendResult& error) {
+RedisSink::ConnectionPtr RedisSink::acquire(base::Deadline deadline, SendResult& error) {
   {
     std::lock_guard lock(mutex_);
     if (!idle_.empty()) {
@@ -267,7 +267,7 @@ RedisSink::ConnectionPtr RedisSink::acquire(Deadline deadline, SendResult& error
     if (now < retryAt_) {
       stats_.fastFailures.fetch_add(1, std::memory_order_relaxed);
       const auto wait = std::chrono::ceil<std::chrono::milliseconds>(retryAt_ - now);
-      error = SendResult::failure(circuit::Outcome::Retriable,
+      error = SendResult::failure(Outcome::Retriable,
                                   "reconnecting in " + std::to_string(wait.count()) + " ms after: " + lastError_);
       return nullptr;
     }
@@ -276,7 +276,7 @@ RedisSink::ConnectionPtr RedisSink::acquire(Deadline deadline, SendResult& error
   ConnectionPtr c = connect(deadline, why);
   if (!c) {
     noteConnectFailure(why);
-    error = SendResult::failure(circuit::Outcome::Retriable, why);
+    error = SendResult::failure(Outcome::Retriable, why);
     return nullptr;
   }
   std::lock_guard lock(mutex_);
@@ -345,10 +345,10 @@ void RedisSink::release(ConnectionPtr c) {
   }
 }
 
-bool RedisSink::applyTimeout(Connection& c, Deadline deadline, SendResult& error) {
+bool RedisSink::applyTimeout(Connection& c, base::Deadline deadline, SendResult& error) {
   const auto left = until(deadline);
   if (left <= 0ms) {
-    error = SendResult::failure(circuit::Outcome::Retriable, "deadline passed before sending to redis");
+    error = SendResult::failure(Outcome::Retriable, "deadline passed before sending to redis");
     return false;
   }
   if (redisSetTimeout(c.context, toTimeval(std::min(left, timeout_))) != REDIS_OK) {
@@ -363,11 +363,10 @@ SendResult RedisSink::connectionFailure(Connection& c, std::string_view during) 
   std::string why = c.context->errstr;
   // hiredis reports a socket timeout as the read's EAGAIN.
   if (why == std::strerror(EAGAIN) || why == std::strerror(EWOULDBLOCK)) why = "timed out waiting for the reply";
-  return SendResult::failure(circuit::Outcome::Retriable,
-                             "redis at " + cfg_.address + ", " + std::string(during) + ": " + why);
+  return SendResult::failure(Outcome::Retriable, "redis at " + cfg_.address + ", " + std::string(during) + ": " + why);
 }
 
-SendResult RedisSink::send(const Batch& batch, Deadline deadline) {
+SendResult RedisSink::send(const Batch& batch, base::Deadline deadline) {
   if (batch.empty()) return SendResult::success();
   SendResult result;
   ConnectionPtr c = acquire(deadline, result);
@@ -387,7 +386,7 @@ SendResult RedisSink::send(const Batch& batch, Deadline deadline) {
   return result;
 }
 
-SendResult RedisSink::sendList(Connection& c, const Batch& batch, Deadline) {
+SendResult RedisSink::sendList(Connection& c, const Batch& batch, base::Deadline) {
   // One RPUSH for the batch: the list gets all records or none, in order.
   c.argv.assign({"RPUSH", cfg_.key.data()});
   c.lengths.assign({5, cfg_.key.size()});
@@ -411,7 +410,7 @@ SendResult RedisSink::sendList(Connection& c, const Batch& batch, Deadline) {
   return SendResult::success();
 }
 
-SendResult RedisSink::sendEach(Connection& c, const Batch& batch, Deadline deadline) {
+SendResult RedisSink::sendEach(Connection& c, const Batch& batch, base::Deadline deadline) {
   const bool stream = cfg_.mode == Mode::Stream;
   const std::string& target = stream ? cfg_.key : cfg_.channel;
   const std::string command = (stream ? "XADD " : "PUBLISH ") + target;
@@ -443,16 +442,31 @@ SendResult RedisSink::sendEach(Connection& c, const Batch& batch, Deadline deadl
   std::vector<RecordFailure> failures;
   bool anyRetriable = false;
   std::size_t unheard = 0;  // records PUBLISH delivered to no subscriber
+  // Replies read before the connection failed or the deadline passed say those records were written:
+  // only the records whose replies are unread are sent again.
+  const auto unread = [&](std::size_t from, SendResult lost) {
+    if (from == 0) return false;
+    for (std::size_t j = from; j < batch.size(); ++j) {
+      failures.push_back({static_cast<std::uint32_t>(j), Outcome::Retriable, lost.error});
+    }
+    anyRetriable = true;
+    return true;
+  };
   for (std::size_t i = 0; i < batch.size(); ++i) {
     // The socket timeout bounds each read; this bounds the whole pipeline.
     if (i > 0 && Clock::now() >= deadline) {
       c.broken = "replies left unread at the deadline";
-      return SendResult::failure(circuit::Outcome::Retriable,
-                                 "redis at " + cfg_.address + ": deadline passed after " + std::to_string(i) + " of " +
-                                     std::to_string(batch.size()) + " " + command + " replies");
+      unread(i, SendResult::failure(Outcome::Retriable, "redis at " + cfg_.address + ": deadline passed after " +
+                                                            std::to_string(i) + " of " + std::to_string(batch.size()) +
+                                                            " " + command + " replies"));
+      break;
     }
     const Reply reply = nextReply(c.context);
-    if (!reply) return connectionFailure(c, command);
+    if (!reply) {
+      SendResult lost = connectionFailure(c, command);
+      if (!unread(i, lost)) return lost;
+      break;
+    }
     if (reply->type != REDIS_REPLY_ERROR) {
       // PUBLISH answers how many clients received the message.
       if (!stream && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) ++unheard;
@@ -461,8 +475,8 @@ SendResult RedisSink::sendEach(Connection& c, const Batch& batch, Deadline deadl
     const ErrorClass cls = classifyError(errorText(*reply));
     countError(cls);
     if (cls == ErrorClass::ClientsFull) c.broken = kClosedByServer;
-    const circuit::Outcome outcome = outcomeOf(cls);
-    anyRetriable = anyRetriable || outcome == circuit::Outcome::Retriable;
+    const Outcome outcome = outcomeOf(cls);
+    anyRetriable = anyRetriable || outcome == Outcome::Retriable;
     failures.push_back({static_cast<std::uint32_t>(i), outcome, explain(cls, command, errorText(*reply))});
   }
   if (!stream) notePublished(batch.size() - failures.size(), unheard);
@@ -472,15 +486,15 @@ SendResult RedisSink::sendEach(Connection& c, const Batch& batch, Deadline deadl
                                   [&](const RecordFailure& f) { return f.outcome == failures.front().outcome; });
   if (shared) return SendResult::failure(failures.front().outcome, std::move(failures.front().error));
   SendResult result;
-  result.outcome = anyRetriable                      ? circuit::Outcome::Retriable
-                   : failures.size() == batch.size() ? circuit::Outcome::Permanent
-                                                     : circuit::Outcome::Success;
+  result.outcome = anyRetriable                      ? Outcome::Retriable
+                   : failures.size() == batch.size() ? Outcome::Permanent
+                                                     : Outcome::Success;
   result.error = failures.front().error;
   result.failures = std::move(failures);
   return result;
 }
 
-SendResult RedisSink::probe(Deadline deadline) {
+SendResult RedisSink::probe(base::Deadline deadline) {
   SendResult result;
   ConnectionPtr c = acquire(deadline, result);
   if (!c) return result;
@@ -494,7 +508,7 @@ SendResult RedisSink::probe(Deadline deadline) {
       const ErrorClass cls = classifyError(errorText(*reply));
       countError(cls);
       if (cls == ErrorClass::ClientsFull) c->broken = kClosedByServer;
-      result = SendResult::failure(circuit::Outcome::Retriable, explain(cls, "PING", errorText(*reply)));
+      result = SendResult::failure(Outcome::Retriable, explain(cls, "PING", errorText(*reply)));
     }
   }
   release(std::move(c));
@@ -524,10 +538,38 @@ void RedisSink::notePublished(std::size_t accepted, std::size_t unheard) {
 }
 
 std::vector<SinkMetric> RedisSink::metrics() const {
-  if (cfg_.mode != Mode::Pubsub) return {};
-  return {{"logcapture_sink_published_unheard_records_total",
-           "Records a pubsub sink published while no client was subscribed to its channel (delivered to no one).",
-           stats_.unheard.load(std::memory_order_relaxed)}};
+  const auto load = [](const auto& a) { return static_cast<std::int64_t>(a.load(std::memory_order_relaxed)); };
+  constexpr std::string_view kErrors = "logcapture_redis_errors_total";
+  constexpr std::string_view kErrorsHelp =
+      "Failed redis calls by kind: connection (connect failed, lost mid-call, clients full), busy (LOADING, BUSY, "
+      "OOM, ...), access_denied (NOAUTH, WRONGPASS, NOPERM), misrouted (MOVED, ASK), rejected (WRONGTYPE: the "
+      "records go to the dead letter), refused (other error replies), fast (refused within the reconnect delay).";
+  std::vector<SinkMetric> out{
+      {"logcapture_redis_commands_total", "Commands written to redis: RPUSH, XADD, PUBLISH, PING.",
+       load(stats_.commands)},
+      {kErrors, kErrorsHelp, load(stats_.connectionErrors), SinkMetric::Kind::Counter, {"kind", "connection"}},
+      {kErrors, kErrorsHelp, load(stats_.serverBusy), SinkMetric::Kind::Counter, {"kind", "busy"}},
+      {kErrors, kErrorsHelp, load(stats_.accessDenied), SinkMetric::Kind::Counter, {"kind", "access_denied"}},
+      {kErrors, kErrorsHelp, load(stats_.misrouted), SinkMetric::Kind::Counter, {"kind", "misrouted"}},
+      {kErrors, kErrorsHelp, load(stats_.rejected), SinkMetric::Kind::Counter, {"kind", "rejected"}},
+      {kErrors, kErrorsHelp, load(stats_.refused), SinkMetric::Kind::Counter, {"kind", "refused"}},
+      {kErrors, kErrorsHelp, load(stats_.fastFailures), SinkMetric::Kind::Counter, {"kind", "fast"}},
+      {"logcapture_redis_reconnects_total", "Connections made to redis after one was lost or refused.",
+       load(stats_.reconnects)},
+      {"logcapture_redis_connections", "Connections to redis open now, idle or in use.", load(stats_.connected),
+       SinkMetric::Kind::Gauge},
+  };
+  if (cfg_.mode == Mode::Pubsub) {
+    out.push_back({"logcapture_sink_published_unheard_records_total",
+                   "Records a pubsub sink published while no client was subscribed to its channel (delivered to no "
+                   "one).",
+                   load(stats_.unheard)});
+  }
+  return out;
+}
+
+std::unique_ptr<Sink> build(const RedisConfig&, const config::SinkConfig& cfg) {
+  return std::make_unique<RedisSink>(cfg);
 }
 
 }  // namespace logcapture::sinks::redis

@@ -62,7 +62,7 @@ enum class ErrorClass : std::uint8_t {
 // against a key ..."). A pure table, tested row by row.
 ErrorClass classifyError(std::string_view reply);
 // KeyType Permanent; every other class Retriable.
-circuit::Outcome outcomeOf(ErrorClass c);
+Outcome outcomeOf(ErrorClass c);
 
 struct RedisStats {
   std::atomic<std::uint64_t> commands{0};          // commands written: RPUSH, XADD, PUBLISH, PING
@@ -84,9 +84,9 @@ class RedisSink final : public Sink {
   ~RedisSink() override;
 
   std::optional<std::string> start() override;
-  SendResult send(const Batch& batch, Deadline deadline) override;
-  SendResult probe(Deadline deadline) override;
-  void stop(Deadline deadline) override;
+  SendResult send(const Batch& batch, base::Deadline deadline) override;
+  SendResult probe(base::Deadline deadline) override;
+  void stop(base::Deadline deadline) override;
   std::vector<SinkMetric> metrics() const override;
 
   const RedisStats& stats() const { return stats_; }
@@ -108,17 +108,17 @@ class RedisSink final : public Sink {
   using ConnectionPtr = std::unique_ptr<Connection>;
 
   // A pooled connection, or a new one; on failure `error` says why (Retriable).
-  ConnectionPtr acquire(Deadline deadline, SendResult& error);
-  ConnectionPtr connect(Deadline deadline, std::string& error);
+  ConnectionPtr acquire(base::Deadline deadline, SendResult& error);
+  ConnectionPtr connect(base::Deadline deadline, std::string& error);
   // Returns a healthy connection to the pool, or closes a broken one (and the idle ones with it).
   void release(ConnectionPtr connection);
   void noteConnectFailure(const std::string& error);
   void noteLost(const std::string& error);
   // Sets the socket timeout for this call: the smaller of `timeout` and what is left of `deadline`.
-  bool applyTimeout(Connection& c, Deadline deadline, SendResult& error);
+  bool applyTimeout(Connection& c, base::Deadline deadline, SendResult& error);
   SendResult connectionFailure(Connection& c, std::string_view during);
-  SendResult sendList(Connection& c, const Batch& batch, Deadline deadline);
-  SendResult sendEach(Connection& c, const Batch& batch, Deadline deadline);
+  SendResult sendList(Connection& c, const Batch& batch, base::Deadline deadline);
+  SendResult sendEach(Connection& c, const Batch& batch, base::Deadline deadline);
   void countError(ErrorClass c);
   // Counts the records of a PUBLISH pipeline that reached no subscriber, logging the change of state.
   void notePublished(std::size_t accepted, std::size_t unheard);

@@ -11,6 +11,8 @@
 namespace {
 
 using namespace logcapture::agent;
+namespace base = logcapture::base;
+using namespace logcapture::base;
 using namespace std::chrono_literals;
 
 // A stage whose stop() blocks until the test releases it.
@@ -35,7 +37,7 @@ Stage recordingStage(const std::string& name, std::vector<std::string>& log, boo
                  log.push_back("start " + name);
                  return startOk;
                },
-               [&log, name](Deadline) { log.push_back("stop " + name); }};
+               [&log, name](base::Deadline) { log.push_back("stop " + name); }};
 }
 
 SignalWait noSignals() {
@@ -80,7 +82,7 @@ TEST_CASE("a clean stop within the deadline exits 0") {
 TEST_CASE("a stop that outlives shutdown_timeout exits 4") {
   auto gate = std::make_shared<Gate>();
   auto p = std::make_shared<Pipeline>();
-  p->add(Stage{"slow", [] { return true; }, [gate](Deadline) { gate->wait(); }});
+  p->add(Stage{"slow", [] { return true; }, [gate](base::Deadline) { gate->wait(); }});
   REQUIRE(p->start());
   auto outcome = stopWithin(p, 50ms, noSignals());
   CHECK(outcome.exitCode == kExitShutdownTimeout);
@@ -92,7 +94,7 @@ TEST_CASE("a stop that outlives shutdown_timeout exits 4") {
 TEST_CASE("a second SIGTERM during shutdown exits at once with 143") {
   auto gate = std::make_shared<Gate>();
   auto p = std::make_shared<Pipeline>();
-  p->add(Stage{"slow", [] { return true; }, [gate](Deadline) { gate->wait(); }});
+  p->add(Stage{"slow", [] { return true; }, [gate](base::Deadline) { gate->wait(); }});
   REQUIRE(p->start());
   auto outcome = stopWithin(p, 1h, [](std::chrono::milliseconds) { return SIGTERM; });
   CHECK(outcome.exitCode == 128 + SIGTERM);

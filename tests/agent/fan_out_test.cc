@@ -14,8 +14,9 @@ namespace {
 
 using namespace logcapture;
 using namespace logcapture::agent;
+using namespace logcapture::base;
 using namespace std::chrono_literals;
-using circuit::Outcome;
+using sinks::Outcome;
 using testing::Feed;
 using testing::ScriptedSink;
 using testing::waitUntil;
@@ -121,6 +122,23 @@ TEST_CASE("a slow sink with a drop policy does not hold back the other sinks") {
   REQUIRE(waitUntil([&] { return feed.committed() == 2 * kPastIntake; }, 10s));
   CHECK(slow.stats().delivered + slow.stats().droppedFor(DropReason::BufferFull) == 2 * kPastIntake);
   CHECK(slow.breaker().state() == circuit::State::Closed);
+}
+
+TEST_CASE("a slow sink with a drop policy that is the only sink holds back the inputs instead of dropping") {
+  Rig rig;
+  auto slowConfig = sinkConfig("slow");
+  slowConfig.buffer.maxBytes = config::Bytes{200};
+  slowConfig.buffer.whenFull = config::WhenFull::DropOldest;
+  SinkRunner& slow = rig.add(slowConfig, [](const sinks::Batch&) {
+    std::this_thread::sleep_for(1ms);
+    return sinks::SendResult::success();
+  });
+  rig.start({&slow});
+  Feed feed;
+  rig.push(feed, 0, 2 * kPastIntake);
+  REQUIRE(waitUntil([&] { return feed.committed() == 2 * kPastIntake; }, 60s));
+  CHECK(slow.stats().delivered == 2 * kPastIntake);
+  CHECK(slow.stats().droppedFor(DropReason::BufferFull) == 0);
 }
 
 TEST_CASE("a reload refused because a sink that stays holds back every input leaves every sink taking records") {

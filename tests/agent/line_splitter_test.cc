@@ -103,3 +103,14 @@ TEST_CASE("reset forgets a held line") {
   s.feed("new\n", 0, c.sink());
   CHECK(c.lines == std::vector<Line>{{"new", 4, false}});
 }
+
+TEST_CASE("a long line of bytes that are not UTF-8 keeps max_line_bytes of them, not nothing") {
+  // Continuation bytes only: no character boundary to step back to, and a sequence is 4 bytes at most.
+  LineSplitter s(8);
+  Collector c;
+  s.feed(std::string(20, '\x80') + "\n", 0, c.sink());
+  REQUIRE(c.lines.size() == 1);
+  CHECK(c.lines[0].text.size() >= 5);
+  CHECK(c.lines[0].text.size() <= 8);
+  CHECK(c.lines[0].truncated);
+}

@@ -2,11 +2,14 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <thread>
 
 namespace {
 
 using namespace logcapture::agent;
+namespace base = logcapture::base;
+using namespace logcapture::base;
 using namespace logcapture::config;
 using namespace std::chrono_literals;
 
@@ -156,4 +159,22 @@ TEST_CASE("an ack destroyed unfinished commits nothing") {
   auto cursor = std::make_shared<SourceCursor>(0, [&](std::uint64_t o) { committed = o; });
   { Ack ack(cursor, cursor->open(10)); }
   CHECK(committed == 0);
+}
+
+TEST_CASE("a source cursor is idle only once the checkpoint has the offset its last ticket committed") {
+  // A file closed once its cursor is idle and opened again resumes from the stored offset: idle()
+  // before the store had it would read the last records again.
+  std::atomic<std::uint64_t> stored{0};
+  auto cursor = std::make_shared<SourceCursor>(0, [&](std::uint64_t o) {
+    std::this_thread::sleep_for(200ms);  // a slow store
+    stored = o;
+  });
+  const auto ticket = cursor->open(100);
+  std::thread finisher([&] { cursor->finish(ticket); });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (cursor->committed() != 100 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  REQUIRE(cursor->committed() == 100);  // the cursor moved; its commit is under way
+  CHECK(cursor->idle());
+  CHECK(stored.load() == 100);
+  finisher.join();
 }

@@ -8,8 +8,9 @@ namespace {
 
 using namespace logcapture;
 using namespace logcapture::agent;
+using namespace logcapture::base;
 using namespace std::chrono_literals;
-using circuit::Outcome;
+using sinks::Outcome;
 
 sinks::SendResult answer(Outcome outcome, std::vector<sinks::RecordFailure> failures = {}, bool tooLarge = false) {
   sinks::SendResult r =
@@ -28,6 +29,13 @@ Indexes deadLettered(const SendVerdict& v) {
 }
 
 }  // namespace
+
+TEST_CASE("each sink outcome reaches the breaker as the breaker outcome of the same meaning") {
+  CHECK(breakerOutcome(Outcome::Success) == circuit::Outcome::Success);
+  CHECK(breakerOutcome(Outcome::Retriable) == circuit::Outcome::Retriable);
+  CHECK(breakerOutcome(Outcome::Throttled) == circuit::Outcome::Throttled);
+  CHECK(breakerOutcome(Outcome::Permanent) == circuit::Outcome::Permanent);
+}
 
 TEST_CASE("the verdict on a send's answer says what is delivered, dead-lettered, sent again and heard by the breaker") {
   struct Row {
@@ -107,7 +115,7 @@ TEST_CASE("the verdict on a send's answer says what is delivered, dead-lettered,
   for (const Row& row : rows) {
     CAPTURE(row.what);
     const SendVerdict v = judge(row.result, row.size);
-    CHECK(v.breaker == row.breaker);
+    CHECK(v.breaker == breakerOutcome(row.breaker));
     CHECK(v.delivered == row.delivered);
     CHECK(deadLettered(v) == row.deadLetter);
     CHECK(v.retryAll == row.retryAll);
@@ -127,10 +135,10 @@ TEST_CASE("a dead-lettered record carries the error the destination gave") {
 }
 
 TEST_CASE("any answer to a probe but a success fails the trial") {
-  CHECK(judgeProbe(sinks::SendResult::success()) == Outcome::Success);
+  CHECK(judgeProbe(sinks::SendResult::success()) == circuit::Outcome::Success);
   for (auto o : {Outcome::Retriable, Outcome::Throttled, Outcome::Permanent}) {
-    CAPTURE(circuit::outcomeName(o));
-    CHECK(judgeProbe(sinks::SendResult::failure(o, "HTTP 401")) == Outcome::Retriable);
+    CAPTURE(sinks::outcomeName(o));
+    CHECK(judgeProbe(sinks::SendResult::failure(o, "HTTP 401")) == circuit::Outcome::Retriable);
   }
 }
 

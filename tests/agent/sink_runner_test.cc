@@ -19,8 +19,9 @@ namespace {
 
 using namespace logcapture;
 using namespace logcapture::agent;
+using namespace logcapture::base;
 using namespace std::chrono_literals;
-using circuit::Outcome;
+using sinks::Outcome;
 using testing::waitUntil;
 
 using testing::Feed;
@@ -204,6 +205,47 @@ TEST_CASE("a full dead letter drops and counts the records past its cap") {
   CHECK(std::filesystem::file_size(f.dir.path / "dead-letter" / "test.ndjson") <= 1000);
 }
 
+TEST_CASE("a full dead letter moved away takes the next refused records in a new file") {
+  auto cfg = sinkConfig();
+  cfg.deadLetter.maxBytes = config::Bytes{1000};
+  Fixture f(cfg, [](const sinks::Batch&) { return sinks::SendResult::failure(Outcome::Permanent, "bad"); });
+  Feed feed;
+  feed.offer(*f.runner, 0, 50);
+  REQUIRE(waitUntil([&] { return feed.committed() == 50; }));
+  REQUIRE(f.stats().droppedFor(DropReason::DeadLetterFull) > 0);
+  const auto written = f.stats().deadLettered.load();
+  // What dead_letter_full advises: move the file away.
+  const auto path = f.dir.path / "dead-letter" / "test.ndjson";
+  std::filesystem::rename(path, f.dir.path / "dead-letter" / "test.ndjson.1");
+  feed.offer(*f.runner, 50, 55);
+  REQUIRE(waitUntil([&] { return feed.committed() == 55; }));
+  CHECK(f.stats().deadLettered == written + 5);
+  CHECK(f.deadLetterLines().size() == 5);
+}
+
+TEST_CASE("a dead letter already at its cap when the agent starts takes no more records") {
+  auto cfg = sinkConfig();
+  cfg.deadLetter.maxBytes = config::Bytes{1000};
+  testing::TempDir state{"logcapture-runner"};
+  const auto path = state.path / "dead-letter" / "test.ndjson";
+  std::filesystem::create_directories(path.parent_path());
+  {
+    std::ofstream out(path);
+    out << std::string(999, 'x') << "\n";  // left by an earlier run, at the cap
+  }
+  auto sink = std::make_unique<ScriptedSink>(
+      [](const sinks::Batch&) { return sinks::SendResult::failure(Outcome::Permanent, "bad"); });
+  Feed feed;
+  SinkRunner runner(cfg, std::move(sink), state.path.string(), circuit::SteadyClock::instance());
+  REQUIRE_FALSE(runner.start());
+  feed.offer(runner, 0, 5);
+  REQUIRE(waitUntil([&] { return feed.committed() == 5; }));
+  CHECK(runner.stats().droppedFor(DropReason::DeadLetterFull) == 5);
+  CHECK(runner.stats().deadLettered == 0);
+  CHECK(std::filesystem::file_size(path) == 1000);
+  runner.stop(std::chrono::steady_clock::now() + 1s);
+}
+
 TEST_CASE("a partial failure dead-letters the permanent records and retries only the retriable ones") {
   std::atomic<int> calls{0};
   Fixture f(sinkConfig(), [&](const sinks::Batch& b) {
@@ -317,46 +359,54 @@ TEST_CASE("records left unsent at the shutdown deadline stay unfinished and are 
   CHECK(f.stats().unsentAtShutdown == 20);
 }
 
-TEST_CASE("a slow sink with a drop policy drops from its full buffer, counted, and never holds back its intake") {
+TEST_CASE("a slow sink that other sinks wait on drops by its policy, counted, and never holds back its intake") {
   for (auto policy : {config::WhenFull::DropNewest, config::WhenFull::DropOldest}) {
     CAPTURE(config::enumName(policy));
     auto cfg = sinkConfig();
     cfg.buffer.maxBytes = config::Bytes{200};
     cfg.buffer.whenFull = policy;
-    // Healthy but slow: 30 batches would take 3 s to send.
+    // Healthy but slow: sending everything would take minutes.
     Fixture f(cfg, [](const sinks::Batch&) {
       std::this_thread::sleep_for(100ms);
       return sinks::SendResult::success();
     });
     Feed feed;
     const auto started = std::chrono::steady_clock::now();
-    feed.offer(*f.runner, 0, 300);
-    CHECK(std::chrono::steady_clock::now() - started < 1500ms);
-    REQUIRE(waitUntil([&] { return feed.committed() == 300; }, 20s));
-    CHECK(f.stats().droppedFor(DropReason::BufferFull) > 0);
-    CHECK(f.stats().delivered + f.stats().droppedFor(DropReason::BufferFull) == 300);
+    // Far past the intake's 4096 records and what the open batches hold, so that offer() has to wait, as a
+    // fan-out feeding others would.
+    feed.offer(*f.runner, 0, 20000, 50, /*othersWait=*/true);
+    CHECK(std::chrono::steady_clock::now() - started < 5s);
+    CHECK(waitUntil([&] { return f.stats().droppedFor(DropReason::BufferFull) > 0; }, 5s));
+    // With no one waiting any more, the rest of the intake waits for the sink: made fast, it finishes.
+    f.sink->setScript(testing::acceptAll);
+    REQUIRE(waitUntil([&] { return feed.committed() == 20000; }, 20s));
+    // The counters follow the checkpoint's move by a moment.
+    CHECK(waitUntil([&] { return f.stats().delivered + f.stats().droppedFor(DropReason::BufferFull) == 20000; }));
     CHECK(f.runner->breaker().state() == circuit::State::Closed);
   }
 }
 
-TEST_CASE("a slow sink with when_full: block holds back its intake and loses nothing") {
-  auto cfg = sinkConfig();
-  cfg.buffer.maxBytes = config::Bytes{200};
-  cfg.buffer.whenFull = config::WhenFull::Block;
-  Fixture f(cfg, [](const sinks::Batch&) {
-    std::this_thread::sleep_for(2ms);
-    return sinks::SendResult::success();
-  });
-  Feed feed;
-  feed.offer(*f.runner, 0, 300);
-  REQUIRE(waitUntil([&] { return feed.committed() == 300; }, 20s));
-  CHECK(f.sink->accepted() == feed.expected(0, 300));
-  CHECK(f.stats().droppedFor(DropReason::BufferFull) == 0);
+TEST_CASE("a slow sink that no other sink waits on holds back its intake and loses nothing, whatever its when_full") {
+  for (auto policy : {config::WhenFull::Block, config::WhenFull::DropNewest, config::WhenFull::DropOldest}) {
+    CAPTURE(config::enumName(policy));
+    auto cfg = sinkConfig();
+    cfg.buffer.maxBytes = config::Bytes{200};
+    cfg.buffer.whenFull = policy;
+    Fixture f(cfg, [](const sinks::Batch&) {
+      std::this_thread::sleep_for(2ms);
+      return sinks::SendResult::success();
+    });
+    Feed feed;
+    feed.offer(*f.runner, 0, 300);
+    REQUIRE(waitUntil([&] { return feed.committed() == 300; }, 20s));
+    CHECK(f.sink->accepted() == feed.expected(0, 300));
+    CHECK(f.stats().droppedFor(DropReason::BufferFull) == 0);
+  }
 }
 
 TEST_CASE("a probe answered with a refusal or a throttle re-opens the breaker, so probes come once per open period") {
   for (auto answer : {Outcome::Throttled, Outcome::Permanent, Outcome::Retriable}) {
-    CAPTURE(circuit::outcomeName(answer));
+    CAPTURE(sinks::outcomeName(answer));
     auto cfg = sinkConfig();
     cfg.breaker.probe = true;
     cfg.breaker.failureThreshold = 1;

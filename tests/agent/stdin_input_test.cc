@@ -1,6 +1,7 @@
 #include "agent/stdin_input.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <string>
@@ -10,6 +11,7 @@ namespace {
 
 using namespace logcapture;
 using namespace logcapture::agent;
+using namespace logcapture::base;
 using namespace std::chrono_literals;
 
 config::InputConfig stdinConfig() {
@@ -111,5 +113,79 @@ TEST_CASE("a queue full for longer than the partial-line timeout splits no stdin
   CHECK(got == expected);
   CHECK(input.stats().partialLines.load() == 0);
   input.stop(std::chrono::steady_clock::now() + 1s);
+  close(fds[0]);
+}
+
+TEST_CASE("a standard input that is not an open descriptor ends the input instead of spinning") {
+  // As `logcapture run <&-` leaves it: poll() answers POLLNVAL at once, every time.
+  const int closed = 0x3fffffff;
+  REQUIRE(fcntl(closed, F_GETFD) == -1);
+  RecordQueue q(config::QueueConfig{});
+  StdinInput input(stdinConfig(), q, closed);
+  REQUIRE(input.start());
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!input.finished() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  CHECK(input.finished());
+  input.stop(std::chrono::steady_clock::now() + 1s);
+}
+
+TEST_CASE("new settings reach a stdin input in place: the line being written is not cut, and carries them") {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  RecordQueue q(config::QueueConfig{});
+  StdinInput input(stdinConfig(), q, fds[0]);
+  REQUIRE(input.start());
+  REQUIRE(write(fds[1], "before\nhello wor", 16) == 16);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (input.stats().bytes.load() < 16 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  REQUIRE(input.stats().bytes.load() == 16);
+  auto next = stdinConfig();
+  next.fields = {{"generation", "two"}};
+  REQUIRE(input.reconfigure(next));
+  auto other = stdinConfig();
+  other.name = "renamed";
+  CHECK_FALSE(input.reconfigure(other));  // another input: the pipeline rebuilds instead
+  REQUIRE(write(fds[1], "ld\nafter\n", 9) == 9);
+  close(fds[1]);
+  while (!input.finished() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  REQUIRE(input.finished());
+  std::vector<std::pair<std::string, std::string>> got;  // message, its generation field
+  Chunk c;
+  while (q.pop(c, 0ms)) {
+    for (auto& r : c.records) {
+      const auto& fields = *c.source->fields;
+      got.emplace_back(r.message, fields.count("generation") ? fields.at("generation") : "");
+    }
+  }
+  CHECK(got ==
+        std::vector<std::pair<std::string, std::string>>{{"before", ""}, {"hello world", "two"}, {"after", "two"}});
+  CHECK(input.stats().partialLines.load() == 0);
+  input.stop(std::chrono::steady_clock::now() + 1s);
+  close(fds[0]);
+}
+
+TEST_CASE("stopping a stdin input the full queue holds back returns at its deadline and counts what is lost") {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  config::QueueConfig qc;
+  qc.maxRecords = 1;
+  qc.whenFull = config::WhenFull::Block;
+  RecordQueue q(qc);
+  Chunk full;
+  full.records.emplace_back();
+  REQUIRE(q.push(std::move(full)) == RecordQueue::PushResult::Accepted);
+  StdinInput input(stdinConfig(), q, fds[0]);
+  REQUIRE(input.start());
+  REQUIRE(write(fds[1], "a\nb\n", 4) == 4);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!q.blocked() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  REQUIRE(q.blocked());
+  const auto before = std::chrono::steady_clock::now();
+  input.stop(before + 200ms);
+  CHECK(std::chrono::steady_clock::now() - before < 5s);
+  CHECK(input.stats().unqueuedAtStop.load() == 2);
+  close(fds[1]);
   close(fds[0]);
 }

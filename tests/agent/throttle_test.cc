@@ -2,7 +2,7 @@
 
 #include <doctest/doctest.h>
 
-#include "agent/log.h"
+#include "base/log.h"
 
 namespace {
 

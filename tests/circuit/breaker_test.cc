@@ -15,12 +15,19 @@
 #include <thread>
 #include <vector>
 
+#include "agent/breaker_events.h"
+#include "agent/breaker_options.h"
 #include "circuit/clock.h"
-#include "circuit/events.h"
 #include "config/config.h"
 
 namespace logcapture::circuit {
 namespace {
+
+// The agent builds a breaker from its config and logs its transitions; these tests use both.
+using agent::eventName;
+using agent::logTransition;
+using agent::optionsFrom;
+using agent::transitionLogger;
 
 using namespace std::chrono_literals;
 

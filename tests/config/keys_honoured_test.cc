@@ -175,9 +175,9 @@ std::vector<Json> jsonLines(const fs::path& file) {
 // answers with `outcome`, or holds each send until released.
 class WatchedSink final : public sinks::Sink {
  public:
-  explicit WatchedSink(circuit::Outcome outcome = circuit::Outcome::Success) : outcome_(outcome) {}
+  explicit WatchedSink(sinks::Outcome outcome = sinks::Outcome::Success) : outcome_(outcome) {}
 
-  sinks::SendResult send(const sinks::Batch& batch, sinks::Deadline deadline) override {
+  sinks::SendResult send(const sinks::Batch& batch, base::Deadline deadline) override {
     std::unique_lock lock(mutex_);
     ++sends_;
     ++inFlight_;
@@ -190,8 +190,8 @@ class WatchedSink final : public sinks::Sink {
     changed_.notify_all();
     changed_.wait(lock, [&] { return !hold_; });
     --inFlight_;
-    return outcome_ == circuit::Outcome::Success ? sinks::SendResult::success()
-                                                 : sinks::SendResult::failure(outcome_, "refused by the test");
+    return outcome_ == sinks::Outcome::Success ? sinks::SendResult::success()
+                                               : sinks::SendResult::failure(outcome_, "refused by the test");
   }
   void hold(bool on) {
     std::lock_guard lock(mutex_);
@@ -220,7 +220,7 @@ class WatchedSink final : public sinks::Sink {
   }
 
  private:
-  const circuit::Outcome outcome_;
+  const sinks::Outcome outcome_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   bool hold_ = false;
@@ -239,11 +239,11 @@ struct WatchedRunner {
   config::SinkConfig cfg;
   WatchedSink* sink = nullptr;
   std::unique_ptr<SinkRunner> runner;
-  std::shared_ptr<agent::Source> source = std::make_shared<agent::Source>();
+  std::shared_ptr<base::Source> source = std::make_shared<base::Source>();
   std::shared_ptr<agent::SourceCursor> cursor = std::make_shared<agent::SourceCursor>(0, [](std::uint64_t) {});
   std::uint64_t offset = 0;
 
-  explicit WatchedRunner(const std::string& sinkYaml, circuit::Outcome outcome = circuit::Outcome::Success,
+  explicit WatchedRunner(const std::string& sinkYaml, sinks::Outcome outcome = sinks::Outcome::Success,
                          bool start = true) {
     cfg = loadConfig("inputs: [{name: app, type: stdin}]\nsinks:\n" + sinkYaml, dir.path).sinks.at(0);
     auto owned = std::make_unique<WatchedSink>(outcome);
@@ -257,10 +257,10 @@ struct WatchedRunner {
     runner->stop(std::chrono::steady_clock::now() + 500ms);
   }
   // Offers the messages as one chunk of one source, as an input would after one read.
-  void offer(const std::vector<std::string>& messages, const agent::Source* from = nullptr) {
+  void offer(const std::vector<std::string>& messages, const base::Source* from = nullptr) {
     agent::Chunk c;
     for (const auto& m : messages) {
-      agent::Record r;
+      base::Record r;
       r.message = c.storage.copy(m);
       r.source = from != nullptr ? from : source.get();
       r.offset = ++offset;
@@ -589,7 +589,7 @@ TEST_CASE("the queue keys bound the pipeline's queue") {
   // Built, not started: the test pushes into the pipeline's own queue and nothing takes from it.
   const auto push = [](agent::RecordQueue& queue, std::size_t bytes) {
     agent::Chunk c;
-    agent::Record r;
+    base::Record r;
     r.message = c.storage.copy(std::string(bytes, 'q'));
     c.bytes = bytes;
     c.records.push_back(std::move(r));
@@ -691,10 +691,11 @@ TEST_CASE("the batch keys shape a sink's batches") {
 
 TEST_CASE("workers and timeout shape a sink's sends") {
   SUBCASE("workers") {
+    // One source's records keep to one worker, in order: many files, to keep every worker busy. The
+    // records view these sources: they outlive the runner.
+    std::vector<base::Source> files(32);
     WatchedRunner w("  - {name: s, type: console, workers: 4, batch: {max_records: 1, linger: 1ms}}\n");
     w.sink->hold(true);
-    // One source's records keep to one worker, in order: many files, to keep every worker busy.
-    std::vector<agent::Source> files(32);
     for (std::size_t k = 0; k < files.size(); ++k) {
       files[k].input = "app";
       files[k].path = "/var/log/" + std::to_string(k) + ".log";
@@ -715,14 +716,14 @@ TEST_CASE("the retry keys pace a sink's retries") {
   const std::string base = "  - {name: s, type: console, batch: {linger: 1ms}, breaker: {failure_threshold: 1000000}, ";
   SUBCASE("max_attempts") {
     WatchedRunner w(base + "retry: {max_attempts: 1, initial_backoff: 1ms, max_backoff: 1ms}}\n",
-                    circuit::Outcome::Retriable);
+                    sinks::Outcome::Retriable);
     w.offer(numbered(1));
     REQUIRE(waitUntil([&] { return w.sink->sends() >= 5; }));
     // Each send is a batch's first attempt: it goes back to the buffer after one.
     CHECK(w.runner->stats().retries.load() == 0);
   }
   SUBCASE("initial_backoff") {
-    WatchedRunner w(base + "retry: {initial_backoff: 1h, max_backoff: 2h}}\n", circuit::Outcome::Retriable);
+    WatchedRunner w(base + "retry: {initial_backoff: 1h, max_backoff: 2h}}\n", sinks::Outcome::Retriable);
     w.offer(numbered(1));
     REQUIRE(waitUntil([&] { return w.sink->sends() == 1; }));
     std::this_thread::sleep_for(1s);  // the default 100 ms would have retried by now
@@ -730,7 +731,7 @@ TEST_CASE("the retry keys pace a sink's retries") {
   }
   SUBCASE("max_backoff") {
     WatchedRunner w(base + "retry: {max_attempts: 1000, initial_backoff: 1ms, max_backoff: 1ms}}\n",
-                    circuit::Outcome::Retriable);
+                    sinks::Outcome::Retriable);
     w.offer(numbered(1));
     // Capped at 1 ms, a hundred retries take well under 2 s; the default cap lets the wait grow to 5 s.
     CHECK(waitUntil([&] { return w.sink->sends() >= 100; }, 2s));
@@ -763,7 +764,7 @@ TEST_CASE("the buffer keys decide what an open breaker keeps") {
 
 TEST_CASE("dead_letter.max_bytes caps the dead letter") {
   WatchedRunner w("  - {name: s, type: console, batch: {linger: 1ms}, dead_letter: {max_bytes: 0}}\n",
-                  circuit::Outcome::Permanent);
+                  sinks::Outcome::Permanent);
   w.offer(numbered(3));
   CHECK(waitUntil([&] { return w.runner->stats().droppedFor(agent::DropReason::DeadLetterFull) == 3; }));
   CHECK(w.runner->stats().deadLettered.load() == 0);

@@ -771,7 +771,7 @@ TEST_SUITE("config") {
 
     REQUIRE(config.sinks.size() == 4);
     const auto& k = config.sinks[0];
-    CHECK(k.type == SinkType::Kafka);
+    CHECK(k.type == sinkTypeOf<sinks::kafka::KafkaConfig>());
     CHECK_FALSE(k.inputs.has_value());
     CHECK(k.encoding == Encoding::Json);
     CHECK(k.batch.maxRecords == 1000);

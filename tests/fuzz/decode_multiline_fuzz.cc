@@ -2,7 +2,7 @@
 // of decoder_driver.h, a second byte (bits 0-1 the format: raw, json, docker or cri; bit 2 small limits:
 // max_lines 3 and max_bytes 1 KiB), then the start pattern up to the first newline, then the file.
 
-#include "agent/decode/line_pattern.h"
+#include "base/line_pattern.h"
 #include "tests/fuzz/decoder_driver.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -22,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   // Only patterns the config check accepts reach a decoder.
   std::string error;
-  if (!agent::decode::LinePattern::compile(cfg.multiline->startPattern, error)) return 0;
+  if (!base::LinePattern::compile(cfg.multiline->startPattern, error)) return 0;
   fuzz::decodeFile(cfg, data[0], rest.substr(newline + 1));
   return 0;
 }

@@ -44,7 +44,7 @@ inline void decodeFile(config::InputConfig cfg, std::uint8_t options, std::strin
   const auto step = kStep[(options >> 2) & 3];
   const std::size_t readBytes = kRead[(options >> 4) & 3] == 0 ? file.size() + 1 : kRead[(options >> 4) & 3];
 
-  auto source = std::make_shared<agent::Source>();
+  auto source = std::make_shared<base::Source>();
   source->input = "fuzz";
   source->path = "/var/log/pods/ns_pod_uid/app/0.log";
   agent::decode::DecodeStats stats;
@@ -57,7 +57,7 @@ inline void decodeFile(config::InputConfig cfg, std::uint8_t options, std::strin
   std::uint64_t checksum = 0;
 
   const auto check = [&](agent::Chunk& chunk) {
-    for (const agent::Record& r : chunk.records) {
+    for (const base::Record& r : chunk.records) {
       require(r.offset >= lastRecordOffset, "record offsets never decrease");
       require(r.offset <= offset, "a record's offset is within the bytes read");
       lastRecordOffset = r.offset;

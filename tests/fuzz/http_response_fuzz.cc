@@ -59,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::uint32_t next = 0;
   for (const auto& failure : result.failures) {
     require(failure.index >= next && failure.index < records, "failures name records of the batch, in order");
-    require(failure.outcome != circuit::Outcome::Success, "a failure is no success");
+    require(failure.outcome != sinks::Outcome::Success, "a failure is no success");
     next = failure.index + 1;
   }
   return 0;

@@ -6,10 +6,10 @@
 #include <string>
 #include <string_view>
 
-#include "agent/decode/line_pattern.h"
+#include "base/line_pattern.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  using logcapture::agent::decode::LinePattern;
+  using logcapture::base::LinePattern;
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const auto newline = input.find('\n');
   std::string error;

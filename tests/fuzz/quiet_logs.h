@@ -3,13 +3,13 @@
 // The code under test logs its warnings once per object, which is once per input here: silence them,
 // or the log costs more than the parsing and buries libFuzzer's own report.
 
-#include "agent/log.h"
+#include "base/log.h"
 
 namespace logcapture::fuzz {
 
 inline void quietLogs() {
   static const bool done = [] {
-    log::configure(config::LogConfig{.level = config::LogLevel::Off});
+    log::configure(log::Settings{.level = log::Level::Off});
     return true;
   }();
   (void)done;

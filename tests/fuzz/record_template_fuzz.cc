@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const sinks::RecordTemplate tmpl(text);
 
   static const auto source = [] {
-    auto s = std::make_shared<agent::Source>();
+    auto s = std::make_shared<base::Source>();
     s->input = "app";
     s->path = "/var/log/containers/web_prod_nginx-0123.log";
     s->kubeNamespace = "prod";
@@ -35,10 +35,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::map<std::string, std::string>{{"env", "staging"}, {"team", ""}});
     return s;
   }();
-  agent::Record record;
+  base::Record record;
   record.message = message;
   record.source = source.get();
-  record.stream = agent::Stream::Stderr;
+  record.stream = base::Stream::Stderr;
   record.json = agent::decode::isJsonObject(message);
 
   std::string out;

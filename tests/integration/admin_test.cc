@@ -108,7 +108,8 @@ class AdminAgent {
     client.set_read_timeout(5s);
     httplib::Headers headers;
     if (token) headers.emplace("Authorization", "Bearer " + *token);
-    const httplib::Result res = method == "GET" ? client.Get(path, headers) : client.Post(path, headers, "", "application/json");
+    const httplib::Result res =
+        method == "GET" ? client.Get(path, headers) : client.Post(path, headers, "", "application/json");
     if (!res) return {};
     return {res->status, res->body, res->get_header_value("Content-Type")};
   }

@@ -406,3 +406,40 @@ TEST_CASE(
   CHECK(numbers.back() == kLines - 1);
   CHECK_FALSE(agent.logged("breaker_open", kHttpSink));
 }
+
+TEST_CASE("an agent started with its standard descriptors closed reads stdin as empty, not as a file it opened") {
+  TempDir dir("logcapture-closed-std");
+  HttpReceiver receiver;
+  const auto config = logcapture::testing::writeAgentConfig(
+      dir, "  - {name: pipe, type: stdin}\n",
+      "  - {name: web, type: http, url: \"" + receiver.base() + "/ingest\", format: ndjson, encoding: raw}\n");
+  // Stdin closed, stdout and stderr too: the agent's first files would take their numbers.
+  const auto r = logcapture::testing::runProcess(
+      {"/bin/sh", "-c", "exec \"$0\" run -c \"$1\" <&- >&- 2>&-", kBinary, config}, 30s);
+  CHECK(r.exitCode == 0);  // stdin at its end at once: the agent drains and exits
+  CHECK(receiver.records().empty());
+}
+
+TEST_CASE("each sink's own counters reach /metrics, with its name and kind") {
+  Stack stack;
+  Agent agent(stack.writeConfig({.admin = true}));
+  constexpr int kLines = 300;
+  appendFile(stack.log(), numberedLines(0, kLines));
+  REQUIRE(agent.until(
+      [&] { return stack.redisCount() == kLines && stack.kafkaCount() == kLines && stack.httpCount() == kLines; },
+      30s));
+  const auto sample = [](const std::string& name, const std::string& sink, const std::string& label = "") {
+    return name + "{sink=\"" + sink + "\"" + (label.empty() ? "" : "," + label) + "}";
+  };
+  CHECK(
+      agent.until([&] { return stack.metric(sample("logcapture_kafka_delivered_total", kKafkaSink)) == kLines; }, 10s));
+  CHECK(stack.metric(sample("logcapture_kafka_produced_total", kKafkaSink)) == kLines);
+  CHECK(stack.metric(sample("logcapture_kafka_in_flight", kKafkaSink)) == 0);
+  CHECK(stack.metric(sample("logcapture_redis_commands_total", kRedisSink)) >= 1);
+  CHECK(stack.metric(sample("logcapture_redis_errors_total", kRedisSink, "kind=\"connection\"")) == 0);
+  CHECK(stack.metric(sample("logcapture_redis_connections", kRedisSink)) >= 1);
+  CHECK(stack.metric(sample("logcapture_http_requests_total", kHttpSink)) >= 1);
+  CHECK(stack.metric(sample("logcapture_http_failed_requests_total", kHttpSink, "class=\"retriable\"")) == 0);
+  CHECK(stack.metric(sample("logcapture_http_sent_bytes_total", kHttpSink)) > 0);
+  REQUIRE(agent.stop() == 0);
+}

@@ -17,7 +17,7 @@ namespace {
 
 using namespace logcapture;
 using namespace std::chrono_literals;
-using circuit::Outcome;
+using sinks::Outcome;
 using sinks::http::Format;
 using sinks::http::HttpConfig;
 using sinks::http::HttpSink;
@@ -26,15 +26,15 @@ using Receiver = testing::HttpReceiver;
 
 // Records and the batch pointing at them; the batch is encoded as the sink's encoding says.
 struct Lines {
-  std::vector<agent::Record> records;
-  agent::RecordBytes bytes;  // what the records' messages view
-  std::shared_ptr<agent::Source> source = std::make_shared<agent::Source>();
+  std::vector<base::Record> records;
+  base::RecordBytes bytes;  // what the records' messages view
+  std::shared_ptr<base::Source> source = std::make_shared<base::Source>();
   sinks::Batch batch;
 
   explicit Lines(const std::vector<std::string>& messages, config::Encoding encoding = config::Encoding::Raw) {
     source->input = "app";
     for (const auto& m : messages) {
-      agent::Record r;
+      base::Record r;
       r.message = bytes.copy(m);
       r.time = std::chrono::system_clock::now();
       r.source = source.get();
@@ -50,7 +50,7 @@ struct Lines {
 config::SinkConfig sinkConfig(HttpConfig http, config::Encoding encoding = config::Encoding::Raw) {
   config::SinkConfig cfg;
   cfg.name = "web";
-  cfg.type = config::SinkType::Http;
+  cfg.type = config::sinkTypeOf<sinks::http::HttpConfig>();
   cfg.encoding = encoding;
   cfg.workers = 2;
   cfg.timeout = 5s;
@@ -65,7 +65,7 @@ HttpConfig endpoint(const Receiver& receiver, const std::string& path = "/ingest
   return h;
 }
 
-sinks::Deadline in(std::chrono::milliseconds d) { return std::chrono::steady_clock::now() + d; }
+base::Deadline in(std::chrono::milliseconds d) { return std::chrono::steady_clock::now() + d; }
 
 // A started sink, stopped at the end of the test.
 struct Started {
@@ -310,7 +310,9 @@ TEST_CASE("refused bulk items are the only failures, each with the class of its 
 
 TEST_CASE("an es_bulk answer larger than 16 MiB is read item by item") {
   Receiver receiver;
-  Started http(sinkConfig(endpoint(receiver, "/_bulk", Format::EsBulk), config::Encoding::Json));
+  auto cfg = sinkConfig(endpoint(receiver, "/_bulk", Format::EsBulk), config::Encoding::Json);
+  cfg.timeout = 30s;  // the receiver takes a while to write 20 MB under the thread sanitizer
+  Started http(cfg);
   // 2,000 items of some 10 KB each: a 20 MB answer.
   receiver.control({{"fail_items", {5, 1999}}, {"item_status", 400}, {"pad_items", 10000}});
   std::vector<std::string> messages;

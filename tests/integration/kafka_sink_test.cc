@@ -18,8 +18,8 @@ namespace {
 
 using namespace logcapture;
 using namespace std::chrono_literals;
-using circuit::Outcome;
 using sinks::Batch;
+using sinks::Outcome;
 using sinks::kafka::KafkaSink;
 using testing::KafkaBroker;
 using Clock = std::chrono::steady_clock;
@@ -28,7 +28,7 @@ config::SinkConfig sinkConfig(const KafkaBroker& broker, std::string topic, std:
                               std::map<std::string, std::string> properties = {}) {
   config::SinkConfig c;
   c.name = "events";
-  c.type = config::SinkType::Kafka;
+  c.type = config::sinkTypeOf<sinks::kafka::KafkaConfig>();
   c.encoding = config::Encoding::Raw;
   c.timeout = 5s;
   sinks::kafka::KafkaConfig k;
@@ -43,14 +43,14 @@ config::SinkConfig sinkConfig(const KafkaBroker& broker, std::string topic, std:
 // Records and the batch pointing at them; the records live as long as this does.
 class Records {
  public:
-  std::shared_ptr<const agent::Source> source(std::map<std::string, std::string> fields = {}) {
-    auto s = std::make_shared<agent::Source>();
+  std::shared_ptr<const base::Source> source(std::map<std::string, std::string> fields = {}) {
+    auto s = std::make_shared<base::Source>();
     s->input = "app";
     s->fields = std::make_shared<const std::map<std::string, std::string>>(std::move(fields));
     return s;
   }
-  void add(std::string message, std::shared_ptr<const agent::Source> from = nullptr) {
-    agent::Record r;
+  void add(std::string message, std::shared_ptr<const base::Source> from = nullptr) {
+    base::Record r;
     r.time = std::chrono::system_clock::now();
     r.message = bytes_.copy(message);
     sources_.push_back(from ? std::move(from) : source());
@@ -65,9 +65,9 @@ class Records {
   const Batch& batch() const { return batch_; }
 
  private:
-  std::deque<agent::Record> records_;  // stable addresses as records are added
-  agent::RecordBytes bytes_;           // what the records' messages view
-  std::vector<std::shared_ptr<const agent::Source>> sources_;
+  std::deque<base::Record> records_;  // stable addresses as records are added
+  base::RecordBytes bytes_;           // what the records' messages view
+  std::vector<std::shared_ptr<const base::Source>> sources_;
   Batch batch_;
 };
 

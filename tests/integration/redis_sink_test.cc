@@ -2,8 +2,13 @@
 
 #include "sinks/redis/redis_sink.h"
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <deque>
@@ -28,8 +33,8 @@ using redis::RedisSink;
 
 // Records and their raw encoding (the line itself), kept alive as long as the batch.
 struct Lines {
-  std::deque<agent::Record> records;
-  agent::RecordBytes bytes;  // what the records' messages view
+  std::deque<base::Record> records;
+  base::RecordBytes bytes;  // what the records' messages view
   Batch batch;
 
   explicit Lines(std::size_t n, const std::string& prefix = "line") {
@@ -59,14 +64,14 @@ RedisConfig listAt(const std::string& address, const std::string& key = "logs") 
 config::SinkConfig sinkConfig(const RedisConfig& r, std::uint32_t workers = 2) {
   config::SinkConfig cfg;
   cfg.name = "cache";
-  cfg.type = config::SinkType::Redis;
+  cfg.type = config::sinkTypeOf<sinks::redis::RedisConfig>();
   cfg.workers = workers;
   cfg.timeout = 5s;
   cfg.settings = r;
   return cfg;
 }
 
-Deadline in(std::chrono::milliseconds ms) { return std::chrono::steady_clock::now() + ms; }
+base::Deadline in(std::chrono::milliseconds ms) { return std::chrono::steady_clock::now() + ms; }
 
 // A started sink, stopped at the end of the test.
 struct StartedSink {
@@ -75,6 +80,14 @@ struct StartedSink {
   ~StartedSink() { sink.stop(in(1s)); }
   SendResult send(const Batch& b) { return sink.send(b, in(5s)); }
 };
+
+// The value of one of the sink's own metrics (the first with that name and label value), if it has it.
+std::optional<std::int64_t> metricValue(const RedisSink& sink, std::string_view name, std::string_view label = "") {
+  for (const auto& m : sink.metrics()) {
+    if (m.name == name && m.label.second == label) return m.value;
+  }
+  return std::nullopt;
+}
 
 std::vector<std::string> streamMessages(RedisServer& server, const std::string& key) {
   // XRANGE: [[id, ["message", record]], ...]
@@ -136,12 +149,12 @@ TEST_CASE("redis error replies are classed by the reply table, row by row") {
 TEST_CASE("only a key of another type is a permanent redis error") {
   using redis::ErrorClass;
   using redis::outcomeOf;
-  CHECK(outcomeOf(ErrorClass::KeyType) == circuit::Outcome::Permanent);
+  CHECK(outcomeOf(ErrorClass::KeyType) == sinks::Outcome::Permanent);
   for (const ErrorClass c :
        {ErrorClass::ConnectionLost, ErrorClass::ClientsFull, ErrorClass::ServerBusy, ErrorClass::AccessDenied,
         ErrorClass::Misrouted, ErrorClass::Unsupported, ErrorClass::Refused}) {
     CAPTURE(static_cast<int>(c));
-    CHECK(outcomeOf(c) == circuit::Outcome::Retriable);
+    CHECK(outcomeOf(c) == sinks::Outcome::Retriable);
   }
 }
 
@@ -150,8 +163,8 @@ TEST_CASE("redis list mode appends a batch with one RPUSH, in order") {
   StartedSink s(sinkConfig(listAt(server.address())));
   Lines first(50, "a");
   Lines second(50, "b");
-  CHECK(s.send(first.batch).outcome == circuit::Outcome::Success);
-  CHECK(s.send(second.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(first.batch).outcome == sinks::Outcome::Success);
+  CHECK(s.send(second.batch).outcome == sinks::Outcome::Success);
   std::vector<std::string> expected = first.messages();
   for (const auto& m : second.messages()) expected.push_back(m);
   CHECK(server.command({"LRANGE", "logs", "0", "-1"}).strings() == expected);
@@ -166,7 +179,7 @@ TEST_CASE("redis stream mode adds one entry per record, in order") {
   StartedSink s(sinkConfig(r));
   Lines lines(100);
   const SendResult result = s.send(lines.batch);
-  CHECK(result.outcome == circuit::Outcome::Success);
+  CHECK(result.outcome == sinks::Outcome::Success);
   CHECK(result.failures.empty());
   CHECK(streamMessages(server, "events") == lines.messages());
   CHECK(s.sink.stats().commands.load() == 100);
@@ -180,7 +193,7 @@ TEST_CASE("redis stream mode trims the stream to about maxlen") {
   StartedSink s(sinkConfig(r));
   for (int i = 0; i < 20; ++i) {
     Lines lines(100, "batch" + std::to_string(i));
-    REQUIRE(s.send(lines.batch).outcome == circuit::Outcome::Success);
+    REQUIRE(s.send(lines.batch).outcome == sinks::Outcome::Success);
   }
   // MAXLEN ~ trims whole macro nodes (100 entries by default): at least 100 stay, far fewer than 2,000.
   const long long length = server.command({"XLEN", "events"}).integer;
@@ -201,7 +214,7 @@ TEST_CASE("redis pubsub mode publishes every record, in order") {
   r.channel = "live";
   StartedSink s(sinkConfig(r));
   Lines lines(200);
-  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(lines.batch).outcome == sinks::Outcome::Success);
   std::vector<std::string> received;
   for (std::size_t i = 0; i < lines.records.size(); ++i) {
     auto message = subscriber.next();
@@ -219,24 +232,22 @@ TEST_CASE("redis pubsub counts the records that reached no subscriber") {
   r.channel = "live";
   StartedSink s(sinkConfig(r));
   Lines unheard(30);
-  CHECK(s.send(unheard.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(unheard.batch).outcome == sinks::Outcome::Success);
   CHECK(s.sink.stats().unheard.load() == 30);
 
   RedisSubscriber subscriber(server, "live");
   Lines heard(20);
-  CHECK(s.send(heard.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(heard.batch).outcome == sinks::Outcome::Success);
   CHECK(subscriber.next() == "line-0");
   CHECK(s.sink.stats().unheard.load() == 30);
-  const auto metrics = s.sink.metrics();
-  REQUIRE(metrics.size() == 1);
-  CHECK(metrics[0].name == "logcapture_sink_published_unheard_records_total");
-  CHECK(metrics[0].value == 30);
+  CHECK(metricValue(s.sink, "logcapture_sink_published_unheard_records_total") == 30);
 }
 
 TEST_CASE("redis list and stream sinks report no pubsub counter") {
   RedisServer server;
   StartedSink s(sinkConfig(listAt(server.address())));
-  CHECK(s.sink.metrics().empty());
+  CHECK_FALSE(metricValue(s.sink, "logcapture_sink_published_unheard_records_total").has_value());
+  CHECK(metricValue(s.sink, "logcapture_redis_commands_total").has_value());
 }
 
 TEST_CASE("redis db selects the database the records go to") {
@@ -245,7 +256,7 @@ TEST_CASE("redis db selects the database the records go to") {
   r.db = 3;
   StartedSink s(sinkConfig(r));
   Lines lines(10);
-  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(lines.batch).outcome == sinks::Outcome::Success);
   CHECK(server.command({"LLEN", "logs"}, 3).integer == 10);
   CHECK(server.command({"LLEN", "logs"}, 0).integer == 0);
 }
@@ -256,7 +267,7 @@ TEST_CASE("redis password authenticates the sink's connections") {
   r.password = "s3cret";
   StartedSink s(sinkConfig(r));
   Lines lines(10);
-  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(lines.batch).outcome == sinks::Outcome::Success);
   CHECK(server.command({"LLEN", "logs"}).integer == 10);
 }
 
@@ -268,7 +279,7 @@ TEST_CASE("redis ACL username and password authenticate the sink's connections")
   r.password = "pw";
   StartedSink s(sinkConfig(r));
   Lines lines(10);
-  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(lines.batch).outcome == sinks::Outcome::Success);
   CHECK(server.command({"LLEN", "logs"}).integer == 10);
 }
 
@@ -279,7 +290,7 @@ TEST_CASE("redis wrong password is retriable and says the records are not at fau
   StartedSink s(sinkConfig(r));
   Lines lines(10);
   const SendResult result = s.send(lines.batch);
-  CHECK(result.outcome == circuit::Outcome::Retriable);
+  CHECK(result.outcome == sinks::Outcome::Retriable);
   CHECK(result.error.find("WRONGPASS") != std::string::npos);
   CHECK(result.error.find("not at fault") != std::string::npos);
   CHECK(s.sink.stats().accessDenied.load() == 1);
@@ -292,7 +303,7 @@ TEST_CASE("redis key of another type is a permanent failure") {
   StartedSink s(sinkConfig(listAt(server.address())));
   Lines lines(10);
   const SendResult result = s.send(lines.batch);
-  CHECK(result.outcome == circuit::Outcome::Permanent);
+  CHECK(result.outcome == sinks::Outcome::Permanent);
   CHECK(result.error.find("WRONGTYPE") != std::string::npos);
   CHECK(result.failures.empty());
   CHECK(s.sink.stats().rejected.load() == 1);
@@ -305,7 +316,7 @@ TEST_CASE("redis without the command is retriable: the server is at fault, not t
   StartedSink s(sinkConfig(listAt(server.address())));
   Lines lines(10);
   const SendResult result = s.send(lines.batch);
-  CHECK(result.outcome == circuit::Outcome::Retriable);
+  CHECK(result.outcome == sinks::Outcome::Retriable);
   CHECK(result.error.find("unknown command") != std::string::npos);
   CHECK(s.sink.stats().refused.load() == 1);
   CHECK(s.sink.stats().rejected.load() == 0);
@@ -317,43 +328,43 @@ TEST_CASE("redis at its maxclients is retriable, and the sink gets in once there
   StartedSink s(sinkConfig(listAt(server.address()), 1));
   Lines lines(10);
   const SendResult refused = s.send(lines.batch);
-  CHECK(refused.outcome == circuit::Outcome::Retriable);
+  CHECK(refused.outcome == sinks::Outcome::Retriable);
   CHECK(refused.error.find("max number of clients") != std::string::npos);
   const SendResult probed = s.sink.probe(in(1s));
-  CHECK(probed.outcome == circuit::Outcome::Retriable);
+  CHECK(probed.outcome == sinks::Outcome::Retriable);
 
   REQUIRE_FALSE(server.command({"CONFIG", "SET", "maxclients", "100"}).isError());
-  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == circuit::Outcome::Success; }, 10s));
+  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == sinks::Outcome::Success; }, 10s));
   CHECK(server.command({"LLEN", "logs"}).integer == 10);
-  CHECK(s.sink.probe(in(1s)).outcome == circuit::Outcome::Success);
+  CHECK(s.sink.probe(in(1s)).outcome == sinks::Outcome::Success);
 }
 
 TEST_CASE("redis stopped server fails fast as retriable, and the sink reconnects once it is back") {
   RedisServer server;
   StartedSink s(sinkConfig(listAt(server.address()), 1));
   Lines lines(10);
-  REQUIRE(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  REQUIRE(s.send(lines.batch).outcome == sinks::Outcome::Success);
 
   server.stop();
   // The pooled connection finds the server gone; the next call's connect is refused.
   for (int i = 0; i < 2; ++i) {
     const auto started = std::chrono::steady_clock::now();
     const SendResult result = s.send(lines.batch);
-    CHECK(result.outcome == circuit::Outcome::Retriable);
+    CHECK(result.outcome == sinks::Outcome::Retriable);
     CHECK(std::chrono::steady_clock::now() - started < 1s);  // connect_timeout
   }
   // Within the reconnect delay the sink does not touch the server.
   const SendResult fast = s.send(lines.batch);
-  CHECK(fast.outcome == circuit::Outcome::Retriable);
+  CHECK(fast.outcome == sinks::Outcome::Retriable);
   CHECK(fast.error.find("reconnecting in") != std::string::npos);
   CHECK(s.sink.stats().fastFailures.load() >= 1);
   CHECK(s.sink.stats().connected.load() == 0);
 
   server.start();
-  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == circuit::Outcome::Success; }, 10s));
+  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == sinks::Outcome::Success; }, 10s));
   CHECK(server.command({"LLEN", "logs"}).integer == 10);  // a fresh server: the first batch is gone
   CHECK(s.sink.stats().reconnects.load() == 1);
-  CHECK(s.sink.probe(in(1s)).outcome == circuit::Outcome::Success);
+  CHECK(s.sink.probe(in(1s)).outcome == sinks::Outcome::Success);
 }
 
 TEST_CASE("redis busy running a script is retriable") {
@@ -370,16 +381,16 @@ TEST_CASE("redis busy running a script is retriable") {
 
   Lines lines(10);
   const SendResult result = s.send(lines.batch);
-  CHECK(result.outcome == circuit::Outcome::Retriable);
+  CHECK(result.outcome == sinks::Outcome::Retriable);
   CHECK(result.error.find("BUSY") != std::string::npos);
   CHECK(s.sink.stats().serverBusy.load() == 1);
-  CHECK(s.sink.probe(in(1s)).outcome == circuit::Outcome::Retriable);
+  CHECK(s.sink.probe(in(1s)).outcome == sinks::Outcome::Retriable);
 
   CHECK_FALSE(server.command({"SCRIPT", "KILL"}).isError());
   redisFree(blocker);
   // The script stops at its next check, a moment after SCRIPT KILL returns.
   CHECK(waitUntil([&] { return !server.command({"PING"}).isError(); }));
-  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(lines.batch).outcome == sinks::Outcome::Success);
 }
 
 TEST_CASE("redis loading its dataset is retriable") {
@@ -394,10 +405,10 @@ TEST_CASE("redis loading its dataset is retriable") {
   StartedSink s(sinkConfig(listAt(server.address())));
   Lines lines(10);
   const SendResult result = s.send(lines.batch);
-  CHECK(result.outcome == circuit::Outcome::Retriable);
+  CHECK(result.outcome == sinks::Outcome::Retriable);
   CHECK(result.error.find("LOADING") != std::string::npos);
   CHECK(s.sink.stats().serverBusy.load() == 1);
-  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == circuit::Outcome::Success; }, 20s));
+  CHECK(waitUntil([&] { return s.send(lines.batch).outcome == sinks::Outcome::Success; }, 20s));
   CHECK(server.command({"LLEN", "logs"}).integer == 10);
 }
 
@@ -405,11 +416,11 @@ TEST_CASE("redis unix socket address delivers") {
   RedisServer server;
   StartedSink s(sinkConfig(listAt("unix:" + server.socketPath().string())));
   Lines lines(10);
-  CHECK(s.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(s.send(lines.batch).outcome == sinks::Outcome::Success);
   CHECK(server.command({"LRANGE", "logs", "0", "-1"}).strings() == lines.messages());
   RedisConfig plainPath = listAt(server.socketPath().string(), "other");
   StartedSink t(sinkConfig(plainPath));
-  CHECK(t.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(t.send(lines.batch).outcome == sinks::Outcome::Success);
   CHECK(server.command({"LLEN", "other"}).integer == 10);
 }
 
@@ -420,8 +431,8 @@ TEST_CASE("redis delivers 10,000 records of one batch") {
   r.mode = Mode::Stream;
   StartedSink stream(sinkConfig(r));
   Lines lines(10000, "record with some text to make it a realistic length");
-  CHECK(list.send(lines.batch).outcome == circuit::Outcome::Success);
-  CHECK(stream.send(lines.batch).outcome == circuit::Outcome::Success);
+  CHECK(list.send(lines.batch).outcome == sinks::Outcome::Success);
+  CHECK(stream.send(lines.batch).outcome == sinks::Outcome::Success);
   CHECK(server.command({"LRANGE", "logs", "0", "-1"}).strings() == lines.messages());
   CHECK(streamMessages(server, "events") == lines.messages());
 }
@@ -435,7 +446,7 @@ TEST_CASE("redis concurrent sends use one connection each and lose nothing") {
     workers.emplace_back([&, w] {
       for (int i = 0; i < 50; ++i) {
         Lines lines(20, "w" + std::to_string(w));
-        if (s.send(lines.batch).outcome != circuit::Outcome::Success) ++failures;
+        if (s.send(lines.batch).outcome != sinks::Outcome::Success) ++failures;
       }
     });
   }
@@ -446,3 +457,121 @@ TEST_CASE("redis concurrent sends use one connection each and lose nothing") {
 }
 
 }  // namespace
+
+namespace {
+
+// Between the sink and redis-server: passes everything, except that it closes the first connection
+// right after forwarding `cutAfter` replies ":0\r\n" (PUBLISH to no subscriber) to the sink.
+class CuttingProxy {
+ public:
+  CuttingProxy(std::uint16_t upstream, int cutAfter) : upstream_(upstream), cutAfter_(cutAfter) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(listener_, 16) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { accept(); });
+  }
+  ~CuttingProxy() {
+    stopping_ = true;
+    ::shutdown(listener_, SHUT_RDWR);
+    acceptor_.join();
+    for (auto& t : pipes_) t.join();
+    ::close(listener_);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  void accept() {
+    for (;;) {
+      const int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0 || stopping_) {
+        if (client >= 0) ::close(client);
+        return;
+      }
+      const int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(upstream_);
+      if (::connect(server, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(client);
+        ::close(server);
+        continue;
+      }
+      pipes_.emplace_back([this, client, server] { pipe(client, server); });
+    }
+  }
+  void pipe(int client, int server) {
+    static constexpr std::string_view kReply = ":0\r\n";
+    int seen = 0;       // replies forwarded on this connection
+    std::string carry;  // the end of the last read, for a reply split between two reads
+    char buf[65536];
+    while (!stopping_) {
+      pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+      if (::poll(fds, 2, 100) <= 0) continue;
+      if (fds[0].revents) {
+        const ssize_t n = ::read(client, buf, sizeof buf);
+        if (n <= 0 || ::send(server, buf, static_cast<std::size_t>(n), MSG_NOSIGNAL) != n) break;
+      }
+      if (fds[1].revents) {
+        const ssize_t n = ::read(server, buf, sizeof buf);
+        if (n <= 0) break;
+        std::size_t forward = static_cast<std::size_t>(n);
+        bool cut = false;
+        if (!cutDone_) {
+          const std::string text = carry + std::string(buf, forward);
+          for (std::size_t pos = 0; (pos = text.find(kReply, pos)) != std::string::npos; pos += kReply.size()) {
+            if (pos + kReply.size() <= carry.size()) continue;  // counted with the last read
+            if (++seen == cutAfter_) {
+              forward = pos + kReply.size() - carry.size();
+              cut = true;
+              break;
+            }
+          }
+          carry = text.substr(text.size() - std::min(text.size(), kReply.size() - 1));
+        }
+        if (::send(client, buf, forward, MSG_NOSIGNAL) != static_cast<ssize_t>(forward)) break;
+        if (cut && !cutDone_.exchange(true)) break;
+      }
+    }
+    ::close(client);
+    ::close(server);
+  }
+
+  std::uint16_t upstream_;
+  int cutAfter_;
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> cutDone_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> pipes_;  // joined by the destructor
+};
+
+}  // namespace
+
+TEST_CASE("redis pubsub sends again only the records whose replies were lost with the connection") {
+  RedisServer server;
+  CuttingProxy proxy(server.port(), 40);
+  RedisConfig r = listAt(proxy.address());
+  r.mode = Mode::Pubsub;
+  r.key.clear();
+  r.channel = "live";
+  StartedSink s(sinkConfig(r, 1));
+  Lines lines(100);
+  const SendResult result = s.send(lines.batch);
+  CHECK(result.outcome == sinks::Outcome::Retriable);
+  REQUIRE(result.failures.size() == 60);
+  for (std::size_t i = 0; i < result.failures.size(); ++i) {
+    CHECK(result.failures[i].index == 40 + i);
+    CHECK(result.failures[i].outcome == sinks::Outcome::Retriable);
+  }
+  // The connection is made again for the next batch.
+  Lines more(10, "more");
+  CHECK(s.send(more.batch).outcome == sinks::Outcome::Success);
+}

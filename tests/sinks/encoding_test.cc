@@ -1,4 +1,6 @@
 #include "sinks/encoding.h"
+#include "base/json_text.h"
+#include "base/utf8.h"
 
 #include <doctest/doctest.h>
 
@@ -13,8 +15,8 @@
 namespace {
 
 using namespace logcapture;
-using agent::Record;
-using agent::Source;
+using base::Record;
+using base::Source;
 
 Record record(std::string message) {
   Record r;
@@ -32,7 +34,7 @@ Record record(std::string message) {
 // A record of a format: json input whose line is `object`.
 Record jsonRecord(std::string_view object) {
   Record r = record("");
-  REQUIRE(testing::keepJson(r, object) == agent::decode::JsonVerdict::Object);
+  REQUIRE(testing::keepJson(r, object) == base::JsonVerdict::Object);
   return r;
 }
 
@@ -65,7 +67,7 @@ std::string referenceJsonString(std::string_view text) {
     } else if (c < 0x80) {
       out += static_cast<char>(c);
     } else {
-      const std::size_t n = agent::decode::utf8SequenceLength(text, i);
+      const std::size_t n = base::utf8SequenceLength(text, i);
       if (n == 0) {
         out += "\xEF\xBF\xBD";
         ++i;
@@ -99,13 +101,13 @@ std::string referenceTimestamp(std::chrono::system_clock::time_point t) {
 
 std::string jsonString(std::string_view text) {
   std::string out;
-  sinks::appendJsonString(out, text);
+  base::appendJsonString(out, text);
   return out;
 }
 
 std::string timestamp(std::int64_t nanos) {
   std::string out;
-  sinks::appendJsonTimestamp(out, std::chrono::system_clock::time_point(std::chrono::nanoseconds(nanos)));
+  base::appendJsonTimestamp(out, std::chrono::system_clock::time_point(std::chrono::nanoseconds(nanos)));
   return out;
 }
 
@@ -148,7 +150,7 @@ TEST_CASE("kubernetes fields, stream and truncation are encoded") {
   s->container = "nginx";
   s->containerId = "abc";
   r.source = testing::keptSource(s);
-  r.stream = agent::Stream::Stderr;
+  r.stream = base::Stream::Stderr;
   r.truncated = true;
   const auto j = encode(r);
   CHECK(j["kubernetes"]["pod"] == "web-1");
@@ -345,7 +347,7 @@ TEST_CASE("json keys named like the record's own keys never repeat them, and mes
   auto r = jsonRecord(R"({"@timestamp":"2000-01-01","message":"from app","input":"json","path":"json","stream":"json",)"
                       R"("kubernetes":{"pod":"json"},"truncated":false,"env":"json","time":"12:00","level":"warn"})");
   r.source = testing::keptSource(s);
-  r.stream = agent::Stream::Stdout;
+  r.stream = base::Stream::Stdout;
   r.truncated = true;
   std::string out;
   sinks::appendJsonRecord(out, r);
@@ -400,7 +402,7 @@ TEST_CASE("a json record without a message has a null one, and an empty object a
 }
 
 TEST_CASE("a json record nested at the depth bound is copied, not parsed, into the encoding") {
-  const std::size_t depth = logcapture::agent::decode::kMaxJsonDepth;
+  const std::size_t depth = logcapture::base::kMaxJsonDepth;
   const std::string nested = std::string(depth - 1, '[') + std::string(depth - 1, ']');
   const auto r = jsonRecord("{\"a\":" + nested + "}");
   std::string out;
@@ -411,7 +413,7 @@ TEST_CASE("a json record nested at the depth bound is copied, not parsed, into t
 TEST_CASE("a json line too deep to decode is encoded as text with json_error too_deep") {
   Record r = record("");
   const std::string deep = "{\"a\":" + std::string(120'000, '[') + std::string(120'000, ']') + "}";
-  REQUIRE(testing::keepJson(r, deep) == logcapture::agent::decode::JsonVerdict::TooDeep);
+  REQUIRE(testing::keepJson(r, deep) == logcapture::base::JsonVerdict::TooDeep);
   std::string out;
   sinks::appendJsonRecord(out, r);
   CHECK(out.starts_with(R"({"@timestamp":"2024-01-01T00:00:00.123456789Z","message":"{\"a\":[[[)"));
@@ -423,7 +425,7 @@ TEST_CASE("a json line too deep to decode is encoded as text with json_error too
 
 TEST_CASE("a record flagged too large is encoded with json_error too_large") {
   Record r = record("{\"k\":0}");
-  r.jsonError = agent::JsonError::TooLarge;
+  r.jsonError = base::JsonError::TooLarge;
   std::string out;
   sinks::appendJsonRecord(out, r);
   CHECK(out == R"({"@timestamp":"2024-01-01T00:00:00.123456789Z","message":"{\"k\":0}","input":"app",)"

@@ -13,9 +13,9 @@
 namespace {
 
 using namespace logcapture;
-using agent::Record;
-using agent::Source;
-using circuit::Outcome;
+using base::Record;
+using base::Source;
+using sinks::Outcome;
 using sinks::http::BodyBuilder;
 using sinks::http::Format;
 using sinks::http::HttpConfig;

@@ -14,8 +14,8 @@
 namespace {
 
 using namespace logcapture;
-using agent::Record;
-using agent::Source;
+using base::Record;
+using base::Source;
 using sinks::RecordTemplate;
 
 struct Rendered {
@@ -47,7 +47,7 @@ Record record(std::shared_ptr<Source> source = appSource()) {
 
 Record jsonRecord(std::string_view object, std::shared_ptr<Source> source = appSource()) {
   Record r = record(std::move(source));
-  REQUIRE(testing::keepJson(r, object) == agent::decode::JsonVerdict::Object);
+  REQUIRE(testing::keepJson(r, object) == base::JsonVerdict::Object);
   return r;
 }
 
@@ -95,9 +95,9 @@ TEST_CASE("a missing field renders empty and the first missing one is named") {
 TEST_CASE("the record's own keys render: input, path and stream") {
   Record r = record();
   CHECK(render("{{stream}}", r).missing == "stream");
-  r.stream = agent::Stream::Stdout;
+  r.stream = base::Stream::Stdout;
   CHECK(render("{{input}}|{{path}}|{{stream}}", r).text == "app|/var/log/app.log|stdout");
-  r.stream = agent::Stream::Stderr;
+  r.stream = base::Stream::Stderr;
   CHECK(render("{{stream}}", r).text == "stderr");
 }
 
@@ -164,7 +164,7 @@ TEST_CASE("a record that is not json has no object keys, even when its text look
 TEST_CASE("a record flagged too deep renders its own keys and has no object keys") {
   Record r = record();
   const std::string deep = "{\"service\":\"x\",\"a\":" + std::string(1000, '[') + std::string(1000, ']') + "}";
-  REQUIRE(testing::keepJson(r, deep) == agent::decode::JsonVerdict::TooDeep);
+  REQUIRE(testing::keepJson(r, deep) == base::JsonVerdict::TooDeep);
   CHECK(render("{{input}}-{{service}}", r) == Rendered{"app-", "service"});
 }
 

@@ -88,6 +88,22 @@ bool ChildProcess::writeStdin(std::string_view text) {
   return inFd_ >= 0;
 }
 
+std::size_t ChildProcess::writeStdinFor(std::string_view text, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  std::size_t done = 0;
+  while (inFd_ >= 0 && done < text.size() && std::chrono::steady_clock::now() < until) {
+    const ssize_t n = write(inFd_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      pump(std::chrono::milliseconds(5));
+      continue;
+    }
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  return done;
+}
+
 void ChildProcess::closeStdin() {
   if (inFd_ >= 0) close(inFd_);
   inFd_ = -1;

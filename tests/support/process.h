@@ -41,6 +41,9 @@ class ChildProcess {
   const std::string& err() const { return result_.err; }
   // Writes to the child's stdin (pipeStdin only); false when the child closed it.
   bool writeStdin(std::string_view text);
+  // Writes as much of `text` as the child takes within `timeout` (it may stop reading); returns how many
+  // bytes it took.
+  std::size_t writeStdinFor(std::string_view text, std::chrono::milliseconds timeout);
   // Sends end-of-file to the child's stdin.
   void closeStdin();
   // Waits for the exit, reading output; kills the child when the timeout passes (exitCode -1).

@@ -28,7 +28,7 @@ class ScriptedSink final : public sinks::Sink {
   using ProbeScript = std::function<sinks::SendResult()>;
   explicit ScriptedSink(Script script) : script_(std::move(script)) {}
 
-  sinks::SendResult send(const sinks::Batch& batch, sinks::Deadline) override {
+  sinks::SendResult send(const sinks::Batch& batch, base::Deadline) override {
     Script script;
     {
       std::lock_guard lock(mutex_);
@@ -36,7 +36,7 @@ class ScriptedSink final : public sinks::Sink {
       ++sends_;
     }
     sinks::SendResult r = script(batch);
-    if (r.outcome == circuit::Outcome::Success) {
+    if (r.outcome == sinks::Outcome::Success) {
       std::lock_guard lock(mutex_);
       std::vector<bool> failed(batch.size(), false);
       for (const auto& f : r.failures) failed[f.index] = true;
@@ -46,7 +46,7 @@ class ScriptedSink final : public sinks::Sink {
     }
     return r;
   }
-  sinks::SendResult probe(sinks::Deadline) override {
+  sinks::SendResult probe(base::Deadline) override {
     ProbeScript script;
     {
       std::lock_guard lock(mutex_);
@@ -87,7 +87,7 @@ class ScriptedSink final : public sinks::Sink {
 
 inline sinks::SendResult acceptAll(const sinks::Batch&) { return sinks::SendResult::success(); }
 inline sinks::SendResult refuseAll(const sinks::Batch&) {
-  return sinks::SendResult::failure(circuit::Outcome::Retriable, "connection refused");
+  return sinks::SendResult::failure(sinks::Outcome::Retriable, "connection refused");
 }
 
 // A console sink's config with short timings: batches of 10 lingering 1 ms, one worker, two attempts,
@@ -95,7 +95,7 @@ inline sinks::SendResult refuseAll(const sinks::Batch&) {
 inline config::SinkConfig scriptedSinkConfig(const std::string& name = "test") {
   config::SinkConfig c;
   c.name = name;
-  c.type = config::SinkType::Console;
+  c.type = config::sinkTypeOf<sinks::console::ConsoleConfig>();
   c.settings = sinks::console::ConsoleConfig{};
   c.encoding = config::Encoding::Raw;
   c.batch.maxRecords = 10;
@@ -118,7 +118,7 @@ inline config::SinkConfig scriptedSinkConfig(const std::string& name = "test") {
 class Feed {
  public:
   explicit Feed(std::string path = "/var/log/a.log", std::string input = "app") {
-    source_ = std::make_shared<agent::Source>();
+    source_ = std::make_shared<base::Source>();
     source_->input = std::move(input);
     source_->path = std::move(path);
     cursor_ = std::make_shared<agent::SourceCursor>(0, [this](std::uint64_t offset) { committed_ = offset; });
@@ -127,7 +127,7 @@ class Feed {
   agent::Chunk chunk(int from, int to) {
     agent::Chunk c;
     for (int i = from; i < to; ++i) {
-      agent::Record r;
+      base::Record r;
       r.message = c.storage.copy(source_->path + " " + std::to_string(i));
       r.source = source_.get();
       r.offset = static_cast<std::uint64_t>(i + 1);
@@ -142,11 +142,12 @@ class Feed {
   agent::DeliveryRef delivery(int from, int to) { return std::make_shared<agent::Delivery>(chunk(from, to)); }
   // A claim on a delivery of its own, for one sink.
   agent::Claim claim(int from, int to) { return agent::Claim(delivery(from, to)); }
-  void offer(agent::SinkRunner& runner, int from, int to, int perChunk = 5) {
-    for (int i = from; i < to; i += perChunk) runner.offer(claim(i, std::min(to, i + perChunk)));
+  // `othersWait`: as a fan-out feeding other sinks too would offer them.
+  void offer(agent::SinkRunner& runner, int from, int to, int perChunk = 5, bool othersWait = false) {
+    for (int i = from; i < to; i += perChunk) runner.offer(claim(i, std::min(to, i + perChunk)), othersWait);
   }
   std::uint64_t committed() const { return committed_.load(); }
-  const agent::Source& source() const { return *source_; }
+  const base::Source& source() const { return *source_; }
   std::vector<std::string> expected(int from, int to) const {
     std::vector<std::string> out;
     for (int i = from; i < to; ++i) out.push_back(source_->path + " " + std::to_string(i));
@@ -154,7 +155,7 @@ class Feed {
   }
 
  private:
-  std::shared_ptr<agent::Source> source_;
+  std::shared_ptr<base::Source> source_;
   std::shared_ptr<agent::SourceCursor> cursor_;
   std::atomic<std::uint64_t> committed_{0};
 };

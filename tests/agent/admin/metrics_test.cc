@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "agent/log.h"
 #include "agent/pipeline.h"
+#include "base/log.h"
 #include "config/loader.h"
 #include "tests/support/fixtures.h"
 

@@ -10,12 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "agent/decode/json_object.h"
+#include "base/json_object.h"
 
 namespace {
 
 using namespace logcapture;
 using namespace logcapture::agent;
+using namespace logcapture::base;
 using namespace logcapture::agent::decode;
 using namespace std::chrono;
 using namespace std::chrono_literals;

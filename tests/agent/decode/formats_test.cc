@@ -1,6 +1,7 @@
 // The hand-written parsers of the decode path: RFC 3339 times, CRI lines, docker json-file lines.
 
 #include "agent/decode/formats.h"
+#include "base/utf8.h"
 
 #include <doctest/doctest.h>
 
@@ -13,6 +14,8 @@
 namespace {
 
 using namespace logcapture::agent;
+namespace base = logcapture::base;
+using namespace logcapture::base;
 using namespace logcapture::agent::decode;
 using namespace std::chrono;
 using namespace std::chrono_literals;

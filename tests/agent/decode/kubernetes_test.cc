@@ -9,6 +9,8 @@
 namespace {
 
 using namespace logcapture::agent;
+namespace base = logcapture::base;
+using namespace logcapture::base;
 using namespace logcapture::agent::decode;
 
 const std::string kId = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";

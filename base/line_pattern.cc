@@ -1,10 +1,10 @@
-#include "agent/decode/line_pattern.h"
+#include "base/line_pattern.h"
 
 #include <algorithm>
 #include <limits>
 #include <memory>
 
-namespace logcapture::agent::decode {
+namespace logcapture::base {
 namespace {
 
 using Op = LinePattern::Op;
@@ -612,4 +612,4 @@ bool LinePattern::search(std::string_view line) const {
   return false;
 }
 
-}  // namespace logcapture::agent::decode
+}  // namespace logcapture::base

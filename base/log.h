@@ -17,12 +17,19 @@
 #include <string_view>
 #include <variant>
 
-#include "config/config.h"
-
 namespace logcapture::log {
 
+enum class Level { Trace, Debug, Info, Warn, Error, Critical, Off };
+enum class Format { Text, Json };
+
+// How the agent logs. The agent fills it from its configuration (agent.log).
+struct Settings {
+  Level level = Level::Info;
+  Format format = Format::Text;
+};
+
 // Sets the level and format (text | json) of every logger, existing and future.
-void configure(const config::LogConfig& cfg);
+void configure(const Settings& settings);
 
 // The logger of one component ("agent", "config", "breaker", "tailer", ...), created on first use.
 std::shared_ptr<spdlog::logger> component(const std::string& name);

@@ -1,7 +1,7 @@
 // The multiline start pattern's matcher: the same answers as std::regex (ECMAScript) on the syntax it
 // accepts, a clear error on the syntax it leaves out, and linear time on long lines.
 
-#include "agent/decode/line_pattern.h"
+#include "base/line_pattern.h"
 
 #include <doctest/doctest.h>
 
@@ -12,7 +12,7 @@
 
 namespace {
 
-using logcapture::agent::decode::LinePattern;
+using logcapture::base::LinePattern;
 
 LinePattern compiled(const std::string& pattern) {
   std::string error;

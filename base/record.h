@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-namespace logcapture::agent {
+namespace logcapture::base {
 
 enum class Stream : std::uint8_t { None, Stdout, Stderr };
 
@@ -72,7 +72,7 @@ struct Record {
   bool truncated = false;  // a line was cut at max_line_bytes
   // The message is a JSON object (format: json) whose members belong to the record; its member table
   // lies just before the message's bytes (RecordBytes::copyJson), read with jsonMembers().
-  // IMPORTANT: true only for a message placed by RecordBytes::copyJson (decode::placeJsonRecord does it);
+  // IMPORTANT: true only for a message placed by RecordBytes::copyJson (base::placeJsonRecord does it);
   // whoever gives a record another message clears it.
   bool json = false;
   JsonError jsonError = JsonError::None;  // format json: the line went out as text, and why
@@ -200,4 +200,4 @@ inline std::string_view RecordBytes::copyJson(std::span<const JsonMember> member
   return {at + tableBytes, text.size()};
 }
 
-}  // namespace logcapture::agent
+}  // namespace logcapture::base

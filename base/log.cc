@@ -1,15 +1,17 @@
-#include "agent/log.h"
+#include "base/log.h"
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <exception>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <utility>
+
+#include "base/json_text.h"
 
 namespace logcapture::log {
 namespace {
@@ -54,33 +56,48 @@ void appendTime(std::string& out, spdlog::log_clock::time_point tp) {
   out += buf;
 }
 
+void appendJson(std::string& out, std::string_view text) {
+  base::appendJsonString(out, text, base::Utf8Count::Uncounted);
+}
+
+// A double as JSON writes it: shortest round trip, with ".0" on whole numbers; null when not finite.
+void appendJsonNumber(std::string& out, double v) {
+  if (!std::isfinite(v)) {
+    out += "null";
+    return;
+  }
+  const std::string text = fmt::format("{}", v);
+  out += text;
+  if (text.find_first_of(".eE") == std::string::npos) out += ".0";
+}
+
+// The keys of every JSON line; an event's field of the same name is left out.
+bool reservedKey(std::string_view key) {
+  return key == "time" || key == "level" || key == "logger" || key == "message";
+}
+
 class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    std::string time;
-    appendTime(time, msg.time);
-    nlohmann::ordered_json line;
-    line["time"] = time;
+    std::string line = "{\"time\":\"";
+    appendTime(line, msg.time);
+    line += "\",\"level\":";
     const auto level = spdlog::level::to_string_view(msg.level);
-    line["level"] = std::string(level.data(), level.size());
-    line["logger"] = std::string(msg.logger_name.data(), msg.logger_name.size());
+    appendJson(line, std::string_view(level.data(), level.size()));
+    line += ",\"logger\":";
+    appendJson(line, std::string_view(msg.logger_name.data(), msg.logger_name.size()));
+    line += ",\"message\":";
     std::string_view payload(msg.payload.data(), msg.payload.size());
     if (!payload.empty() && payload.front() == kEventMark) {
+      // An event: its name, then its fields as written by event(), each with its leading comma.
       const auto sep = payload.find(kFieldsMark);
-      line["message"] = std::string(payload.substr(1, sep - 1));
-      if (sep != std::string_view::npos) {
-        auto fields = nlohmann::ordered_json::parse(payload.substr(sep + 1), nullptr, false);
-        if (fields.is_object()) {
-          for (auto& [k, v] : fields.items()) {
-            if (!line.contains(k)) line[k] = v;
-          }
-        }
-      }
+      appendJson(line, payload.substr(1, sep - 1));
+      if (sep != std::string_view::npos) line += payload.substr(sep + 1);
     } else {
-      line["message"] = std::string(payload);
+      appendJson(line, payload);
     }
-    const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    dest.append(text.data(), text.data() + text.size());
+    line += "}\n";
+    dest.append(line.data(), line.data() + line.size());
   }
   std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
 };
@@ -90,21 +107,21 @@ std::unique_ptr<spdlog::formatter> makeFormatter(bool json) {
   return std::make_unique<spdlog::pattern_formatter>(kTextPattern, spdlog::pattern_time_type::utc);
 }
 
-spdlog::level::level_enum toSpdlog(config::LogLevel level) {
+spdlog::level::level_enum toSpdlog(Level level) {
   switch (level) {
-    case config::LogLevel::Trace:
+    case Level::Trace:
       return spdlog::level::trace;
-    case config::LogLevel::Debug:
+    case Level::Debug:
       return spdlog::level::debug;
-    case config::LogLevel::Info:
+    case Level::Info:
       return spdlog::level::info;
-    case config::LogLevel::Warn:
+    case Level::Warn:
       return spdlog::level::warn;
-    case config::LogLevel::Error:
+    case Level::Error:
       return spdlog::level::err;
-    case config::LogLevel::Critical:
+    case Level::Critical:
       return spdlog::level::critical;
-    case config::LogLevel::Off:
+    case Level::Off:
       return spdlog::level::off;
   }
   return spdlog::level::info;
@@ -120,11 +137,11 @@ bool needsQuotes(std::string_view s) {
 
 }  // namespace
 
-void configure(const config::LogConfig& cfg) {
+void configure(const Settings& settings) {
   std::lock_guard lock(registryMutex());
-  jsonMode.store(cfg.format == config::LogFormat::Json);
-  currentLevel() = toSpdlog(cfg.level);
-  stderrSink()->set_formatter(makeFormatter(cfg.format == config::LogFormat::Json));
+  jsonMode.store(settings.format == Format::Json);
+  currentLevel() = toSpdlog(settings.level);
+  stderrSink()->set_formatter(makeFormatter(settings.format == Format::Json));
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->set_level(currentLevel()); });
 }
 
@@ -143,22 +160,29 @@ void event(spdlog::logger& logger, spdlog::level::level_enum level, std::string_
   if (!logger.should_log(level)) return;
   std::string payload;
   if (jsonMode.load(std::memory_order_relaxed)) {
-    nlohmann::ordered_json object = nlohmann::ordered_json::object();
+    payload += kEventMark;
+    payload += name;
+    payload += kFieldsMark;
     for (const auto& f : fields) {
+      if (reservedKey(f.key)) continue;
+      payload += ',';
+      appendJson(payload, f.key);
+      payload += ':';
       std::visit(
           [&](const auto& v) {
-            if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::string_view>) {
-              object[std::string(f.key)] = std::string(v);
+            using V = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<V, std::string_view>) {
+              appendJson(payload, v);
+            } else if constexpr (std::is_same_v<V, bool>) {
+              payload += v ? "true" : "false";
+            } else if constexpr (std::is_same_v<V, double>) {
+              appendJsonNumber(payload, v);
             } else {
-              object[std::string(f.key)] = v;
+              payload += std::to_string(v);
             }
           },
           f.value);
     }
-    payload += kEventMark;
-    payload += name;
-    payload += kFieldsMark;
-    payload += object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else {
     payload = name;
     for (const auto& f : fields) {
@@ -170,8 +194,7 @@ void event(spdlog::logger& logger, spdlog::level::level_enum level, std::string_
             using V = std::decay_t<decltype(v)>;
             if constexpr (std::is_same_v<V, std::string_view>) {
               if (needsQuotes(v)) {
-                payload +=
-                    nlohmann::json(std::string(v)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                appendJson(payload, v);
               } else {
                 payload += v;
               }

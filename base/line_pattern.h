@@ -29,7 +29,7 @@
 #include <string_view>
 #include <vector>
 
-namespace logcapture::agent::decode {
+namespace logcapture::base {
 
 class LinePattern {
  public:
@@ -68,4 +68,4 @@ class LinePattern {
   mutable std::uint64_t step_ = 0;
 };
 
-}  // namespace logcapture::agent::decode
+}  // namespace logcapture::base

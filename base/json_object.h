@@ -2,7 +2,7 @@
 
 // JSON objects in log lines, read without building a document: one pass checks the line (RFC 8259,
 // strictly) and records where each top-level member's key and value lie, so that sinks copy those bytes
-// instead of parsing the line again (agent/record.h, JsonMember). Nesting is followed with a fixed-size
+// instead of parsing the line again (base/record.h, JsonMember). Nesting is followed with a fixed-size
 // stack of kMaxJsonDepth bits: no input makes it recurse, allocate per level, or take more than one pass.
 //
 // Any thread may call the free functions; a JsonObjectReader belongs to one thread.
@@ -15,9 +15,9 @@
 #include <utility>
 #include <vector>
 
-#include "agent/record.h"
+#include "base/record.h"
 
-namespace logcapture::agent::decode {
+namespace logcapture::base {
 
 // Objects and arrays nested deeper than this (the line's own object counts as one) are not decoded:
 // deep enough for any real log, shallow enough for the recursive parsers of common consumers.
@@ -84,4 +84,4 @@ std::string_view jsonKey(std::string_view message, const JsonMember& member, std
 // Appends a member's value without whitespace between its tokens, so that it stays on one line.
 void appendCompactJson(std::string& out, std::string_view message, const JsonMember& member);
 
-}  // namespace logcapture::agent::decode
+}  // namespace logcapture::base

@@ -1,4 +1,4 @@
-#include "circuit/events.h"
+#include "agent/breaker_events.h"
 
 #include <spdlog/spdlog.h>
 
@@ -6,9 +6,18 @@
 #include <cstdio>
 #include <ctime>
 
-#include "agent/log.h"
+#include "base/log.h"
 
-namespace logcapture::circuit {
+namespace logcapture::agent {
+
+using circuit::Breaker;
+using circuit::Cause;
+using circuit::causeName;
+using circuit::Clock;
+using circuit::State;
+using circuit::stateName;
+using circuit::Transition;
+using circuit::WindowStats;
 
 namespace {
 
@@ -82,4 +91,4 @@ Breaker::Listener transitionLogger(std::string sink, std::shared_ptr<spdlog::log
   return [sink = std::move(sink), logger = std::move(logger)](const Transition& t) { logTransition(*logger, sink, t); };
 }
 
-}  // namespace logcapture::circuit
+}  // namespace logcapture::agent

@@ -1,4 +1,4 @@
-#include "agent/decode/json_object.h"
+#include "base/json_object.h"
 
 #include <algorithm>
 #include <array>
@@ -9,7 +9,7 @@
 #include <emmintrin.h>
 #endif
 
-namespace logcapture::agent::decode {
+namespace logcapture::base {
 
 namespace {
 
@@ -596,4 +596,4 @@ void appendCompactJson(std::string& out, std::string_view message, const JsonMem
   }
 }
 
-}  // namespace logcapture::agent::decode
+}  // namespace logcapture::base

@@ -1,7 +1,7 @@
 // Reading JSON objects from lines: the verdict, the bounds on depth and size, and the member table
 // sinks copy from.
 
-#include "agent/decode/json_object.h"
+#include "base/json_object.h"
 
 #include <doctest/doctest.h>
 
@@ -13,8 +13,8 @@
 
 namespace {
 
-using namespace logcapture::agent;
-using namespace logcapture::agent::decode;
+namespace base = logcapture::base;
+using namespace logcapture::base;
 
 // "{"a":" + depth-1 nested containers + "}": `depth` open containers counting the line's own object.
 std::string nestedArrays(std::size_t depth) {
