@@ -104,7 +104,7 @@ TEST_CASE("the records of one file all take one lane, in order, whatever the num
   }
   batcher.closeDue(Clock::time_point::max(), closed.take());
   for (auto& feed : feeds) {
-    Record mine;
+    base::Record mine;
     mine.source = &feed->source();
     std::vector<std::string> got;
     for (std::size_t i = 0; i < closed.batches.size(); ++i) {

@@ -37,7 +37,7 @@ TEST_CASE("released batches are re-encoded for the replacement, each file in one
   auto byLane = reformForAdoption(released(feeds, 4), config::Encoding::Json, 3);
   REQUIRE(byLane.size() == 3);
   for (auto& feed : feeds) {
-    Record mine;
+    base::Record mine;
     mine.source = &feed->source();
     const auto lane = laneOf(mine, 3);
     std::vector<std::string> got;
