@@ -1,7 +1,7 @@
 #pragma once
 
-// Acknowledgement of records back to their source, so that a file's checkpoint only moves past
-// records every sink has finished with (delivered, durably buffered, or dropped by a counted policy).
+// Acknowledgement of records back to their source: a file's checkpoint moves only past records every
+// sink has finished with. When exactly it moves, step by step, is told at the top of agent/ack.cc.
 //
 // Thread-safety: an input thread calls SourceCursor::open() in offset order; any thread may finish
 // an Ack. The cursor's mutex guards its pending list; the commit callback runs under no lock of ours

@@ -76,13 +76,15 @@ void FanOut::run() {
       chunk.ack.finish();
       continue;
     }
-    auto delivery = std::make_shared<Delivery>(std::move(chunk), static_cast<int>(routed.size()));
+    auto delivery = std::make_shared<Delivery>(std::move(chunk));
     chunk = Chunk{};
+    Claim handingOut(delivery);  // until every sink has its own claim
     for (SinkRunner* r : routed) {
       waitingOn_.store(r, std::memory_order_release);
-      r->offer(delivery, runners_.size() > 1);
+      r->offer(Claim(delivery), runners_.size() > 1);
     }
     waitingOn_.store(nullptr, std::memory_order_release);
+    handingOut.release();
   }
 }
 

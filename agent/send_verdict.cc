@@ -1,6 +1,7 @@
 #include "agent/send_verdict.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace logcapture::agent {
 
@@ -87,6 +88,47 @@ SendVerdict judge(const sinks::SendResult& result, std::size_t size) {
       return v;
   }
   return v;
+}
+
+DeliveryRules DeliveryRules::of(const config::SinkConfig& cfg) {
+  return DeliveryRules{.maxAttempts = cfg.retry.maxAttempts,
+                       .initialBackoff = cfg.retry.initialBackoff,
+                       .maxBackoff = cfg.retry.maxBackoff,
+                       .maxRetryAfter = cfg.breaker.maxOpenTimeout,
+                       .dropWhileOpen = cfg.buffer.onOpen == config::OnOpen::Drop};
+}
+
+Action decide(const sinks::SendResult& result, const PendingBatch& batch, const DeliveryRules& rules, double jitter) {
+  Action a;
+  a.verdict = judge(result, batch.batch.size());
+  if (a.verdict.done()) return a;
+  if (a.verdict.split) {
+    a.then = Action::Then::Split;
+    return a;
+  }
+  // Capped exponential backoff with full jitter: uniform in [0, min(max, initial * 2^(attempt-1))].
+  // Once a batch has used up its attempts, it waits at the longest backoff between rounds.
+  const std::uint32_t attempt = batch.rounds > 0 ? rules.maxAttempts + batch.attempts : batch.attempts;
+  const double ceiling =
+      std::min(double(rules.maxBackoff.count()),
+               double(rules.initialBackoff.count()) * std::pow(2.0, double(std::min<std::uint32_t>(attempt, 62)) - 1));
+  const auto backoff = std::chrono::nanoseconds(static_cast<std::int64_t>(jitter * ceiling));
+  a.wait = retryDelay(backoff, result.retryAfter, rules.maxRetryAfter);
+  // Its failures opened the breaker, or will: the breaker decides when it goes again.
+  a.then = batch.attempts >= rules.maxAttempts ? Action::Then::WaitForBreaker : Action::Then::Retry;
+  return a;
+}
+
+Action decideRefused(const PendingBatch&, const DeliveryRules& rules) {
+  Action a;
+  a.verdict.breaker = circuit::Outcome::Success;  // not heard: no call was made
+  if (rules.dropWhileOpen) {
+    a.then = Action::Then::Drop;
+    a.dropReason = DropReason::BreakerOpen;
+  } else {
+    a.then = Action::Then::WaitForBreaker;
+  }
+  return a;
 }
 
 circuit::Outcome judgeProbe(const sinks::SendResult& probe) {

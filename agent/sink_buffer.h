@@ -8,7 +8,7 @@
 // at every sink.
 //
 // Memory today. A disk buffer (later) keeps this interface: push() persists, pop() reads back, and the
-// runner finishes a batch's deliveries once it is persisted.
+// runner finishes a batch's claims once it is persisted.
 //
 // Thread-safety: push() from the sink's batcher thread, pop()/pushFront() from its workers, close()
 // and wake() from the pipeline's thread; one mutex guards the lanes and the counters.
@@ -28,10 +28,10 @@
 
 namespace logcapture::agent {
 
-// A batch and the deliveries its records belong to; each delivery listed holds one claim.
+// A batch and a claim on each delivery its records belong to.
 struct PendingBatch {
   sinks::Batch batch;
-  std::vector<DeliveryRef> deliveries;
+  std::vector<Claim> claims;
   std::uint32_t lane = 0;
   std::uint64_t sequence = 0;  // order of formation, for drop_oldest across lanes
   std::uint32_t attempts = 0;  // sends of this batch since it last left the buffer
@@ -42,8 +42,8 @@ struct PendingBatch {
 
   // Releases every claim: the sink is done with these records.
   void finish() {
-    for (auto& d : deliveries) d->done();
-    deliveries.clear();
+    for (auto& c : claims) c.release();
+    claims.clear();
   }
 };
 

@@ -1,14 +1,13 @@
 #include "agent/sink_runner.h"
 
 #include <algorithm>
-#include <cmath>
 #include <functional>
 
 #include "agent/breaker_events.h"
 #include "agent/breaker_options.h"
+#include "agent/handover.h"
 #include "agent/send_verdict.h"
 #include "base/log.h"
-#include "sinks/encoding.h"
 
 namespace logcapture::agent {
 namespace {
@@ -21,12 +20,6 @@ std::int64_t nanos(Clock::time_point t) {
 }
 
 }  // namespace
-
-std::uint32_t laneOf(const base::Record& r, std::uint32_t lanes) {
-  if (lanes <= 1 || !r.source) return 0;
-  const std::size_t h = std::hash<std::string>{}(r.source->path) ^ (std::hash<std::string>{}(r.source->input) << 1);
-  return static_cast<std::uint32_t>(h % lanes);
-}
 
 sinks::Batch subBatch(const sinks::Batch& batch, const std::vector<std::uint32_t>& indexes) {
   sinks::Batch out;
@@ -42,6 +35,7 @@ sinks::Batch subBatch(const sinks::Batch& batch, const std::vector<std::uint32_t
 SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sink> sink, const std::string& stateDir,
                        circuit::Clock& clock)
     : cfg_(cfg),
+      rules_(DeliveryRules::of(cfg)),
       inputs_(cfg.inputs),
       sink_(std::move(sink)),
       clock_(clock),
@@ -51,13 +45,13 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
       // Enough for the batcher to fill every lane's batch while the fan-out goes on; no more, since
       // records waiting here hold memory that no buffer bound counts.
       intakeMaxRecords_(std::max<std::uint64_t>(std::uint64_t(cfg.batch.maxRecords) * cfg.workers, 4096)),
+      batcher_(cfg.batch, cfg.encoding, cfg.workers),
       sendingFormedNs_(std::make_unique<std::atomic<std::int64_t>[]>(cfg.workers)),
       random_(std::random_device{}()) {
   std::vector<circuit::Breaker::Listener> listeners{transitionLogger(cfg.name),
                                                     // Workers waiting on an open breaker look again.
                                                     [this](const circuit::Transition&) { wakePaused(); }};
   breaker_ = std::make_unique<circuit::Breaker>(optionsFrom(cfg.breaker), clock_, std::move(listeners));
-  open_.resize(lanes_);
 }
 
 SinkRunner::~SinkRunner() {
@@ -84,7 +78,7 @@ std::optional<std::string> SinkRunner::start(bool held) {
   if (auto error = sink_->start()) return error;
   started_ = true;
   held_ = held;
-  batcher_ = std::thread([this] {
+  batcherThread_ = std::thread([this] {
     log::guardThread("sink", [this] { runBatcher(); });
     // Also after a failure, so that stop() and the workers do not wait for it until the deadline.
     batcherDone_ = true;
@@ -97,8 +91,8 @@ std::optional<std::string> SinkRunner::start(bool held) {
   return std::nullopt;
 }
 
-void SinkRunner::offer(DeliveryRef delivery, bool othersWait) {
-  const std::uint64_t n = delivery->records().size();
+void SinkRunner::offer(Claim claim, bool othersWait) {
+  const std::uint64_t n = claim.delivery()->records().size();
   std::unique_lock lock(intakeMutex_);
   const auto room = [&] {
     return intakeClosed_ || !intakeBounded_ || intakeRecords_ == 0 || intakeRecords_ + n <= intakeMaxRecords_;
@@ -111,7 +105,7 @@ void SinkRunner::offer(DeliveryRef delivery, bool othersWait) {
   if (intakeClosed_) return;  // stopping: unfinished, read again after a restart
   stats_.received.fetch_add(n, std::memory_order_relaxed);
   intakeRecords_ += n;
-  intake_.push_back(std::move(delivery));
+  intake_.push_back(std::move(claim));
   lock.unlock();
   intakeChanged_.notify_all();
 }
@@ -142,69 +136,31 @@ std::chrono::nanoseconds SinkRunner::oldestBatchAge(Clock::time_point now) const
   return now - oldest;
 }
 
-void SinkRunner::finishLater(PendingBatch& pb) {
-  bool handedOver = false;
-  {
-    std::lock_guard lock(intakeMutex_);
-    if (!batcherExited_) {
-      delivered_.push_back(std::move(pb.deliveries));
-      pb.deliveries.clear();
-      handedOver = true;
-    }
-  }
-  if (handedOver) {
-    intakeChanged_.notify_all();
-  } else {
-    pb.finish();
-  }
-}
-
 void SinkRunner::runBatcher() {
-  std::deque<DeliveryRef> taken;
-  std::vector<std::vector<DeliveryRef>> finished;
-  const auto release = [&finished] {
-    for (auto& deliveries : finished) {
-      for (auto& d : deliveries) d->done();
-    }
-    finished.clear();
-  };
+  const Batcher::Closed store = [this](PendingBatch&& pb) { this->store(std::move(pb)); };
+  std::deque<Claim> taken;
   while (true) {
     bool closed = false;
     {
       std::unique_lock lock(intakeMutex_);
-      // Sleep until a delivery comes, a batch was delivered, or the oldest open batch has lingered long enough.
-      auto until = Clock::time_point::max();
-      for (const auto& o : open_) {
-        if (!o.pending.batch.empty()) until = std::min(until, o.firstAt + cfg_.batch.linger);
-      }
-      auto ready = [&] { return intakeClosed_ || !intake_.empty() || !delivered_.empty(); };
-      if (until == Clock::time_point::max()) {
+      // Sleep until a delivery comes, or the oldest open batch has lingered long enough.
+      const auto due = batcher_.nextDue();
+      auto ready = [&] { return intakeClosed_ || !intake_.empty(); };
+      if (!due) {
         intakeChanged_.wait(lock, ready);
       } else {
-        intakeChanged_.wait_until(lock, until, ready);
+        intakeChanged_.wait_until(lock, *due, ready);
       }
       taken.swap(intake_);
       intakeRecords_ = 0;
-      finished.swap(delivered_);
       closed = intakeClosed_;
     }
     intakeChanged_.notify_all();
-    release();
-    for (auto& d : taken) place(d);
+    for (auto& c : taken) batcher_.add(c, Clock::now(), store);
     taken.clear();
-    const auto now = Clock::now();
-    for (auto& o : open_) {
-      if (!o.pending.batch.empty() && (closed || now >= o.firstAt + cfg_.batch.linger)) flush(o);
-    }
+    batcher_.closeDue(closed ? Clock::time_point::max() : Clock::now(), store);
     if (closed) break;
   }
-  {
-    // From now on workers finish their delivered batches themselves.
-    std::lock_guard lock(intakeMutex_);
-    batcherExited_ = true;
-    finished.swap(delivered_);
-  }
-  release();
 }
 
 void SinkRunner::wakePaused() {
@@ -215,59 +171,7 @@ void SinkRunner::wakePaused() {
   pauseChanged_.notify_all();
 }
 
-void SinkRunner::place(const DeliveryRef& delivery) {
-  const auto& records = delivery->records();
-  if (records.empty()) {
-    delivery->done();
-    return;
-  }
-  const std::uint64_t maxBytes = cfg_.batch.maxBytes.value;
-  OpenBatch& o = open_[laneOf(records.front(), lanes_)];
-  for (const base::Record& r : records) {
-    sinks::Batch& b = o.pending.batch;
-    const std::size_t before = b.encoded.size();
-    sinks::appendRecord(b.encoded, r, cfg_.encoding);
-    if (b.encoded.size() > maxBytes && !b.empty()) {
-      // This record starts the next batch: move its bytes over.
-      std::string tail = b.encoded.substr(before);
-      b.encoded.resize(before);
-      flush(o);
-      o.pending.batch.encoded += tail;  // into the room flush() reserved
-    }
-    if (o.pending.batch.empty()) o.firstAt = Clock::now();
-    if (o.lastDelivery != delivery.get()) {
-      delivery->claim();
-      o.pending.deliveries.push_back(delivery);
-      o.lastDelivery = delivery.get();
-    }
-    o.pending.batch.seal(&r);
-    if (o.pending.batch.size() >= cfg_.batch.maxRecords || o.pending.batch.bytes() >= maxBytes) flush(o);
-  }
-  delivery->done();  // the fan-out's claim: every record now sits in a batch holding its own
-}
-
-void SinkRunner::flush(OpenBatch& o) {
-  PendingBatch pb = std::move(o.pending);
-  o.pending = PendingBatch{};
-  o.lastDelivery = nullptr;
-  // The next batch of a lane is likely the size of this one: room for that, and a little more, up
-  // front. Grown by doubling instead, a buffered batch would hold up to twice the memory it counts,
-  // and every doubling copies it again.
-  {
-    const sinks::Batch& last = pb.batch;
-    const std::size_t maxBytes = cfg_.batch.maxBytes.value;
-    o.pending.batch.encoded.reserve(std::min(last.encoded.size() + last.encoded.size() / 16 + 1024, maxBytes + 1024));
-    const std::size_t records = std::min<std::size_t>(last.size() + last.size() / 16 + 16, cfg_.batch.maxRecords);
-    o.pending.batch.records.reserve(records);
-    o.pending.batch.ends.reserve(records);
-  }
-  if (pb.batch.empty()) {
-    pb.finish();
-    return;
-  }
-  pb.lane = static_cast<std::uint32_t>(&o - open_.data());
-  pb.sequence = sequence_++;
-  pb.formedAt = o.firstAt;
+void SinkRunner::store(PendingBatch&& pb) {
   std::vector<PendingBatch> evicted;
   // A drop policy drops when dropping lets something go on: the breaker refuses sends (the sink is
   // down), or other sinks wait behind this one. A sink only slow, holding back no one, waits instead.
@@ -371,14 +275,9 @@ bool SinkRunner::pause(std::chrono::nanoseconds delay) {
   return !pastHardDeadline();
 }
 
-std::chrono::nanoseconds SinkRunner::backoff(std::uint32_t attempt) {
-  // Capped exponential backoff with full jitter: uniform in [0, min(max, initial * 2^(attempt-1))].
-  const double initial = double(std::chrono::nanoseconds(cfg_.retry.initialBackoff).count());
-  const double cap = double(std::chrono::nanoseconds(cfg_.retry.maxBackoff).count());
-  const double ceiling = std::min(cap, initial * std::pow(2.0, double(std::min<std::uint32_t>(attempt, 62) - 1)));
+double SinkRunner::jitter() {
   std::lock_guard lock(randomMutex_);
-  std::uniform_real_distribution<double> uniform(0, ceiling);
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(uniform(random_)));
+  return std::uniform_real_distribution<double>(0, 1)(random_);
 }
 
 void SinkRunner::runWorker(std::uint32_t lane) {
@@ -447,7 +346,6 @@ void SinkRunner::pauseForBreaker() {
 }
 
 void SinkRunner::deliver(PendingBatch&& pb) {
-  const auto& breakerOptions = breaker_->options();
   while (true) {
     if (pastHardDeadline()) {
       buffer_.pushFront(std::move(pb));
@@ -460,8 +358,9 @@ void SinkRunner::deliver(PendingBatch&& pb) {
     }
     const circuit::Permit permit = breaker_->tryAcquire();
     if (!permit) {
-      if (cfg_.buffer.onOpen == config::OnOpen::Drop) {
-        drop(pb, DropReason::BreakerOpen);
+      const Action action = decideRefused(pb, rules_);
+      if (action.then == Action::Then::Drop) {
+        drop(pb, action.dropReason);
         return;
       }
       // Keep the batch at the head of its lane and wait for the trial time (or an operator's change).
@@ -470,7 +369,7 @@ void SinkRunner::deliver(PendingBatch&& pb) {
       return;
     }
     const auto sendDeadline = std::min(Clock::now() + cfg_.timeout, hardDeadline());
-    if (permit.state == circuit::State::HalfOpen && breakerOptions.probe) {
+    if (permit.state == circuit::State::HalfOpen && breaker_->options().probe) {
       stats_.probes.fetch_add(1, std::memory_order_relaxed);
       const auto started = clock_.now();
       const sinks::SendResult probed = sendGuarded(nullptr, sendDeadline);
@@ -490,45 +389,46 @@ void SinkRunner::deliver(PendingBatch&& pb) {
     const sinks::SendResult result = sendGuarded(&pb.batch, sendDeadline);
     const auto took = clock_.now() - started;
     stats_.batchesInFlight.fetch_sub(1, std::memory_order_relaxed);
-    SendVerdict verdict = judge(result, pb.batch.size());
+    const Action action = decide(result, pb, rules_, jitter());
+    const SendVerdict& verdict = action.verdict;
     breaker_->onResult(permit, verdict.breaker, took, result.retryAfter);
     if (result.outcome != sinks::Outcome::Success || !result.failures.empty()) reportFailure(result, pb);
 
     stats_.delivered.fetch_add(verdict.delivered, std::memory_order_relaxed);
     if (!verdict.deadLetter.empty()) deadLetterRecords(pb, verdict.deadLetter);
-    if (verdict.done()) {
-      finishLater(pb);
-      return;
-    }
-    if (verdict.split) {
-      // The destination refused the request for its size: send each half on its own, in order.
-      stats_.splits.fetch_add(1, std::memory_order_relaxed);
-      std::vector<std::uint32_t> first, second;
-      for (std::uint32_t i = 0; i < pb.batch.size(); ++i) (i < pb.batch.size() / 2 ? first : second).push_back(i);
-      PendingBatch tail{subBatch(pb.batch, second), pb.deliveries, pb.lane, pb.sequence, 0, pb.rounds, pb.formedAt};
-      for (auto& d : tail.deliveries) d->claim();
-      pb.batch = subBatch(pb.batch, first);
-      pb.attempts = 0;
-      buffer_.pushFront(std::move(tail));
-      buffer_.pushFront(std::move(pb));
-      return;
-    }
-    if (!verdict.retryAll) pb.batch = subBatch(pb.batch, verdict.retry);
-    // Once a batch has used up its attempts, it waits at the longest backoff between rounds.
-    const std::uint32_t attempt = pb.rounds > 0 ? cfg_.retry.maxAttempts + pb.attempts : pb.attempts;
-    const auto delay = retryDelay(backoff(attempt), result.retryAfter, breakerOptions.maxOpenTimeout);
-    if (pb.attempts >= cfg_.retry.maxAttempts) {
-      // Back to the head of its lane. Its failures opened the breaker, or will: the breaker decides
-      // when it goes again.
-      pb.attempts = 0;
-      pb.rounds += 1;
-      buffer_.pushFront(std::move(pb));
-      pause(delay);
-      return;
-    }
-    if (!pause(delay)) {
-      buffer_.pushFront(std::move(pb));
-      return;
+    switch (action.then) {
+      case Action::Then::Finish:
+        pb.finish();
+        return;
+      case Action::Then::Drop:
+        drop(pb, action.dropReason);
+        return;
+      case Action::Then::Split: {
+        stats_.splits.fetch_add(1, std::memory_order_relaxed);
+        std::vector<std::uint32_t> first, second;
+        for (std::uint32_t i = 0; i < pb.batch.size(); ++i) (i < pb.batch.size() / 2 ? first : second).push_back(i);
+        PendingBatch tail{subBatch(pb.batch, second), {}, pb.lane, pb.sequence, 0, pb.rounds, pb.formedAt};
+        for (const auto& c : pb.claims) tail.claims.push_back(c.another());
+        pb.batch = subBatch(pb.batch, first);
+        pb.attempts = 0;
+        buffer_.pushFront(std::move(tail));
+        buffer_.pushFront(std::move(pb));
+        return;
+      }
+      case Action::Then::WaitForBreaker:
+        if (!verdict.retryAll) pb.batch = subBatch(pb.batch, verdict.retry);
+        pb.attempts = 0;
+        pb.rounds += 1;
+        buffer_.pushFront(std::move(pb));
+        pause(action.wait);
+        return;
+      case Action::Then::Retry:
+        if (!verdict.retryAll) pb.batch = subBatch(pb.batch, verdict.retry);
+        if (!pause(action.wait)) {
+          buffer_.pushFront(std::move(pb));
+          return;
+        }
+        break;
     }
   }
 }
@@ -545,7 +445,7 @@ std::vector<PendingBatch> SinkRunner::halt(base::Deadline deadline) {
   // comes (breaker open), so the buffer is closed at the deadline to release it.
   while (!batcherDone_.load() && !pastHardDeadline()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   if (!batcherDone_.load()) buffer_.close();
-  batcher_.join();
+  batcherThread_.join();
   for (auto& w : workers_) w.join();
   workers_.clear();
   buffer_.close();
@@ -597,31 +497,17 @@ std::vector<PendingBatch> SinkRunner::release() {
 }
 
 void SinkRunner::adopt(std::vector<PendingBatch> batches) {
-  // Re-encoded for this sink (its encoding may have changed) and re-laned for its workers; each
-  // source's records were in one lane, in order, and stay so.
-  std::vector<std::vector<PendingBatch>> byLane(lanes_);
+  // Re-encoded for this sink (its encoding may have changed) and re-laned for its workers.
+  auto byLane = reformForAdoption(std::move(batches), cfg_.encoding, lanes_);
   std::uint64_t records = 0;
-  for (auto& old : batches) {
-    if (old.batch.empty()) {
-      old.finish();
-      continue;
-    }
-    PendingBatch pb;
-    for (std::size_t i = 0; i < old.batch.size(); ++i) {
-      sinks::appendRecord(pb.batch.encoded, old.batch.record(i), cfg_.encoding);
-      pb.batch.seal(old.batch.records[i]);
-    }
-    pb.deliveries = std::move(old.deliveries);
-    pb.lane = laneOf(pb.batch.record(0), lanes_);
-    pb.formedAt = old.formedAt;
-    records += pb.batch.size();
-    byLane[pb.lane].push_back(std::move(pb));
-  }
-  stats_.received.fetch_add(records, std::memory_order_relaxed);
   // Ahead of what this runner received since it started: pushed to the front, last first.
   for (auto& lane : byLane) {
-    for (auto it = lane.rbegin(); it != lane.rend(); ++it) buffer_.pushFront(std::move(*it));
+    for (auto it = lane.rbegin(); it != lane.rend(); ++it) {
+      records += it->batch.size();
+      buffer_.pushFront(std::move(*it));
+    }
   }
+  stats_.received.fetch_add(records, std::memory_order_relaxed);
   held_ = false;
   wakePaused();
 }

@@ -13,11 +13,10 @@
 // - offer() is called by the fan-out thread; it appends to intake_ under intakeMutex_ and waits while
 //   intake_ is full (the batcher is behind, or when_full: block holds it), unless holdBackIntake(false)
 //   (a reload retiring this runner) lets everything through.
-// - One batcher thread takes deliveries from intake_, encodes their records once into the open batch
-//   of their lane (batcher-only state, no lock) and pushes full or lingering batches into buffer_.
-//   It also releases the claims of batches the workers delivered (delivered_, under intakeMutex_),
-//   which frees their records: that work stays off the lanes, whose sends are serial. Once the
-//   batcher has exited (batcherExited_), workers release claims themselves.
+// - One batcher thread takes deliveries from intake_, forms batches of them (batcher_, its thread's
+//   alone, no lock) and pushes full or lingering batches into buffer_.
+// - A worker releases the claims of a batch it finished itself, so a file's checkpoint never waits for
+//   the batcher, which may be blocked on a full buffer (when_full: block).
 // - `workers` threads, one per lane, pop batches from buffer_ and run deliver(). A lane is sent in
 //   order, and all records of one source go to one lane, so every file arrives in order.
 // - The batcher and the workers run under log::guardThread: an exception escaping them stops the
@@ -40,8 +39,10 @@
 #include <thread>
 #include <vector>
 
+#include "agent/batcher.h"
 #include "agent/dead_letter.h"
 #include "agent/delivery.h"
+#include "agent/send_verdict.h"
 #include "agent/sink_buffer.h"
 #include "base/deadline.h"
 #include "base/log.h"
@@ -50,31 +51,6 @@
 #include "sinks/sink.h"
 
 namespace logcapture::agent {
-
-// Why records were dropped; each has its own counter and metric label.
-enum class DropReason : std::uint8_t {
-  BreakerOpen,       // on_open: drop, while the breaker refuses sends
-  BufferFull,        // when_full: drop_newest / drop_oldest, the buffer full (breaker open or sink slow)
-  DeadLetterFull,    // refused for good, and the dead letter is at dead_letter.max_bytes
-  DeadLetterFailed,  // refused for good, and the dead letter could not be written (disk full, EACCES)
-  SinkRemoved,       // held by a sink a reload removed, unsent by the reload's deadline
-};
-inline constexpr std::size_t kDropReasons = 5;
-constexpr std::string_view dropReasonName(DropReason r) {
-  switch (r) {
-    case DropReason::BreakerOpen:
-      return "breaker_open";
-    case DropReason::BufferFull:
-      return "buffer_full";
-    case DropReason::DeadLetterFull:
-      return "dead_letter_full";
-    case DropReason::DeadLetterFailed:
-      return "dead_letter_failed";
-    case DropReason::SinkRemoved:
-      return "sink_removed";
-  }
-  return "?";
-}
 
 // Counters of one sink, relaxed atomics read by metrics and tests.
 // received = delivered + dead_lettered + dropped (all reasons) + buffered + in flight + unsent at shutdown.
@@ -114,18 +90,18 @@ class SinkRunner {
   // Starts the sink and the threads; returns the sink's error when it cannot start. `held`: the
   // workers send nothing until adopt() (a replacement waiting for its predecessor's batches).
   std::optional<std::string> start(bool held = false);
-  // Takes the sink's share of a delivery (the caller counted one claim for it). Waits while the intake
-  // is full; returns at once, the delivery not taken (left unfinished), once abandonIntake() was called.
-  // `othersWait`: other sinks are held back while this call waits (the fan-out feeds more than this
-  // one), which lets a full buffer apply its drop policy although the breaker is closed; a sink that
-  // is only slow and holds back no one waits instead, so its inputs slow down and lose nothing.
-  void offer(DeliveryRef delivery, bool othersWait = false);
+  // Takes the sink's claim on a delivery. Waits while the intake is full; returns at once, the claim
+  // abandoned (the delivery left unfinished), once abandonIntake() was called. `othersWait`: other sinks
+  // are held back while this call waits (the fan-out feeds more than this one), which lets a full buffer
+  // apply its drop policy although the breaker is closed; a sink that is only slow and holds back no one
+  // waits instead, so its inputs slow down and lose nothing.
+  void offer(Claim claim, bool othersWait = false);
   // Sends what is buffered until the deadline, then stops the sink. Records still unsent are left
   // unfinished (read again after a restart) and counted in unsentAtShutdown.
   void stop(base::Deadline deadline);
-  // Stops at once, for a replacement: the send in flight ends (within `timeout`), nothing else is sent,
-  // and every batch still held is handed back in order, its claims intact, instead of being left
-  // unfinished. Then stops the sink.
+  // Stops at once, for a replacement (agent/handover.h): the send in flight ends (within `timeout`),
+  // nothing else is sent, and every batch still held is handed back in order, its claims intact,
+  // instead of being left unfinished. Then stops the sink.
   std::vector<PendingBatch> release();
   // Takes a predecessor's released batches ahead of everything received since start(true), re-encoded
   // for this sink, and lets the workers send. Called once, by the thread that called start().
@@ -154,12 +130,6 @@ class SinkRunner {
   const config::SinkConfig& config() const { return cfg_; }
 
  private:
-  struct OpenBatch {
-    PendingBatch pending;
-    std::chrono::steady_clock::time_point firstAt{};
-    const Delivery* lastDelivery = nullptr;  // holds a claim in this batch already
-  };
-
   // Stops the threads, sending until the deadline; returns what is left in the buffer.
   std::vector<PendingBatch> halt(base::Deadline deadline);
   // The send or probe, an exception turned into a retriable failure.
@@ -169,26 +139,26 @@ class SinkRunner {
   // Waits for the breaker's next trial time, at most 200 ms (or a transition, or the deadline).
   void pauseForBreaker();
   void runBatcher();
-  void place(const DeliveryRef& delivery);
-  void flush(OpenBatch& open);
+  // Puts a batch the batcher closed into the buffer, or drops it by the buffer's when_full policy.
+  void store(PendingBatch&& pb);
   void runWorker(std::uint32_t lane);
   void deliver(PendingBatch&& pb);
-  // Finishes a delivered batch on the batcher's thread (or here once the batcher has exited).
-  void finishLater(PendingBatch& pb);
   void deadLetterRecords(PendingBatch& pb, const std::vector<std::pair<std::uint32_t, std::string>>& failed);
   void countDropped(std::uint64_t records, DropReason reason);
   void drop(PendingBatch& pb, DropReason reason);
   void reportFailure(const sinks::SendResult& result, const PendingBatch& pb);
+  // Uniform in [0, 1), for the backoff's jitter.
+  double jitter();
   // Logs the failures and drops the throttles held back, once their interval has passed (`final`: now).
   void logSummaries(bool final);
   // Waits up to `delay`, cut short by the hard deadline; false when the deadline has passed.
   bool pause(std::chrono::nanoseconds delay);
-  std::chrono::nanoseconds backoff(std::uint32_t attempt);
   std::chrono::steady_clock::time_point hardDeadline() const;  // the shutdown deadline; far away while running
   bool pastHardDeadline() const;
   void wakePaused();
 
   const config::SinkConfig cfg_;
+  const DeliveryRules rules_;
   mutable std::mutex inputsMutex_;
   std::optional<std::vector<std::string>> inputs_;  // guarded by inputsMutex_
   std::unique_ptr<sinks::Sink> sink_;
@@ -205,17 +175,14 @@ class SinkRunner {
 
   std::mutex intakeMutex_;
   std::condition_variable intakeChanged_;
-  std::deque<DeliveryRef> intake_;
+  std::deque<Claim> intake_;
   std::uint64_t intakeRecords_ = 0;
   const std::uint64_t intakeMaxRecords_;
   bool intakeClosed_ = false;
   bool intakeBounded_ = true;
-  std::atomic<bool> othersWaitOnIntake_{false};      // offer() waits for room while other sinks wait on it
-  std::vector<std::vector<DeliveryRef>> delivered_;  // guarded by intakeMutex_: claims to release
-  bool batcherExited_ = false;                       // guarded by intakeMutex_
+  std::atomic<bool> othersWaitOnIntake_{false};  // offer() waits for room while other sinks wait on it
 
-  std::vector<OpenBatch> open_;  // batcher thread only
-  std::uint64_t sequence_ = 0;   // batcher thread only
+  Batcher batcher_;  // batcher thread only
 
   std::mutex pauseMutex_;
   std::condition_variable pauseChanged_;  // woken by breaker transitions and shutdown
@@ -229,15 +196,12 @@ class SinkRunner {
   std::mutex randomMutex_;
   std::minstd_rand random_;
 
-  std::thread batcher_;
+  std::thread batcherThread_;
   std::vector<std::thread> workers_;
   bool started_ = false;
 };
 
 // A batch of the records `indexes` of `batch`, their encodings copied.
 sinks::Batch subBatch(const sinks::Batch& batch, const std::vector<std::uint32_t>& indexes);
-
-// The lane, of `lanes`, that records of `r`'s source take: always the same, so a file is sent in order.
-std::uint32_t laneOf(const base::Record& r, std::uint32_t lanes);
 
 }  // namespace logcapture::agent

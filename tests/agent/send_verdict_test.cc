@@ -158,3 +158,63 @@ TEST_CASE("the wait before a retry is the backoff or a Retry-After capped at max
   };
   for (const Row& row : rows) CHECK(retryDelay(row.backoff, row.retryAfter, row.cap) == row.want);
 }
+
+TEST_CASE("the action after a send says whether the batch is finished, sent again, waits for the breaker or is split") {
+  using Then = Action::Then;
+  DeliveryRules rules;
+  rules.maxAttempts = 3;
+  rules.initialBackoff = 100ms;
+  rules.maxBackoff = 1s;
+  rules.maxRetryAfter = 5min;
+  sinks::SendResult retryAfter = answer(Outcome::Throttled);
+  retryAfter.retryAfter = 2000ms;
+  sinks::SendResult retryAfterTooLong = answer(Outcome::Throttled);
+  retryAfterTooLong.retryAfter = std::chrono::hours(24);
+  struct Row {
+    const char* what;
+    sinks::SendResult result;
+    std::uint32_t attempts;  // this send included
+    std::uint32_t rounds;
+    double jitter;
+    Then then;
+    std::chrono::nanoseconds wait;
+  };
+  const Row rows[] = {
+      {"delivered", answer(Outcome::Success), 1, 0, 0.5, Then::Finish, 0ms},
+      {"dead-lettered", answer(Outcome::Permanent), 1, 0, 0.5, Then::Finish, 0ms},
+      {"partly dead-lettered, partly delivered", answer(Outcome::Success, {{0, Outcome::Permanent, "bad"}}), 1, 0, 0.5,
+       Then::Finish, 0ms},
+      {"too large", answer(Outcome::Permanent, {}, true), 1, 0, 0.5, Then::Split, 0ms},
+      {"first failure: half the first backoff", answer(Outcome::Retriable), 1, 0, 0.5, Then::Retry, 50ms},
+      {"second failure: the backoff doubles", answer(Outcome::Retriable), 2, 0, 0.5, Then::Retry, 100ms},
+      {"last attempt: the breaker decides", answer(Outcome::Retriable), 3, 0, 0.5, Then::WaitForBreaker, 400ms / 2},
+      {"a later round waits at the longest backoff", answer(Outcome::Retriable), 2, 1, 0.5, Then::Retry, 500ms},
+      {"no jitter drawn: no wait", answer(Outcome::Retriable), 1, 0, 0.0, Then::Retry, 0ms},
+      {"Retry-After longer than the backoff", retryAfter, 1, 0, 0.5, Then::Retry, 2s},
+      {"Retry-After capped at max_open_timeout", retryAfterTooLong, 1, 0, 0.5, Then::Retry, 5min},
+      {"a partial answer sends the retriable records again",
+       answer(Outcome::Success, {{1, Outcome::Retriable, "busy"}}), 1, 0, 0.5, Then::Retry, 50ms},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.what);
+    PendingBatch pb;
+    for (int i = 0; i < 4; ++i) pb.batch.seal(nullptr);
+    pb.attempts = row.attempts;
+    pb.rounds = row.rounds;
+    const Action a = decide(row.result, pb, rules, row.jitter);
+    CHECK(a.then == row.then);
+    CHECK(a.wait == row.wait);
+    CHECK(a.verdict.breaker == judge(row.result, 4).breaker);
+  }
+}
+
+TEST_CASE("a batch the breaker refuses waits at the head of its lane, or is dropped with on_open: drop") {
+  PendingBatch pb;
+  DeliveryRules rules;
+  rules.dropWhileOpen = false;
+  CHECK(decideRefused(pb, rules).then == Action::Then::WaitForBreaker);
+  rules.dropWhileOpen = true;
+  const Action dropped = decideRefused(pb, rules);
+  CHECK(dropped.then == Action::Then::Drop);
+  CHECK(dropped.dropReason == DropReason::BreakerOpen);
+}

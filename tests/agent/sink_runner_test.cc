@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -50,6 +51,39 @@ struct Fixture {
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     return lines;
   }
+};
+
+// A feed of a file whose records take another lane, of `lanes`, than those of `other`.
+std::unique_ptr<Feed> feedInAnotherLane(const Feed& other, std::uint32_t lanes) {
+  Record theirs;
+  theirs.source = &other.source();
+  for (int i = 0;; ++i) {
+    auto candidate = std::make_unique<Feed>("/var/log/other" + std::to_string(i) + ".log");
+    Record mine;
+    mine.source = &candidate->source();
+    if (laneOf(mine, lanes) != laneOf(theirs, lanes)) return candidate;
+  }
+}
+
+// Holds the sends of a scripted sink until opened.
+class Gate {
+ public:
+  void open() {
+    {
+      std::lock_guard lock(mutex_);
+      open_ = true;
+    }
+    changed_.notify_all();
+  }
+  void pass() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return open_; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool open_ = false;
 };
 
 }  // namespace
@@ -281,10 +315,12 @@ TEST_CASE("a delivery shared by two sinks finishes only when both are done with 
   Fixture a;
   Fixture b(sinkConfig(), down);
   Feed feed;
-  auto d = feed.delivery(0, 10, 2);
-  a.runner->offer(d);
-  b.runner->offer(d);
+  auto d = feed.delivery(0, 10);
+  Claim forA(d);
+  Claim forB(d);
   d.reset();
+  a.runner->offer(std::move(forA));
+  b.runner->offer(std::move(forB));
   REQUIRE(waitUntil([&] { return a.stats().delivered == 10; }));
   REQUIRE(waitUntil([&] { return b.runner->breaker().state() == circuit::State::Open; }));
   CHECK(feed.committed() == 0);
@@ -474,15 +510,7 @@ TEST_CASE("a batch that always fails holds back its own lane only: the other lan
   cfg.breaker.backoffMultiplier = 2;
   // Two files in different lanes.
   Feed stuck("/var/log/stuck.log");
-  std::unique_ptr<Feed> good;
-  for (int i = 0; !good; ++i) {
-    auto candidate = std::make_unique<Feed>("/var/log/good" + std::to_string(i) + ".log");
-    Record probe;
-    probe.source = &candidate->source();
-    Record stuckRecord;
-    stuckRecord.source = &stuck.source();
-    if (laneOf(probe, 2) != laneOf(stuckRecord, 2)) good = std::move(candidate);
-  }
+  const auto good = feedInAnotherLane(stuck, 2);
   Fixture f(cfg, [](const sinks::Batch& b) {
     for (std::size_t i = 0; i < b.size(); ++i) {
       if (b.record(i).message.find("stuck") != std::string_view::npos) {
@@ -605,7 +633,43 @@ TEST_CASE("a runner released with nothing buffered hands over nothing, and a rel
   REQUIRE(waitUntil([&] { return feed.committed() == 10; }));
   CHECK(old.runner->release().empty());
   // Its intake is closed: an offer returns at once and leaves the delivery unfinished.
-  old.runner->offer(feed.delivery(10, 20));
+  old.runner->offer(feed.claim(10, 20));
   CHECK(old.stats().received == 10);
   CHECK(feed.committed() == 10);
+}
+
+TEST_CASE("a delivered batch moves its file's checkpoint while the batcher waits for room in a full buffer") {
+  auto cfg = sinkConfig();
+  cfg.workers = 2;
+  cfg.buffer.maxBytes = config::Bytes{200};  // one batch of ten ~24-byte records
+  cfg.buffer.whenFull = config::WhenFull::Block;
+  Feed held("/var/log/held-back.log");
+  const auto quick = feedInAnotherLane(held, 2);
+  Gate heldGate;
+  Gate quickGate;
+  Fixture f(cfg, [&](const sinks::Batch& b) {
+    (b.record(0).source == &held.source() ? heldGate : quickGate).pass();
+    return sinks::SendResult::success();
+  });
+  quick->offer(*f.runner, 0, 5);
+  REQUIRE(waitUntil([&] { return f.sink->sends() == 1; }));  // its worker waits at the gate
+
+  std::atomic<bool> offered{false};
+  std::thread producer([&] {
+    held.offer(*f.runner, 0, 10000, 10);
+    offered = true;
+  });
+  // The intake holds at most 4096 records (4090 in chunks of ten): once it took this many, the batcher
+  // has formed at least three batches of the held file, one sending, one buffered and one waiting for room.
+  REQUIRE(waitUntil([&] { return f.stats().received >= 5 + 4090 + 30; }));
+  CHECK_FALSE(offered);
+
+  quickGate.open();
+  CHECK(waitUntil([&] { return quick->committed() == 5; }, 2s));
+  CHECK_FALSE(offered);  // the batcher still waits
+
+  heldGate.open();
+  producer.join();
+  REQUIRE(waitUntil([&] { return held.committed() == 10000; }, 20s));
+  CHECK(f.stats().delivered == 10005);
 }

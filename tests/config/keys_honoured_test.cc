@@ -268,7 +268,7 @@ struct WatchedRunner {
       c.records.push_back(std::move(r));
     }
     c.ack = agent::Ack(cursor, cursor->open(offset));
-    runner->offer(std::make_shared<agent::Delivery>(std::move(c), 1));
+    runner->offer(agent::Claim(std::make_shared<agent::Delivery>(std::move(c))));
   }
 };
 

@@ -138,13 +138,13 @@ class Feed {
     c.ack = agent::Ack(cursor_, cursor_->open(static_cast<std::uint64_t>(to)));
     return c;
   }
-  // The same as a delivery for `claims` sinks.
-  agent::DeliveryRef delivery(int from, int to, int claims = 1) {
-    return std::make_shared<agent::Delivery>(chunk(from, to), claims);
-  }
+  // The same as a delivery, which sinks take claims on.
+  agent::DeliveryRef delivery(int from, int to) { return std::make_shared<agent::Delivery>(chunk(from, to)); }
+  // A claim on a delivery of its own, for one sink.
+  agent::Claim claim(int from, int to) { return agent::Claim(delivery(from, to)); }
   // `othersWait`: as a fan-out feeding other sinks too would offer them.
   void offer(agent::SinkRunner& runner, int from, int to, int perChunk = 5, bool othersWait = false) {
-    for (int i = from; i < to; i += perChunk) runner.offer(delivery(i, std::min(to, i + perChunk)), othersWait);
+    for (int i = from; i < to; i += perChunk) runner.offer(claim(i, std::min(to, i + perChunk)), othersWait);
   }
   std::uint64_t committed() const { return committed_.load(); }
   const base::Source& source() const { return *source_; }
