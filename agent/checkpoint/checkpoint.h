@@ -217,7 +217,7 @@ class CheckpointStore {
   std::uint64_t generation_ = 0;                     // bumped by every change that must reach the file
   std::uint64_t savedGeneration_ = 0;                // the generation the file on disk holds
   std::function<void()> offsetMoved_;
-  bool failing_ = false;                             // the last save failed (guarded by saveMutex_)
+  bool failing_ = false;  // the last save failed (guarded by saveMutex_)
 
   std::atomic<std::uint64_t> saves_{0};
   std::atomic<std::uint64_t> saveFailures_{0};
@@ -225,12 +225,13 @@ class CheckpointStore {
 };
 
 // Saves a store on its own thread as soon as an offset moves, and every `interval` for the rest (marks,
-// expiry). Saves are coalesced: after a save that took T, the acks of the next T go out together in the
-// following one, so saving takes at most half this thread's time however fast acks come, and a crash
-// sets the checkpoints back by at most about two saves' time, not an interval. A save fsyncs twice,
-// which can take seconds while the kernel writes back other data; on this thread that delays only the
-// next save, never an input's reading or a sink's acks.
-// NOTE on threads: start() and stop() are called by one owner; the store is shared as documented above.
+// expiry). Saves are coalesced: after a save that took T, the acks of the next T (50 ms at least) go out
+// together in the following one, so saving takes at most half this thread's time however fast acks come,
+// and a crash sets the checkpoints back by what was in flight plus about two saves' time (100 ms when
+// fsync is quick), not by an interval. A save fsyncs
+// twice, which can take seconds while the kernel writes back other data; on this thread that delays only the next save,
+// never an input's reading or a sink's acks. NOTE on threads: start() and stop() are called by one owner; the store is
+// shared as documented above.
 class CheckpointSaver {
  public:
   CheckpointSaver(CheckpointStore& store, std::chrono::milliseconds interval);
