@@ -267,9 +267,31 @@ void FileTailer::scan(bool startup) {
       problems_.erase(path);  // followed, maybe through another path
       continue;
     }
+    // Closed while idle and not grown since: nothing to read (a file shorter now is read again: open()
+    // sees the truncation against its checkpoint).
+    if (const auto closed = closedIdle_.find(key);
+        closed != closedIdle_.end() && static_cast<std::uint64_t>(st.st_size) == closed->second) {
+      continue;
+    }
     candidates.emplace_back(path, key);
   }
-  if (startup) resumeRenamed(present);
+  if (startup) {
+    resumeRenamed(present);
+  } else {
+    // A file closed while idle that no glob matches now was renamed (rotated) meanwhile, maybe after it grew.
+    std::set<FileKey> renamed;
+    for (const auto& [key, size] : closedIdle_) {
+      if (!present.contains(key)) renamed.insert(key);
+    }
+    if (!renamed.empty()) resumeRenamed(present, &renamed);
+    for (const auto& key : renamed) closedIdle_.erase(key);
+  }
+  // The longest waiting first, so that every file gets its turn when more match than max_open_files.
+  const auto now = Clock::now();
+  for (const auto& [path, key] : candidates) waitingSince_.try_emplace(key, now);
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [&](const auto& a, const auto& b) { return waitingSince_[a.second] < waitingSince_[b.second]; });
+  std::erase_if(waitingSince_, [&](const auto& kv) { return !present.contains(kv.first); });
   std::uint64_t waiting = 0;
   for (const auto& [path, key] : candidates) {
     if (files_.contains(key)) continue;  // two matched paths of one file
@@ -278,16 +300,21 @@ void FileTailer::scan(bool startup) {
       continue;
     }
     open(path, startup);
+    if (files_.contains(key)) {
+      waitingSince_.erase(key);
+      closedIdle_.erase(key);
+    }
   }
   stats_.filesWaiting.store(waiting, std::memory_order_relaxed);
   stats_.filesUnreadable.store(problems_.size(), std::memory_order_relaxed);
 }
 
-void FileTailer::resumeRenamed(const std::set<FileKey>& matched) {
+void FileTailer::resumeRenamed(const std::set<FileKey>& matched, const std::set<FileKey>* only) {
   std::map<std::string, std::vector<checkpoint::Entry>> byDirectory;
   for (auto& e : checkpoints_.entries()) {
     const FileKey key{e.id.device, e.id.inode};
     if (e.input != cfg_.name || matched.contains(key) || files_.contains(key)) continue;
+    if (only != nullptr && !only->contains(key)) continue;
     const std::string directory = std::filesystem::path(e.path).parent_path().string();
     // A file followed through a symlink (Kubernetes' /var/log/containers) is rotated beside its target.
     std::error_code ec;
@@ -593,6 +620,27 @@ void FileTailer::checkFile(TailedFile& f, Clock::time_point now) {
   }
 }
 
+bool FileTailer::closeIfDone(TailedFile& f, Clock::time_point now) {
+  if (f.released || f.offset < f.size || f.splitter.holding() || f.decoder->deadline()) return false;
+  const bool othersWait = stats_.filesWaiting.load(std::memory_order_relaxed) > 0;
+  if (!othersWait && now - f.lastData < cfg_.closeInactive) return false;
+  if (!f.cursor->idle()) return false;  // its records are in flight: reopened, they would be read twice
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0 || st.st_nlink == 0 || static_cast<std::uint64_t>(st.st_size) != f.offset) {
+    return false;  // grew since the last look, or deleted: read on
+  }
+  if (f.watch >= 0 && inotifyFd_ >= 0) inotify_rm_watch(inotifyFd_, f.watch);
+  ::close(f.fd);
+  f.fd = -1;
+  f.closed = true;
+  log::event(*log::component("tailer"), spdlog::level::debug, "file_closed",
+             {{"input", cfg_.name},
+              {"path", f.path},
+              {"offset", f.offset},
+              {"reason", othersWait ? "read to its end while files wait for a place" : "inactive"}});
+  return true;
+}
+
 void FileTailer::release(TailedFile& f) {
   flushAll(f, Clock::now());
   // EINVAL: the watch went with its file (deleted); there is nothing else to undo.
@@ -683,6 +731,7 @@ void FileTailer::run() {
     for (auto& [key, f] : files_) {
       if (now >= f->nextCheck) checkFile(*f, now);
       if (!f->closed) flushTimedOut(*f, now);
+      if (!f->closed && closeIfDone(*f, now)) closedIdle_[key] = f->offset;
     }
     std::erase_if(files_, [](const auto& kv) { return kv.second->closed; });
     stats_.filesOpen.store(files_.size(), std::memory_order_relaxed);
@@ -692,6 +741,7 @@ void FileTailer::run() {
       // The pipeline's CheckpointSaver writes them: a slow fsync never holds up reading.
       const auto wall = std::chrono::system_clock::now();
       for (const auto& [key, f] : files_) checkpoints_.touch(cfg_.name, key.first, key.second, wall);
+      for (const auto& [key, size] : closedIdle_) checkpoints_.touch(cfg_.name, key.first, key.second, wall);
       checkpoints_.touchInput(cfg_.name, wall);
       checkpoints_.expire(wall);
       nextTouch = now + timings_.checkpointTouch;

@@ -74,7 +74,12 @@ class FileTailer final : public Input {
   void open(const std::string& path, bool startup);
   // Opens the checkpointed files of this input that no glob matches any more (renamed while the agent
   // was down) by their identity in their directory, to read them to their end.
-  void resumeRenamed(const std::set<FileKey>& matched);
+  // `only`: look for these files alone (closed while idle, no longer matched), not every entry.
+  void resumeRenamed(const std::set<FileKey>& matched, const std::set<FileKey>* only = nullptr);
+  // Closes a file that is read to its end, holds nothing and whose records are all finished with, when
+  // it has been idle for close_inactive or files wait for its place; its checkpoint is where it stopped.
+  // True when it closed it.
+  bool closeIfDone(TailedFile& f, std::chrono::steady_clock::time_point now);
   void follow(const std::string& path, int fd, const checkpoint::FileId& id, std::uint64_t offset, std::uint64_t size,
               bool released);
   bool readSome(TailedFile& f);
@@ -114,8 +119,13 @@ class FileTailer final : public Input {
   std::map<std::string, int> directoryWatches_;  // the glob's fixed directories: watch descriptor, -1 while failing
   std::set<int> watchErrorsLogged_;              // errno values of inotify_add_watch already logged
   std::map<std::string, std::string> problems_;  // matched paths not followed: what was logged of them
-  bool firstStart_ = false;                      // no checkpoint state of this input before this start
-  bool pollFailed_ = false;                      // poll() or reading inotify events failed (logged once)
+  // Files closed by closeIfDone(): the size they had then. Opened again when they have grown; touched in
+  // the checkpoints as long as they are present, so an idle file's entry never expires.
+  std::map<FileKey, std::uint64_t> closedIdle_;
+  // Matched files waiting for a place under max_open_files, and since when: the longest waiting opens first.
+  std::map<FileKey, std::chrono::steady_clock::time_point> waitingSince_;
+  bool firstStart_ = false;  // no checkpoint state of this input before this start
+  bool pollFailed_ = false;  // poll() or reading inotify events failed (logged once)
   Wakeup wakeup_;
   bool rescanNow_ = false;  // inotify saw a new directory entry, or lost events
   std::atomic<bool> stopping_{false};

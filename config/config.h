@@ -116,6 +116,7 @@ struct InputConfig {
   std::optional<MultilineConfig> multiline;
   Bytes maxLineBytes = 256_KiB;
   std::uint32_t maxOpenFiles = 1024;
+  Duration closeInactive = 5s;
   std::map<std::string, std::string> fields;
 };
 template <class V>
@@ -129,10 +130,16 @@ void describe(V& v, InputConfig& c) {
     v.field("start_at", c.startAt,
             "where to start in the files present at the input's first start; files found later are read from their "
             "first byte");
-    v.field("max_open_files", c.maxOpenFiles, "files held open at once at most",
+    v.field("max_open_files", c.maxOpenFiles,
+            "files held open at once at most; while more match, each file read to its end (its lines delivered) "
+            "gives its place to one waiting, the longest waiting first",
             Limits<std::uint32_t>{.min = 1, .max = 1000000});
+    v.field("close_inactive", c.closeInactive,
+            "a file read to its end, its lines delivered, and idle this long is closed (its checkpoint kept) and "
+            "opened again when it grows, found by the rescan; a rotated or deleted file is still read to its end",
+            Limits<Duration>{.min = 1ms, .max = 24h * 365});
   } else {
-    v.noteForeignKeys("file inputs", {"paths", "exclude", "start_at", "max_open_files"});
+    v.noteForeignKeys("file inputs", {"paths", "exclude", "start_at", "max_open_files", "close_inactive"});
   }
   v.field("format", c.format, "how lines are decoded: raw, json, docker (json-file) or cri");
   v.section("multiline", c.multiline);

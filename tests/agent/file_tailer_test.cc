@@ -848,3 +848,61 @@ TEST_CASE("without an eventfd the tailer says so once, reads, and still stops" *
   tailer->stop(before + 5s);
   CHECK(std::chrono::steady_clock::now() - before < 2s);  // seen at the next poll (20 ms here)
 }
+
+TEST_CASE("with more matching files than max_open_files every file is read to its end") {
+  TempDir dir;
+  constexpr int kFiles = 12;
+  constexpr int kLines = 50;
+  std::vector<std::string> expected;
+  for (int f = 0; f < kFiles; ++f) {
+    const std::string prefix = "file" + std::to_string(f) + " ";
+    append(dir.logs() / ("f" + std::to_string(f) + ".log"), numberedLines(0, kLines, prefix));
+    for (const auto& m : numberedMessages(0, kLines, prefix)) expected.push_back(m);
+  }
+  Harness h(dir.path);
+  auto cfg = h.input({(dir.logs() / "*.log").string()});
+  cfg.maxOpenFiles = 3;
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(kFiles * kLines, 30s));
+  CHECK(h.tailer().stats().filesOpen.load() <= 3);
+  // More lines in every file, the closed ones included: each is opened again and read from where it stopped.
+  for (int f = 0; f < kFiles; ++f) {
+    const std::string prefix = "file" + std::to_string(f) + " ";
+    append(dir.logs() / ("f" + std::to_string(f) + ".log"), numberedLines(kLines, 2 * kLines, prefix));
+    for (const auto& m : numberedMessages(kLines, 2 * kLines, prefix)) expected.push_back(m);
+  }
+  REQUIRE(h.waitFor(2 * kFiles * kLines, 30s));
+  auto got = h.messages();
+  std::sort(got.begin(), got.end());
+  std::sort(expected.begin(), expected.end());
+  CHECK(got == expected);  // each line once
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 0; }));
+}
+
+TEST_CASE("a file closed while inactive is opened again when it grows, and read from where it stopped") {
+  TempDir dir;
+  const auto file = dir.logs() / "app.log";
+  append(file, numberedLines(0, 3));
+  Harness h(dir.path);
+  auto cfg = h.input({(dir.logs() / "*.log").string()});
+  cfg.closeInactive = 100ms;
+  h.startTailer(cfg);
+  const auto lines = [&] {
+    auto got = h.messages();
+    std::erase(got, "witness");  // rescanned() writes those
+    return got;
+  };
+  const auto waitForLines = [&](std::size_t n) { return waitUntil([&] { return lines().size() >= n; }); };
+  REQUIRE(waitForLines(3));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesOpen.load() == 0; }));
+  REQUIRE(h.rescanned(dir.logs()));
+  append(file, numberedLines(3, 5));
+  REQUIRE(waitForLines(5));
+  // Closed again, then rotated away after it grew: the rest of it is read under its new name.
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesOpen.load() == 0; }));
+  append(file, numberedLines(5, 7));
+  fs::rename(file, dir.logs() / "app.log.1");
+  REQUIRE(waitForLines(7));
+  REQUIRE(h.rescanned(dir.logs()));
+  CHECK(lines() == numberedMessages(0, 7));  // each once
+}
