@@ -492,10 +492,18 @@ TEST_CASE("max_open_files caps open files and counts the ones waiting") {
   Harness h(dir.path);
   auto cfg = h.input({(dir.logs() / "*.log").string()});
   cfg.maxOpenFiles = 2;
+  // While their lines are not finished with, the files open keep their places.
+  h.pauseConsumer();
   h.startTailer(cfg);
-  REQUIRE(h.waitFor(2));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 1; }));
+  std::this_thread::sleep_for(200ms);
   CHECK(h.tailer().stats().filesOpen.load() == 2);
   CHECK(h.tailer().stats().filesWaiting.load() == 1);
+  // Then one of them gives its place to the one waiting.
+  h.resumeConsumer();
+  REQUIRE(h.waitFor(3));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 0; }));
+  CHECK(h.tailer().stats().filesOpen.load() <= 2);
 }
 
 TEST_CASE("a full queue in block mode pauses reading and loses nothing") {
