@@ -41,6 +41,16 @@ std::string writeConfig(const TempDir& dir, const std::string& url) {
           "breaker: {failure_threshold: 2, open_timeout: 200ms, max_open_timeout: 400ms, jitter: 0}}\n");
 }
 
+// The agent has logged `times` applied reloads within `timeout`.
+bool reloaded(ChildProcess& agent, int times, std::chrono::milliseconds timeout = 30s) {
+  return waitUntil(
+      [&] {
+        agent.readOutput();
+        return occurrences(agent.err(), "config_reloaded") >= times;
+      },
+      timeout);
+}
+
 bool logged(ChildProcess& agent, const std::string& needle) {
   return waitUntil(
       [&] {
@@ -161,12 +171,7 @@ TEST_CASE("a reload that changes an input held back by a down sink with when_ful
   // replacement started from the checkpoint).
   writeConfig(", fields: {generation: two}", receiver.base() + "/ingest");
   agent.signal(SIGHUP);
-  REQUIRE(waitUntil(
-      [&] {
-        agent.readOutput();
-        return occurrences(agent.err(), "config_reloaded") >= 2;
-      },
-      30s));
+  REQUIRE(reloaded(agent, 2));
   std::vector<std::string> got;
   REQUIRE(waitUntil(
       [&] {
@@ -210,24 +215,14 @@ TEST_CASE("a reload that changes a stdin input held back by a down sink ends at 
 
   writeConfig(", fields: {generation: two}", nowhere);
   agent.signal(SIGHUP);
-  REQUIRE(waitUntil(
-      [&] {
-        agent.readOutput();
-        return agent.err().find("config_reloaded") != std::string::npos;
-      },
-      10s));
+  REQUIRE(reloaded(agent, 1, 10s));
   CHECK(agent.err().find("input pipe reconfigured") != std::string::npos);
 
   // The sink fixed, the rest of the line being written sent, then the end of the input: every line
   // arrives once, in order, the one cut by the writer whole.
   writeConfig(", fields: {generation: two}", receiver.base() + "/ingest");
   agent.signal(SIGHUP);
-  REQUIRE(waitUntil(
-      [&] {
-        agent.readOutput();
-        return occurrences(agent.err(), "config_reloaded") >= 2;
-      },
-      30s));
+  REQUIRE(reloaded(agent, 2));
   const std::size_t lineEnd = text.find('\n', written);
   REQUIRE(agent.writeStdinFor(std::string_view(text).substr(written, lineEnd + 1 - written), 30s) ==
           lineEnd + 1 - written);
