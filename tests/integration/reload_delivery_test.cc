@@ -42,7 +42,7 @@ std::string writeConfig(const TempDir& dir, const std::string& url) {
 }
 
 // The agent has logged `times` applied reloads within `timeout`.
-bool reloaded(ChildProcess& agent, int times, std::chrono::milliseconds timeout = 30s) {
+bool reloaded(ChildProcess& agent, std::size_t times, std::chrono::milliseconds timeout = 30s) {
   return waitUntil(
       [&] {
         agent.readOutput();
