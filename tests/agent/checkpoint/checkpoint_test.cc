@@ -976,11 +976,12 @@ TEST_CASE("the saver writes a moved offset at once, not at its next interval") {
   saver.start();
   for (std::uint64_t offset = 10; offset <= 30; offset += 10) {
     store.update("app", id, "/var/log/app.log", offset, kT0);
+    // The file is read as text: loading it into a store would remove the temp file of a save under way.
     REQUIRE(logcapture::testing::waitUntil(
         [&] {
-          CheckpointStore onDisk(dir.path(), kRetention);
-          return onDisk.load() == LoadStatus::Loaded && onDisk.entries().size() == 1 &&
-                 onDisk.entries()[0].offset == offset;
+          std::ifstream in(dir.path() / "checkpoints.json");
+          const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+          return text.find("\"offset\":" + std::to_string(offset) + ",") != std::string::npos;
         },
         std::chrono::seconds(10)));
   }
