@@ -65,7 +65,7 @@ namespace {
 template <std::size_t... I>
 SinkSettings settingsAt(std::size_t index, std::index_sequence<I...>) {
   SinkSettings out;
-  ((index == I ? (out.emplace<I>(), true) : false) || ...);
+  [[maybe_unused]] const bool found = ((index == I ? (out.emplace<I>(), true) : false) || ...);
   return out;
 }
 }  // namespace
