@@ -15,8 +15,6 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace logcapture::agent::checkpoint;
-  namespace base = logcapture::base;
-  using namespace logcapture::base;
   std::vector<Entry> entries;
   if (parseCheckpoints(std::string(reinterpret_cast<const char*>(data), size), entries)) return 0;
   for (const Entry& e : entries) {
