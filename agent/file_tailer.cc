@@ -629,10 +629,7 @@ bool FileTailer::closeIfDone(TailedFile& f, Clock::time_point now) {
   if (::fstat(f.fd, &st) != 0 || st.st_nlink == 0 || static_cast<std::uint64_t>(st.st_size) != f.offset) {
     return false;  // grew since the last look, or deleted: read on
   }
-  if (f.watch >= 0 && inotifyFd_ >= 0) inotify_rm_watch(inotifyFd_, f.watch);
-  ::close(f.fd);
-  f.fd = -1;
-  f.closed = true;
+  closeDescriptor(f);
   log::event(*log::component("tailer"), spdlog::level::debug, "file_closed",
              {{"input", cfg_.name},
               {"path", f.path},
@@ -641,13 +638,17 @@ bool FileTailer::closeIfDone(TailedFile& f, Clock::time_point now) {
   return true;
 }
 
-void FileTailer::release(TailedFile& f) {
-  flushAll(f, Clock::now());
+void FileTailer::closeDescriptor(TailedFile& f) {
   // EINVAL: the watch went with its file (deleted); there is nothing else to undo.
   if (f.watch >= 0 && inotifyFd_ >= 0) inotify_rm_watch(inotifyFd_, f.watch);
   ::close(f.fd);
   f.fd = -1;
   f.closed = true;
+}
+
+void FileTailer::release(TailedFile& f) {
+  flushAll(f, Clock::now());
+  closeDescriptor(f);
   log::event(*log::component("tailer"), spdlog::level::info, "file_closed",
              {{"input", cfg_.name}, {"path", f.path}, {"offset", f.offset}});
 }

@@ -86,6 +86,8 @@ class FileTailer final : public Input {
   void checkFile(TailedFile& f, std::chrono::steady_clock::time_point now);
   void restartFromTop(TailedFile& f, std::string_view why, std::chrono::steady_clock::time_point now);
   void release(TailedFile& f);
+  // Unwatches and closes the file's descriptor and marks it closed (run() then forgets it).
+  void closeDescriptor(TailedFile& f);
   // What is held goes out once nothing in the file can complete it (see the note at the top).
   void flushTimedOut(TailedFile& f, std::chrono::steady_clock::time_point now);
   // Everything held goes out: no more bytes will come (rotated and drained, deleted, truncated).
