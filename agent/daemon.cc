@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "agent/admin/admin_server.h"
-#include "agent/reload.h"
+#include "agent/pipeline/reload.h"
 #include "agent/service_notify.h"
 #include "agent/status_line.h"
 #include "base/log.h"

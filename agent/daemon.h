@@ -4,7 +4,7 @@
 // signal (reloading on SIGHUP), then stop within agent.shutdown_timeout.
 //
 // Signals: SIGTERM and SIGINT stop the agent gracefully; a second one exits at once. SIGHUP reloads
-// the config file (agent/reload.h): an invalid file is reported and the running config stays. The
+// the config file (agent/pipeline/reload.h): an invalid file is reported and the running config stays. The
 // daemon blocks these signals in every thread (blockSignals() must run before any thread starts) and
 // waits for them on the main thread. Under systemd it reports READY, WATCHDOG, RELOADING, STOPPING and
 // a STATUS line (agent/service_notify.h).
@@ -14,7 +14,7 @@
 #include <memory>
 #include <thread>
 
-#include "agent/pipeline.h"
+#include "agent/pipeline/pipeline.h"
 #include "base/log.h"
 #include "config/config.h"
 

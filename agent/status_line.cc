@@ -1,8 +1,8 @@
 #include "agent/status_line.h"
 
-#include "agent/input.h"
-#include "agent/pipeline.h"
-#include "agent/sink_runner.h"
+#include "agent/inputs/input.h"
+#include "agent/pipeline/pipeline.h"
+#include "agent/runner/sink_runner.h"
 
 namespace logcapture::agent {
 

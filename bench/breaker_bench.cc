@@ -11,7 +11,7 @@
 
 #include <chrono>
 
-#include "agent/breaker_options.h"
+#include "agent/runner/breaker_options.h"
 #include "circuit/breaker.h"
 #include "config/config.h"
 

@@ -28,9 +28,9 @@
 #include <thread>
 #include <vector>
 
-#include "agent/checkpoint/checkpoint.h"
-#include "agent/file_tailer.h"
-#include "agent/queue.h"
+#include "agent/inputs/checkpoint/checkpoint.h"
+#include "agent/inputs/file_tailer.h"
+#include "agent/pipeline/queue.h"
 #include "bench/sample_lines.h"
 #include "config/config.h"
 

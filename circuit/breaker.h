@@ -143,8 +143,8 @@ struct WindowOptions {
   Clock::duration slowCallDuration{};  // a call taking longer is slow
 };
 
-// The agent builds it from breaker config (agent/breaker_options.h), where the defaults live, once. The breaker clamps
-// values the config loader would have rejected, so it never misbehaves.
+// The agent builds it from breaker config (agent/runner/breaker_options.h), where the defaults live, once. The breaker
+// clamps values the config loader would have rejected, so it never misbehaves.
 struct Options {
   std::uint32_t failureThreshold = 0;  // consecutive failures that open; 0 turns the rule off
   std::uint32_t successThreshold = 1;

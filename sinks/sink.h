@@ -2,7 +2,7 @@
 
 // The one interface every destination implements. A sink speaks its protocol and classifies its
 // protocol's errors; it never retries, never waits on a breaker and never drops: the SinkRunner
-// (agent/sink_runner.h) layers breaker permit -> send -> classify -> retry -> report, in that order,
+// (agent/runner/sink_runner.h) layers breaker permit -> send -> classify -> retry -> report, in that order,
 // and routes what failed for good to the dead letter.
 //
 // Thread-safety: start() and stop() are called once each, by the pipeline's thread, before the first
@@ -22,7 +22,7 @@
 namespace logcapture::sinks {
 
 // How a send went, as the sink classifies its protocol's answer. Sinks know nothing of the breaker:
-// the runner maps an outcome to the breaker's (agent/send_verdict.h).
+// the runner maps an outcome to the breaker's (agent/runner/send_verdict.h).
 enum class Outcome : std::uint8_t {
   Success,
   Retriable,  // the destination, the network or our credentials failed: sent again later

@@ -29,6 +29,47 @@ SETTINGS_SOURCE = re.compile(r"^sinks/(types|record_template|([^/]+)/\2_config)\
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
 
+# The rooms of agent/ compile into one library (the pipeline wires the inputs and the runners, which share
+# its queue): these walls stand in the check alone. Records go from inputs to runners through the queue,
+# the acks and the deliveries, which include nothing else of agent/; an input and a runner know each
+# other only through them. The files at agent/'s root (main, daemon) may include every room.
+RECORD_WAY = {"agent/pipeline/queue.h", "agent/pipeline/ack.h", "agent/pipeline/delivery.h"}
+RECORD_WAY_SOURCE = re.compile(r"^agent/pipeline/(queue|ack|delivery)\.(h|cc)$")
+ROOMS = {
+    "inputs": ({"inputs"}, {"agent/pipeline/queue.h", "agent/pipeline/ack.h"},
+               "agent/inputs/ hands records to the queue: of the other rooms it includes only "
+               "agent/pipeline/queue.h and ack.h"),
+    "runner": ({"runner"}, RECORD_WAY,
+               "agent/runner/ takes deliveries: of the other rooms it includes only "
+               "agent/pipeline/queue.h, ack.h and delivery.h"),
+    "pipeline": ({"pipeline", "inputs", "runner"}, set(),
+                 "agent/pipeline/ wires inputs and runners: it includes neither admin/ nor agent/'s root"),
+    "admin": ({"admin", "pipeline", "inputs", "runner"}, set(),
+              "agent/admin/ reads the pipeline's parts: it includes nothing of agent/'s root (main, daemon)"),
+}
+
+
+def room(path):
+    """The room of agent/ that `path` (agent/...) is in, or "" for agent/'s root."""
+    parts = path.split("/")
+    return parts[1] if len(parts) > 2 and parts[1] in ROOMS else ""
+
+
+def room_violation(path, target):
+    """The wall between the rooms of agent/ that `path` breaks by including `target`, or None."""
+    if RECORD_WAY_SOURCE.match(path):
+        if target in RECORD_WAY or not target.startswith("agent/"):
+            return None
+        return "the queue, acks and deliveries carry records between rooms: of agent/ they include only each other"
+    here = room(path)
+    if not here or not target.startswith("agent/"):
+        return None
+    there = room(target)
+    rooms, headers, why = ROOMS[here]
+    if there in rooms or target in headers:
+        return None
+    return why
+
 
 def violation(path, target):
     """The rule `path` breaks by including `target`, or None."""
@@ -42,7 +83,7 @@ def violation(path, target):
         return "the keys of a sink type (compiled into config) include base/, config/ and the other sink settings only"
     allowed, why = RULES[folder]
     if to in allowed:
-        return None
+        return room_violation(path, target) if folder == "agent" else None
     if folder == "config" and SETTINGS_HEADER.match(target):
         return None
     return why

@@ -45,7 +45,7 @@
 #include <string>
 #include <thread>
 
-#include "agent/reload.h"
+#include "agent/pipeline/reload.h"
 #include "config/config.h"
 
 namespace httplib {

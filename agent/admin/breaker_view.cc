@@ -1,6 +1,6 @@
 #include "agent/admin/breaker_view.h"
 
-#include "agent/sink_runner.h"
+#include "agent/runner/sink_runner.h"
 #include "base/json_text.h"
 #include "circuit/breaker.h"
 #include "config/units.h"

@@ -12,12 +12,12 @@
 #include <sstream>
 #include <vector>
 
-#include "agent/decode/decoder.h"
-#include "agent/fan_out.h"
-#include "agent/input.h"
-#include "agent/pipeline.h"
-#include "agent/queue.h"
-#include "agent/sink_runner.h"
+#include "agent/inputs/decode/decoder.h"
+#include "agent/inputs/input.h"
+#include "agent/pipeline/fan_out.h"
+#include "agent/pipeline/pipeline.h"
+#include "agent/pipeline/queue.h"
+#include "agent/runner/sink_runner.h"
 #include "base/json_text.h"
 #include "base/log.h"
 #include "circuit/breaker.h"

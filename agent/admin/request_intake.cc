@@ -10,7 +10,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "agent/input.h"
+#include "agent/inputs/input.h"
 #include "base/log.h"
 
 namespace logcapture::agent::admin {

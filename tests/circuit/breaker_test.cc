@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "agent/breaker_events.h"
-#include "agent/breaker_options.h"
+#include "agent/runner/breaker_events.h"
+#include "agent/runner/breaker_options.h"
 #include "circuit/clock.h"
 #include "config/config.h"
 

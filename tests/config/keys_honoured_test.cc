@@ -22,10 +22,10 @@
 #include <set>
 #include <thread>
 
-#include "agent/input.h"
-#include "agent/pipeline.h"
-#include "agent/queue.h"
-#include "agent/sink_runner.h"
+#include "agent/inputs/input.h"
+#include "agent/pipeline/pipeline.h"
+#include "agent/pipeline/queue.h"
+#include "agent/runner/sink_runner.h"
 #include "circuit/breaker.h"
 #include "circuit/clock.h"
 #include "config/loader.h"

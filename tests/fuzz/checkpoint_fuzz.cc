@@ -11,7 +11,7 @@
 
 #include <sys/types.h>
 
-#include "agent/checkpoint/checkpoint.h"
+#include "agent/inputs/checkpoint/checkpoint.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace logcapture::agent::checkpoint;

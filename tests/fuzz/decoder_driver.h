@@ -19,9 +19,9 @@
 #include <memory>
 #include <string_view>
 
-#include "agent/decode/decoder.h"
-#include "agent/line_splitter.h"
-#include "agent/queue.h"
+#include "agent/inputs/decode/decoder.h"
+#include "agent/inputs/line_splitter.h"
+#include "agent/pipeline/queue.h"
 #include "config/config.h"
 #include "tests/fuzz/quiet_logs.h"
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/decode/formats.h"
+#include "agent/inputs/decode/formats.h"
 #include "sinks/record_template.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "agent/decode/formats.h"
+#include "agent/inputs/decode/formats.h"
 
 #include "tests/support/records.h"
 

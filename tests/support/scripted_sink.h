@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "agent/delivery.h"
-#include "agent/queue.h"
-#include "agent/sink_runner.h"
+#include "agent/pipeline/delivery.h"
+#include "agent/pipeline/queue.h"
+#include "agent/runner/sink_runner.h"
 #include "config/config.h"
 #include "sinks/sink.h"
 

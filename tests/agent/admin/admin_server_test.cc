@@ -16,8 +16,8 @@
 #include <sstream>
 
 #include "agent/admin/breakers_command.h"
-#include "agent/pipeline.h"
-#include "agent/sink_runner.h"
+#include "agent/pipeline/pipeline.h"
+#include "agent/runner/sink_runner.h"
 #include "circuit/breaker.h"
 #include "config/loader.h"
 #include "tests/support/fixtures.h"

@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "agent/pipeline.h"
+#include "agent/pipeline/pipeline.h"
 #include "base/log.h"
 #include "config/loader.h"
 #include "tests/support/fixtures.h"

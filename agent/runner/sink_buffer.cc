@@ -1,0 +1,144 @@
+#include "agent/runner/sink_buffer.h"
+
+#include <algorithm>
+
+namespace logcapture::agent {
+
+SinkBuffer::SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::WhenFull whenFull)
+    : maxBytes_(maxBytes), whenFull_(whenFull), lanes_(std::max<std::uint32_t>(lanes, 1)) {}
+
+void SinkBuffer::add(PendingBatch&& b, bool front) {
+  stats_.batches += 1;
+  stats_.records += b.batch.size();
+  stats_.bytes += b.batch.bytes();
+  auto& lane = lanes_[b.lane % lanes_.size()];
+  if (front) {
+    lane.push_front(std::move(b));
+  } else {
+    lane.push_back(std::move(b));
+  }
+}
+
+PendingBatch SinkBuffer::takeFront(std::uint32_t lane) {
+  PendingBatch b = std::move(lanes_[lane].front());
+  lanes_[lane].pop_front();
+  stats_.batches -= 1;
+  stats_.records -= b.batch.size();
+  stats_.bytes -= b.batch.bytes();
+  return b;
+}
+
+SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<PendingBatch>& evicted,
+                                        const std::function<bool()>& mayDrop) {
+  std::unique_lock lock(mutex_);
+  auto fits = [&] { return stats_.batches == 0 || stats_.bytes + batch.batch.bytes() <= maxBytes_; };
+  if (closed_) return PushResult::Closed;
+  if (whenFull_ != config::WhenFull::Block) {
+    // mayDrop() turns true without a notification (a breaker opening, the fan-out starting to wait).
+    while (!fits() && !mayDrop()) {
+      changed_.wait_for(lock, std::chrono::milliseconds(20));
+      if (closed_) return PushResult::Closed;
+    }
+  }
+  if (!fits()) {
+    switch (whenFull_) {
+      case config::WhenFull::Block:
+        changed_.wait(lock, [&] { return closed_ || fits(); });
+        if (closed_) return PushResult::Closed;
+        break;
+      case config::WhenFull::DropNewest:
+        return PushResult::Dropped;
+      case config::WhenFull::DropOldest:
+        while (!fits()) {
+          std::uint32_t oldest = 0;
+          std::uint64_t best = UINT64_MAX;
+          for (std::uint32_t i = 0; i < lanes_.size(); ++i) {
+            if (!lanes_[i].empty() && lanes_[i].front().sequence < best) {
+              best = lanes_[i].front().sequence;
+              oldest = i;
+            }
+          }
+          evicted.push_back(takeFront(oldest));
+        }
+        break;
+    }
+  }
+  add(std::move(batch), false);
+  lock.unlock();
+  changed_.notify_all();
+  return PushResult::Accepted;
+}
+
+void SinkBuffer::pushFront(PendingBatch&& batch) {
+  {
+    std::lock_guard lock(mutex_);
+    add(std::move(batch), true);
+  }
+  changed_.notify_all();
+}
+
+void SinkBuffer::admit(PendingBatch&& batch) {
+  {
+    std::lock_guard lock(mutex_);
+    add(std::move(batch), false);
+  }
+  changed_.notify_all();
+}
+
+bool SinkBuffer::pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_clock::time_point until) {
+  std::unique_lock lock(mutex_);
+  lane %= lanes_.size();
+  if (!changed_.wait_until(lock, until, [&] { return closed_ || !lanes_[lane].empty(); })) return false;
+  if (lanes_[lane].empty()) return false;
+  out = takeFront(lane);
+  lock.unlock();
+  changed_.notify_all();  // a blocked push may fit now
+  return true;
+}
+
+void SinkBuffer::wake() { changed_.notify_all(); }
+
+void SinkBuffer::close() {
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+  changed_.notify_all();
+}
+
+std::vector<PendingBatch> SinkBuffer::drain() {
+  std::vector<PendingBatch> out;
+  {
+    std::lock_guard lock(mutex_);
+    for (std::uint32_t i = 0; i < lanes_.size(); ++i) {
+      while (!lanes_[i].empty()) out.push_back(takeFront(i));
+    }
+  }
+  changed_.notify_all();
+  return out;
+}
+
+SinkBufferStats SinkBuffer::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+std::optional<std::chrono::steady_clock::time_point> SinkBuffer::oldestFormedAt() const {
+  std::lock_guard lock(mutex_);
+  std::optional<std::chrono::steady_clock::time_point> oldest;
+  // A lane is in order of formation, so its head is its oldest batch.
+  for (const auto& lane : lanes_) {
+    if (!lane.empty() && (!oldest || lane.front().formedAt < *oldest)) oldest = lane.front().formedAt;
+  }
+  return oldest;
+}
+
+bool SinkBuffer::freshBatchBesides(std::uint32_t lane) const {
+  std::lock_guard lock(mutex_);
+  for (std::uint32_t i = 0; i < lanes_.size(); ++i) {
+    if (i != lane % lanes_.size() && !lanes_[i].empty() && lanes_[i].front().rounds == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace logcapture::agent

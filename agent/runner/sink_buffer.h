@@ -1,0 +1,102 @@
+#pragma once
+
+// The batches of one sink waiting for a send: the backlog while its breaker is open, and the hand-off
+// from its batcher to its workers the rest of the time. Bounded in encoded bytes (buffer.max_bytes)
+// with the sink's when_full policy, which applies whenever it is full: the sink's breaker is open, or
+// the destination is healthy but slower than the inputs. Batches live in lanes, one per worker: records
+// of one source always go to the same lane, and a lane is sent in order, so each file arrives in order
+// at every sink.
+//
+// Memory today. A disk buffer (later) keeps this interface: push() persists, pop() reads back, and the
+// runner finishes a batch's claims once it is persisted.
+//
+// Thread-safety: push() from the sink's batcher thread, pop()/pushFront() from its workers, close()
+// and wake() from the pipeline's thread; one mutex guards the lanes and the counters.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "agent/pipeline/delivery.h"
+#include "config/config.h"
+#include "sinks/sink.h"
+
+namespace logcapture::agent {
+
+// A batch and a claim on each delivery its records belong to.
+struct PendingBatch {
+  sinks::Batch batch;
+  std::vector<Claim> claims;
+  std::uint32_t lane = 0;
+  std::uint64_t sequence = 0;  // order of formation, for drop_oldest across lanes
+  std::uint32_t attempts = 0;  // sends of this batch since it last left the buffer
+  // Times it used up retry.max_attempts and went back to the head of its lane: it waits on the
+  // breaker from then on, and lets fresher lanes take the trial calls.
+  std::uint32_t rounds = 0;
+  std::chrono::steady_clock::time_point formedAt{};  // when its batcher formed it
+
+  // Releases every claim: the sink is done with these records.
+  void finish() {
+    for (auto& c : claims) c.release();
+    claims.clear();
+  }
+};
+
+struct SinkBufferStats {
+  std::uint64_t batches = 0;
+  std::uint64_t records = 0;
+  std::uint64_t bytes = 0;
+};
+
+class SinkBuffer {
+ public:
+  SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::WhenFull whenFull);
+
+  enum class PushResult { Accepted, Dropped, Closed };
+  // Adds the batch at the back of its lane. Without room: block waits for room or close(); the drop
+  // policies wait too while `mayDrop()` is false (a slow sink that holds back no other sink: waiting
+  // holds back the inputs, which lose nothing, where a drop would lose lines for no one's benefit), then
+  // drop_newest refuses this batch (Dropped, left in `batch`) and drop_oldest moves the oldest batches
+  // of any lane into `evicted`. The caller counts and finishes what was dropped. A batch larger than
+  // the bound is admitted into an empty buffer, so nothing waits forever. `mayDrop` is polled (every
+  // 20 ms) under the buffer's lock: it must be cheap and must not take this buffer's lock.
+  PushResult push(PendingBatch& batch, std::vector<PendingBatch>& evicted, const std::function<bool()>& mayDrop);
+  // Returns a batch that could not be sent to the front of its lane, ahead of newer batches. It was
+  // admitted before, so it is never refused.
+  void pushFront(PendingBatch&& batch);
+  // Adds the batch at the back of its lane whatever the bound and even when closed: a runner being
+  // released collects everything it holds here to hand it over.
+  void admit(PendingBatch&& batch);
+  // Takes the oldest batch of `lane`, waiting until `until`. False when none came (or closed and empty).
+  bool pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_clock::time_point until);
+  // Wakes every waiter (the breaker closed, or the agent is stopping).
+  void wake();
+  // Pushes fail from now on; waiters wake. pop() still drains.
+  void close();
+  // Takes everything left (shutdown after the deadline).
+  std::vector<PendingBatch> drain();
+  SinkBufferStats stats() const;
+  // When the oldest batch waiting was formed; empty when none waits.
+  std::optional<std::chrono::steady_clock::time_point> oldestFormedAt() const;
+  // True when a lane other than `lane` has a batch at its head that never used up its attempts.
+  bool freshBatchBesides(std::uint32_t lane) const;
+
+ private:
+  void add(PendingBatch&& b, bool front);
+  PendingBatch takeFront(std::uint32_t lane);
+
+  const std::uint64_t maxBytes_;
+  const config::WhenFull whenFull_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::deque<PendingBatch>> lanes_;
+  SinkBufferStats stats_;
+  bool closed_ = false;
+};
+
+}  // namespace logcapture::agent
