@@ -3,7 +3,7 @@
 // What becomes of a batch after a send, or after the breaker refused one, as pure functions of the
 // answer, the batch and the sink's rules: which records were delivered, which go to the dead letter,
 // which are sent again (whole, in part or in halves) and after how long, which are dropped and why,
-// and what the breaker hears. The runner (agent/runner/sink_runner.cc) carries the action out; nothing here
+// and what the breaker hears. The sender (agent/runner/sender.h) carries the action out; nothing here
 // has side effects or takes a lock.
 
 #include <chrono>

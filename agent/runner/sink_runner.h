@@ -1,13 +1,19 @@
 #pragma once
 
-// The per-sink runner: batcher -> buffer -> workers -> breaker -> sink. It is the one place where
-// retry, breaker and timeout are layered around Sink::send, in a fixed order:
-//   breaker permit -> send with `timeout` -> classify -> retry with capped exponential backoff and full
-//   jitter -> report to the breaker.
+// The per-sink runner: intake -> batcher -> buffer -> workers -> sender -> breaker -> sink. It owns the
+// pieces and their threads; each piece is in a file of its own:
+//   batcher.h      records into batches by count, size and linger
+//   sink_buffer.h  the batches waiting, per lane, and the when_full policy
+//   send_verdict.h decide(): what becomes of a batch after a send (pure, tested without threads)
+//   sender.h       the executor: permit, probe, send, decide, then finish, dead-letter, drop, split or retry
+//   handover.h     a reload's hand-over of the batches held (halt, release, adopt)
+//   sink_report.h  the counters, and the warnings of failures and drops
+//   pauses.h       where workers wait, and the stop's hard deadline
 // While the breaker is open, batches wait in the buffer (on_open: buffer) or are dropped and counted
 // (on_open: drop). Permanent failures go to the dead letter. Every record handed to the runner ends
 // delivered, dead-lettered, or dropped with a counted reason; only a shutdown deadline leaves records
-// unfinished, and those are read again after a restart.
+// unfinished, and those are read again after a restart. When a file's checkpoint moves is told in
+// agent/pipeline/ack.h.
 //
 // NOTE on threads:
 // - offer() is called by the fan-out thread; it appends to intake_ under intakeMutex_ and waits while
@@ -22,7 +28,8 @@
 // - The batcher and the workers run under log::guardThread: an exception escaping them stops the
 //   agent (its records are read again after a restart). An exception from Sink::send or probe is a
 //   retriable failure of that call, reported to the breaker and counted in sendExceptions.
-// - buffer_ has its own mutex; the breaker is thread-safe; stats_ are relaxed atomics for any reader.
+// - buffer_ has its own mutex; the breaker, the report and the pauses are thread-safe; the stats are
+//   relaxed atomics for any reader.
 // - start() and stop(), release() or retire() are called once each by the pipeline's thread.
 // - inputsMutex_ guards the routed inputs, read by the fan-out and changed by a reload.
 
@@ -34,7 +41,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,8 +48,11 @@
 #include "agent/pipeline/delivery.h"
 #include "agent/runner/batcher.h"
 #include "agent/runner/dead_letter.h"
+#include "agent/runner/pauses.h"
 #include "agent/runner/send_verdict.h"
+#include "agent/runner/sender.h"
 #include "agent/runner/sink_buffer.h"
+#include "agent/runner/sink_report.h"
 #include "base/deadline.h"
 #include "base/log.h"
 #include "circuit/breaker.h"
@@ -51,24 +60,6 @@
 #include "sinks/sink.h"
 
 namespace logcapture::agent {
-
-// Counters of one sink, relaxed atomics read by metrics and tests.
-// received = delivered + dead_lettered + dropped (all reasons) + buffered + in flight + unsent at shutdown.
-struct SinkStats {
-  std::atomic<std::uint64_t> received{0};      // records handed to the sink
-  std::atomic<std::uint64_t> delivered{0};     // records the destination accepted
-  std::atomic<std::uint64_t> deadLettered{0};  // records written to the dead letter
-  std::array<std::atomic<std::uint64_t>, kDropReasons> dropped{};
-  std::atomic<std::uint64_t> unsentAtShutdown{0};  // left in the buffer at the shutdown deadline
-  std::atomic<std::uint64_t> sends{0};             // calls to Sink::send
-  std::atomic<std::uint64_t> retries{0};           // sends of a batch after its first
-  std::atomic<std::uint64_t> batchesInFlight{0};
-  std::atomic<std::uint64_t> splits{0};          // batches halved after the destination refused their size
-  std::atomic<std::uint64_t> probes{0};          // probes sent before a trial batch (breaker.probe)
-  std::atomic<std::uint64_t> sendExceptions{0};  // sends and probes that threw: retriable failures
-
-  std::uint64_t droppedFor(DropReason r) const { return dropped[std::size_t(r)].load(std::memory_order_relaxed); }
-};
 
 class SinkRunner {
  public:
@@ -123,7 +114,7 @@ class SinkRunner {
   std::chrono::nanoseconds oldestBatchAge(std::chrono::steady_clock::time_point now) const;
 
   circuit::Breaker& breaker() { return *breaker_; }
-  const SinkStats& stats() const { return stats_; }
+  const SinkStats& stats() const { return report_.stats(); }
   SinkBufferStats bufferStats() const { return buffer_.stats(); }
   const DeadLetter& deadLetter() const { return deadLetter_; }
   const sinks::Sink& sink() const { return *sink_; }
@@ -132,46 +123,23 @@ class SinkRunner {
  private:
   // Stops the threads, sending until the deadline; returns what is left in the buffer.
   std::vector<PendingBatch> halt(base::Deadline deadline);
-  // The send or probe, an exception turned into a retriable failure.
-  sinks::SendResult sendGuarded(const sinks::Batch* batch, base::Deadline deadline);
-  // True when this exhausted batch should leave the breaker's trial calls to a fresher lane.
-  bool yieldsTrial(const PendingBatch& pb) const;
-  // Waits for the breaker's next trial time, at most 200 ms (or a transition, or the deadline).
-  void pauseForBreaker();
   void runBatcher();
   // Puts a batch the batcher closed into the buffer, or drops it by the buffer's when_full policy.
   void store(PendingBatch&& pb);
   void runWorker(std::uint32_t lane);
-  void deliver(PendingBatch&& pb);
-  void deadLetterRecords(PendingBatch& pb, const std::vector<std::pair<std::uint32_t, std::string>>& failed);
-  void countDropped(std::uint64_t records, DropReason reason);
-  void drop(PendingBatch& pb, DropReason reason);
-  void reportFailure(const sinks::SendResult& result, const PendingBatch& pb);
-  // Uniform in [0, 1), for the backoff's jitter.
-  double jitter();
-  // Logs the failures and drops the throttles held back, once their interval has passed (`final`: now).
-  void logSummaries(bool final);
-  // Waits up to `delay`, cut short by the hard deadline; false when the deadline has passed.
-  bool pause(std::chrono::nanoseconds delay);
-  std::chrono::steady_clock::time_point hardDeadline() const;  // the shutdown deadline; far away while running
-  bool pastHardDeadline() const;
-  void wakePaused();
 
   const config::SinkConfig cfg_;
-  const DeliveryRules rules_;
   mutable std::mutex inputsMutex_;
   std::optional<std::vector<std::string>> inputs_;  // guarded by inputsMutex_
   std::unique_ptr<sinks::Sink> sink_;
   circuit::Clock& clock_;
   DeadLetter deadLetter_;
-  std::unique_ptr<circuit::Breaker> breaker_;
+  Pauses pauses_;
+  const std::unique_ptr<circuit::Breaker> breaker_;  // wakes pauses_ on each transition
+  SinkReport report_;
   const std::uint32_t lanes_;
   SinkBuffer buffer_;
-  SinkStats stats_;
-  // Failures and drops are logged first in full, then summarised per interval (log::Throttle).
-  log::Throttle sendFailures_;
-  std::array<log::Throttle, kDropReasons> drops_;
-  std::atomic<bool> summariesHeld_{false};  // a throttle holds something back: workers check cheaply
+  Sender sender_;
 
   std::mutex intakeMutex_;
   std::condition_variable intakeChanged_;
@@ -184,24 +152,14 @@ class SinkRunner {
 
   Batcher batcher_;  // batcher thread only
 
-  std::mutex pauseMutex_;
-  std::condition_variable pauseChanged_;  // woken by breaker transitions and shutdown
-  std::uint64_t pauseEpoch_ = 0;          // guarded by pauseMutex_; bumped on each wake-up
   std::atomic<bool> batcherDone_{false};
-  std::atomic<bool> held_{false};                        // workers wait for adopt()
-  std::atomic<std::int64_t> hardDeadlineNs_{INT64_MAX};  // steady ns; workers give up past it
+  std::atomic<bool> held_{false};  // workers wait for adopt()
   // Per lane: steady ns at which the batch being sent was formed, 0 when none is out of the buffer.
   std::unique_ptr<std::atomic<std::int64_t>[]> sendingFormedNs_;
-
-  std::mutex randomMutex_;
-  std::minstd_rand random_;
 
   std::thread batcherThread_;
   std::vector<std::thread> workers_;
   bool started_ = false;
 };
-
-// A batch of the records `indexes` of `batch`, their encodings copied.
-sinks::Batch subBatch(const sinks::Batch& batch, const std::vector<std::uint32_t>& indexes);
 
 }  // namespace logcapture::agent

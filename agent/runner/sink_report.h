@@ -1,0 +1,72 @@
+#pragma once
+
+// What a sink's runner counts and says: the counters of its records (SinkStats), and the warnings of its
+// failed sends and dropped records, each logged first in full, then summarised once per interval
+// (log::Throttle), so that a destination failing every batch costs a log line per interval, not per batch.
+//
+// Thread-safety: every member may be called from any of the runner's threads; the counters are relaxed
+// atomics and the throttles lock themselves.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "agent/runner/send_verdict.h"
+#include "agent/runner/sink_buffer.h"
+#include "base/log.h"
+#include "circuit/breaker.h"
+#include "sinks/sink.h"
+
+namespace logcapture::agent {
+
+// Counters of one sink, relaxed atomics read by metrics and tests.
+// received = delivered + dead_lettered + dropped (all reasons) + buffered + in flight + unsent at shutdown.
+struct SinkStats {
+  std::atomic<std::uint64_t> received{0};      // records handed to the sink
+  std::atomic<std::uint64_t> delivered{0};     // records the destination accepted
+  std::atomic<std::uint64_t> deadLettered{0};  // records written to the dead letter
+  std::array<std::atomic<std::uint64_t>, kDropReasons> dropped{};
+  std::atomic<std::uint64_t> unsentAtShutdown{0};  // left in the buffer at the shutdown deadline
+  std::atomic<std::uint64_t> sends{0};             // calls to Sink::send
+  std::atomic<std::uint64_t> retries{0};           // sends of a batch after its first
+  std::atomic<std::uint64_t> batchesInFlight{0};
+  std::atomic<std::uint64_t> splits{0};          // batches halved after the destination refused their size
+  std::atomic<std::uint64_t> probes{0};          // probes sent before a trial batch (breaker.probe)
+  std::atomic<std::uint64_t> sendExceptions{0};  // sends and probes that threw: retriable failures
+
+  std::uint64_t droppedFor(DropReason r) const { return dropped[std::size_t(r)].load(std::memory_order_relaxed); }
+};
+
+class SinkReport {
+ public:
+  // `breaker`'s state goes into every line; it must outlive the report.
+  SinkReport(std::string sink, const circuit::Breaker& breaker) : sink_(std::move(sink)), breaker_(breaker) {}
+
+  SinkStats& stats() { return stats_; }
+  const SinkStats& stats() const { return stats_; }
+
+  // Counts `records` dropped for `reason`, and warns (or holds the warning for the summary).
+  void dropped(std::uint64_t records, DropReason reason);
+  // Drops every record of `pb`: counted under `reason`, its claims released (its records are finished).
+  void drop(PendingBatch& pb, DropReason reason) {
+    dropped(pb.batch.size(), reason);
+    pb.finish();
+  }
+  // Warns of a send or probe of `records` records (its `attempt`) that did not deliver them all.
+  void sendFailed(const sinks::SendResult& result, std::uint64_t records, std::uint32_t attempt);
+  // Logs the summaries whose interval has passed (`final`: all of them, now). Cheap when none is held.
+  void summarise(bool final);
+  // Warns once of records a stop left behind: `event` and `hint` say what became of them.
+  void leftAtStop(std::string_view event, std::uint64_t records, std::string_view hint) const;
+
+ private:
+  const std::string sink_;
+  const circuit::Breaker& breaker_;
+  SinkStats stats_;
+  log::Throttle sendFailures_;
+  std::array<log::Throttle, kDropReasons> drops_;
+  std::atomic<bool> held_{false};  // a throttle holds something back: workers check cheaply
+};
+
+}  // namespace logcapture::agent
