@@ -20,6 +20,10 @@ constexpr milliseconds kRoomWait{10};
 constexpr milliseconds kDrainLimit{5000};
 // A failed replacement of a fatally broken producer is tried again after this long.
 constexpr milliseconds kRebuildRetry{1000};
+// How long a new producer's poll thread waits for the constant topic's metadata before serving reports.
+// librdkafka asks for a topic's metadata only at its next topic scan, once a second: without asking
+// at once, the first records wait that long. A cluster slower than this leaves it to the scan.
+constexpr milliseconds kTopicLearnLimit{500};
 
 int millisUntil(base::Deadline deadline) {
   const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
@@ -258,6 +262,7 @@ std::optional<std::string> KafkaSink::start() {
 }
 
 void KafkaSink::pollLoop() {
+  learnTopic();
   auto nextRebuild = Clock::now();
   while (!stopping_.load()) {
     // Delivery reports complete sends only while this loop runs: a failure is noted and the loop goes on.
@@ -298,6 +303,14 @@ void KafkaSink::replaceProducer() {
   // Sends still waiting on the old producer get their reports now (Retriable) rather than at their
   // deadline; one still producing into it fails its remaining records, since produce returns _FATAL.
   old->drain();
+  learnTopic();
+}
+
+void KafkaSink::learnTopic() {
+  if (topicSource_ != TopicSource::Config) return;
+  // The probe's metadata request for the topic is what librdkafka needs; what it found, the sends
+  // and the breaker's probes learn for themselves.
+  (void)probe(Clock::now() + kTopicLearnLimit);
 }
 
 SendResult KafkaSink::send(const Batch& batch, base::Deadline deadline) {

@@ -9,8 +9,9 @@
 //   that mutex_ guards: a send copies it once and keeps that producer for the whole batch.
 // - The poll thread (started by start(), joined by stop()) serves the producer's callbacks: delivery
 //   reports complete the sends waiting for them; a fatal error makes the poll thread replace the
-//   producer. Workers waiting for room in librdkafka's queue poll too, so reports may also arrive on
-//   them; a delivery report touches only the waiting send's own state, under that send's mutex.
+//   producer. First, and after each replacement, it asks for a constant topic's metadata (a bounded wait). Workers
+//   waiting for room in librdkafka's queue poll too, so reports may also arrive on them; a delivery report touches only
+//   the waiting send's own state, under that send's mutex.
 // - stats_ are relaxed atomics, written from any of these threads.
 //
 // What a caller may rely on:
@@ -87,6 +88,9 @@ class KafkaSink final : public Sink {
   std::variant<std::shared_ptr<Producer>, std::string> makeProducer();
   void pollLoop();
   void replaceProducer();
+  // Asks for the constant topic's metadata now, on the poll thread, so that the first records need not
+  // wait for librdkafka's next topic scan.
+  void learnTopic();
 
   const config::SinkConfig cfg_;
   const RecordTemplate topic_;
