@@ -7,6 +7,7 @@
 //                          [--buffer 'when_full: block, max_bytes: 16MiB']
 //                          [--sink-options 'workers: 4, batch: {max_records: 5000}'] [--input-format raw|json]
 //                          [--kafka-partitions 1,4,16] [--kafka-keys keyless,keyed] [--kafka-key '{{level}}']
+//                          [--agent PATH] [--kafka-broker PATH]
 //
 // The destinations, each fresh for every run on a free 127.0.0.1 port:
 //   http   logcapture-http-receiver without --out (it only counts; GET /_stats), format ndjson
@@ -22,6 +23,8 @@
 // when_full: block, admin off and a fresh state_dir; once every line arrived it gets SIGTERM and wait4() gives its CPU
 // time and peak RSS. Wall time runs from the fork to the poll that first sees the last line (polled every few ms).
 //
+// --agent and --kafka-broker run other builds of the agent and of the Kafka helper than this one's, to
+// compare two builds on the same machine at the same time.
 // The data file is generated once and kept under --dir (with a .meta file); delete the directory when
 // done. --perf adds one run per sink, not counted, under `perf record -g` writing DIR/perf-<sink>.data
 // (its CPU and RSS figures are perf's and the agent's together). Targets: HTTP >= 2,000,000 lines/s and <= 0.65 CPU-s
@@ -65,7 +68,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-const std::string kAgentBinary = LOGCAPTURE_BINARY;
 const std::string kHttpReceiverBinary = LOGCAPTURE_HTTP_RECEIVER_BINARY;
 
 struct Options {
@@ -81,6 +83,8 @@ struct Options {
   std::vector<int> kafkaPartitions = {1, 4, 16};
   std::vector<bool> kafkaKeyed = {false, true};
   std::string kafkaKey = "{{level}}";
+  std::string agent = LOGCAPTURE_BINARY;
+  std::string kafkaBroker;  // empty: the helper built with the bench
 };
 
 // One measured setup: a sink, and for kafka the topic's partition count and whether records are keyed.
@@ -99,7 +103,7 @@ struct Case {
                "usage: %s [--dir DIR] [--sink http|redis|kafka|all] [--runs 3] [--lines 2000000] [--perf] "
                "[--perf-call-graph fp|dwarf|lbr] [--buffer 'when_full: block, max_bytes: 16MiB'] [--sink-options "
                "'workers: 4, ...'] [--input-format raw|json] [--kafka-partitions 1,4,16] [--kafka-keys "
-               "keyless,keyed] [--kafka-key '{{level}}']\n",
+               "keyless,keyed] [--kafka-key '{{level}}'] [--agent PATH] [--kafka-broker PATH]\n",
                self);
   std::exit(2);
 }
@@ -153,6 +157,10 @@ Options parseArgs(int argc, char** argv) {
       if (o.kafkaKeyed.empty()) usage(argv[0]);
     } else if (a == "--kafka-key") {
       o.kafkaKey = value();
+    } else if (a == "--agent") {
+      o.agent = value();
+    } else if (a == "--kafka-broker") {
+      o.kafkaBroker = value();
     } else if (a == "--perf") {
       o.perf = true;
     } else if (a == "--perf-call-graph") {
@@ -293,9 +301,9 @@ class Redis final : public Destination {
 
 class Kafka final : public Destination {
  public:
-  Kafka(int partitions, std::string key)
-      : broker_(
-            logcapture::testing::KafkaBroker::Options{.brokers = 1, .topics = {"logs:" + std::to_string(partitions)}}),
+  Kafka(int partitions, std::string key, const std::string& binary)
+      : broker_(logcapture::testing::KafkaBroker::Options{
+            .binary = binary, .brokers = 1, .topics = {"logs:" + std::to_string(partitions)}}),
         partitions_(rd_kafka_topic_partition_list_new(partitions)),
         key_(std::move(key)) {
     for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(partitions_, "logs", p);
@@ -353,7 +361,7 @@ class Kafka final : public Destination {
 std::unique_ptr<Destination> startDestination(const Options& o, const Case& c) {
   if (c.sink == "http") return std::make_unique<HttpReceiver>();
   if (c.sink == "redis") return std::make_unique<Redis>();
-  return std::make_unique<Kafka>(c.partitions, c.keyed ? o.kafkaKey : std::string());
+  return std::make_unique<Kafka>(c.partitions, c.keyed ? o.kafkaKey : std::string(), o.kafkaBroker);
 }
 
 // ---- the agent ----
@@ -368,9 +376,9 @@ struct Exit {
 class Agent {
  public:
   // `wrapper` runs the agent under another program (perf record ... --), which must pass SIGTERM on.
-  Agent(const fs::path& config, const fs::path& log, std::vector<std::string> wrapper = {}) {
+  Agent(const std::string& binary, const fs::path& config, const fs::path& log, std::vector<std::string> wrapper = {}) {
     std::vector<std::string> argv = std::move(wrapper);
-    for (const auto& a : {kAgentBinary, std::string("run"), std::string("-c"), config.string()}) argv.push_back(a);
+    for (const auto& a : {binary, std::string("run"), std::string("-c"), config.string()}) argv.push_back(a);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -499,7 +507,7 @@ RunResult runOnce(const Options& o, const Case& c, const DataFile& df, int run, 
                (o.dir / ("perf-" + sink + ".data")).string(),
                "--"};
   }
-  Agent agent(config, log, wrapper);
+  Agent agent(o.agent, config, log, wrapper);
 
   // Generous: a stuck sink shows as an incomplete run rather than a hang.
   const auto giveUp = t0 + 60s + std::chrono::seconds(df.lines / 20000);

@@ -19,6 +19,7 @@ namespace logcapture::testing {
 class KafkaBroker {
  public:
   struct Options {
+    std::string binary = {};  // the helper to run; empty: the one built with the tests
     int brokers = 1;
     std::vector<std::string> topics;  // "name" or "name:partitions", created before the first client comes
   };
