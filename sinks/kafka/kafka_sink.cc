@@ -14,12 +14,20 @@ using std::chrono::milliseconds;
 
 // How long the poll thread blocks in rd_kafka_poll: the bound on how late it sees stop() or a fatal error.
 constexpr milliseconds kPollInterval{100};
+// How long the poll thread sends lingering messages at once (rd_kafka_flush) before it looks again
+// whether every send has its whole batch in librdkafka: the bound on how long another send's batch,
+// begun meanwhile, may leave in parts.
+constexpr milliseconds kFlushSlice{2};
 // How long a worker waits for room in librdkafka's queue before trying the record again.
 constexpr milliseconds kRoomWait{10};
 // Serving the reports of purged messages takes one poll; this bounds it should the client hang.
 constexpr milliseconds kDrainLimit{5000};
 // A failed replacement of a fatally broken producer is tried again after this long.
 constexpr milliseconds kRebuildRetry{1000};
+// How long a new producer's poll thread waits for the constant topic's metadata before serving reports.
+// librdkafka asks for a topic's metadata only at its next topic scan, once a second: without asking
+// at once, the first records wait that long. A cluster slower than this leaves it to the scan.
+constexpr milliseconds kTopicLearnLimit{500};
 
 int millisUntil(base::Deadline deadline) {
   const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
@@ -71,6 +79,7 @@ struct Delivery {
 struct KafkaSink::Producer {
   KafkaSink* sink = nullptr;
   rd_kafka_t* rk = nullptr;
+  rd_kafka_queue_t* reports = nullptr;  // the main queue, which rd_kafka_poll serves: yielded to wake the poll thread
   std::atomic<bool> fatal{false};
 
   Producer() = default;
@@ -78,6 +87,7 @@ struct KafkaSink::Producer {
   Producer& operator=(const Producer&) = delete;
   // IMPORTANT: drain() first, or the sends waiting on this producer's reports wait for their deadline.
   ~Producer() {
+    if (reports != nullptr) rd_kafka_queue_destroy(reports);
     if (rk != nullptr) rd_kafka_destroy(rk);
   }
 
@@ -178,11 +188,34 @@ struct Callbacks {
   }
 };
 
+namespace {
+
+// Whether the configuration leaves linger to the sink: a linger.ms (or its alias) in `properties` is
+// the user's choice, which librdkafka then keeps for every batch.
+bool lingerIsOurs(const KafkaConfig& kc) {
+  return !kc.properties.contains("linger.ms") && !kc.properties.contains("queue.buffering.max.ms");
+}
+
+// Counts the sends in one stage for as long as it lives.
+class StageCount {
+ public:
+  explicit StageCount(std::atomic<int>& n) : n_(n) { n_.fetch_add(1, std::memory_order_acq_rel); }
+  ~StageCount() { n_.fetch_sub(1, std::memory_order_acq_rel); }
+  StageCount(const StageCount&) = delete;
+  StageCount& operator=(const StageCount&) = delete;
+
+ private:
+  std::atomic<int>& n_;
+};
+
+}  // namespace
+
 KafkaSink::KafkaSink(const config::SinkConfig& cfg)
     : cfg_(cfg),
       topic_(std::get<KafkaConfig>(cfg.settings).topic),
       topicSource_(topic_.constant() ? TopicSource::Config : TopicSource::Record),
       key_(std::get<KafkaConfig>(cfg.settings).key),
+      flushWholeBatches_(lingerIsOurs(std::get<KafkaConfig>(cfg.settings))),
       log_(log::component("kafka")) {}
 
 KafkaSink::~KafkaSink() {
@@ -213,10 +246,12 @@ std::variant<std::shared_ptr<KafkaSink::Producer>, std::string> KafkaSink::makeP
       {"bootstrap.servers", brokers},
       {"client.id", "logcapture-" + cfg_.name},
       {"enable.idempotence", "true"},
-      // A send produces its whole batch at once and then waits for the reports: librdkafka should
-      // send a full batch at once rather than linger for more, and linger only briefly over a part
-      // of one (a batch spread over several partitions).
-      {"linger.ms", "2"},
+      // A send produces its whole batch at once and then waits for the reports. A partition's share
+      // that fills batch.num.messages leaves at once; a smaller one (a batch spread over partitions)
+      // lingers only until every send has its batch in librdkafka, when the poll thread flushes
+      // (see pollLoop). Linger covers the producing of a batch; the sticky partitioner, which
+      // places keyless records, keeps a partition for twice as long.
+      {"linger.ms", "5"},
       {"batch.num.messages", std::to_string(std::clamp<std::uint32_t>(cfg_.batch.maxRecords, 1, 1000000))},
       {"queue.buffering.max.messages", std::to_string(queueMessages)},
       {"queue.buffering.max.kbytes", std::to_string(queueKbytes)},
@@ -242,6 +277,8 @@ std::variant<std::shared_ptr<KafkaSink::Producer>, std::string> KafkaSink::makeP
   producer->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err);
   if (producer->rk == nullptr) return std::string("librdkafka cannot create the producer: ") + err;
   conf.release();
+  producer->reports = rd_kafka_queue_get_main(producer->rk);
+  if (producer->reports == nullptr) return std::string("librdkafka gives no main queue for the producer");
   return producer;
 }
 
@@ -258,12 +295,24 @@ std::optional<std::string> KafkaSink::start() {
 }
 
 void KafkaSink::pollLoop() {
+  learnTopic();
   auto nextRebuild = Clock::now();
   while (!stopping_.load()) {
     // Delivery reports complete sends only while this loop runs: a failure is noted and the loop goes on.
     try {
       const auto producer = current();
-      rd_kafka_poll(producer->rk, static_cast<int>(kPollInterval.count()));
+      if (flushWholeBatches_ && awaiting_.load(std::memory_order_acquire) > 0 &&
+          producing_.load(std::memory_order_acquire) == 0) {
+        // Every send has its whole batch in librdkafka and waits for its reports: nothing more is
+        // coming to fill a partition's share, so lingering would only delay them. A flush sends what
+        // lingers at once and serves the reports as they come; when nothing is left, poll until the
+        // next send wakes this thread.
+        if (rd_kafka_flush(producer->rk, static_cast<int>(kFlushSlice.count())) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          rd_kafka_poll(producer->rk, static_cast<int>(kPollInterval.count()));
+        }
+      } else {
+        rd_kafka_poll(producer->rk, static_cast<int>(kPollInterval.count()));
+      }
       if (producer->fatal.load() && Clock::now() >= nextRebuild) {
         nextRebuild = Clock::now() + kRebuildRetry;
         replaceProducer();
@@ -298,6 +347,14 @@ void KafkaSink::replaceProducer() {
   // Sends still waiting on the old producer get their reports now (Retriable) rather than at their
   // deadline; one still producing into it fails its remaining records, since produce returns _FATAL.
   old->drain();
+  learnTopic();
+}
+
+void KafkaSink::learnTopic() {
+  if (topicSource_ != TopicSource::Config) return;
+  // The probe's metadata request for the topic is what librdkafka needs; what it found, the sends
+  // and the breaker's probes learn for themselves.
+  (void)probe(Clock::now() + kTopicLearnLimit);
 }
 
 SendResult KafkaSink::send(const Batch& batch, base::Deadline deadline) {
@@ -313,6 +370,7 @@ SendResult KafkaSink::send(const Batch& batch, base::Deadline deadline) {
   // Delivery, and each message points into that copy (no RD_KAFKA_MSG_F_COPY): one allocation and
   // one memcpy per batch instead of one of each per message.
   auto* delivery = new Delivery(batch.size(), batch.encoded);
+  std::optional<StageCount> producing(std::in_place, producing_);
   std::string topic;
   std::string key;
   const bool keyed = !key_.text().empty();
@@ -370,6 +428,12 @@ SendResult KafkaSink::send(const Batch& batch, base::Deadline deadline) {
       break;
     }
   }
+
+  // The whole batch is in librdkafka: wake the poll thread, which sends it at once when no other
+  // send is still producing (see pollLoop).
+  const StageCount awaiting(awaiting_);
+  producing.reset();
+  if (flushWholeBatches_) rd_kafka_queue_yield(producer->reports);
 
   std::unique_lock lock(delivery->mutex);
   for (std::size_t i = next; i < batch.size(); ++i) {

@@ -9,8 +9,12 @@
 //   that mutex_ guards: a send copies it once and keeps that producer for the whole batch.
 // - The poll thread (started by start(), joined by stop()) serves the producer's callbacks: delivery
 //   reports complete the sends waiting for them; a fatal error makes the poll thread replace the
-//   producer. Workers waiting for room in librdkafka's queue poll too, so reports may also arrive on
-//   them; a delivery report touches only the waiting send's own state, under that send's mutex.
+//   producer. First, and after each replacement, it asks for a constant topic's metadata (a bounded
+//   wait). While sends wait for their reports and none is still producing, it flushes (rd_kafka_flush)
+//   in short slices instead of polling; a send wakes it (rd_kafka_queue_yield) once its batch is in
+//   librdkafka. producing_ and awaiting_, atomics, count the sends in each stage for it.
+// - Workers waiting for room in librdkafka's queue poll too, so reports may also arrive on them; a
+//   delivery report touches only the waiting send's own state, under that send's mutex.
 // - stats_ are relaxed atomics, written from any of these threads.
 //
 // What a caller may rely on:
@@ -22,8 +26,11 @@
 //   does not exist or is forbidden included.
 // - probe() asks for metadata: with a constant topic, that topic's, and a topic in error (unknown,
 //   forbidden) fails the probe; with a templated topic, the brokers'. Every failure is Retriable.
-// - The producer's defaults suit sends of whole batches: enable.idempotence true, linger.ms 2,
-//   batch.num.messages = batch.max_records; `properties` override each.
+// - The producer's defaults suit sends of whole batches: enable.idempotence true, linger.ms 5,
+//   batch.num.messages = batch.max_records; `properties` override each. Once every send under way has
+//   its whole batch in librdkafka, the poll thread flushes, so that a batch spread over partitions
+//   leaves at once instead of lingering; a linger.ms (or queue.buffering.max.ms) set in `properties`
+//   turns that off, and every batch then lingers as told.
 // - Records not reported by the deadline stay in librdkafka (with their copy of the batch) and may still be
 //   delivered: at-least-once, a resend may duplicate them.
 
@@ -87,11 +94,17 @@ class KafkaSink final : public Sink {
   std::variant<std::shared_ptr<Producer>, std::string> makeProducer();
   void pollLoop();
   void replaceProducer();
+  // Asks for the constant topic's metadata now, on the poll thread, so that the first records need not
+  // wait for librdkafka's next topic scan.
+  void learnTopic();
 
   const config::SinkConfig cfg_;
   const RecordTemplate topic_;
   const TopicSource topicSource_;
   const RecordTemplate key_;
+  // linger.ms is the sink's (not set in properties): the poll thread flushes once every send has its
+  // whole batch in librdkafka.
+  const bool flushWholeBatches_;
   std::shared_ptr<spdlog::logger> log_;
 
   mutable std::mutex mutex_;
@@ -99,6 +112,8 @@ class KafkaSink final : public Sink {
 
   std::atomic<bool> brokersDown_{false};  // librdkafka said so and no record was delivered since
   std::atomic<bool> stopping_{false};
+  std::atomic<int> producing_{0};  // sends handing their batch to librdkafka
+  std::atomic<int> awaiting_{0};   // sends with their whole batch in librdkafka, waiting for its reports
   std::thread poller_;
   KafkaStats stats_;
 };

@@ -49,7 +49,8 @@ int partitions(rd_kafka_t* rk, const std::string& topic) {
 }  // namespace
 
 KafkaBroker::KafkaBroker(Options options) {
-  std::vector<std::string> argv = {LOGCAPTURE_KAFKA_BROKER_BINARY, "--brokers", std::to_string(options.brokers)};
+  std::vector<std::string> argv = {options.binary.empty() ? LOGCAPTURE_KAFKA_BROKER_BINARY : options.binary,
+                                   "--brokers", std::to_string(options.brokers)};
   for (const auto& t : options.topics) {
     argv.push_back("--topic");
     argv.push_back(t);

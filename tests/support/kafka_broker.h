@@ -19,6 +19,7 @@ namespace logcapture::testing {
 class KafkaBroker {
  public:
   struct Options {
+    std::string binary = {};  // the helper to run; empty: the one built with the tests
     int brokers = 1;
     std::vector<std::string> topics;  // "name" or "name:partitions", created before the first client comes
   };
@@ -40,6 +41,8 @@ class KafkaBroker {
   // host:port,... for bootstrap.servers.
   const std::string& bootstrap() const { return bootstrap_; }
   std::vector<std::string> brokerList() const;
+  // The helper's process id, for benchmarks that tell its CPU time from the agent's.
+  pid_t pid() const { return process_->pid(); }
 
   // Sends one command (`down 1`, `up 1`, `rtt 1 200`, `error produce MSG_SIZE_TOO_LARGE 1`) and
   // returns the answer line: "ok", or "error ..." (also when the helper does not answer).
