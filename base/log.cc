@@ -228,6 +228,12 @@ bool Throttle::holding() {
   return pending_.occurrences > 0;
 }
 
+std::optional<Throttle::Clock::time_point> Throttle::dueAt() {
+  std::lock_guard lock(mutex_);
+  if (pending_.occurrences == 0) return std::nullopt;
+  return lastLogged_ + interval_;
+}
+
 Throttle::Summary Throttle::takeDue(Clock::time_point now) {
   std::lock_guard lock(mutex_);
   if (pending_.occurrences == 0 || now - lastLogged_ < interval_) return {};

@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -83,6 +84,8 @@ class Throttle {
   Summary takeDue(Clock::time_point now);
   // True while occurrences wait for their summary.
   bool holding();
+  // When takeDue() will return what is held; empty while nothing is held.
+  std::optional<Clock::time_point> dueAt();
 
  private:
   const Clock::duration interval_;
