@@ -109,5 +109,8 @@ void noteThreadFailure(std::string_view component, std::string_view what, bool f
 std::uint64_t threadFailures();
 // True once a fatal thread failure was noted; the daemon then stops the agent.
 bool faulted();
+// Called (on the failing thread, after faulted() turned true) at each fatal failure, so that the daemon's
+// main loop, which sleeps between its turns, looks at once. Set once, before any thread may fail.
+void onFault(void (*listener)());
 
 }  // namespace logcapture::log
