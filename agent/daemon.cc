@@ -1,6 +1,11 @@
 #include "agent/daemon.h"
 
+#include <pthread.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -19,14 +24,31 @@
 namespace logcapture::agent {
 namespace {
 
+// What other threads send the main loop so that it looks again at once (an input finished, a thread
+// failed): the loop sleeps up to a second between turns otherwise. A real-time signal, which no one
+// else sends; sent to the main thread alone, so no other thread's mask matters.
+int wakeSignal() { return SIGRTMIN; }
+
 sigset_t handledSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, wakeSignal());
   return set;
 }
+
+std::atomic<bool> mainLoopListening{false};
+pthread_t mainLoopThread{};
+
+void wakeMainLoop() {
+  if (mainLoopListening.load(std::memory_order_acquire)) pthread_kill(mainLoopThread, wakeSignal());
+}
+
+// The longest the main loop sleeps: its turn is the admin server's heartbeat, which /health reports
+// stale after AdminServer::kHeartbeatStale.
+constexpr std::chrono::milliseconds kLongestTurn{1000};
 
 // The state directory holds checkpoints; an agent that cannot write there must not start, or it
 // would re-read everything after the next restart.
@@ -182,6 +204,11 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
     return outcome;
   });
   admin::AdminServer adminServer(config.agent.admin, *pipeline, [&reloader] { return reloader.requestAndWait(); });
+  // Before any stage starts: whatever finishes or fails from then on wakes the loop below.
+  mainLoopThread = pthread_self();
+  mainLoopListening.store(true, std::memory_order_release);
+  pipeline->onInputFinished(wakeMainLoop);
+  log::onFault(wakeMainLoop);
   // Bound before the pipeline starts, so a taken port fails the agent before it reads anything.
   if (!adminServer.bind() || !pipeline->start()) return kExitStartFailed;
   adminServer.start();
@@ -191,13 +218,20 @@ int runDaemon(const config::Config& config, const SignalWait& waitSignal) {
   int sig = 0;
   bool inputsDone = false;
   bool faulted = false;
+  // Each turn waits for a signal (a stop, a reload, or the wake-up of an input finished or a thread
+  // failed), or for what is due next: the heartbeat, the watchdog, the status line.
   while (sig != SIGTERM && sig != SIGINT && !inputsDone && !faulted) {
     adminServer.heartbeat();
-    sig = waitSignal(std::chrono::milliseconds(100));
+    auto now = std::chrono::steady_clock::now();
+    auto next = now + kLongestTurn;
+    if (const auto tick = notify.nextTick()) next = std::min(next, *tick);
+    if (notify.enabled()) next = std::min(next, status.dueAt());
+    sig = waitSignal(std::clamp(std::chrono::ceil<std::chrono::milliseconds>(next - now), std::chrono::milliseconds(0),
+                                kLongestTurn));
     if (sig == SIGHUP) reloader.request();
-    const auto now = std::chrono::steady_clock::now();
+    now = std::chrono::steady_clock::now();
     notify.tick(now);
-    if (status.due(now)) notify.status(status.summary(now));
+    if (notify.enabled() && status.due(now)) notify.status(status.summary(now));
     inputsDone = pipeline->finished();
     faulted = log::faulted();
   }

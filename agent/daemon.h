@@ -6,8 +6,9 @@
 // Signals: SIGTERM and SIGINT stop the agent gracefully; a second one exits at once. SIGHUP reloads
 // the config file (agent/pipeline/reload.h): an invalid file is reported and the running config stays. The
 // daemon blocks these signals in every thread (blockSignals() must run before any thread starts) and
-// waits for them on the main thread. Under systemd it reports READY, WATCHDOG, RELOADING, STOPPING and
-// a STATUS line (agent/service_notify.h).
+// waits for them on the main thread, which otherwise sleeps up to a second between turns; it also blocks
+// SIGRTMIN, which other threads send the main thread when an input finished or a thread failed. Under systemd it
+// reports READY, WATCHDOG, RELOADING, STOPPING and a STATUS line (agent/service_notify.h).
 
 #include <chrono>
 #include <functional>
@@ -31,7 +32,7 @@ enum ExitCode : int {
   // A second SIGINT/SIGTERM exits at once with 128 + the signal number (130, 143).
 };
 
-// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and the threads it starts later.
+// Blocks SIGTERM, SIGINT, SIGHUP and SIGRTMIN in the calling thread and the threads it starts later.
 void blockSignals();
 
 // Waits up to `timeout` for one of the blocked signals; returns it, or 0 when none came.

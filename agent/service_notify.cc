@@ -2,6 +2,8 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <cstdlib>
+
 namespace logcapture::agent {
 namespace {
 
@@ -20,7 +22,7 @@ std::string oneLine(std::string s) {
 
 }  // namespace
 
-ServiceNotify::ServiceNotify() {
+ServiceNotify::ServiceNotify() : enabled_(std::getenv("NOTIFY_SOCKET") != nullptr) {
   std::uint64_t usec = 0;
   if (sd_watchdog_enabled(0, &usec) > 0) watchdog_ = std::chrono::microseconds(usec);
 }
@@ -34,6 +36,11 @@ void ServiceNotify::reloaded(const std::string& status) const { send("READY=1\nS
 void ServiceNotify::stopping() const { send("STOPPING=1\nSTATUS=stopping: draining and flushing"); }
 
 void ServiceNotify::status(const std::string& line) const { send("STATUS=" + oneLine(line)); }
+
+std::optional<std::chrono::steady_clock::time_point> ServiceNotify::nextTick() const {
+  if (watchdog_.count() == 0) return std::nullopt;
+  return lastWatchdog_ + watchdog_ / 2;
+}
 
 void ServiceNotify::tick(std::chrono::steady_clock::time_point now) {
   if (watchdog_.count() == 0 || now - lastWatchdog_ < watchdog_ / 2) return;

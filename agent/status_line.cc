@@ -13,6 +13,11 @@ bool StatusLine::due(std::chrono::steady_clock::time_point now) const {
   return now - lastAt_ >= kInterval;
 }
 
+std::chrono::steady_clock::time_point StatusLine::dueAt() const {
+  std::lock_guard lock(mutex_);
+  return lastAt_ + kInterval;
+}
+
 std::string StatusLine::summary(std::chrono::steady_clock::time_point now) {
   std::uint64_t records = 0;
   for (const auto& in : pipeline_.inputs()) records += in->stats().records.load(std::memory_order_relaxed);

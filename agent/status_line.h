@@ -22,6 +22,8 @@ class StatusLine {
   explicit StatusLine(const Pipeline& pipeline);
   // True when kInterval has passed since the last summary.
   bool due(std::chrono::steady_clock::time_point now) const;
+  // When due() turns true.
+  std::chrono::steady_clock::time_point dueAt() const;
   // E.g. "1200 records/s read; breakers: 2 closed, redis open".
   std::string summary(std::chrono::steady_clock::time_point now);
 

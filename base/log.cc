@@ -228,6 +228,12 @@ bool Throttle::holding() {
   return pending_.occurrences > 0;
 }
 
+std::optional<Throttle::Clock::time_point> Throttle::dueAt() {
+  std::lock_guard lock(mutex_);
+  if (pending_.occurrences == 0) return std::nullopt;
+  return lastLogged_ + interval_;
+}
+
 Throttle::Summary Throttle::takeDue(Clock::time_point now) {
   std::lock_guard lock(mutex_);
   if (pending_.occurrences == 0 || now - lastLogged_ < interval_) return {};
@@ -238,7 +244,10 @@ Throttle::Summary Throttle::takeDue(Clock::time_point now) {
 namespace {
 std::atomic<std::uint64_t> threadFailureCount{0};
 std::atomic<bool> processFaulted{false};
+std::atomic<void (*)()> faultListener{nullptr};
 }  // namespace
+
+void onFault(void (*listener)()) { faultListener.store(listener, std::memory_order_release); }
 
 void noteThreadFailure(std::string_view name, std::string_view what, bool fatal) noexcept {
   threadFailureCount.fetch_add(1, std::memory_order_relaxed);
@@ -251,6 +260,9 @@ void noteThreadFailure(std::string_view name, std::string_view what, bool fatal)
                             : "the component recovers and goes on"}});
   } catch (...) {
     // Logging itself failed (out of memory): the count and the fault flag still tell.
+  }
+  if (fatal) {
+    if (auto* listener = faultListener.load(std::memory_order_acquire)) listener();
   }
 }
 

@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -83,6 +84,8 @@ class Throttle {
   Summary takeDue(Clock::time_point now);
   // True while occurrences wait for their summary.
   bool holding();
+  // When takeDue() will return what is held; empty while nothing is held.
+  std::optional<Clock::time_point> dueAt();
 
  private:
   const Clock::duration interval_;
@@ -106,5 +109,8 @@ void noteThreadFailure(std::string_view component, std::string_view what, bool f
 std::uint64_t threadFailures();
 // True once a fatal thread failure was noted; the daemon then stops the agent.
 bool faulted();
+// Called (on the failing thread, after faulted() turned true) at each fatal failure, so that the daemon's
+// main loop, which sleeps between its turns, looks at once. Set once, before any thread may fail.
+void onFault(void (*listener)());
 
 }  // namespace logcapture::log

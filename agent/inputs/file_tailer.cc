@@ -703,16 +703,40 @@ void FileTailer::updateLag() {
   stats_.lagBytes.store(lag, std::memory_order_relaxed);
 }
 
+Clock::time_point FileTailer::nextWake(Clock::time_point now, Clock::time_point nextScan,
+                                       Clock::time_point nextTouch) const {
+  auto wake = std::min(nextScan, nextTouch);
+  // Without an event for each change (no inotify, a watch refused, no eventfd for stop()), poll.
+  bool polling = inotifyFd_ < 0 || pollFailed_ || wakeup_.fd() < 0;
+  const auto soonest = [&](Clock::time_point due) {
+    // A due time already past did not resolve (the file is not read to its end yet, its records are in
+    // flight): the file's next check looks again, rather than a busy loop.
+    if (due > now) wake = std::min(wake, due);
+  };
+  for (const auto& [key, f] : files_) {
+    if (f->watch < 0) polling = true;
+    wake = std::min(wake, f->nextCheck);
+    if (f->splitter.holding()) soonest(f->lastData + timings_.partialLine);
+    if (const auto deadline = f->decoder->deadline()) soonest(*deadline);
+    soonest(f->lastData + cfg_.closeInactive);
+  }
+  if (polling) wake = std::min(wake, now + timings_.poll);
+  return wake;
+}
+
 void FileTailer::run() {
-  auto nextScan = Clock::now() + timings_.rescan;
-  auto nextTouch = Clock::now() + timings_.checkpointTouch;
+  const auto started = Clock::now();
+  auto nextScan = started + timings_.rescan;
+  auto nextTouch = started + timings_.checkpointTouch;
   while (!stopping_.load()) {
-    auto now = Clock::now();
-    if (now >= nextScan || rescanNow_) {
+    // The periodic tasks are due from the turn's start, so that tasks of one period stay in one wake-up.
+    const auto turn = Clock::now();
+    if (turn >= nextScan || rescanNow_) {
       rescanNow_ = false;
       watchDirectories();
       scan(false);
-      nextScan = now + timings_.rescan;
+      // A scan for an inotify event leaves the periodic one where it is, in step with the touch.
+      if (turn >= nextScan) nextScan = turn + timings_.rescan;
     }
     // A rotated file is drained before its successor at the same path is read, so lines come out
     // in the order they were written across a rotation.
@@ -728,7 +752,7 @@ void FileTailer::run() {
       if (stopping_.load()) break;
       if (!f->released && !draining.contains(f->path)) more |= readSome(*f);
     }
-    now = Clock::now();
+    const auto now = Clock::now();
     for (auto& [key, f] : files_) {
       if (now >= f->nextCheck) checkFile(*f, now);
       if (!f->closed) flushTimedOut(*f, now);
@@ -737,7 +761,7 @@ void FileTailer::run() {
     std::erase_if(files_, [](const auto& kv) { return kv.second->closed; });
     stats_.filesOpen.store(files_.size(), std::memory_order_relaxed);
     updateLag();
-    if (now >= nextTouch) {
+    if (turn >= nextTouch) {
       // Open files are present even when idle; entries of files gone past the retention are dropped.
       // The pipeline's CheckpointSaver writes them: a slow fsync never holds up reading.
       const auto wall = std::chrono::system_clock::now();
@@ -745,11 +769,13 @@ void FileTailer::run() {
       for (const auto& [key, size] : closedIdle_) checkpoints_.touch(cfg_.name, key.first, key.second, wall);
       checkpoints_.touchInput(cfg_.name, wall);
       checkpoints_.expire(wall);
-      nextTouch = now + timings_.checkpointTouch;
+      nextTouch = turn + timings_.checkpointTouch;
     }
     if (!more) {
-      // Without inotify events, new lines and files are still found at the next poll.
-      waitForEvents(timings_.poll);
+      // Sleeps until an inotify event, a stop, or the next task due: an idle input wakes only for its
+      // periodic scan and checkpoint touch while every file is closed.
+      const auto wakeAt = nextWake(Clock::now(), nextScan, nextTouch);
+      waitForEvents(std::chrono::ceil<std::chrono::milliseconds>(wakeAt - Clock::now()));
     }
   }
   // What is held stays out of the checkpoints: after a restart (or by this input's replacement at a

@@ -97,6 +97,10 @@ class FileTailer final : public Input {
   void push(TailedFile& f, Chunk&& chunk);
   bool excluded(const std::string& path) const;
   void waitForEvents(std::chrono::milliseconds timeout);
+  // When run() must turn next without an event: the periodic scan or touch, a file's check or flush.
+  std::chrono::steady_clock::time_point nextWake(std::chrono::steady_clock::time_point now,
+                                                 std::chrono::steady_clock::time_point nextScan,
+                                                 std::chrono::steady_clock::time_point nextTouch) const;
   void watchDirectories();
   int watch(const std::string& path, std::uint32_t mask);
   void noteProblem(const std::string& path, Problem problem, const std::string& detail);

@@ -3,8 +3,10 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -127,12 +129,22 @@ void StdinInput::run() {
   bool pollFailed = false;
   while (!stopping_.load()) {
     pollfd fds[2] = {{fd_, POLLIN, 0}, {wakeup_.fd(), POLLIN, 0}};
-    std::chrono::milliseconds wait{250};
-    if (auto deadline = decoder_->deadline()) {
-      wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now()),
-                        std::chrono::milliseconds(0), wait);
+    // Waits for input, a stop or new settings (the eventfd), or what is held coming due; without an
+    // eventfd a stop is seen at the next poll, so it polls.
+    std::optional<Clock::time_point> due;
+    if (wakeup_.fd() < 0) due = Clock::now() + std::chrono::milliseconds(250);
+    const auto sooner = [&](Clock::time_point t) {
+      if (!due || t < *due) due = t;
+    };
+    if (auto deadline = decoder_->deadline()) sooner(*deadline);
+    if (splitter_.holding()) sooner(lastData + partialLine_);
+    int timeout = -1;
+    if (due) {
+      timeout = static_cast<int>(std::clamp<std::int64_t>(
+          std::chrono::ceil<std::chrono::milliseconds>(*due - Clock::now()).count(), 0, 60000));
     }
-    const int ready = ::poll(fds, 2, static_cast<int>(wait.count()));
+    const std::chrono::milliseconds wait(timeout < 0 ? 250 : timeout);  // the sleep after a failed poll
+    const int ready = ::poll(fds, 2, timeout);
     if (ready < 0) {
       if (errno == EINTR) continue;
       if (!pollFailed) {
@@ -163,6 +175,7 @@ void StdinInput::run() {
         decoder_->flush(now, true, chunk);
         push(std::move(chunk));
         finished_ = true;
+        if (finishedListener_) finishedListener_();
         return;
       }
       read = true;

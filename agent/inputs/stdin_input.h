@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -37,6 +38,8 @@ class StdinInput final : public Input {
   void stop(base::Deadline deadline) override;
   bool reconfigure(const config::InputConfig& next) override;
   bool finished() const override { return finished_.load(); }
+  // Called on the reader thread once finished() turned true. Set before start().
+  void onFinished(std::function<void()> listener) { finishedListener_ = std::move(listener); }
   const InputStats& stats() const override { return stats_; }
   const decode::DecodeStats* decodeStats() const override { return &decodeStats_; }
 
@@ -62,6 +65,7 @@ class StdinInput final : public Input {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> abandon_{false};  // stop()'s deadline passed: a push waiting for room gives up
   std::atomic<bool> finished_{false};
+  std::function<void()> finishedListener_;
   std::atomic<bool> ended_{false};  // run() returned
   std::thread thread_;
 };

@@ -56,11 +56,11 @@ void FanOut::applyPosted() {
 void FanOut::run() {
   static const std::string kNoInput;
   Chunk chunk;
-  // pop() returns false only on a timeout or once the queue is closed and drained. Its timeout is
-  // short so that a reload waiting for the loop is served promptly when no records come.
+  // pop() waits without a timeout, so an idle agent does not turn this loop; it returns false once the
+  // queue is closed and drained, or when a reload posted new runners (replaceRunners wakes it).
   while (true) {
     applyPosted();
-    if (!queue_.pop(chunk, std::chrono::milliseconds(50))) {
+    if (!queue_.pop(chunk)) {
       if (queue_.stats().records == 0 && done_.load()) break;
       continue;
     }
@@ -99,6 +99,8 @@ bool FanOut::replaceRunners(std::vector<SinkRunner*> runners, base::Deadline dea
     const std::uint64_t ticket = ++postedCount_;
     posted_ = runners;
     postedFlag_ = true;
+    // After the flag: the loop's pop returns and applyPosted() sees it.
+    queue_.wakeConsumer();
     while (appliedCount_ < ticket) {
       if (!running_) {
         // No loop to apply it (not started, or ended): nothing reads the routes now.

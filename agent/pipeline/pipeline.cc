@@ -158,8 +158,13 @@ std::shared_ptr<Input> Pipeline::makeInput(const config::InputConfig& cfg) {
   switch (cfg.type) {
     case config::InputType::File:
       return std::make_shared<FileTailer>(cfg, *queue_, *checkpoints_);
-    case config::InputType::Stdin:
-      return std::make_shared<StdinInput>(cfg, *queue_);
+    case config::InputType::Stdin: {
+      auto in = std::make_shared<StdinInput>(cfg, *queue_);
+      in->onFinished([this] {
+        if (inputFinished_) inputFinished_();
+      });
+      return in;
+    }
   }
   return nullptr;
 }

@@ -69,6 +69,9 @@ class Pipeline {
   // True when every input has read all it ever will (only stdin inputs, all at end of file): the agent
   // then drains and exits.
   bool finished() const;
+  // Called on an input's thread when it has read all it ever will, so that whoever waits for
+  // finished() looks again. Set before start().
+  void onInputFinished(std::function<void()> listener) { inputFinished_ = std::move(listener); }
 
   std::vector<std::shared_ptr<Input>> inputs() const;
   std::vector<std::shared_ptr<SinkRunner>> runners() const;
@@ -92,6 +95,7 @@ class Pipeline {
   std::vector<std::shared_ptr<SinkRunner>> runners_;  // in config order
   std::unique_ptr<FanOut> fanOut_;
   std::vector<std::shared_ptr<Input>> inputs_;  // in config order
+  std::function<void()> inputFinished_;
 };
 
 }  // namespace logcapture::agent

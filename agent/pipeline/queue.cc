@@ -61,13 +61,39 @@ bool RecordQueue::pop(Chunk& out, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mutex_);
     if (!notEmpty_.wait_for(lock, timeout, [&] { return closed_ || !chunks_.empty(); })) return false;
     if (chunks_.empty()) return false;
-    out = std::move(chunks_.front());
-    chunks_.pop_front();
-    stats_.records -= out.records.size();
-    stats_.bytes -= out.bytes;
+    take(out);
   }
   notFull_.notify_all();
   return true;
+}
+
+bool RecordQueue::pop(Chunk& out) {
+  {
+    std::unique_lock lock(mutex_);
+    notEmpty_.wait(lock, [&] { return closed_ || consumerWoken_ || !chunks_.empty(); });
+    if (chunks_.empty()) {
+      consumerWoken_ = false;  // seen; a pop that returns a chunk leaves it for the next one
+      return false;
+    }
+    take(out);
+  }
+  notFull_.notify_all();
+  return true;
+}
+
+void RecordQueue::take(Chunk& out) {
+  out = std::move(chunks_.front());
+  chunks_.pop_front();
+  stats_.records -= out.records.size();
+  stats_.bytes -= out.bytes;
+}
+
+void RecordQueue::wakeConsumer() {
+  {
+    std::lock_guard lock(mutex_);
+    consumerWoken_ = true;
+  }
+  notEmpty_.notify_all();
 }
 
 void RecordQueue::close() {

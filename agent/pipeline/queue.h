@@ -57,6 +57,13 @@ class RecordQueue {
   void wakeProducers();
   // Takes the oldest chunk; waits up to `timeout`. False when none came or the queue is closed and empty.
   bool pop(Chunk& out, std::chrono::milliseconds timeout);
+  // Takes the oldest chunk, waiting as long as it takes. False once the queue is closed and empty, or
+  // when wakeConsumer() was called since the last pop that returned false (no wake-up is lost: one
+  // that comes while no pop waits, or while a chunk is taken, makes the next empty pop return at once).
+  bool pop(Chunk& out);
+  // Makes the waiting pop() return false, or the next one when none waits: the consumer has something
+  // else to look at (a reload's new routes).
+  void wakeConsumer();
   // No more pushes; pops drain what is left. Wakes every waiter.
   void close();
   // True while a producer waits for room (the queue is blocking its inputs).
@@ -65,6 +72,7 @@ class RecordQueue {
 
  private:
   bool fits(const Chunk& c) const;
+  void take(Chunk& out);  // requires mutex_ and a chunk
 
   const std::uint64_t maxRecords_;
   const std::uint64_t maxBytes_;
@@ -75,6 +83,7 @@ class RecordQueue {
   std::deque<Chunk> chunks_;
   QueueStats stats_;
   bool closed_ = false;
+  bool consumerWoken_ = false;  // wakeConsumer() not yet seen by a pop
   std::atomic<int> waitingProducers_{0};
 };
 

@@ -12,6 +12,19 @@ bool Pauses::pause(std::chrono::nanoseconds delay) {
   return !pastHardDeadline();
 }
 
+void Pauses::pauseWhile(const std::function<bool()>& holds) {
+  std::unique_lock lock(mutex_);
+  const auto over = [&] { return pastHardDeadline() || !holds(); };
+  while (!over()) {
+    const auto deadline = hardDeadline();
+    if (deadline == Clock::time_point::max()) {
+      changed_.wait(lock);
+    } else {
+      changed_.wait_until(lock, deadline);
+    }
+  }
+}
+
 void Pauses::wake() {
   {
     std::lock_guard lock(mutex_);

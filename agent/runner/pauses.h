@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 
 namespace logcapture::agent {
@@ -20,6 +21,9 @@ class Pauses {
 
   // Waits up to `delay`, cut short by wake() or the hard deadline; false when the deadline has passed.
   bool pause(std::chrono::nanoseconds delay);
+  // Waits while `holds()` is true, with no timeout but the hard deadline. `holds` is looked at under
+  // this object's lock, and whoever makes it false calls wake() after: that wake-up cannot be missed.
+  void pauseWhile(const std::function<bool()>& holds);
   // Ends every wait under way; the waiters look again at what they wait for.
   void wake();
   // From now on no wait lasts past `deadline` (a stop's); waits under way end.

@@ -5,7 +5,7 @@
 namespace logcapture::agent {
 
 SinkBuffer::SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::WhenFull whenFull)
-    : maxBytes_(maxBytes), whenFull_(whenFull), lanes_(std::max<std::uint32_t>(lanes, 1)) {}
+    : maxBytes_(maxBytes), whenFull_(whenFull), lanes_(std::max<std::uint32_t>(lanes, 1)), woken_(lanes_.size(), 0) {}
 
 void SinkBuffer::add(PendingBatch&& b, bool front) {
   stats_.batches += 1;
@@ -88,15 +88,29 @@ void SinkBuffer::admit(PendingBatch&& batch) {
 bool SinkBuffer::pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_clock::time_point until) {
   std::unique_lock lock(mutex_);
   lane %= lanes_.size();
-  if (!changed_.wait_until(lock, until, [&] { return closed_ || !lanes_[lane].empty(); })) return false;
-  if (lanes_[lane].empty()) return false;
+  const auto ready = [&] { return closed_ || woken_[lane] != 0 || !lanes_[lane].empty(); };
+  if (until == std::chrono::steady_clock::time_point::max()) {
+    changed_.wait(lock, ready);
+  } else if (!changed_.wait_until(lock, until, ready)) {
+    return false;
+  }
+  if (lanes_[lane].empty()) {
+    woken_[lane] = 0;  // seen; a pop that returns a batch leaves it for the next one
+    return false;
+  }
   out = takeFront(lane);
   lock.unlock();
   changed_.notify_all();  // a blocked push may fit now
   return true;
 }
 
-void SinkBuffer::wake() { changed_.notify_all(); }
+void SinkBuffer::wake() {
+  {
+    std::lock_guard lock(mutex_);
+    std::fill(woken_.begin(), woken_.end(), 1);
+  }
+  changed_.notify_all();
+}
 
 void SinkBuffer::close() {
   {

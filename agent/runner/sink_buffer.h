@@ -72,9 +72,13 @@ class SinkBuffer {
   // Adds the batch at the back of its lane whatever the bound and even when closed: a runner being
   // released collects everything it holds here to hand it over.
   void admit(PendingBatch&& batch);
-  // Takes the oldest batch of `lane`, waiting until `until`. False when none came (or closed and empty).
+  // Takes the oldest batch of `lane`, waiting until `until` (time_point::max(): no timeout). False when
+  // none came, when closed and empty, or when wake() was called since this lane's last pop that
+  // returned false (a pop that returns a batch leaves the wake for the next one).
   bool pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_clock::time_point until);
-  // Wakes every waiter (the breaker closed, or the agent is stopping).
+  // Wakes every waiter (the agent is stopping, the batcher is done, a warning waits for its summary):
+  // each lane's pop returns, the one under way or else the next, so a worker that looked at its state
+  // just before cannot miss this.
   void wake();
   // Pushes fail from now on; waiters wake. pop() still drains.
   void close();
@@ -95,6 +99,7 @@ class SinkBuffer {
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<std::deque<PendingBatch>> lanes_;
+  std::vector<char> woken_;  // per lane: wake() not yet seen by its pop
   SinkBufferStats stats_;
   bool closed_ = false;
 };

@@ -11,7 +11,7 @@ void SinkReport::dropped(std::uint64_t records, DropReason reason) {
   if (records == 0) return;
   stats_.dropped[std::size_t(reason)].fetch_add(records, std::memory_order_relaxed);
   if (!drops_[std::size_t(reason)].note(Clock::now(), records, {})) {
-    held_.store(true, std::memory_order_relaxed);
+    hold();
     return;
   }
   log::event(*log::component("sink"), spdlog::level::warn, "sink_records_dropped",
@@ -27,7 +27,7 @@ void SinkReport::sendFailed(const sinks::SendResult& result, std::uint64_t recor
       result.error.empty() && !result.failures.empty() ? result.failures.front().error : result.error;
   const bool partial = !result.failures.empty() && !result.tooLarge;
   if (!sendFailures_.note(Clock::now(), partial ? result.failures.size() : records, error)) {
-    held_.store(true, std::memory_order_relaxed);
+    hold();
     return;
   }
   log::event(*log::component("sink"), spdlog::level::warn, "sink_send_failed",
@@ -38,6 +38,20 @@ void SinkReport::sendFailed(const sinks::SendResult& result, std::uint64_t recor
               {"attempt", attempt},
               {"breaker", circuit::stateName(breaker_.state())},
               {"hint", "further failures are summarised every 10s"}});
+}
+
+void SinkReport::hold() {
+  // Relaxed is enough: the throttle's lock orders what it holds, and onHeld_ wakes under its own.
+  if (!held_.exchange(true, std::memory_order_relaxed) && onHeld_) onHeld_();
+}
+
+std::optional<Clock::time_point> SinkReport::nextSummaryAt() {
+  // The throttles themselves, not held_: summarise() clears that for a moment while it works.
+  std::optional<Clock::time_point> next = sendFailures_.dueAt();
+  for (auto& d : drops_) {
+    if (const auto due = d.dueAt(); due && (!next || *due < *next)) next = due;
+  }
+  return next;
 }
 
 void SinkReport::summarise(bool final) {

@@ -5,11 +5,14 @@
 // (log::Throttle), so that a destination failing every batch costs a log line per interval, not per batch.
 //
 // Thread-safety: every member may be called from any of the runner's threads; the counters are relaxed
-// atomics and the throttles lock themselves.
+// atomics and the throttles lock themselves. `held` is called on the thread that noted the warning.
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "agent/runner/send_verdict.h"
@@ -40,8 +43,10 @@ struct SinkStats {
 
 class SinkReport {
  public:
-  // `breaker`'s state goes into every line; it must outlive the report.
-  SinkReport(std::string sink, const circuit::Breaker& breaker) : sink_(std::move(sink)), breaker_(breaker) {}
+  // `breaker`'s state goes into every line; it must outlive the report. `held` is called when a warning
+  // is held back for a summary while none was: whoever calls summarise() then looks at nextSummaryAt().
+  SinkReport(std::string sink, const circuit::Breaker& breaker, std::function<void()> held = {})
+      : sink_(std::move(sink)), breaker_(breaker), onHeld_(std::move(held)) {}
 
   SinkStats& stats() { return stats_; }
   const SinkStats& stats() const { return stats_; }
@@ -57,12 +62,18 @@ class SinkReport {
   void sendFailed(const sinks::SendResult& result, std::uint64_t records, std::uint32_t attempt);
   // Logs the summaries whose interval has passed (`final`: all of them, now). Cheap when none is held.
   void summarise(bool final);
+  // When summarise() has something to log next; empty while nothing is held.
+  std::optional<std::chrono::steady_clock::time_point> nextSummaryAt();
   // Warns once of records a stop left behind: `event` and `hint` say what became of them.
   void leftAtStop(std::string_view event, std::uint64_t records, std::string_view hint) const;
 
  private:
+  // Marks a warning held back, and tells onHeld_ when none was.
+  void hold();
+
   const std::string sink_;
   const circuit::Breaker& breaker_;
+  const std::function<void()> onHeld_;
   SinkStats stats_;
   log::Throttle sendFailures_;
   std::array<log::Throttle, kDropReasons> drops_;

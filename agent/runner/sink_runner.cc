@@ -31,7 +31,8 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
           std::vector<circuit::Breaker::Listener>{transitionLogger(cfg.name),
                                                   // Workers waiting on an open breaker look again.
                                                   [this](const circuit::Transition&) { pauses_.wake(); }})),
-      report_(cfg.name, *breaker_),
+      // A warning held back for its summary: idle workers wake to wait for its due time instead.
+      report_(cfg.name, *breaker_, [this] { buffer_.wake(); }),
       lanes_(cfg.workers),
       buffer_(cfg.workers, cfg.buffer.maxBytes.value, cfg.buffer.whenFull),
       sender_({*sink_, *breaker_, clock_, buffer_, deadLetter_, report_, pauses_}, DeliveryRules::of(cfg), cfg.timeout),
@@ -180,16 +181,20 @@ void SinkRunner::runWorker(std::uint32_t lane) {
     sender_.run(std::move(pb));
     sendingFormedNs_[lane].store(0, std::memory_order_relaxed);
   };
+  // Every wait here is for an event: a batch in this lane, or buffer_.wake() (the batcher done, a stop,
+  // a warning held for its summary), or pauses_.wake() (an adoption). Only a summary due or the stop's
+  // hard deadline bounds it in time, so an idle sink costs no wake-ups.
   while (true) {
     if (pauses_.pastHardDeadline()) return;  // what is left stays in the buffer, unfinished
     if (held_.load()) {
       // A replacement waits for its predecessor's batches, which go out before anything newer.
-      pauses_.pause(std::chrono::milliseconds(100));
+      pauses_.pauseWhile([this] { return held_.load(); });
       continue;
     }
     report_.summarise(false);
+    const auto until = std::min(report_.nextSummaryAt().value_or(Clock::time_point::max()), pauses_.hardDeadline());
     PendingBatch pb;
-    if (buffer_.pop(lane, pb, Clock::now() + std::chrono::milliseconds(100))) {
+    if (buffer_.pop(lane, pb, until)) {
       deliverTracked(std::move(pb));
       continue;
     }

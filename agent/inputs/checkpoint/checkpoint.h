@@ -7,7 +7,7 @@
 // start; each file input calls beginInput() when it starts, and its thread calls find(), update(),
 // touch() and touchInput() for its own entries; sink threads
 // call update() as acks finish records; every file input's loop calls expire(); the CheckpointSaver's
-// thread calls save() every interval, and the pipeline once more when it stops.
+// thread calls save() when something changed (see CheckpointSaver), and the pipeline once more when it stops.
 //   - mutex_ guards entries_, inputs_, generation_ and savedGeneration_; it is never held across I/O, so an
 //     fsync in save() does not stall the sink threads' update() calls.
 //   - saveMutex_ serialises the file operations (load(), save()). Lock order: saveMutex_, then mutex_.
@@ -150,9 +150,10 @@ class CheckpointStore {
   void touch(const std::string& input, std::uint64_t device, std::uint64_t inode,
              std::chrono::system_clock::time_point now);
 
-  // Called after an update() moved an offset (under the store's lock: it must only signal, never call
-  // back into the store). Set once, before any thread uses the store; CheckpointSaver sets it.
-  void onOffsetMoved(std::function<void()> notify) { offsetMoved_ = std::move(notify); }
+  // Called after each change that must reach the file, `offsetMoved` true when an update() moved an
+  // offset (under the store's lock: it must only signal, never call back into the store). Set once,
+  // before any thread uses the store; CheckpointSaver sets it, so that it sleeps while nothing changes.
+  void onChange(std::function<void(bool offsetMoved)> notify) { changeNoted_ = std::move(notify); }
 
   // Drops `input`'s entry for the file, if any; other inputs' entries for it stay.
   void remove(const std::string& input, std::uint64_t device, std::uint64_t inode);
@@ -202,7 +203,8 @@ class CheckpointStore {
   // quarter of the retention: often enough that a restart never expires a live file, rarely enough
   // that an idle agent does not rewrite the file every second.
   bool lastSeenDirty(std::chrono::system_clock::time_point markedSeen, std::chrono::system_clock::time_point now) const;
-  void markChanged(Slot& s);  // requires mutex_
+  void markChanged(Slot& s);          // requires mutex_
+  void noteChange(bool offsetMoved);  // requires mutex_: bumps generation_ and tells changeNoted_
   void moveAside(const std::string& reason, bool isDirectory);
 
   const std::filesystem::path dir_;
@@ -216,7 +218,7 @@ class CheckpointStore {
   std::map<std::string, Mark, std::less<>> inputs_;  // inputs that have started
   std::uint64_t generation_ = 0;                     // bumped by every change that must reach the file
   std::uint64_t savedGeneration_ = 0;                // the generation the file on disk holds
-  std::function<void()> offsetMoved_;
+  std::function<void(bool offsetMoved)> changeNoted_;
   bool failing_ = false;  // the last save failed (guarded by saveMutex_)
 
   std::atomic<std::uint64_t> saves_{0};
@@ -224,14 +226,13 @@ class CheckpointStore {
   std::atomic<std::uint64_t> expired_{0};
 };
 
-// Saves a store on its own thread as soon as an offset moves, and every `interval` for the rest (marks,
-// expiry). Saves are coalesced: after a save that took T, the acks of the next T (50 ms at least) go out
-// together in the following one, so saving takes at most half this thread's time however fast acks come,
-// and a crash sets the checkpoints back by what was in flight plus about two saves' time (100 ms when
-// fsync is quick), not by an interval. A save fsyncs
-// twice, which can take seconds while the kernel writes back other data; on this thread that delays only the next save,
-// never an input's reading or a sink's acks. NOTE on threads: start() and stop() are called by one owner; the store is
-// shared as documented above.
+// Saves a store on its own thread as soon as an offset moves, and within `interval` of the rest (marks,
+// expiry); while nothing changes it sleeps. Saves are coalesced: after a save that took T, the acks of the next T (50
+// ms at least) go out together in the following one, so saving takes at most half this thread's time however fast acks
+// come, and a crash sets the checkpoints back by what was in flight plus about two saves' time (100 ms when fsync is
+// quick), not by an interval. A save fsyncs twice, which can take seconds while the kernel writes back other data; on
+// this thread that delays only the next save, never an input's reading or a sink's acks. NOTE on threads: start() and
+// stop() are called by one owner; the store is shared as documented above.
 class CheckpointSaver {
  public:
   CheckpointSaver(CheckpointStore& store, std::chrono::milliseconds interval);
@@ -253,6 +254,8 @@ class CheckpointSaver {
   std::condition_variable wake_;
   bool stopping_ = false;  // guarded by mutex_
   bool moved_ = false;     // guarded by mutex_: an offset moved since the last save began
+  // guarded by mutex_: when the next save is due for a change other than an offset (or a failed save)
+  std::optional<std::chrono::steady_clock::time_point> dueAt_;
   std::thread thread_;
 };
 

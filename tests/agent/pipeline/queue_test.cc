@@ -178,3 +178,22 @@ TEST_CASE("a source cursor is idle only once the checkpoint has the offset its l
   CHECK(stored.load() == 100);
   finisher.join();
 }
+
+TEST_CASE("a pop without a timeout returns for a chunk, for a wake of the consumer even one before it, and at close") {
+  RecordQueue q(bounds(10, 1 << 20, WhenFull::Block));
+  Chunk out;
+  std::thread producer([&] {
+    std::this_thread::sleep_for(50ms);
+    CHECK(q.push(chunkOf(1, 1)) == RecordQueue::PushResult::Accepted);
+  });
+  CHECK(q.pop(out));
+  producer.join();
+  q.wakeConsumer();  // before the pop: it must not be lost
+  CHECK_FALSE(q.pop(out));
+  std::thread closer([&] {
+    std::this_thread::sleep_for(50ms);
+    q.close();
+  });
+  CHECK_FALSE(q.pop(out));
+  closer.join();
+}

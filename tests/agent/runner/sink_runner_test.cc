@@ -673,3 +673,21 @@ TEST_CASE("a delivered batch moves its file's checkpoint while the batcher waits
   REQUIRE(waitUntil([&] { return held.committed() == 10000; }, 20s));
   CHECK(f.stats().delivered == 10005);
 }
+
+TEST_CASE("a runner idle for longer than any poll still sends a batch at once and stops at once") {
+  // The workers wait for their lane without a timeout: the batch and the stop must each wake them.
+  auto cfg = sinkConfig();
+  cfg.workers = 2;
+  Fixture f(cfg);
+  Feed feed;
+  feed.offer(*f.runner, 0, 10);
+  REQUIRE(waitUntil([&] { return f.stats().delivered == 10; }));
+  std::this_thread::sleep_for(300ms);  // idle: no batch, nothing due
+  feed.offer(*f.runner, 10, 20);
+  REQUIRE(waitUntil([&] { return f.stats().delivered == 20; }, 2s));
+  std::this_thread::sleep_for(300ms);
+  const auto started = std::chrono::steady_clock::now();
+  f.runner->stop(started + 30s);
+  CHECK(std::chrono::steady_clock::now() - started < 5s);
+  CHECK(feed.committed() == 20);
+}

@@ -987,3 +987,17 @@ TEST_CASE("the saver writes a moved offset at once, not at its next interval") {
   }
   saver.stop();
 }
+
+TEST_CASE("the saver writes a change other than an offset within its interval, with no offset moving") {
+  // It sleeps while nothing changes: a mark must wake it as an offset does, only not at once.
+  TempDir dir;
+  CheckpointStore store(dir.path(), kRetention);
+  FileId id{.device = 1, .inode = 2, .fingerprint = 11, .fingerprintBytes = 10};
+  store.update("app", id, "/var/log/app.log", 10, kT0);
+  CheckpointSaver saver(store, 20ms);
+  saver.start();
+  REQUIRE(logcapture::testing::waitUntil([&] { return store.saves() == 1; }));  // what came before it listened
+  store.touch("app", 1, 2, kT0 + kRetention / 2);  // present long enough for its mark to be worth a write
+  REQUIRE(logcapture::testing::waitUntil([&] { return store.saves() == 2; }));
+  saver.stop();
+}

@@ -1,0 +1,68 @@
+// The buffer's waits: a pop without a timeout, and wake(), which no worker may miss.
+
+#include "agent/runner/sink_buffer.h"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <thread>
+
+namespace {
+
+using namespace logcapture::agent;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+PendingBatch batchIn(std::uint32_t lane) {
+  PendingBatch pb;
+  pb.lane = lane;
+  return pb;
+}
+
+}  // namespace
+
+TEST_CASE("a wake of the buffer before a pop makes that pop return at once, and only that one") {
+  // A worker that looked at its state just before the wake must not sleep through it.
+  SinkBuffer buffer(2, 1 << 20, logcapture::config::WhenFull::Block);
+  buffer.wake();
+  PendingBatch out;
+  const auto started = Clock::now();
+  CHECK_FALSE(buffer.pop(0, out, Clock::now() + 10s));
+  CHECK_FALSE(buffer.pop(1, out, Clock::now() + 10s));
+  CHECK(Clock::now() - started < 5s);
+  // Seen: the next pop waits again, until its own timeout.
+  const auto again = Clock::now();
+  CHECK_FALSE(buffer.pop(0, out, again + 50ms));
+  CHECK(Clock::now() - again >= 50ms);
+}
+
+TEST_CASE("a pop without a timeout returns for a batch of its lane and for a wake") {
+  SinkBuffer buffer(2, 1 << 20, logcapture::config::WhenFull::Block);
+  PendingBatch out;
+  std::thread pusher([&] {
+    std::this_thread::sleep_for(50ms);
+    buffer.admit(batchIn(1));
+  });
+  CHECK(buffer.pop(1, out, Clock::time_point::max()));
+  CHECK(out.lane == 1);
+  pusher.join();
+  std::thread waker([&] {
+    std::this_thread::sleep_for(50ms);
+    buffer.wake();
+  });
+  CHECK_FALSE(buffer.pop(0, out, Clock::time_point::max()));
+  waker.join();
+}
+
+TEST_CASE("a wake of the buffer is not used up by a pop that returns a batch") {
+  // The batcher's last wake may come while a worker takes its lane's last batch: once that is sent, the
+  // worker must still see the wake rather than wait for a batch that will never come.
+  SinkBuffer buffer(1, 1 << 20, logcapture::config::WhenFull::Block);
+  buffer.admit(batchIn(0));
+  buffer.wake();
+  PendingBatch out;
+  CHECK(buffer.pop(0, out, Clock::now() + 10s));
+  const auto started = Clock::now();
+  CHECK_FALSE(buffer.pop(0, out, Clock::now() + 10s));
+  CHECK(Clock::now() - started < 5s);
+}
