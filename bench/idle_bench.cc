@@ -39,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/agent_child.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/process.h"
 
@@ -47,6 +48,8 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+using logcapture::bench::Agent;
 
 const std::string kHttpReceiverBinary = LOGCAPTURE_HTTP_RECEIVER_BINARY;
 constexpr double kTargetShare = 0.004;  // of one core
@@ -125,66 +128,6 @@ class HttpReceiver {
   std::uint16_t port_;
   logcapture::testing::ChildProcess process_;
   httplib::Client client_;
-};
-
-// The agent as a child of this process, its output in `log`; killed with the bench.
-class Agent {
- public:
-  Agent(const std::string& binary, const fs::path& config, const fs::path& log) {
-    std::vector<std::string> argv = {binary, "run", "-c", config.string()};
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0) throw std::runtime_error("cannot open " + log.string());
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      // Only async-signal-safe calls between fork and exec.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      const int in = ::open("/dev/null", O_RDONLY);
-      if (in < 0 || ::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) ::_exit(127);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-    ::close(out);
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-  }
-  ~Agent() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  Agent(const Agent&) = delete;
-  Agent& operator=(const Agent&) = delete;
-
-  pid_t pid() const { return pid_; }
-  bool running() const {
-    siginfo_t info{};
-    return pid_ > 0 && ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-           info.si_pid == 0;
-  }
-  // SIGTERM, then the exit status (SIGKILL past the timeout).
-  int stop(std::chrono::seconds timeout) {
-    int status = 0;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = Clock::now() + timeout;
-    while (::waitpid(pid_, &status, WNOHANG) != pid_) {
-      if (Clock::now() >= deadline) {
-        std::fprintf(stderr, "  the agent did not stop within %llds; killing it\n",
-                     static_cast<long long>(timeout.count()));
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(5ms);
-    }
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  pid_t pid_ = -1;
 };
 
 // What /proc says of the agent at one moment.
@@ -291,7 +234,7 @@ RunResult runOnce(const Options& o, int run) {
   r.runTime = after.runTime - before.runTime;
   r.threads = after.threads;
   r.wakeupsPerSec = static_cast<double>(after.contextSwitches - before.contextSwitches) / o.quietSeconds;
-  const int status = agent.stop(30s);
+  const int status = agent.stop(30s).status;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::fprintf(stderr, "  run %d: the agent ended with status 0x%x; see %s\n", run, static_cast<unsigned>(status),
                  log.c_str());

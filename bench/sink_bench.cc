@@ -56,6 +56,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/agent_child.h"
 #include "bench/sample_lines.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/kafka_broker.h"
@@ -67,6 +68,9 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+using logcapture::bench::Agent;
+using logcapture::bench::Exit;
 
 const std::string kHttpReceiverBinary = LOGCAPTURE_HTTP_RECEIVER_BINARY;
 
@@ -370,78 +374,6 @@ std::unique_ptr<Destination> startDestination(const Options& o, const Case& c) {
 }
 
 // ---- the agent ----
-
-struct Exit {
-  int status = 0;
-  rusage usage{};
-};
-
-// The agent as a child of this process (not through ChildProcess) so that wait4() returns its rusage.
-// Its output goes to `log`.
-class Agent {
- public:
-  // `wrapper` runs the agent under another program (perf record ... --), which must pass SIGTERM on.
-  Agent(const std::string& binary, const fs::path& config, const fs::path& log, std::vector<std::string> wrapper = {}) {
-    std::vector<std::string> argv = std::move(wrapper);
-    for (const auto& a : {binary, std::string("run"), std::string("-c"), config.string()}) argv.push_back(a);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0) throw std::runtime_error("cannot open " + log.string());
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      // Only async-signal-safe calls between fork and exec.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      const int in = ::open("/dev/null", O_RDONLY);
-      if (in < 0 || ::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) ::_exit(127);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-    ::close(out);
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-  }
-  ~Agent() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  Agent(const Agent&) = delete;
-  Agent& operator=(const Agent&) = delete;
-
-  pid_t pid() const { return pid_; }
-  // Without reaping it, so that stop() still gets its rusage.
-  bool running() const {
-    siginfo_t info{};
-    return pid_ > 0 && ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-           info.si_pid == 0;
-  }
-
-  // SIGTERM, then waits for the exit (SIGKILL past the timeout).
-  Exit stop(std::chrono::seconds timeout) {
-    Exit e;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = Clock::now() + timeout;
-    for (;;) {
-      const pid_t got = ::wait4(pid_, &e.status, WNOHANG, &e.usage);
-      if (got == pid_) break;
-      if (Clock::now() >= deadline) {
-        std::fprintf(stderr, "the agent did not stop within %llds; killing it\n",
-                     static_cast<long long>(timeout.count()));
-        ::kill(pid_, SIGKILL);
-        ::wait4(pid_, &e.status, 0, &e.usage);
-        break;
-      }
-      std::this_thread::sleep_for(5ms);
-    }
-    pid_ = -1;
-    return e;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
 
 fs::path writeConfig(const fs::path& dir, const std::string& sink, const DataFile& df, const Destination& dest,
                      const std::string& buffer, const std::string& extra, const std::string& inputFormat) {
