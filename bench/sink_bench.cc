@@ -19,10 +19,10 @@
 //          agent's: the mock cluster's own cost grows with the partition count.
 // With --files the same lines are split over that many files (in blocks, each file's lines in order), read
 // through one glob, for each count a case of its own per sink, named <sink>/files<N>: what the file input
-// costs as the files grow in number (per-file state, checkpoints, scans). The input gets max_open_files
-// --max-open-files (default: the file count, every file open at once; smaller, the files take turns), and the
-// bench raises its soft RLIMIT_NOFILE to the hard limit, which the agent inherits. A run that does not get every
-// line counts as incomplete and the row says how many lines the worst run missed.
+// costs as the files grow in number (per-file state, checkpoints, scans). The input keeps the default
+// max_open_files (1024: more files take turns) unless --max-open-files sets it (as many as the files: every
+// one open at once); the bench raises its soft RLIMIT_NOFILE to the hard limit, which the agent inherits. A run
+// that does not get every line counts as incomplete and the row says how many lines the worst run missed.
 // With --input-format json every line is a JSON object and the input has `format: json`, so its keys are
 // decoded and encoded into each record; raw (the default) ships the mixed lines as text.
 // The agent runs as a child (`logcapture run -c CONFIG`) with encoding json, the sink's buffer
@@ -96,7 +96,7 @@ struct Options {
   std::vector<bool> kafkaKeyed = {false, true};
   std::string kafkaKey = "{{level}}";
   std::vector<int> files;          // empty: the one data file; else a case per count of files
-  std::uint32_t maxOpenFiles = 0;  // the file input's max_open_files; 0: the file count
+  std::uint32_t maxOpenFiles = 0;  // the file input's max_open_files; 0: the agent's default
   std::string agent = LOGCAPTURE_BINARY;
   std::string kafkaBroker;  // empty: the helper built with the bench
 };
@@ -464,7 +464,7 @@ fs::path writeConfig(const fs::path& dir, const std::string& sink, const DataFil
       << "  shutdown_timeout: 20s\n"
       << "inputs:\n"
       << "  - {name: bench, type: file, paths: [\"" << df.glob << "\"], start_at: beginning, format: " << inputFormat
-      << (df.files > 0 ? ", max_open_files: " + std::to_string(maxOpenFiles ? maxOpenFiles : df.files) : "") << "}\n"
+      << (maxOpenFiles > 0 ? ", max_open_files: " + std::to_string(maxOpenFiles) : "") << "}\n"
       << "sinks:\n"
       // The sink's buffer blocks when full, so a sink slower than the file input holds the tailer back
       // (the file is the buffer). With the default, drop_oldest, the file is read faster than a slower

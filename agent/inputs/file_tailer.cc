@@ -25,9 +25,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kReadBytes = 256 * 1024;
 // A read at least this large becomes its chunk's storage, its lines viewed in place; a smaller one (a
-// file being written slowly) is copied into a block its size, so a queue of small chunks does not pin
-// a read buffer each.
-constexpr std::size_t kAdoptBytes = kReadBytes / 4;
+// file being written slowly, or the last part of a file) is copied into a block its size, so a queue of
+// chunks does not pin a read buffer each, most of it empty: with a file read to its end, one in flight per file.
+constexpr std::size_t kAdoptBytes = kReadBytes * 3 / 4;
 
 // The identity a cursor commits under; the fingerprint grows while the file is shorter than it.
 struct CommitTarget {
