@@ -812,7 +812,11 @@ void FileTailer::run() {
       if (!f->closed) flushTimedOut(*f, now);
       if (!f->closed && closeIfDone(*f, now)) closedIdle_[key] = f->offset;
     }
-    std::erase_if(files_, [](const auto& kv) { return kv.second->closed; });
+    // A place freed while files wait is given at once rather than at the next periodic scan.
+    if (std::erase_if(files_, [](const auto& kv) { return kv.second->closed; }) > 0 &&
+        stats_.filesWaiting.load(std::memory_order_relaxed) > 0) {
+      rescanNow_ = true;
+    }
     stats_.filesOpen.store(files_.size(), std::memory_order_relaxed);
     updateLag();
     if (turn >= nextTouch) {
