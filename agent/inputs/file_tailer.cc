@@ -830,7 +830,7 @@ void FileTailer::run() {
       checkpoints_.expire(wall);
       nextTouch = turn + timings_.checkpointTouch;
     }
-    if (!more) {
+    if (!more && !rescanNow_) {
       // Sleeps until an inotify event, a stop, or the next task due: an idle input wakes only for its
       // periodic scan and checkpoint touch while every file is closed.
       const auto wakeAt = nextWake(Clock::now(), nextScan, nextTouch);
