@@ -984,3 +984,40 @@ TEST_CASE("a file renamed while closed idle waits for a place under max_open_fil
                [](const std::string& m) { return m.starts_with("a "); });
   CHECK(ofA == numberedMessages(0, 30, "a "));
 }
+
+TEST_CASE("a file found renamed that is renamed again while it waits for a place is still read to its end") {
+  TempDir dir;
+  const auto a = dir.logs() / "a.log";
+  const auto b = dir.logs() / "b.log";
+  append(a, numberedLines(0, 10, "a "));
+  append(b, numberedLines(0, 10, "b "));
+  Harness h(dir.path);
+  auto cfg = h.input({(dir.logs() / "*.log").string()});
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(20));
+  REQUIRE(h.caughtUp());
+  h.stopTailer();
+  append(a, numberedLines(10, 20, "a "));
+  append(b, numberedLines(10, 20, "b "));
+  fs::rename(a, dir.logs() / "a.log.1");
+  fs::rename(b, dir.logs() / "b.log.1");
+  // One place: the first renamed file keeps it while its lines are not finished with, the other waits.
+  cfg.maxOpenFiles = 1;
+  h.pauseConsumer();
+  h.startTailer(cfg);
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 1; }));
+  // logrotate shifts both on (app.log.1 -> app.log.2): the one waiting is looked for again.
+  fs::rename(dir.logs() / "a.log.1", dir.logs() / "a.log.2");
+  fs::rename(dir.logs() / "b.log.1", dir.logs() / "b.log.2");
+  h.resumeConsumer();
+  REQUIRE(h.waitFor(40));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 0; }));
+  const auto got = h.messages();
+  CHECK(got.size() == 40);  // each line once
+  for (const std::string prefix : {"a ", "b "}) {
+    std::vector<std::string> ofFile;
+    std::copy_if(got.begin(), got.end(), std::back_inserter(ofFile),
+                 [&](const std::string& m) { return m.starts_with(prefix); });
+    CHECK(ofFile == numberedMessages(0, 20, prefix));
+  }
+}
