@@ -1021,3 +1021,19 @@ TEST_CASE("a file found renamed that is renamed again while it waits for a place
     CHECK(ofFile == numberedMessages(0, 20, prefix));
   }
 }
+
+TEST_CASE("a place freed while files wait goes to one of them without waiting for the periodic rescan") {
+  TempDir dir;
+  for (int f = 0; f < 3; ++f) {
+    append(dir.logs() / ("f" + std::to_string(f) + ".log"), numberedLines(0, 10, "file" + std::to_string(f) + " "));
+  }
+  auto timings = fastTimings();
+  timings.rescan = std::chrono::minutes(10);  // never during the test
+  Harness h(dir.path, {}, timings);
+  auto cfg = h.input({(dir.logs() / "*.log").string()});
+  cfg.maxOpenFiles = 1;
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(30));
+  CHECK(h.messages().size() == 30);
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 0; }));
+}
