@@ -25,9 +25,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kReadBytes = 256 * 1024;
 // A read at least this large becomes its chunk's storage, its lines viewed in place; a smaller one (a
-// file being written slowly) is copied into a block its size, so a queue of small chunks does not pin
-// a read buffer each.
-constexpr std::size_t kAdoptBytes = kReadBytes / 4;
+// file being written slowly, or the last part of a file) is copied into a block its size, so a queue of
+// chunks does not pin a read buffer each, most of it empty: with a file read to its end, one in flight per file.
+constexpr std::size_t kAdoptBytes = kReadBytes * 3 / 4;
 
 // The identity a cursor commits under; the fingerprint grows while the file is shorter than it.
 struct CommitTarget {
@@ -275,31 +275,42 @@ void FileTailer::scan(bool startup) {
     }
     candidates.emplace_back(path, key);
   }
+  refreshRenamed(present);
   if (startup) {
-    resumeRenamed(present);
+    findRenamed(present);
   } else {
     // A file closed while idle that no glob matches now was renamed (rotated) meanwhile, maybe after it grew.
     std::set<FileKey> renamed;
     for (const auto& [key, size] : closedIdle_) {
       if (!present.contains(key)) renamed.insert(key);
     }
-    if (!renamed.empty()) resumeRenamed(present, &renamed);
+    if (!renamed.empty()) findRenamed(present, &renamed);
     for (const auto& key : renamed) closedIdle_.erase(key);
   }
+  // Renamed files come first among those waiting as long: a rotated file is read before its successor.
+  std::vector<std::pair<std::string, FileKey>> waitingFiles;
+  waitingFiles.reserve(renamed_.size() + candidates.size());
+  for (const auto& [key, r] : renamed_) waitingFiles.emplace_back(std::string(), key);
+  waitingFiles.insert(waitingFiles.end(), candidates.begin(), candidates.end());
   // The longest waiting first, so that every file gets its turn when more match than max_open_files.
   const auto now = Clock::now();
-  for (const auto& [path, key] : candidates) waitingSince_.try_emplace(key, now);
-  std::stable_sort(candidates.begin(), candidates.end(),
+  for (const auto& [path, key] : waitingFiles) waitingSince_.try_emplace(key, now);
+  std::stable_sort(waitingFiles.begin(), waitingFiles.end(),
                    [&](const auto& a, const auto& b) { return waitingSince_[a.second] < waitingSince_[b.second]; });
-  std::erase_if(waitingSince_, [&](const auto& kv) { return !present.contains(kv.first); });
+  std::erase_if(waitingSince_,
+                [&](const auto& kv) { return !present.contains(kv.first) && !renamed_.contains(kv.first); });
   std::uint64_t waiting = 0;
-  for (const auto& [path, key] : candidates) {
+  for (const auto& [path, key] : waitingFiles) {
     if (files_.contains(key)) continue;  // two matched paths of one file
     if (files_.size() >= cfg_.maxOpenFiles) {
       ++waiting;
       continue;
     }
-    open(path, startup);
+    if (path.empty()) {
+      openRenamed(key);
+    } else {
+      open(path, startup);
+    }
     if (files_.contains(key)) {
       waitingSince_.erase(key);
       closedIdle_.erase(key);
@@ -309,11 +320,29 @@ void FileTailer::scan(bool startup) {
   stats_.filesUnreadable.store(problems_.size(), std::memory_order_relaxed);
 }
 
-void FileTailer::resumeRenamed(const std::set<FileKey>& matched, const std::set<FileKey>* only) {
+void FileTailer::refreshRenamed(const std::set<FileKey>& matched) {
+  std::set<FileKey> moved;
+  for (auto it = renamed_.begin(); it != renamed_.end();) {
+    const auto& [key, r] = *it;
+    struct stat st {};
+    if (matched.contains(key) || files_.contains(key)) {
+      it = renamed_.erase(it);  // a candidate like any matched file, or followed already
+      continue;
+    }
+    if (::stat(r.foundAt.c_str(), &st) != 0 || FileKey{st.st_dev, st.st_ino} != key) moved.insert(key);
+    ++it;
+  }
+  if (moved.empty()) return;
+  // Renamed again while waiting (logrotate shifts app.log.1 to app.log.2), or deleted: its bytes are lost then.
+  for (const auto& key : moved) renamed_.erase(key);
+  findRenamed(matched, &moved);
+}
+
+void FileTailer::findRenamed(const std::set<FileKey>& matched, const std::set<FileKey>* only) {
   std::map<std::string, std::vector<checkpoint::Entry>> byDirectory;
   for (auto& e : checkpoints_.entries()) {
     const FileKey key{e.id.device, e.id.inode};
-    if (e.input != cfg_.name || matched.contains(key) || files_.contains(key)) continue;
+    if (e.input != cfg_.name || matched.contains(key) || files_.contains(key) || renamed_.contains(key)) continue;
     if (only != nullptr && !only->contains(key)) continue;
     const std::string directory = std::filesystem::path(e.path).parent_path().string();
     // A file followed through a symlink (Kubernetes' /var/log/containers) is rotated beside its target.
@@ -324,7 +353,6 @@ void FileTailer::resumeRenamed(const std::set<FileKey>& matched, const std::set<
     }
     byDirectory[directory].push_back(std::move(e));
   }
-  auto logger = log::component("tailer");
   for (const auto& [directory, entries] : byDirectory) {
     DIR* dir = ::opendir(directory.empty() ? "." : directory.c_str());
     if (dir == nullptr) continue;  // gone with its files: their entries expire
@@ -338,29 +366,53 @@ void FileTailer::resumeRenamed(const std::set<FileKey>& matched, const std::set<
                x.id.inode == static_cast<std::uint64_t>(st.st_ino);
       });
       if (e == entries.end() || static_cast<std::uint64_t>(st.st_size) <= e->offset) continue;  // nothing left to read
-      if (files_.contains(FileKey{e->id.device, e->id.inode})) continue;  // found in another directory
-      if (files_.size() >= cfg_.maxOpenFiles) break;
-      const std::string path = (std::filesystem::path(directory) / d->d_name).string();
-      const int fd = openForReading(path.c_str());
-      if (fd < 0) {
-        noteProblem(path, Problem::Open, std::strerror(errno));
-        continue;
-      }
-      const auto found = checkpoints_.find(cfg_.name, fd, e->id.device, e->id.inode);
-      const auto id = checkpoint::identify(fd);
-      if (found.kind != checkpoint::Lookup::Kind::Same || !id) {
-        ::close(fd);  // another file on that inode now, or unreadable: the entry is not this file's
-        continue;
-      }
-      stats_.rotations.fetch_add(1, std::memory_order_relaxed);
-      log::event(
-          *logger, spdlog::level::info, "file_found_renamed",
-          {{"input", cfg_.name}, {"path", e->path}, {"now_at", path}, {"offset", e->offset}, {"size", st.st_size}});
-      // Followed under its old path, as a file rotated while running is: drained before its successor.
-      follow(e->path, fd, *id, e->offset, static_cast<std::uint64_t>(st.st_size), true);
+      // Found in both the symlink's directory and its target's: the first one counts.
+      renamed_.try_emplace(FileKey{e->id.device, e->id.inode},
+                           RenamedFile{*e, (std::filesystem::path(directory) / d->d_name).string()});
     }
     ::closedir(dir);
   }
+}
+
+void FileTailer::openRenamed(const FileKey& key) {
+  const auto it = renamed_.find(key);
+  if (it == renamed_.end()) return;
+  const int fd = openForReading(it->second.foundAt.c_str());
+  if (fd < 0) {
+    const int error = errno;
+    if (error == ENOENT) return;  // renamed again since it was found: the next scan looks for it (refreshRenamed)
+    noteProblem(it->second.foundAt, Problem::Open, std::strerror(error));
+    renamed_.erase(it);
+    return;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    noteProblem(it->second.foundAt, Problem::Read, std::strerror(errno));
+    ::close(fd);
+    renamed_.erase(it);
+    return;
+  }
+  if (FileKey{st.st_dev, st.st_ino} != key) {
+    ::close(fd);
+    return;  // another file at that path now: as above
+  }
+  const RenamedFile r = std::move(it->second);
+  renamed_.erase(it);
+  const auto found = checkpoints_.find(cfg_.name, fd, key.first, key.second);
+  const auto id = checkpoint::identify(fd);
+  if (found.kind != checkpoint::Lookup::Kind::Same || !id) {
+    ::close(fd);  // another file on that inode now, or unreadable: the entry is not this file's
+    return;
+  }
+  stats_.rotations.fetch_add(1, std::memory_order_relaxed);
+  log::event(*log::component("tailer"), spdlog::level::info, "file_found_renamed",
+             {{"input", cfg_.name},
+              {"path", r.entry.path},
+              {"now_at", r.foundAt},
+              {"offset", found.entry.offset},
+              {"size", st.st_size}});
+  // Followed under its old path, as a file rotated while running is: drained before its successor.
+  follow(r.entry.path, fd, *id, found.entry.offset, static_cast<std::uint64_t>(st.st_size), true, r.foundAt);
 }
 
 void FileTailer::open(const std::string& path, bool startup) {
@@ -431,7 +483,7 @@ void FileTailer::open(const std::string& path, bool startup) {
 }
 
 void FileTailer::follow(const std::string& path, int fd, const checkpoint::FileId& id, std::uint64_t offset,
-                        std::uint64_t size, bool released) {
+                        std::uint64_t size, bool released, const std::string& foundAt) {
   auto f = std::make_unique<TailedFile>(cfg_.maxLineBytes.value);
   f->path = path;
   f->fd = fd;
@@ -458,7 +510,9 @@ void FileTailer::follow(const std::string& path, int fd, const checkpoint::FileI
   cursors_.push_back(f->cursor);
   // Record the start point at once: a restart before the first line must find the file known.
   checkpoints_.update(cfg_.name, id, path, offset, std::chrono::system_clock::now());
-  if (inotifyFd_ >= 0) f->watch = watch(path, IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF);
+  if (inotifyFd_ >= 0) {
+    f->watch = watch(foundAt.empty() ? path : foundAt, IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF);
+  }
   log::event(*log::component("tailer"), spdlog::level::info, "file_opened",
              {{"input", cfg_.name}, {"path", path}, {"offset", offset}, {"size", size}});
   files_.emplace(FileKey{id.device, id.inode}, std::move(f));
@@ -758,7 +812,11 @@ void FileTailer::run() {
       if (!f->closed) flushTimedOut(*f, now);
       if (!f->closed && closeIfDone(*f, now)) closedIdle_[key] = f->offset;
     }
-    std::erase_if(files_, [](const auto& kv) { return kv.second->closed; });
+    // A place freed while files wait is given at once rather than at the next periodic scan.
+    if (std::erase_if(files_, [](const auto& kv) { return kv.second->closed; }) > 0 &&
+        stats_.filesWaiting.load(std::memory_order_relaxed) > 0) {
+      rescanNow_ = true;
+    }
     stats_.filesOpen.store(files_.size(), std::memory_order_relaxed);
     updateLag();
     if (turn >= nextTouch) {
@@ -767,11 +825,12 @@ void FileTailer::run() {
       const auto wall = std::chrono::system_clock::now();
       for (const auto& [key, f] : files_) checkpoints_.touch(cfg_.name, key.first, key.second, wall);
       for (const auto& [key, size] : closedIdle_) checkpoints_.touch(cfg_.name, key.first, key.second, wall);
+      for (const auto& [key, r] : renamed_) checkpoints_.touch(cfg_.name, key.first, key.second, wall);
       checkpoints_.touchInput(cfg_.name, wall);
       checkpoints_.expire(wall);
       nextTouch = turn + timings_.checkpointTouch;
     }
-    if (!more) {
+    if (!more && !rescanNow_) {
       // Sleeps until an inotify event, a stop, or the next task due: an idle input wakes only for its
       // periodic scan and checkpoint touch while every file is closed.
       const auto wakeAt = nextWake(Clock::now(), nextScan, nextTouch);

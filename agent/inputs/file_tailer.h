@@ -9,6 +9,8 @@
 // the glob or, renamed by a rotation while the agent was down, in its old directory (for a file followed
 // through a symlink, also in the directory of the symlink's target); one now shorter
 // than its checkpoint, or starting with other bytes, was truncated and is read from its start.
+// Under max_open_files, a file found renamed (at start, or after it was closed while idle) waits for a
+// place as a matched file does, ahead of those waiting as long, and is read to its end once it has one.
 //
 // Lines: a line goes out when its newline is read. An incomplete last line goes out on its own only
 // once every byte of the file is read and the file has not grown for partial_line (a full queue
@@ -72,16 +74,22 @@ class FileTailer final : public Input {
   void run();
   void scan(bool startup);
   void open(const std::string& path, bool startup);
-  // Opens the checkpointed files of this input that no glob matches any more (renamed while the agent
-  // was down) by their identity in their directory, to read them to their end.
-  // `only`: look for these files alone (closed while idle, no longer matched), not every entry.
-  void resumeRenamed(const std::set<FileKey>& matched, const std::set<FileKey>* only = nullptr);
+  // Finds the checkpointed files of this input that no glob matches any more (renamed while the agent
+  // was down) by their identity in their directory, and puts those with bytes left to read in renamed_,
+  // where they wait for a place like any matched file.
+  // `only`: look for these files alone (closed while idle, or renamed again, no longer matched), not every entry.
+  void findRenamed(const std::set<FileKey>& matched, const std::set<FileKey>* only = nullptr);
+  // Forgets the renamed files matched or followed again, and looks again for those moved since they were found.
+  void refreshRenamed(const std::set<FileKey>& matched);
+  // Opens a file of renamed_ where it was found, to read it to its end, and forgets it there.
+  void openRenamed(const FileKey& key);
   // Closes a file that is read to its end, holds nothing and whose records are all finished with, when
   // it has been idle for close_inactive or files wait for its place; its checkpoint is where it stopped.
   // True when it closed it.
   bool closeIfDone(TailedFile& f, std::chrono::steady_clock::time_point now);
+  // `foundAt`: where a renamed file is now (watched there), when it is followed under its old `path`.
   void follow(const std::string& path, int fd, const checkpoint::FileId& id, std::uint64_t offset, std::uint64_t size,
-              bool released);
+              bool released, const std::string& foundAt = {});
   bool readSome(TailedFile& f);
   void checkFile(TailedFile& f, std::chrono::steady_clock::time_point now);
   void restartFromTop(TailedFile& f, std::string_view why, std::chrono::steady_clock::time_point now);
@@ -128,7 +136,16 @@ class FileTailer final : public Input {
   // Files closed by closeIfDone(): the size they had then. Opened again when they have grown; touched in
   // the checkpoints as long as they are present, so an idle file's entry never expires.
   std::map<FileKey, std::uint64_t> closedIdle_;
-  // Matched files waiting for a place under max_open_files, and since when: the longest waiting opens first.
+  // A checkpointed file found renamed away from the globs with bytes left to read: its entry (under
+  // its old path), and the path it was found at.
+  struct RenamedFile {
+    checkpoint::Entry entry;
+    std::string foundAt;
+  };
+  // Renamed files waiting for a place under max_open_files; touched in the checkpoints while they wait.
+  std::map<FileKey, RenamedFile> renamed_;
+  // Matched and renamed files waiting for a place under max_open_files, and since when: the longest
+  // waiting opens first.
   std::map<FileKey, std::chrono::steady_clock::time_point> waitingSince_;
   bool firstStart_ = false;  // no checkpoint state of this input before this start
   bool pollFailed_ = false;  // poll() or reading inotify events failed (logged once)

@@ -914,3 +914,126 @@ TEST_CASE("a file closed while inactive is opened again when it grows, and read 
   REQUIRE(h.rescanned(dir.logs()));
   CHECK(lines() == numberedMessages(0, 7));  // each once
 }
+
+TEST_CASE("files rotated while the input was stopped wait for a place under max_open_files and are read to their end") {
+  TempDir dir;
+  constexpr int kFiles = 5;
+  const auto prefix = [](int f) { return "file" + std::to_string(f) + " "; };
+  const auto file = [&](int f) { return dir.logs() / ("f" + std::to_string(f) + ".log"); };
+  for (int f = 0; f < kFiles; ++f) append(file(f), numberedLines(0, 20, prefix(f)));
+  Harness h(dir.path);
+  auto cfg = h.input({(dir.logs() / "*.log").string()});
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(kFiles * 20));
+  REQUIRE(h.caughtUp());
+  h.stopTailer();
+  // While the agent is down each file gets more lines, then is renamed beside itself (as logrotate does)
+  // to a name the glob does not match, and a successor starts at its path.
+  for (int f = 0; f < kFiles; ++f) {
+    append(file(f), numberedLines(20, 60, prefix(f)));
+    fs::rename(file(f), dir.logs() / ("f" + std::to_string(f) + ".log.1"));
+    append(file(f), numberedLines(60, 80, prefix(f)));
+  }
+  cfg.maxOpenFiles = 2;
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(kFiles * 80, 30s));
+  REQUIRE(h.caughtUp());
+  const auto got = h.messages();
+  CHECK(got.size() == kFiles * 80);  // each line once
+  for (int f = 0; f < kFiles; ++f) {
+    std::vector<std::string> ofFile;
+    std::copy_if(got.begin(), got.end(), std::back_inserter(ofFile),
+                 [&](const std::string& m) { return m.starts_with(prefix(f)); });
+    CHECK(ofFile == numberedMessages(0, 80, prefix(f)));  // in order, across the rotation
+  }
+  CHECK(h.tailer().stats().rotations.load() == kFiles);
+  CHECK(h.tailer().stats().filesOpen.load() <= 2);
+}
+
+TEST_CASE("a file renamed while closed idle waits for a place under max_open_files and is read to its end") {
+  TempDir dir;
+  const auto a = dir.logs() / "a.log";
+  const auto b = dir.logs() / "b.log";
+  append(a, numberedLines(0, 10, "a "));
+  append(b, numberedLines(0, 10, "b "));
+  Harness h(dir.path);
+  auto cfg = h.input({(dir.logs() / "*.log").string()});
+  cfg.maxOpenFiles = 1;
+  cfg.closeInactive = 100ms;
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(20));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesOpen.load() == 0; }));
+  // b grows and takes the only place; its lines not finished with, it keeps it.
+  h.pauseConsumer();
+  append(b, numberedLines(10, 20, "b "));
+  REQUIRE(waitUntil([&] { return h.queue().stats().records >= 10; }));
+  // a grows while closed and waits; then it is rotated away from the glob and c appears: the scan that
+  // finds c also found a renamed, by its identity, and both wait.
+  append(a, numberedLines(10, 30, "a "));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 1; }));
+  fs::rename(a, dir.logs() / "a.log.1");
+  append(dir.logs() / "c.log", numberedLines(0, 10, "c "));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 2; }));
+  h.resumeConsumer();
+  REQUIRE(h.waitFor(60));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 0; }));
+  const auto got = h.messages();
+  CHECK(got.size() == 60);  // each line once
+  std::vector<std::string> ofA;
+  std::copy_if(got.begin(), got.end(), std::back_inserter(ofA),
+               [](const std::string& m) { return m.starts_with("a "); });
+  CHECK(ofA == numberedMessages(0, 30, "a "));
+}
+
+TEST_CASE("a file found renamed that is renamed again while it waits for a place is still read to its end") {
+  TempDir dir;
+  const auto a = dir.logs() / "a.log";
+  const auto b = dir.logs() / "b.log";
+  append(a, numberedLines(0, 10, "a "));
+  append(b, numberedLines(0, 10, "b "));
+  Harness h(dir.path);
+  auto cfg = h.input({(dir.logs() / "*.log").string()});
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(20));
+  REQUIRE(h.caughtUp());
+  h.stopTailer();
+  append(a, numberedLines(10, 20, "a "));
+  append(b, numberedLines(10, 20, "b "));
+  fs::rename(a, dir.logs() / "a.log.1");
+  fs::rename(b, dir.logs() / "b.log.1");
+  // One place: the first renamed file keeps it while its lines are not finished with, the other waits.
+  cfg.maxOpenFiles = 1;
+  h.pauseConsumer();
+  h.startTailer(cfg);
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 1; }));
+  // logrotate shifts both on (app.log.1 -> app.log.2): the one waiting is looked for again.
+  fs::rename(dir.logs() / "a.log.1", dir.logs() / "a.log.2");
+  fs::rename(dir.logs() / "b.log.1", dir.logs() / "b.log.2");
+  h.resumeConsumer();
+  REQUIRE(h.waitFor(40));
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 0; }));
+  const auto got = h.messages();
+  CHECK(got.size() == 40);  // each line once
+  for (const std::string prefix : {"a ", "b "}) {
+    std::vector<std::string> ofFile;
+    std::copy_if(got.begin(), got.end(), std::back_inserter(ofFile),
+                 [&](const std::string& m) { return m.starts_with(prefix); });
+    CHECK(ofFile == numberedMessages(0, 20, prefix));
+  }
+}
+
+TEST_CASE("a place freed while files wait goes to one of them without waiting for the periodic rescan") {
+  TempDir dir;
+  for (int f = 0; f < 3; ++f) {
+    append(dir.logs() / ("f" + std::to_string(f) + ".log"), numberedLines(0, 10, "file" + std::to_string(f) + " "));
+  }
+  auto timings = fastTimings();
+  timings.rescan = std::chrono::minutes(10);  // never during the test
+  Harness h(dir.path, {}, timings);
+  auto cfg = h.input({(dir.logs() / "*.log").string()});
+  cfg.maxOpenFiles = 1;
+  h.startTailer(cfg);
+  REQUIRE(h.waitFor(30));
+  CHECK(h.messages().size() == 30);
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 0; }));
+}
