@@ -135,7 +135,8 @@ void Sender::run(PendingBatch&& pb) {
         stats.splits.fetch_add(1, std::memory_order_relaxed);
         std::vector<std::uint32_t> first, second;
         for (std::uint32_t i = 0; i < pb.batch.size(); ++i) (i < pb.batch.size() / 2 ? first : second).push_back(i);
-        PendingBatch tail{subBatch(pb.batch, second), {}, pb.lane, pb.sequence, 0, pb.rounds, pb.formedAt};
+        PendingBatch tail{
+            subBatch(pb.batch, second), {}, pb.lane, pb.sequence, 0, pb.rounds, pb.formedAt, pb.retained, pb.frame};
         for (const auto& c : pb.claims) tail.claims.push_back(c.another());
         pb.batch = subBatch(pb.batch, first);
         pb.attempts = 0;

@@ -7,8 +7,9 @@
 // of one source always go to the same lane, and a lane is sent in order, so each file arrives in order
 // at every sink.
 //
-// Memory today. A disk buffer (later) keeps this interface: push() persists, pop() reads back, and the
-// runner finishes a batch's claims once it is persisted.
+// In memory, or on disk (buffer.type: disk): then every call goes to a DiskBuffer (disk_buffer.h), which
+// keeps this interface: push() persists, pop() reads back, and a batch's claims are released once it is
+// persisted. The memory path pays one test of a null pointer per call, nothing else.
 //
 // Thread-safety: push() from the sink's batcher thread, pop()/pushFront() from its workers, close()
 // and wake() from the pipeline's thread; one mutex guards the lanes and the counters.
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -27,6 +29,10 @@
 #include "sinks/sink.h"
 
 namespace logcapture::agent {
+
+class DiskBuffer;
+struct DiskBufferStats;
+struct DiskFrameHold;  // disk_buffer.cc: the frame on disk a batch comes from
 
 // A batch and a claim on each delivery its records belong to.
 struct PendingBatch {
@@ -39,11 +45,18 @@ struct PendingBatch {
   // breaker from then on, and lets fresher lanes take the trial calls.
   std::uint32_t rounds = 0;
   std::chrono::steady_clock::time_point formedAt{};  // when its batcher formed it
+  // Disk buffer only. `retained` keeps the records alive once their claims were released (they are safe
+  // on disk); `frame` is the batch's frame on disk, finished when the last batch holding it (a split
+  // makes two) is dropped: copy both into a batch made from this one.
+  std::shared_ptr<const void> retained;
+  std::shared_ptr<DiskFrameHold> frame;
 
   // Releases every claim: the sink is done with these records.
   void finish() {
     for (auto& c : claims) c.release();
     claims.clear();
+    frame.reset();
+    retained.reset();
   }
 };
 
@@ -56,6 +69,9 @@ struct SinkBufferStats {
 class SinkBuffer {
  public:
   SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::WhenFull whenFull);
+  // On disk: `disk` takes every call (null: in memory).
+  SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::WhenFull whenFull, std::unique_ptr<DiskBuffer> disk);
+  ~SinkBuffer();
 
   enum class PushResult { Accepted, Dropped, Closed };
   // Adds the batch at the back of its lane. Without room: block waits for room or close(); the drop
@@ -89,6 +105,11 @@ class SinkBuffer {
   std::optional<std::chrono::steady_clock::time_point> oldestFormedAt() const;
   // True when a lane other than `lane` has a batch at its head that never used up its attempts.
   bool freshBatchBesides(std::uint32_t lane) const;
+  // A disk buffer reads what its directory holds and starts writing (DiskBuffer::open); a memory one
+  // does nothing.
+  void openDisk();
+  // The disk buffer's figures; empty for a memory buffer.
+  std::optional<DiskBufferStats> diskStats() const;
 
  private:
   void add(PendingBatch&& b, bool front);
@@ -102,6 +123,7 @@ class SinkBuffer {
   std::vector<char> woken_;  // per lane: wake() not yet seen by its pop
   SinkBufferStats stats_;
   bool closed_ = false;
+  const std::unique_ptr<DiskBuffer> disk_;
 };
 
 }  // namespace logcapture::agent

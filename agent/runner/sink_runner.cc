@@ -1,10 +1,12 @@
 #include "agent/runner/sink_runner.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 
 #include "agent/runner/breaker_events.h"
 #include "agent/runner/breaker_options.h"
+#include "agent/runner/disk_buffer.h"
 #include "agent/runner/handover.h"
 #include "base/log.h"
 
@@ -34,7 +36,10 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
       // A warning held back for its summary: idle workers wake to wait for its due time instead.
       report_(cfg.name, *breaker_, [this] { buffer_.wake(); }),
       lanes_(cfg.workers),
-      buffer_(cfg.workers, cfg.buffer.maxBytes.value, cfg.buffer.whenFull),
+      buffer_(cfg.workers, cfg.buffer.maxBytes.value, cfg.buffer.whenFull,
+              cfg.buffer.type == config::BufferType::Disk
+                  ? std::make_unique<DiskBuffer>(cfg, (std::filesystem::path(stateDir) / "buffers" / cfg.name).string())
+                  : nullptr),
       sender_({*sink_, *breaker_, clock_, buffer_, deadLetter_, report_, pauses_}, DeliveryRules::of(cfg), cfg.timeout),
       // Enough for the batcher to fill every lane's batch while the fan-out goes on; no more, since
       // records waiting here hold memory that no buffer bound counts.
@@ -66,6 +71,8 @@ std::optional<std::string> SinkRunner::start(bool held) {
   if (auto error = sink_->start()) return error;
   started_ = true;
   held_ = held;
+  // A replacement's disk buffer opens in adopt(), once its predecessor has let go of the directory.
+  if (!held) buffer_.openDisk();
   batcherThread_ = std::thread([this] {
     log::guardThread("sink", [this] { runBatcher(); });
     // Also after a failure, so that stop() and the workers do not wait for it until the deadline.
@@ -260,6 +267,7 @@ void SinkRunner::adopt(std::vector<PendingBatch> batches) {
   // Re-encoded for this sink (its encoding may have changed) and re-laned for its workers.
   auto byLane = reformForAdoption(std::move(batches), cfg_.encoding, lanes_);
   std::uint64_t records = 0;
+  buffer_.openDisk();  // what the predecessor left on disk, then its released batches ahead of it
   // Ahead of what this runner received since it started: pushed to the front, last first.
   for (auto& lane : byLane) {
     for (auto it = lane.rbegin(); it != lane.rend(); ++it) {

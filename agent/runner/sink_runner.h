@@ -48,6 +48,7 @@
 #include "agent/pipeline/delivery.h"
 #include "agent/runner/batcher.h"
 #include "agent/runner/dead_letter.h"
+#include "agent/runner/disk_buffer.h"
 #include "agent/runner/pauses.h"
 #include "agent/runner/send_verdict.h"
 #include "agent/runner/sender.h"
@@ -116,6 +117,8 @@ class SinkRunner {
   circuit::Breaker& breaker() { return *breaker_; }
   const SinkStats& stats() const { return report_.stats(); }
   SinkBufferStats bufferStats() const { return buffer_.stats(); }
+  // The disk buffer's figures; empty for a memory buffer.
+  std::optional<DiskBufferStats> diskBufferStats() const { return buffer_.diskStats(); }
   const DeadLetter& deadLetter() const { return deadLetter_; }
   const sinks::Sink& sink() const { return *sink_; }
   const config::SinkConfig& config() const { return cfg_; }

@@ -1,0 +1,88 @@
+// The disk buffer through the binary: records buffered on disk while the HTTP destination is down
+// survive a SIGKILL of the agent, and arrive, in order, once the destination is back and the agent runs
+// again; nothing else holds them (they came from stdin, which is gone).
+
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "tests/support/fixtures.h"
+#include "tests/support/http_receiver.h"
+#include "tests/support/process.h"
+
+namespace {
+
+using logcapture::testing::ChildProcess;
+using logcapture::testing::HttpReceiver;
+using logcapture::testing::numberedLines;
+using logcapture::testing::numberedMessages;
+using logcapture::testing::TempDir;
+using logcapture::testing::waitUntil;
+using logcapture::testing::writeAgentConfig;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+const std::string kBinary = LOGCAPTURE_BINARY;
+
+std::string sinkYaml(const HttpReceiver& http) {
+  return "  - {name: search, type: http, url: \"" + http.base() +
+         "/ingest\", format: ndjson, encoding: raw, batch: {max_records: 500, linger: 10ms},"
+         " buffer: {type: disk, max_bytes: 64MiB}}\n";
+}
+
+// True when a segment of the sink's disk buffer holds `needle`.
+bool bufferHolds(const fs::path& dir, const std::string& needle) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::ifstream in(e.path(), std::ios::binary);
+    const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (data.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("lines on a disk buffer while the destination is down survive SIGKILL and arrive once it is back") {
+  constexpr int kLines = 20000;
+  TempDir dir("logcapture-disk-crash");
+  HttpReceiver http;
+  http.control({{"status", 503}});
+  {
+    const std::string config = writeAgentConfig(dir, "  - {name: pipe, type: stdin}\n", sinkYaml(http));
+    ChildProcess agent({kBinary, "run", "-c", config}, {}, /*pipeStdin=*/true);
+    if (!agent.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << agent.err());
+    REQUIRE(agent.writeStdin(numberedLines(0, kLines)));
+    REQUIRE(waitUntil(
+        [&] {
+          agent.readOutput();
+          return bufferHolds(dir / "state" / "buffers" / "search", "line " + std::to_string(kLines - 1));
+        },
+        30s));
+    agent.signal(SIGKILL);
+    CHECK(agent.wait(10s).exitCode == 128 + SIGKILL);
+  }
+  CHECK(http.stats()["records"].get<int>() == 0);
+
+  http.control({{"status", 200}});
+  fs::create_directories(dir / "logs");
+  const std::string config = writeAgentConfig(
+      dir, "  - {name: app, type: file, paths: [\"" + (dir / "logs").string() + "/*.log\"]}\n", sinkYaml(http));
+  ChildProcess agent({kBinary, "run", "-c", config});
+  if (!agent.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << agent.err());
+  CHECK(waitUntil(
+      [&] {
+        agent.readOutput();
+        return http.stats()["records"].get<int>() >= kLines;
+      },
+      60s));
+  agent.signal(SIGTERM);
+  CHECK(agent.wait(30s).exitCode == 0);
+  // Every line, once, in the order written.
+  CHECK(http.records() == numberedMessages(0, kLines));
+}
