@@ -7,7 +7,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,7 @@
 
 namespace {
 
+using logcapture::testing::appendFile;
 using logcapture::testing::ChildProcess;
 using logcapture::testing::HttpReceiver;
 using logcapture::testing::numberedLines;
@@ -85,4 +88,70 @@ TEST_CASE("lines on a disk buffer while the destination is down survive SIGKILL 
   CHECK(agent.wait(30s).exitCode == 0);
   // Every line, once, in the order written.
   CHECK(http.records() == numberedMessages(0, kLines));
+}
+
+TEST_CASE(
+    "with a disk buffer a log rotated away and deleted while the destination is down and the agent killed arrives "
+    "whole") {
+  TempDir dir("logcapture-disk-rotate");
+  HttpReceiver http;
+  http.control({{"status", 503}});
+  fs::create_directories(dir / "logs");
+  const fs::path log = dir / "logs" / "app.log";
+  const fs::path buffer = dir / "state" / "buffers" / "search";
+  const std::string config = writeAgentConfig(
+      dir, "  - {name: app, type: file, paths: [\"" + (dir / "logs").string() + "/*.log\"], start_at: beginning}\n",
+      sinkYaml(http));
+  // Runs the agent until the disk buffer holds `last`, then kills it.
+  const auto runUntilBuffered = [&](const std::string& last, const std::function<void()>& meanwhile) {
+    ChildProcess agent({kBinary, "run", "-c", config});
+    if (!agent.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << agent.err());
+    meanwhile();
+    REQUIRE(waitUntil(
+        [&] {
+          agent.readOutput();
+          return bufferHolds(buffer, last);
+        },
+        30s));
+    agent.signal(SIGKILL);
+    CHECK(agent.wait(10s).exitCode == 128 + SIGKILL);
+  };
+
+  appendFile(log, numberedLines(0, 3000));
+  runUntilBuffered("line 2999", [&] {
+    // Rotated under load: renamed away, a new file under the old name.
+    REQUIRE(waitUntil([&] { return bufferHolds(buffer, "line 1000"); }, 30s));
+    fs::rename(log, dir / "logs" / "app.log.1");
+    appendFile(log, numberedLines(3000, 6000));
+  });
+  // The older file deleted while the agent is down: its lines are on disk only.
+  fs::remove(dir / "logs" / "app.log.1");
+  runUntilBuffered("line 8999", [&] { appendFile(log, numberedLines(6000, 9000)); });
+  CHECK(http.stats()["records"].get<int>() == 0);
+
+  http.control({{"status", 200}});
+  ChildProcess agent({kBinary, "run", "-c", config});
+  if (!agent.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << agent.err());
+  CHECK(waitUntil(
+      [&] {
+        agent.readOutput();
+        return http.stats()["records"].get<int>() >= 9000;
+      },
+      60s));
+  agent.signal(SIGTERM);
+  CHECK(agent.wait(30s).exitCode == 0);
+  // Every line arrives, in the order written. Lines safe on disk whose file's checkpoint was not yet saved
+  // when the agent was killed are read from the file again: what was read in the last save interval
+  // (50 ms at least) before each kill. These kills come within milliseconds of the reads, so the bound is
+  // the lines of app.log read in each killed run: up to 3,000 of the first run, 6,000 of the second.
+  const auto records = http.records();
+  std::set<std::string> seen;
+  std::vector<std::string> firsts;
+  for (const auto& r : records) {
+    if (seen.insert(r).second) firsts.push_back(r);
+  }
+  CHECK(firsts == numberedMessages(0, 9000));
+  const std::size_t twice = records.size() - firsts.size();
+  MESSAGE(twice << " lines sent twice");
+  CHECK(twice <= 9000);
 }
