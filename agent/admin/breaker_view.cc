@@ -69,6 +69,8 @@ Json bufferView(const SinkRunner& runner, const SinkBufferStats& buffer, std::ch
                     {"syncs", disk->syncs},
                     {"corrupt_records", disk->corrupt},
                     {"write_errors", disk->writeErrors},
+                    {"read_errors", disk->readErrors},
+                    {"spilled_records", disk->spilled},
                     {"replayed_records", disk->replayed}};
   }
   return view;

@@ -91,11 +91,17 @@ constexpr Family kDiskOldestAge{"logcapture_sink_buffer_oldest_record_age_second
 constexpr Family kDiskSyncs{"logcapture_sink_buffer_syncs_total", T::Counter,
                             "Syncs (fdatasync) of the sink's disk buffer."};
 constexpr Family kDiskCorrupt{"logcapture_sink_buffer_corrupt_records_total", T::Counter,
-                              "Frames (batches) of the disk buffer skipped as unreadable: torn by a crash, corrupt, "
-                              "or a segment of garbage."};
+                              "Records of the disk buffer skipped as unreadable: torn by a crash, corrupt, or a "
+                              "segment of garbage (a damaged stretch whose record count cannot be read counts 1)."};
 constexpr Family kDiskWriteErrors{"logcapture_sink_buffer_write_errors_total", T::Counter,
                                   "Writes, syncs and file operations of the disk buffer that failed (disk full, "
                                   "read-only, removed)."};
+constexpr Family kDiskReadErrors{"logcapture_sink_buffer_read_errors_total", T::Counter,
+                                 "Reads of the disk buffer the system refused (out of file descriptors, I/O "
+                                 "errors); each is tried again, nothing is skipped."};
+constexpr Family kDiskSpilled{"logcapture_sink_buffer_spilled_records_total", T::Counter,
+                              "Records written to the disk buffer: batches that waited longer than its sync "
+                              "interval, or were left at a stop."};
 constexpr Family kSinkInFlight{"logcapture_sink_batches_in_flight", T::Gauge, "Batches being sent or retried."};
 constexpr Family kSinkSends{"logcapture_sink_sends_total", T::Counter, "Sends of a batch to the destination."};
 constexpr Family kSinkRetries{"logcapture_sink_retries_total", T::Counter, "Sends of a batch after its first."};
@@ -353,6 +359,8 @@ void writeSinks(PrometheusText& out, const std::vector<SinkView>& sinks) {
   eachDisk(kDiskSyncs, [](const DiskBufferStats& d) { return d.syncs; });
   eachDisk(kDiskCorrupt, [](const DiskBufferStats& d) { return d.corrupt; });
   eachDisk(kDiskWriteErrors, [](const DiskBufferStats& d) { return d.writeErrors; });
+  eachDisk(kDiskReadErrors, [](const DiskBufferStats& d) { return d.readErrors; });
+  eachDisk(kDiskSpilled, [](const DiskBufferStats& d) { return d.spilled; });
 }
 
 void writeBreakers(PrometheusText& out, const std::vector<SinkView>& sinks) {

@@ -313,8 +313,8 @@ ReloadOutcome Pipeline::reload(const config::Config& next, base::Deadline deadli
   }
   for (const auto& in : retiredInputs) in->stop(deadline);
   stopRunners(retired, deadline, /*retire=*/true);
-  // A removed sink's disk buffer stays where it is, said once.
-  if (!retired.empty()) warnUnclaimedBuffers(config_.agent.stateDir, next.sinks);
+  // The disk buffer of a sink removed, renamed or turned to memory stays where it is, said once.
+  warnUnclaimedBuffers(config_.agent.stateDir, next.sinks);
   for (const auto& in : retiredInputs) {
     while (!in->settled() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -239,28 +239,34 @@ SegmentScan scanSegment(const std::string& path) {
     scan.badMagic = true;
     return scan;
   }
-  std::size_t at = kSegmentMagic.size();
-  while (at < data.size()) {
-    if (data.size() - at < kFrameHeaderBytes) {
-      scan.corrupt += 1;  // a header torn by a crash
-      break;
-    }
+  // The length of an intact frame at `at`, or 0.
+  const auto intactAt = [&](std::size_t at) -> std::uint32_t {
+    if (data.size() - at < kFrameHeaderBytes) return 0;
     std::uint32_t length = 0;
     std::memcpy(&length, data.data() + at, 4);
-    if (length == 0 || length > kMaxPayloadBytes || data.size() - at - kFrameHeaderBytes < length) {
-      scan.corrupt += 1;  // torn last frame, or garbage: nothing after it can be framed
-      break;
-    }
+    if (length == 0 || length > kMaxPayloadBytes || data.size() - at - kFrameHeaderBytes < length) return 0;
     const std::string_view header(data.data() + at, kFrameHeaderBytes);
     const std::string_view payload(data.data() + at + kFrameHeaderBytes, length);
-    std::unique_ptr<StoredBatch> batch;
-    if (frameIntact(header, payload)) batch = decodePayload(payload);
-    if (batch) {
-      scan.frames.push_back({at, length, std::move(batch)});
-    } else {
-      scan.corrupt += 1;
+    return frameIntact(header, payload) ? length : 0;
+  };
+  std::size_t at = kSegmentMagic.size();
+  while (at < data.size()) {
+    if (const std::uint32_t length = intactAt(at); length != 0) {
+      auto batch = decodePayload(std::string_view(data.data() + at + kFrameHeaderBytes, length));
+      if (batch) {
+        scan.frames.push_back({at, length, std::move(batch)});
+      } else {
+        scan.corrupt += 1;  // checks, yet does not parse: a format this build does not read
+      }
+      at += kFrameHeaderBytes + length;
+      continue;
     }
-    at += kFrameHeaderBytes + length;
+    // Torn by a crash, or damaged: what follows may still be whole. The next offset where a frame
+    // checks is where reading goes on (a CRC32C matching by chance is one in four billion).
+    scan.corrupt += 1;
+    do {
+      ++at;
+    } while (at < data.size() && intactAt(at) == 0);
   }
   return scan;
 }

@@ -12,9 +12,10 @@
 //              2 json), u8 json error, u32 json members, member table (16 bytes each), str message
 //   str     := u32 length, bytes
 //
-// A reader trusts nothing: a frame whose CRC does not match, or whose payload does not parse, is
-// skipped; a length running past the end of the file (a write torn by a crash, or garbage) ends the
-// segment. Each is counted as one corrupt frame.
+// A reader trusts nothing: a frame whose CRC does not match, whose length is implausible, or whose
+// payload does not parse is skipped, and reading resumes at the next offset where a whole frame checks
+// (a write torn by a crash, or a damaged stretch, loses only itself). Each skipped stretch is counted
+// as one corrupt frame.
 //
 // Pure functions and a file reader; any thread.
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "agent/runner/buffer_segment.h"
+#include "agent/runner/crc32c.h"
 #include "agent/runner/sink_runner.h"
 #include "base/log.h"
 #include "sinks/encoding.h"
@@ -40,12 +41,10 @@ std::int64_t wallNanos(WallClock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-// When a batch formed at Unix ns `formed` was formed, on the steady clock (for its age).
-SteadyClock::time_point steadyOf(std::int64_t formed) {
-  const auto age =
-      WallClock::now() -
-      WallClock::time_point(std::chrono::duration_cast<WallClock::duration>(std::chrono::nanoseconds(formed)));
-  return SteadyClock::now() - std::chrono::duration_cast<SteadyClock::duration>(age);
+// The bytes a batch takes once written: its records' encoding stands for their messages, plus each
+// record's fixed fields and its batch's sources (counted high: the bound must hold on disk).
+std::uint64_t frameEstimate(const PendingBatch& pb) {
+  return pb.batch.bytes() + 48 * std::uint64_t(pb.batch.size()) + 2048;
 }
 
 std::string segmentName(std::uint64_t id) {
@@ -90,7 +89,7 @@ DiskBuffer::DiskBuffer(const config::SinkConfig& cfg, std::string dir)
       // batch and that drop_oldest frees room in steps of an eighth of the bound, large enough that files
       // stay few.
       segmentBytes_(std::clamp<std::uint64_t>(cfg.buffer.maxBytes.value / 8, 4096, 16 * kMiB)),
-      // A few batches per lane stay in memory as formed, so a healthy sink never reads the disk back.
+      // A few batches per lane wait in memory, as formed: enough to keep every worker busy.
       memoryBytes_(std::min<std::uint64_t>(
           cfg.buffer.maxBytes.value,
           std::uint64_t(4) * std::max<std::uint32_t>(cfg.workers, 1) * cfg.batch.maxBytes.value)),
@@ -98,7 +97,11 @@ DiskBuffer::DiskBuffer(const config::SinkConfig& cfg, std::string dir)
       syncAlways_(cfg.buffer.sync == config::BufferSync::Always),
       syncInterval_(cfg.buffer.syncInterval),
       lanes_(std::max<std::uint32_t>(cfg.workers, 1)),
-      lanesQueue_(lanes_) {}
+      wallOffsetNs_(
+          wallNanos(WallClock::now()) -
+          std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count()),
+      lanesQueue_(lanes_),
+      woken_(lanes_, 0) {}
 
 DiskBuffer::~DiskBuffer() {
   if (!shutDown_.load()) drain();
@@ -110,36 +113,119 @@ void DiskBuffer::open() {
     if (opened_) return;
     opened_ = true;
     replayLocked();
-    std::vector<PendingBatch> early = std::move(early_);
-    early_.clear();
-    for (auto& pb : early) {
-      std::vector<PendingBatch> none;
-      pushLocked(lock, pb, none, nullptr);
-    }
   }
   changed_.notify_all();
-  syncNow();
-  if (!syncAlways_) {
+  if (syncAlways_) {
+    {
+      std::lock_guard lock(mutex_);
+      spillAgedLocked(SteadyClock::time_point::max());
+    }
+    syncNow();
+  } else {
     syncer_ = std::thread([this] { log::guardThread("sink", [this] { runSyncer(); }); });
   }
+}
+
+namespace {
+
+constexpr std::string_view kLedgerName = "finished.ledger";
+constexpr std::size_t kLedgerEntryBytes = 20;  // u64 segment, u64 frame offset, u32 CRC32C of the 16 bytes
+
+void appendLedgerEntry(std::string& out, std::uint64_t segment, std::uint64_t offset) {
+  char entry[kLedgerEntryBytes];
+  std::memcpy(entry, &segment, 8);
+  std::memcpy(entry + 8, &offset, 8);
+  const std::uint32_t crc = crc32c(std::string_view(entry, 16));
+  std::memcpy(entry + 16, &crc, 4);
+  out.append(entry, sizeof entry);
+}
+
+}  // namespace
+
+std::set<std::pair<std::uint64_t, std::uint64_t>> DiskBuffer::readLedgerLocked() {
+  std::set<std::pair<std::uint64_t, std::uint64_t>> finished;
+  const std::string path = (fs::path(dir_) / kLedgerName).string();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) noteReadError("open " + path, errno);
+    return finished;
+  }
+  std::string data;
+  char buf[64 * 1024];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    data.append(buf, std::size_t(n));
+  }
+  ::close(fd);
+  std::uint64_t damaged = 0;
+  for (std::size_t at = 0; at + kLedgerEntryBytes <= data.size(); at += kLedgerEntryBytes) {
+    std::uint64_t segment = 0;
+    std::uint64_t offset = 0;
+    std::uint32_t crc = 0;
+    std::memcpy(&segment, data.data() + at, 8);
+    std::memcpy(&offset, data.data() + at + 8, 8);
+    std::memcpy(&crc, data.data() + at + 16, 4);
+    if (crc32c(std::string_view(data.data() + at, 16)) != crc) {
+      ++damaged;  // its frame is sent again: a duplicate, never a loss
+      continue;
+    }
+    finished.emplace(segment, offset);
+    nextSegment_ = std::max(nextSegment_, segment + 1);
+  }
+  if (damaged > 0)
+    noteCorrupt(0, path + ": " + std::to_string(damaged) + " damaged entries (their batches are sent again)");
+  return finished;
+}
+
+void DiskBuffer::rewriteLedgerLocked(const std::set<std::pair<std::uint64_t, std::uint64_t>>& finished) {
+  if (ledgerFd_ >= 0) ::close(ledgerFd_);
+  ledgerFd_ = -1;
+  std::string data;
+  for (const auto& [segment, offset] : finished) {
+    if (segments_.contains(segment)) appendLedgerEntry(data, segment, offset);
+  }
+  const std::string path = (fs::path(dir_) / kLedgerName).string();
+  const std::string temp = path + ".tmp";
+  int error = 0;
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  bool ok = fd >= 0 && writeAll(fd, data.data(), data.size(), error) && ::fdatasync(fd) == 0;
+  if (fd >= 0 && error == 0 && !ok) error = errno;
+  if (fd < 0) error = errno;
+  if (fd >= 0) ::close(fd);
+  ok = ok && ::rename(temp.c_str(), path.c_str()) == 0;
+  if (!ok) {
+    // The old ledger stays: what it names is still finished; at worst batches are sent twice.
+    noteWriteError("write " + path, error != 0 ? error : errno);
+    ::unlink(temp.c_str());
+  }
+  ledgerFd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (ledgerFd_ < 0) noteWriteError("open " + path, errno);
+  ledgerEntries_ = data.size() / kLedgerEntryBytes;
 }
 
 void DiskBuffer::replayLocked() {
   std::error_code ec;
   fs::create_directories(dir_, ec);
+  if (ec) noteWriteError("create " + dir_, ec.value());
   std::vector<std::pair<std::uint64_t, std::string>> files;
   for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (const std::uint64_t id = segmentId(name); id != 0) files.emplace_back(id, it->path().string());
   }
-  if (ec) noteWriteError("list " + dir_, ec.value());
+  if (ec) noteReadError("list " + dir_, ec.value());
   std::sort(files.begin(), files.end());
+  const auto finished = readLedgerLocked();
   std::uint64_t replayedSegments = 0;
+  std::vector<std::deque<Entry>> replayed(lanes_);
+  const auto now = SteadyClock::now();
   for (const auto& [id, path] : files) {
     nextSegment_ = std::max(nextSegment_, id + 1);
     disk::SegmentScan scan = disk::scanSegment(path);
     if (!scan.opened) {
-      noteCorrupt(1, path + ": " + scan.error);
+      // Not readable now (permissions, out of descriptors): left in place for the next start.
+      noteReadError("read " + path + ": " + scan.error, EIO);
       continue;
     }
     if (scan.badMagic) {
@@ -153,14 +239,17 @@ void DiskBuffer::replayLocked() {
       continue;
     }
     if (scan.corrupt > 0) noteCorrupt(scan.corrupt, path);
-    if (scan.frames.empty()) {
+    const auto live = std::count_if(scan.frames.begin(), scan.frames.end(), [&](const disk::ScannedFrame& f) {
+      return !finished.contains({id, f.offset});
+    });
+    if (live == 0) {
       if (::unlink(path.c_str()) != 0) noteWriteError("unlink " + path, errno);
       continue;
     }
     Segment seg;
     seg.path = path;
     seg.size = scan.size;
-    seg.live = scan.frames.size();
+    seg.live = std::uint64_t(live);
     segments_[id] = seg;
     disk_.bytes += scan.size;
     disk_.segments += 1;
@@ -174,16 +263,29 @@ void DiskBuffer::replayLocked() {
       frame.records = static_cast<std::uint32_t>(records.size());
       frame.lane = records.empty() ? 0 : laneOf(records.front(), lanes_);
       frame.formedNs = wallNanos(f.batch->formedAt);
+      frame.finished = finished.contains({id, f.offset});
       frames_.push_back(frame);
-      const std::uint64_t frameId = firstFrame_ + frames_.size() - 1;
-      lanesQueue_[frame.lane].push_back(Entry{frameId, false, {}});
-      queued_.batches += 1;
-      queued_.records += frame.records;
-      queued_.bytes += frame.length;
+      if (frame.finished) continue;
+      Entry e;
+      e.frame = firstFrame_ + frames_.size() - 1;
+      e.since = now;
+      countLocked(e, +1);
+      replayed[frame.lane].push_back(std::move(e));
       disk_.records += frame.records;
       disk_.replayed += frame.records;
     }
   }
+  // In the order the batches formed (a batch sent back to its lane's head may have been written after
+  // younger ones), ahead of anything that waited in memory for the open: it is older.
+  for (std::uint32_t lane = 0; lane < lanes_; ++lane) {
+    std::stable_sort(replayed[lane].begin(), replayed[lane].end(), [&](const Entry& a, const Entry& b) {
+      return frames_[a.frame - firstFrame_].formedNs < frames_[b.frame - firstFrame_].formedNs;
+    });
+    auto& queue = lanesQueue_[lane];
+    queue.insert(queue.begin(), std::make_move_iterator(replayed[lane].begin()),
+                 std::make_move_iterator(replayed[lane].end()));
+  }
+  rewriteLedgerLocked(finished);
   if (disk_.replayed > 0) {
     log::event(*log::component("sink"), spdlog::level::info, "disk_buffer_replayed",
                {{"sink", sink_}, {"records", disk_.replayed}, {"segments", replayedSegments}, {"directory", dir_}});
@@ -191,7 +293,10 @@ void DiskBuffer::replayLocked() {
 }
 
 bool DiskBuffer::fitsLocked(std::uint64_t bytes) const {
-  return disk_.records == 0 || disk_.bytes + bytes <= maxBytes_;
+  if (queued_.batches == 0) return true;
+  if (disk_.bytes + memoryOnly_ + bytes > maxBytes_) return false;
+  // While the disk refuses, memory holds what it would have taken, up to its part.
+  return !(diskRefusing_ && memoryOnly_ + bytes > memoryBytes_);
 }
 
 bool DiskBuffer::rotateLocked() {
@@ -213,15 +318,21 @@ bool DiskBuffer::rotateLocked() {
   }
   // The new file's name must survive a power loss as well as its bytes.
   const int dirFd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirFd < 0 || ::fsync(dirFd) != 0) noteWriteError("sync " + dir_, errno);
+  const bool named = dirFd >= 0 && ::fsync(dirFd) == 0;
+  const int dirError = errno;
   if (dirFd >= 0) ::close(dirFd);
+  if (!named) {
+    ::close(fd);
+    ::unlink(path.c_str());
+    noteWriteError("sync " + dir_, dirError);
+    return false;
+  }
   if (!segments_.empty()) {
     auto last = std::prev(segments_.end());
     if (last->second.fd >= 0) {
       toClose_.push_back(last->second.fd);  // synced, then closed, by the next sync
       last->second.fd = -1;
     }
-    if (last->second.live == 0) deleteSegmentLocked(last);
   }
   Segment seg;
   seg.path = path;
@@ -241,6 +352,11 @@ void DiskBuffer::deleteSegmentLocked(std::map<std::uint64_t, Segment>::iterator 
   disk_.bytes -= std::min(disk_.bytes, it->second.size);
   disk_.segments -= 1;
   segments_.erase(it);
+  if (segments_.empty() && ledgerFd_ >= 0) {
+    // Nothing on disk: no entry of the ledger names a segment that exists.
+    ledgerPending_.clear();
+    if (ledgerEntries_ > 0 && ::ftruncate(ledgerFd_, 0) == 0) ledgerEntries_ = 0;
+  }
 }
 
 bool DiskBuffer::writeLocked(std::uint32_t records, std::uint32_t lane, std::int64_t formedNs, std::uint64_t& id) {
@@ -276,31 +392,6 @@ bool DiskBuffer::writeLocked(std::uint32_t records, std::uint32_t lane, std::int
   return true;
 }
 
-void DiskBuffer::acceptLocked(PendingBatch& pb, std::uint64_t id) {
-  const Frame& frame = frames_[id - firstFrame_];
-  // The claims are released once the frame is synced; until then, and while the batch waits in memory,
-  // their records stay alive.
-  auto kept = std::make_shared<std::vector<DeliveryRef>>();
-  kept->reserve(pb.claims.size());
-  for (const auto& c : pb.claims) kept->push_back(c.share());
-  if (!pb.claims.empty()) unsynced_.push_back(std::move(pb.claims));
-  pb.claims.clear();
-  Entry e;
-  e.frame = id;
-  if (memoryUsed_ + pb.batch.bytes() <= memoryBytes_) {
-    // Kept as formed: a sink that keeps up never reads its batches back.
-    pb.retained = std::move(kept);
-    pb.frame = std::make_shared<DiskFrameHold>(this, id);
-    pb.sequence = id;
-    pb.lane = frame.lane;
-    memoryUsed_ += pb.batch.bytes();
-    e.inMemory = true;
-    e.pb = std::move(pb);
-  }
-  countLocked(e, +1);
-  lanesQueue_[frame.lane].push_back(std::move(e));
-}
-
 void DiskBuffer::countLocked(const Entry& e, int sign) {
   std::uint64_t records = 0;
   std::uint64_t bytes = 0;
@@ -323,10 +414,117 @@ void DiskBuffer::countLocked(const Entry& e, int sign) {
   }
 }
 
+std::int64_t DiskBuffer::wallOf(SteadyClock::time_point t) const {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count() + wallOffsetNs_;
+}
+
+SteadyClock::time_point DiskBuffer::steadyOf(std::int64_t formedNs) const {
+  return SteadyClock::time_point(
+      std::chrono::duration_cast<SteadyClock::duration>(std::chrono::nanoseconds(formedNs - wallOffsetNs_)));
+}
+
+bool DiskBuffer::writeBatchLocked(PendingBatch& pb) {
+  scratch_.clear();
+  const std::int64_t formedNs = wallOf(pb.formedAt);
+  disk::appendFrame(
+      scratch_, pb.batch.records,
+      WallClock::time_point(std::chrono::duration_cast<WallClock::duration>(std::chrono::nanoseconds(formedNs))));
+  std::uint64_t id = 0;
+  if (!writeLocked(static_cast<std::uint32_t>(pb.batch.size()), pb.lane, formedNs, id)) {
+    diskRefusing_ = true;
+    return false;
+  }
+  diskRefusing_ = false;
+  // The claims are released once the frame is synced; while the batch waits in memory its records stay
+  // alive through `retained`.
+  if (!pb.claims.empty()) {
+    auto kept = std::make_shared<std::vector<DeliveryRef>>();
+    kept->reserve(pb.claims.size());
+    for (const auto& c : pb.claims) kept->push_back(c.share());
+    pb.retained = std::move(kept);
+    unsynced_.push_back(std::move(pb.claims));
+    pb.claims.clear();
+  }
+  pb.frame = std::make_shared<DiskFrameHold>(this, id);
+  disk_.spilled += pb.batch.size();
+  if (!dirtySince_) {
+    dirtySince_ = true;
+    syncDue_ = SteadyClock::now();  // synced by whoever wrote it: the syncer, a stop, or sync: always
+  }
+  return true;
+}
+
+bool DiskBuffer::spillLocked(Entry& e) {
+  if (!writeBatchLocked(e.pb)) return false;
+  e.frame = e.pb.frame->id.load();
+  memoryOnly_ -= std::min(memoryOnly_, frameEstimate(e.pb));
+  return true;
+}
+
+void DiskBuffer::secure(PendingBatch& pb) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!opened_ || pb.frame || pb.claims.empty() || !writeBatchLocked(pb)) return;
+    if (!syncAlways_) wakeSyncerLocked(SteadyClock::now());
+  }
+  if (syncAlways_) syncNow();
+}
+
+void DiskBuffer::forgetMemoryLocked(Entry& e) {
+  countLocked(e, -1);
+  memoryUsed_ -= std::min(memoryUsed_, e.pb.batch.bytes());
+  if (e.pb.frame) e.pb.frame->id.store(UINT64_MAX);  // the entry still waits on its frame
+  e.pb = PendingBatch{};
+  e.inMemory = false;
+  countLocked(e, +1);
+}
+
+bool DiskBuffer::spillAgedLocked(SteadyClock::time_point before) {
+  bool ok = true;
+  for (auto& lane : lanesQueue_) {
+    // In the lane's order, up to its last aged batch: a batch sent back to the head is younger than those
+    // behind it, yet goes first.
+    std::size_t end = 0;
+    for (std::size_t i = 0; i < lane.size(); ++i) {
+      if (lane[i].inMemory && lane[i].frame == kNoFrame && lane[i].since <= before) end = i + 1;
+    }
+    for (std::size_t i = 0; i < end && ok; ++i) {
+      if (lane[i].inMemory && lane[i].frame == kNoFrame) ok = spillLocked(lane[i]);
+    }
+    if (!ok) break;
+  }
+  makeRoomLocked(0);
+  return ok;
+}
+
+bool DiskBuffer::makeRoomLocked(std::uint64_t bytes) {
+  // The copies farthest from being sent go first (the disk has them).
+  for (auto& lane : lanesQueue_) {
+    for (auto it = lane.rbegin(); it != lane.rend() && memoryUsed_ + bytes > memoryBytes_; ++it) {
+      // A split batch's half shares its frame with the other half, in flight: kept.
+      if (it->inMemory && it->frame != kNoFrame && (!it->pb.frame || it->pb.frame.use_count() == 1)) {
+        forgetMemoryLocked(*it);
+      }
+    }
+  }
+  return memoryUsed_ + bytes <= memoryBytes_;
+}
+
 bool DiskBuffer::evictOldestLocked(std::vector<PendingBatch>& evicted) {
   std::deque<Entry>* oldest = nullptr;
+  const auto order = [&](const Entry& e) { return e.frame == kNoFrame ? e.pb.sequence : e.frame; };
   for (auto& lane : lanesQueue_) {
-    if (!lane.empty() && (oldest == nullptr || lane.front().frame < oldest->front().frame)) oldest = &lane;
+    // On disk before in memory only: a frame id is older than any batch not yet written.
+    if (lane.empty()) continue;
+    if (oldest == nullptr) {
+      oldest = &lane;
+      continue;
+    }
+    const Entry& a = lane.front();
+    const Entry& b = oldest->front();
+    const bool aDisk = a.frame != kNoFrame;
+    const bool bDisk = b.frame != kNoFrame;
+    if ((aDisk && !bDisk) || (aDisk == bDisk && order(a) < order(b))) oldest = &lane;
   }
   if (oldest == nullptr) return false;
   Entry e = std::move(oldest->front());
@@ -334,9 +532,15 @@ bool DiskBuffer::evictOldestLocked(std::vector<PendingBatch>& evicted) {
   countLocked(e, -1);
   if (e.inMemory) {
     memoryUsed_ -= std::min(memoryUsed_, e.pb.batch.bytes());
-    // Finished here, so that its segment's room counts at once; the runner drops and counts the batch.
-    if (e.pb.frame) e.pb.frame->id.store(UINT64_MAX);
-    finishFrameLocked(e.frame);
+    if (e.frame == kNoFrame) {
+      memoryOnly_ -= std::min(memoryOnly_, frameEstimate(e.pb));
+    } else if (e.pb.frame && e.pb.frame.use_count() == 1) {
+      // Finished here, so that its segment's room counts at once; the runner drops and counts the batch.
+      e.pb.frame->id.store(UINT64_MAX);
+      finishFrameLocked(e.frame);
+    }
+    // A half of a split batch: its frame stays until the other half, in flight, is done with it. If the
+    // agent stops first, the frame is read again whole: this half is then sent, though counted as dropped.
     evicted.push_back(std::move(e.pb));
   } else {
     // Only its count is known without reading it back: null records, for the caller to count.
@@ -352,58 +556,64 @@ SinkBuffer::PushResult DiskBuffer::pushLocked(std::unique_lock<std::mutex>& lock
                                               std::vector<PendingBatch>& evicted,
                                               const std::function<bool()>* mayDrop) {
   const bool bounded = mayDrop != nullptr;
-  if (!opened_) {
-    early_.push_back(std::move(pb));
-    return SinkBuffer::PushResult::Accepted;
+  const std::uint64_t bytes = pb.batch.bytes();
+  const std::uint64_t need = frameEstimate(pb);
+  if (bounded && !opened_) {
+    // Held for a predecessor that still writes the directory: a memory buffer of max_bytes meanwhile.
+    changed_.wait(lock, [&] { return closed_ || opened_ || queued_.batches == 0 || memoryOnly_ + need <= maxBytes_; });
+    if (closed_) return SinkBuffer::PushResult::Closed;
   }
-  scratch_.clear();
-  const auto formed =
-      WallClock::now() - std::chrono::duration_cast<WallClock::duration>(SteadyClock::now() - pb.formedAt);
-  disk::appendFrame(scratch_, pb.batch.records, formed);
-  const std::uint64_t bytes = scratch_.size();
-  if (bounded && whenFull_ != config::WhenFull::Block) {
-    // As in memory: a sink only slow, holding back no one, waits rather than drops. mayDrop() turns true
-    // without a notification (a breaker opening, the fan-out starting to wait).
-    while (!fitsLocked(bytes) && !(*mayDrop)()) {
-      changed_.wait_for(lock, std::chrono::milliseconds(20));
-      if (closed_) return SinkBuffer::PushResult::Closed;
-    }
-  }
-  if (bounded && !fitsLocked(bytes)) {
-    switch (whenFull_) {
-      case config::WhenFull::Block:
-        changed_.wait(lock, [&] { return closed_ || fitsLocked(bytes); });
+  if (bounded && opened_) {
+    if (whenFull_ != config::WhenFull::Block) {
+      // As in memory: a sink only slow, holding back no one, waits rather than drops. mayDrop() turns true
+      // without a notification (a breaker opening, the fan-out starting to wait).
+      while (!fitsLocked(need) && !(*mayDrop)()) {
+        changed_.wait_for(lock, std::chrono::milliseconds(20));
         if (closed_) return SinkBuffer::PushResult::Closed;
-        break;
-      case config::WhenFull::DropNewest:
-        return SinkBuffer::PushResult::Dropped;
-      case config::WhenFull::DropOldest:
-        while (!fitsLocked(bytes) && evictOldestLocked(evicted)) {
-        }
-        if (!fitsLocked(bytes) && !segments_.empty() && std::prev(segments_.end())->second.live == 0) {
-          forceRotate_ = true;  // the active segment holds only finished batches: start anew and delete it
-        }
-        if (!fitsLocked(bytes) && !forceRotate_) return SinkBuffer::PushResult::Dropped;
-        break;
+      }
     }
-  }
-  std::uint64_t id = 0;
-  while (!writeLocked(static_cast<std::uint32_t>(pb.batch.size()), pb.lane, wallNanos(formed), id)) {
-    if (!bounded) return SinkBuffer::PushResult::Closed;  // left unfinished: read again after a restart
-    switch (whenFull_) {
-      case config::WhenFull::Block:
-        // The disk refuses (full, read-only, gone): wait for room or for an operator, and try again.
-        changed_.wait_for(lock, std::chrono::seconds(1));
-        if (closed_) return SinkBuffer::PushResult::Closed;
-        break;
-      case config::WhenFull::DropNewest:
-        return SinkBuffer::PushResult::Dropped;
-      case config::WhenFull::DropOldest:
-        if (!evictOldestLocked(evicted)) return SinkBuffer::PushResult::Dropped;
-        break;
+    if (!fitsLocked(need)) {
+      switch (whenFull_) {
+        case config::WhenFull::Block:
+          // Room comes from sends; while the disk refuses, from a write it takes again (tried each second).
+          while (!closed_ && !fitsLocked(need)) {
+            if (changed_.wait_for(lock, std::chrono::seconds(1)) == std::cv_status::timeout && diskRefusing_) {
+              spillAgedLocked(SteadyClock::time_point::max());
+            }
+          }
+          if (closed_) return SinkBuffer::PushResult::Closed;
+          break;
+        case config::WhenFull::DropNewest:
+          return SinkBuffer::PushResult::Dropped;
+        case config::WhenFull::DropOldest:
+          while (!fitsLocked(need) && evictOldestLocked(evicted)) {
+          }
+          if (!fitsLocked(need)) return SinkBuffer::PushResult::Dropped;
+          break;
+      }
     }
+    // The memory part: a busy sink holds its batcher back here; one that stopped taking batches lets
+    // them age, and the syncer spills them to make room.
+    while (!closed_ && !diskRefusing_ && memoryUsed_ > 0 && !makeRoomLocked(bytes)) {
+      changed_.wait(lock);
+    }
+    if (closed_) return SinkBuffer::PushResult::Closed;
   }
-  acceptLocked(pb, id);
+  Entry e;
+  e.inMemory = true;
+  e.since = SteadyClock::now();
+  pb.lane %= lanes_;
+  const std::uint32_t lane = pb.lane;
+  e.pb = std::move(pb);
+  memoryUsed_ += bytes;
+  memoryOnly_ += frameEstimate(e.pb);
+  countLocked(e, +1);
+  lanesQueue_[lane].push_back(std::move(e));
+  if (opened_ && syncAlways_) {
+    spillLocked(lanesQueue_[lane].back());
+  } else {
+    wakeSyncerLocked(lanesQueue_[lane].back().since + syncInterval_);
+  }
   return SinkBuffer::PushResult::Accepted;
 }
 
@@ -421,64 +631,86 @@ SinkBuffer::PushResult DiskBuffer::push(PendingBatch& batch, std::vector<Pending
 }
 
 void DiskBuffer::admit(PendingBatch&& batch) {
-  SinkBuffer::PushResult result;
   {
     std::unique_lock lock(mutex_);
     std::vector<PendingBatch> none;
-    result = pushLocked(lock, batch, none, nullptr);
+    pushLocked(lock, batch, none, nullptr);
   }
   changed_.notify_all();
-  if (syncAlways_ && result == SinkBuffer::PushResult::Accepted) syncNow();
+  if (syncAlways_) syncNow();
 }
 
 void DiskBuffer::pushFront(PendingBatch&& batch) {
+  bool spill = false;
   {
     std::lock_guard lock(mutex_);
     Entry e;
-    // UINT64_MAX: its frame was finished under it (drop_oldest); it waits in memory only.
-    e.frame = batch.frame ? batch.frame->id.load() : UINT64_MAX;
-    const std::uint32_t lane = batch.lane % lanes_;
-    memoryUsed_ += batch.batch.bytes();
+    const std::uint64_t frame = batch.frame ? batch.frame->id.load() : UINT64_MAX;
+    e.frame = frame == UINT64_MAX ? kNoFrame : frame;
     e.inMemory = true;
+    e.since = SteadyClock::now();
+    batch.lane %= lanes_;
+    const std::uint32_t lane = batch.lane;
+    memoryUsed_ += batch.batch.bytes();
+    if (e.frame == kNoFrame) memoryOnly_ += frameEstimate(batch);
     e.pb = std::move(batch);
     countLocked(e, +1);
     lanesQueue_[lane].push_front(std::move(e));
+    Entry& front = lanesQueue_[lane].front();
+    spill = opened_ && syncAlways_ && front.frame == kNoFrame;
+    if (spill) {
+      spillLocked(front);
+    } else if (front.frame == kNoFrame) {
+      wakeSyncerLocked(front.since + syncInterval_);
+    }
   }
   changed_.notify_all();
+  if (spill) syncNow();
 }
 
-bool DiskBuffer::loadLocked(Entry& e) {
+int DiskBuffer::loadLocked(Entry& e) {
   const Frame& frame = frames_[e.frame - firstFrame_];
   auto seg = segments_.find(frame.segment);
-  std::string where = seg == segments_.end() ? dir_ : seg->second.path;
+  if (seg == segments_.end()) {
+    noteCorrupt(frame.records, dir_ + ": segment " + std::to_string(frame.segment) + " is gone");
+    return -1;
+  }
   // One buffer for every read back: a fresh one per batch would be mapped and faulted in each time.
   std::string& data = readBuffer_;
   data.resize(disk::kFrameHeaderBytes + frame.length);
-  bool read = false;
-  if (seg != segments_.end()) {
-    const int fd = ::open(seg->second.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      std::size_t got = 0;
-      while (got < data.size()) {
-        const ssize_t n = ::pread(fd, data.data() + got, data.size() - got, off_t(frame.offset + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += std::size_t(n);
-      }
-      read = got == data.size();
-      ::close(fd);
+  const int fd = ::open(seg->second.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      noteCorrupt(frame.records, seg->second.path + ": removed from under the agent");
+      return -1;
     }
+    noteReadError("open " + seg->second.path, errno);  // out of descriptors, a failing disk: try again
+    return 0;
+  }
+  std::size_t got = 0;
+  int error = 0;
+  while (got < data.size()) {
+    const ssize_t n = ::pread(fd, data.data() + got, data.size() - got, off_t(frame.offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) error = errno;
+    if (n <= 0) break;
+    got += std::size_t(n);
+  }
+  ::close(fd);
+  if (error != 0) {
+    noteReadError("read " + seg->second.path, error);
+    return 0;
   }
   std::unique_ptr<disk::StoredBatch> stored;
-  if (read) {
+  if (got == data.size()) {
     const std::string_view all(data);
     if (disk::frameIntact(all.substr(0, disk::kFrameHeaderBytes), all.substr(disk::kFrameHeaderBytes))) {
       stored = disk::decodePayload(all.substr(disk::kFrameHeaderBytes));
     }
   }
   if (!stored) {
-    noteCorrupt(1, where);
-    return false;
+    noteCorrupt(frame.records, seg->second.path);  // cut short or changed under us
+    return -1;
   }
   PendingBatch pb;
   // Sized once: grown by doubling, a batch would be copied again at each step.
@@ -496,33 +728,48 @@ bool DiskBuffer::loadLocked(Entry& e) {
   pb.frame = std::make_shared<DiskFrameHold>(this, e.frame);
   e.pb = std::move(pb);
   e.inMemory = true;
-  return true;
+  return 1;
 }
 
 bool DiskBuffer::pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_clock::time_point until) {
   std::unique_lock lock(mutex_);
   lane %= lanes_;
   auto& queue = lanesQueue_[lane];
-  if (!changed_.wait_until(lock, until, [&] { return closed_ || !queue.empty(); })) return false;
+  const auto ready = [&] { return closed_ || woken_[lane] != 0 || !queue.empty(); };
+  if (until == SteadyClock::time_point::max()) {
+    changed_.wait(lock, ready);
+  } else if (!changed_.wait_until(lock, until, ready)) {
+    return false;
+  }
   while (!queue.empty()) {
     Entry& e = queue.front();
-    countLocked(e, -1);
-    const bool wasInMemory = e.inMemory;
-    const bool loaded = e.inMemory || loadLocked(e);
-    if (!loaded) {
-      const std::uint64_t id = e.frame;
-      queue.pop_front();
-      finishFrameLocked(id);  // unreadable: counted, skipped
-      continue;
+    if (!e.inMemory) {
+      countLocked(e, -1);
+      const int loaded = loadLocked(e);
+      if (loaded < 0) {
+        const std::uint64_t id = e.frame;
+        queue.pop_front();
+        finishFrameLocked(id);  // unreadable: counted, skipped
+        continue;
+      }
+      countLocked(e, +1);
+      if (loaded == 0) {
+        // The system refused the read: the batch stays at the head; the worker comes back shortly.
+        changed_.wait_until(lock, std::min(until, SteadyClock::now() + std::chrono::milliseconds(200)));
+        return false;
+      }
+      memoryUsed_ += e.pb.batch.bytes();
     }
-    if (wasInMemory) memoryUsed_ -= std::min(memoryUsed_, e.pb.batch.bytes());
-    PendingBatch taken = std::move(e.pb);
+    countLocked(e, -1);
+    memoryUsed_ -= std::min(memoryUsed_, e.pb.batch.bytes());
+    if (e.frame == kNoFrame) memoryOnly_ -= std::min(memoryOnly_, frameEstimate(e.pb));
+    out = std::move(e.pb);
     queue.pop_front();
     lock.unlock();
-    changed_.notify_all();
-    out = std::move(taken);
+    changed_.notify_all();  // a blocked push may fit now
     return true;
   }
+  woken_[lane] = 0;  // seen; a pop that returns a batch leaves it for the next one
   return false;
 }
 
@@ -544,16 +791,31 @@ void DiskBuffer::finishFrameLocked(std::uint64_t id) {
   auto seg = segments_.find(frame.segment);
   if (seg != segments_.end()) {
     seg->second.live -= std::min<std::uint64_t>(seg->second.live, 1);
-    // The active segment goes when it is replaced; any other as soon as all of it is finished.
-    if (seg->second.live == 0 && std::next(seg) != segments_.end()) deleteSegmentLocked(seg);
+    if (seg->second.live == 0) {
+      deleteSegmentLocked(seg);
+    } else {
+      // Its segment stays: the ledger says this frame is not to be sent again.
+      appendLedgerEntry(ledgerPending_, frame.segment, frame.offset);
+      if (!dirtySince_) {
+        dirtySince_ = true;
+        syncDue_ = SteadyClock::now() + syncInterval_;
+        wakeSyncerLocked(syncDue_);
+      }
+    }
   }
-  while (!frames_.empty() && frames_.front().finished) {
+  while (!frames_.empty() && frames_.front().finished && !segments_.contains(frames_.front().segment)) {
     frames_.pop_front();
     ++firstFrame_;
   }
 }
 
-void DiskBuffer::wake() { changed_.notify_all(); }
+void DiskBuffer::wake() {
+  {
+    std::lock_guard lock(mutex_);
+    std::fill(woken_.begin(), woken_.end(), 1);
+  }
+  changed_.notify_all();
+}
 
 void DiskBuffer::close() {
   {
@@ -564,38 +826,50 @@ void DiskBuffer::close() {
 }
 
 std::vector<PendingBatch> DiskBuffer::drain() {
-  if (syncer_.joinable()) {
-    {
-      std::lock_guard lock(syncerMutex_);
-      syncerStop_ = true;
-    }
-    syncerWake_.notify_all();
-    syncer_.join();
+  {
+    std::lock_guard lock(mutex_);
+    syncerStop_ = true;
+  }
+  syncerWake_.notify_all();
+  if (syncer_.joinable()) syncer_.join();
+  std::vector<PendingBatch> refused;
+  {
+    std::lock_guard lock(mutex_);
+    // What still waits in memory goes to disk, for the next open; what the disk refuses is the caller's.
+    if (opened_) spillAgedLocked(SteadyClock::time_point::max());
   }
   syncNow();
-  std::vector<PendingBatch> early;
   std::vector<std::deque<Entry>> lanes;
   {
     std::lock_guard lock(mutex_);
     shutDown_.store(true);
     closed_ = true;
-    early.swap(early_);  // never opened: not on disk, the caller's to leave unfinished
+    for (auto& lane : lanesQueue_) {
+      for (auto& e : lane) {
+        if (e.inMemory && e.frame == kNoFrame) refused.push_back(std::move(e.pb));
+      }
+    }
     lanes.swap(lanesQueue_);
     lanesQueue_.resize(lanes_);
+    queued_ = {};
+    memoryUsed_ = 0;
+    memoryOnly_ = 0;
     for (auto& [id, seg] : segments_) {
       if (seg.fd >= 0) ::close(seg.fd);
       seg.fd = -1;
     }
     for (int fd : toClose_) ::close(fd);
     toClose_.clear();
-    const std::uint64_t left = disk_.records;
-    if (left > 0) {
-      log::event(*log::component("sink"), spdlog::level::info, "disk_buffer_closed",
-                 {{"sink", sink_}, {"records", left}, {"directory", dir_}, {"hint", "sent after the next start"}});
+    if (ledgerFd_ >= 0) ::close(ledgerFd_);
+    ledgerFd_ = -1;
+    if (disk_.records > 0) {
+      log::event(
+          *log::component("sink"), spdlog::level::info, "disk_buffer_closed",
+          {{"sink", sink_}, {"records", disk_.records}, {"directory", dir_}, {"hint", "sent after the next start"}});
     }
   }
   changed_.notify_all();
-  return early;  // `lanes` goes here, its batches' frames left on disk
+  return refused;  // `lanes` goes here, the frames of its batches left on disk
 }
 
 SinkBufferStats DiskBuffer::stats() const {
@@ -606,9 +880,12 @@ SinkBufferStats DiskBuffer::stats() const {
 DiskBufferStats DiskBuffer::diskStats() const {
   std::lock_guard lock(mutex_);
   DiskBufferStats s = disk_;
-  if (!frames_.empty()) {
-    s.oldest = WallClock::time_point(
-        std::chrono::duration_cast<WallClock::duration>(std::chrono::nanoseconds(frames_.front().formedNs)));
+  for (const Frame& f : frames_) {
+    if (!f.finished) {
+      s.oldest =
+          WallClock::time_point(std::chrono::duration_cast<WallClock::duration>(std::chrono::nanoseconds(f.formedNs)));
+      break;
+    }
   }
   return s;
 }
@@ -619,12 +896,7 @@ std::optional<std::chrono::steady_clock::time_point> DiskBuffer::oldestFormedAt(
   for (const auto& lane : lanesQueue_) {
     if (lane.empty()) continue;
     const Entry& e = lane.front();
-    SteadyClock::time_point t;
-    if (e.inMemory) {
-      t = e.pb.formedAt;
-    } else {
-      t = steadyOf(frames_[e.frame - firstFrame_].formedNs);
-    }
+    const SteadyClock::time_point t = e.inMemory ? e.pb.formedAt : steadyOf(frames_[e.frame - firstFrame_].formedNs);
     if (!oldest || t < *oldest) oldest = t;
   }
   return oldest;
@@ -649,17 +921,29 @@ void DiskBuffer::noteWriteError(const std::string& what, int error) {
               {"error", what + ": " + std::strerror(error)},
               {"when_full", config::enumName(whenFull_)},
               {"hint",
-               "when_full applies while the disk refuses; further errors are counted in "
-               "logcapture_sink_buffer_write_errors_total"}});
+               "batches wait in memory (holding their files' checkpoints) and when_full applies while the disk "
+               "refuses; further errors are counted in logcapture_sink_buffer_write_errors_total"}});
 }
 
-void DiskBuffer::noteCorrupt(std::uint64_t frames, const std::string& where) {
-  disk_.corrupt += frames;
+void DiskBuffer::noteReadError(const std::string& what, int error) {
+  disk_.readErrors += 1;
+  if (readErrorLogged_) return;
+  readErrorLogged_ = true;
+  log::event(*log::component("sink"), spdlog::level::warn, "disk_buffer_read_failed",
+             {{"sink", sink_},
+              {"error", what + ": " + std::strerror(error)},
+              {"hint",
+               "the read is tried again (nothing is skipped); check the open-file limit and the disk; further "
+               "errors are counted in logcapture_sink_buffer_read_errors_total"}});
+}
+
+void DiskBuffer::noteCorrupt(std::uint64_t records, const std::string& where) {
+  disk_.corrupt += records;
   if (corruptLogged_) return;
   corruptLogged_ = true;
   log::event(*log::component("sink"), spdlog::level::warn, "disk_buffer_corrupt",
              {{"sink", sink_},
-              {"frames", frames},
+              {"records", records},
               {"where", where},
               {"hint",
                "unreadable batches are skipped; further ones are counted in "
@@ -671,6 +955,8 @@ void DiskBuffer::syncNow() {
   std::vector<int> fds;
   std::vector<int> closing;
   std::vector<std::vector<Claim>> claims;
+  std::string ledger;
+  int ledgerFd = -1;
   {
     std::lock_guard lock(mutex_);
     for (auto& [id, seg] : segments_) {
@@ -681,45 +967,105 @@ void DiskBuffer::syncNow() {
     }
     closing.swap(toClose_);
     claims.swap(unsynced_);
+    ledger.swap(ledgerPending_);
+    ledgerFd = ledgerFd_;
+    dirtySince_ = false;
   }
-  if (fds.empty() && closing.empty() && claims.empty()) return;
+  if (fds.empty() && closing.empty() && claims.empty() && ledger.empty()) return;
   bool ok = true;
   int error = 0;
-  for (const int fd : fds) {
-    if (::fdatasync(fd) != 0) {
-      ok = false;
-      error = errno;
-    }
-  }
+  std::string failed;
+  const auto check = [&](bool done, const char* what) {
+    if (done) return;
+    ok = false;
+    error = errno;
+    failed = what;
+  };
+  for (const int fd : fds) check(::fdatasync(fd) == 0, "fdatasync");
+  std::vector<int> stillOpen;
   for (const int fd : closing) {
     if (::fdatasync(fd) != 0 && errno != EINVAL) {
-      ok = false;
-      error = errno;
+      check(false, "fdatasync");
+      stillOpen.push_back(fd);  // synced again next time: its frames' claims wait for it
+      continue;
     }
     ::close(fd);
   }
+  bool ledgerWritten = true;
+  if (!ledger.empty() && ledgerFd >= 0) {
+    int ledgerError = 0;
+    ledgerWritten = writeAll(ledgerFd, ledger.data(), ledger.size(), ledgerError) && ::fdatasync(ledgerFd) == 0;
+    // A ledger not written only means batches sent again after a restart: kept for the next sync.
+    if (!ledgerWritten) errno = ledgerError != 0 ? ledgerError : errno;
+    check(ledgerWritten, "ledger write");
+  }
   {
     std::lock_guard lock(mutex_);
+    if (ledgerWritten) {
+      ledgerEntries_ += ledger.size() / kLedgerEntryBytes;
+    } else {
+      ledgerPending_.insert(0, ledger);
+    }
     if (ok) {
       disk_.syncs += 1;
     } else {
-      noteWriteError("fdatasync in " + dir_, error);
+      noteWriteError(failed + " in " + dir_, error);
+      // Not durable yet: the claims wait for the next sync, which tries again.
+      for (auto& [id, seg] : segments_) {
+        if (std::find(fds.begin(), fds.end(), seg.fd) != fds.end()) seg.dirty = true;
+      }
+      toClose_.insert(toClose_.end(), stillOpen.begin(), stillOpen.end());
+      for (auto& list : claims) unsynced_.push_back(std::move(list));
+      dirtySince_ = true;
+      syncDue_ = SteadyClock::now() + std::max<std::chrono::nanoseconds>(syncInterval_, std::chrono::seconds(1));
     }
   }
-  // Not durable: left unfinished, so their records are read again after a restart.
   if (!ok) return;
   for (auto& list : claims) {
     for (auto& c : list) c.release();
   }
 }
 
-void DiskBuffer::runSyncer() {
-  while (true) {
-    {
-      std::unique_lock lock(syncerMutex_);
-      if (syncerWake_.wait_for(lock, syncInterval_, [&] { return syncerStop_; })) return;
+void DiskBuffer::wakeSyncerLocked(SteadyClock::time_point due) {
+  if (syncAlways_ || due >= syncerAt_) return;
+  syncerAt_ = due;
+  syncerWake_.notify_one();
+}
+
+SteadyClock::time_point DiskBuffer::nextSyncerWorkLocked() const {
+  SteadyClock::time_point next = SteadyClock::time_point::max();
+  if (dirtySince_ || !unsynced_.empty() || !ledgerPending_.empty() || !toClose_.empty()) next = syncDue_;
+  if (memoryOnly_ == 0) return next;
+  for (const auto& lane : lanesQueue_) {
+    for (const auto& e : lane) {
+      if (e.inMemory && e.frame == kNoFrame) next = std::min(next, e.since + syncInterval_);
     }
+  }
+  // While the disk refuses, a write is tried again each second, not at each batch's age.
+  if (diskRefusing_) next = std::max(next, SteadyClock::now() + std::chrono::seconds(1));
+  return next;
+}
+
+void DiskBuffer::runSyncer() {
+  std::unique_lock lock(mutex_);
+  while (!syncerStop_) {
+    const auto next = nextSyncerWorkLocked();
+    const auto now = SteadyClock::now();
+    if (next > now) {
+      syncerAt_ = next;
+      if (next == SteadyClock::time_point::max()) {
+        syncerWake_.wait(lock);
+      } else {
+        syncerWake_.wait_until(lock, next);
+      }
+      continue;
+    }
+    syncerAt_ = SteadyClock::time_point::min();  // at work: it looks again before it sleeps
+    spillAgedLocked(now - syncInterval_);
+    lock.unlock();
     syncNow();
+    changed_.notify_all();  // room in memory for a waiting push
+    lock.lock();
   }
 }
 

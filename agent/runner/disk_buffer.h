@@ -1,26 +1,32 @@
 #pragma once
 
-// A sink's buffer on disk (buffer.type: disk), under state_dir/buffers/<sink>/: append-only segment
-// files of frames, one frame per batch (agent/buffer_segment.h). Every batch the batcher forms is written
-// through; once the write is synced (sync: always at once, sync: interval by a syncer thread) the
-// batch's claims are released, so its files' checkpoints move past it: the records are safe on disk,
-// and a file rotated or deleted meanwhile need not be held open, nor stdin's records kept.
+// A sink's buffer on disk (buffer.type: disk), under state_dir/buffers/<sink>/: memory first, then
+// append-only segment files of frames, one frame per batch (agent/runner/buffer_segment.h).
 //
-// Batches wait in lanes as in the memory buffer (agent/sink_buffer.h); the most recent ones stay in
-// memory as formed (up to a memory front of a few batches per lane), the others are read back from
-// disk when their lane's worker comes to them. A segment is deleted once every batch in it is finished:
-// delivered, dead-lettered, or dropped by policy. max_bytes bounds the segments on disk; when_full
-// applies there, and to a write the disk refuses (full, or read-only), which is counted and logged once.
-// At open, what the segments hold is replayed first, oldest first, before any batch formed since.
-// A frame that cannot be read (torn by a crash, corrupt, a segment of garbage) is skipped, counted,
-// and logged once; the buffer goes on.
+// A batch waits in memory, holding its files' checkpoints, as in the memory buffer: a sink that keeps up
+// never touches the disk. A batch that waits longer than `sync_interval` (a destination down, slow, or
+// a backlog) is spilled: written to the active segment, synced, and then its claims are released, so
+// the checkpoints move past it; its records are safe on disk, a file rotated or deleted meanwhile need
+// not be held open, nor stdin's records kept. `sync: always` spills every batch as it arrives and syncs
+// before accepting the next. A stop (or a reload) spills what still waits in memory.
+//
+// The memory part is bounded (a few batches per lane): a push waits for room there while the sink is
+// only busy, and room is made by spilling once batches age. `max_bytes` bounds what waits in memory
+// plus the segment files; `when_full` applies there, and to writes the disk refuses (full, read-only),
+// which are counted and logged once.
+//
+// A segment is deleted once every batch in it is finished: delivered, dead-lettered, or dropped by
+// policy. Batches finished while their segment stays are noted in a ledger file beside the segments
+// (synced with them), so a restart sends none of them again. At open, what the segments hold and the
+// ledger does not name is replayed first, oldest first, before any batch formed since. A frame that
+// cannot be read (torn by a crash, corrupt, a segment of garbage) is skipped, counted, and logged once;
+// a read the system refuses (out of file descriptors, an I/O error) is retried, never taken for damage.
 //
 // NOTE on threads: the same callers as SinkBuffer (it sits behind one): push() and admit() from the
 // batcher, pop() and pushFront() from the workers, close()/wake()/drain() from the pipeline's thread.
-// mutex_ guards everything below it; the syncer thread (sync: interval) takes it to snapshot what to
-// sync, then syncs and releases claims without it. A batch's frame is released by whichever thread
-// drops the last PendingBatch holding it (DiskFrameHold), which takes mutex_: never drop one while
-// holding it.
+// mutex_ guards everything below it; the syncer thread (sync: interval) spills and syncs. A batch's
+// frame is released by whichever thread drops the last PendingBatch holding it (DiskFrameHold), which
+// takes mutex_: never drop one while holding it.
 
 #include <atomic>
 #include <chrono>
@@ -32,8 +38,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "agent/runner/sink_buffer.h"
@@ -44,12 +52,14 @@ namespace logcapture::agent {
 struct DiskBufferStats {
   std::uint64_t bytes = 0;  // of the segment files
   std::uint64_t segments = 0;
-  std::uint64_t records = 0;                                    // not yet finished
-  std::uint64_t syncs = 0;                                      // fdatasync calls that succeeded
-  std::uint64_t corrupt = 0;                                    // frames skipped as unreadable
-  std::uint64_t writeErrors = 0;                                // writes, syncs and file creations the disk refused
-  std::uint64_t replayed = 0;                                   // records found on disk at open
-  std::optional<std::chrono::system_clock::time_point> oldest;  // formation of the oldest unfinished batch
+  std::uint64_t records = 0;      // on disk, not yet finished
+  std::uint64_t syncs = 0;        // fdatasync calls that succeeded
+  std::uint64_t corrupt = 0;      // records skipped as unreadable (a stretch whose count is unknown: 1)
+  std::uint64_t writeErrors = 0;  // writes, syncs and file creations the disk refused
+  std::uint64_t readErrors = 0;   // reads back the system refused (retried)
+  std::uint64_t replayed = 0;     // records found on disk at open
+  std::uint64_t spilled = 0;      // records written to disk since open
+  std::optional<std::chrono::system_clock::time_point> oldest;  // formation of the oldest batch on disk
 };
 
 class DiskBuffer {
@@ -60,23 +70,26 @@ class DiskBuffer {
   DiskBuffer(const DiskBuffer&) = delete;
   DiskBuffer& operator=(const DiskBuffer&) = delete;
 
-  // Reads the segments there (to be sent first), writes what was pushed before, and starts the syncer.
-  // Once; later calls do nothing. Until then pushes are held in memory: a replacement sink opens only
-  // once its predecessor, writing the same directory, has let go of it.
+  // Reads the segments there (to be sent first) and starts the syncer. Once; later calls do nothing.
+  // Until then batches wait in memory only: a replacement sink opens once its predecessor, writing the
+  // same directory, has let go of it.
   void open();
-  // As SinkBuffer::push, the bound being the bytes on disk. Drop policies hand back what they drop in
-  // `evicted` (a batch that was not in memory comes back with its record count only: null records).
-  // `mayDrop` as there: a drop policy waits while it is false.
+  // As SinkBuffer::push. Drop policies hand back what they drop in `evicted` (a batch that was on disk
+  // only comes back with its record count: null records). `mayDrop` as there.
   SinkBuffer::PushResult push(PendingBatch& batch, std::vector<PendingBatch>& evicted,
                               const std::function<bool()>& mayDrop);
   void pushFront(PendingBatch&& batch);
   void admit(PendingBatch&& batch);
+  // Writes a batch taken from the buffer that is to wait outside it (a worker's retry) to disk, so that it
+  // is safe there as if it had waited inside; nothing when it is on disk already or the disk refuses.
+  void secure(PendingBatch& batch);
+  // As SinkBuffer::pop (until == time_point::max(): no timeout; a wake() is seen once per lane).
   bool pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_clock::time_point until);
   void wake();
   void close();
-  // Syncs, finishes the deliveries of what was written, closes the files and forgets what waits in
-  // memory: it is all on disk, for the next open. Returns nothing (SinkBuffer::drain's contract: what
-  // is left is the caller's, and here it is the disk's).
+  // Spills what waits in memory, syncs, notes finished batches, closes the files. Returns what the disk
+  // refused to take (SinkBuffer::drain's contract: what is left is the caller's); the rest is on disk,
+  // for the next open.
   std::vector<PendingBatch> drain();
   SinkBufferStats stats() const;
   DiskBufferStats diskStats() const;
@@ -88,6 +101,7 @@ class DiskBuffer {
   void release(std::uint64_t id);
 
  private:
+  static constexpr std::uint64_t kNoFrame = UINT64_MAX;
   struct Frame {
     std::uint64_t segment = 0;
     std::uint64_t offset = 0;  // of its header
@@ -97,9 +111,12 @@ class DiskBuffer {
     std::int64_t formedNs = 0;  // Unix ns
     bool finished = false;
   };
-  struct Entry {  // a batch waiting in a lane; `pb` empty when it is on disk only
-    std::uint64_t frame = 0;
+  // A batch waiting in a lane: in memory only (frame kNoFrame, holding its claims), on disk and in
+  // memory, or on disk only (`pb` empty).
+  struct Entry {
+    std::uint64_t frame = kNoFrame;
     bool inMemory = false;
+    std::chrono::steady_clock::time_point since{};  // entered the buffer
     PendingBatch pb;
   };
   struct Segment {
@@ -111,7 +128,10 @@ class DiskBuffer {
   };
 
   void replayLocked();
-  // Writes the frame in `scratch_` (holding `records`); false when the disk refused it.
+  std::set<std::pair<std::uint64_t, std::uint64_t>> readLedgerLocked();
+  // Rewrites the ledger with what `finished` names of segments that still exist (temp file + rename).
+  void rewriteLedgerLocked(const std::set<std::pair<std::uint64_t, std::uint64_t>>& finished);
+  // Writes the frame in `scratch_`; false when the disk refused it.
   bool writeLocked(std::uint32_t records, std::uint32_t lane, std::int64_t formedNs, std::uint64_t& id);
   bool rotateLocked();
   void finishFrameLocked(std::uint64_t id);
@@ -119,58 +139,84 @@ class DiskBuffer {
   bool fitsLocked(std::uint64_t bytes) const;
   // Drops the oldest waiting batch; false when none waits.
   bool evictOldestLocked(std::vector<PendingBatch>& evicted);
-  // Takes `pb`'s claims for releasing once synced, and files the batch under `id`.
-  void acceptLocked(PendingBatch& pb, std::uint64_t id);
-  // `mayDrop` null: unbounded (admit, and what was pushed before open).
+  // Writes a batch to disk; its claims wait in unsynced_ until synced, its frame in `pb.frame`. False
+  // when the disk refused.
+  bool writeBatchLocked(PendingBatch& pb);
+  // writeBatchLocked for a memory-only entry.
+  bool spillLocked(Entry& e);
+  // Spills memory-only entries older than `before` (all of them: time_point::max()); then, while memory
+  // is over its part, forgets the memory copies of spilled ones. False when the disk refused one.
+  bool spillAgedLocked(std::chrono::steady_clock::time_point before);
+  // Forgets memory copies of spilled entries until `bytes` more fit in the memory part; true when they do.
+  bool makeRoomLocked(std::uint64_t bytes);
+  // `bounded`: a push (the bound and when_full apply); otherwise admit/pushFront-like, unbounded.
   SinkBuffer::PushResult pushLocked(std::unique_lock<std::mutex>& lock, PendingBatch& pb,
                                     std::vector<PendingBatch>& evicted, const std::function<bool()>* mayDrop);
-  // Reads the batch of a waiting entry back from disk; false when it cannot be read (counted).
-  bool loadLocked(Entry& e);
-  // Adds (+1) or removes (-1) a waiting entry in queued_.
+  // Reads the batch of an entry on disk only back into memory. 1 read, 0 not now (the system refused:
+  // retry later), -1 unreadable (counted).
+  int loadLocked(Entry& e);
   void countLocked(const Entry& e, int sign);
+  void forgetMemoryLocked(Entry& e);
   void noteWriteError(const std::string& what, int error);
-  void noteCorrupt(std::uint64_t frames, const std::string& where);
-  // Syncs what was written; finishes the deliveries it covered. `final`: at drain, no syncer running.
+  void noteReadError(const std::string& what, int error);
+  void noteCorrupt(std::uint64_t records, const std::string& where);
+  // Syncs what was written and the ledger; releases the claims that covered.
   void syncNow();
+  // When the syncer has work next: the oldest memory-only batch's spill time, or a pending sync.
+  std::chrono::steady_clock::time_point nextSyncerWorkLocked() const;
   void runSyncer();
+  std::int64_t wallOf(std::chrono::steady_clock::time_point t) const;
+  std::chrono::steady_clock::time_point steadyOf(std::int64_t formedNs) const;
+  // Wakes the syncer when it sleeps past `due`.
+  void wakeSyncerLocked(std::chrono::steady_clock::time_point due);
 
   const std::string dir_;
   const std::string sink_;
   const config::Encoding encoding_;
   const std::uint64_t maxBytes_;
   const std::uint64_t segmentBytes_;
-  const std::uint64_t memoryBytes_;  // the memory front
+  const std::uint64_t memoryBytes_;  // the memory part
   const config::WhenFull whenFull_;
   const bool syncAlways_;
   const std::chrono::nanoseconds syncInterval_;
   const std::uint32_t lanes_;
+  // Unix ns minus steady ns, taken once: a batch's formation time on disk is exact and in the order the
+  // batches formed (replay sorts by it), which two clock readings per batch would not keep.
+  const std::int64_t wallOffsetNs_;
 
   std::mutex syncMutex_;  // one sync at a time; taken before mutex_
   mutable std::mutex mutex_;
   std::condition_variable changed_;
+  std::condition_variable syncerWake_;  // with mutex_
   bool opened_ = false;
   bool closed_ = false;
-  std::atomic<bool> shutDown_{false};  // drained: frame releases are ignored (everything stays on disk)
-  std::vector<PendingBatch> early_;    // pushed before open()
+  bool syncerStop_ = false;
+  std::chrono::steady_clock::time_point syncerAt_ = std::chrono::steady_clock::time_point::min();  // it sleeps until
+  std::atomic<bool> shutDown_{false};  // drained: frame releases are ignored (what is left stays on disk)
   std::deque<Frame> frames_;           // by id, from firstFrame_
   std::uint64_t firstFrame_ = 0;
   std::vector<std::deque<Entry>> lanesQueue_;
+  std::vector<char> woken_;                    // per lane: wake() not yet seen by its pop
   std::map<std::uint64_t, Segment> segments_;  // by id, the last one active
   std::uint64_t nextSegment_ = 1;
-  std::uint64_t memoryUsed_ = 0;
-  std::vector<std::vector<Claim>> unsynced_;  // released once their frames are synced
+  std::uint64_t memoryUsed_ = 0;              // bytes of the entries in memory
+  std::uint64_t memoryOnly_ = 0;              // of those not on disk, the bytes they will take there (estimated)
+  std::vector<std::vector<Claim>> unsynced_;  // released once what they cover is synced
   std::vector<int> toClose_;                  // rotated files the syncer closes after its sync
+  std::string ledgerPending_;                 // finished frames to append to the ledger
+  std::uint64_t ledgerEntries_ = 0;           // in the ledger file
+  int ledgerFd_ = -1;
+  bool dirtySince_ = false;  // written (or finished) since the last sync
+  std::chrono::steady_clock::time_point syncDue_{};
+  bool diskRefusing_ = false;  // the last write failed: memory may not spill
   SinkBufferStats queued_;
   DiskBufferStats disk_;
   bool writeErrorLogged_ = false;
+  bool readErrorLogged_ = false;
   bool corruptLogged_ = false;
   bool forceRotate_ = false;  // a failed write may have left a torn frame: the next goes to a new file
-  std::string scratch_;       // the frame being written (batcher thread, under mutex_)
+  std::string scratch_;       // the frame being written (under mutex_)
   std::string readBuffer_;    // the frame being read back (under mutex_)
-
-  std::mutex syncerMutex_;
-  std::condition_variable syncerWake_;
-  bool syncerStop_ = false;  // guarded by syncerMutex_
   std::thread syncer_;
 };
 

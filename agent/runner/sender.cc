@@ -153,6 +153,7 @@ void Sender::run(PendingBatch&& pb) {
         return;
       case Action::Then::Retry:
         if (!verdict.retryAll) pb.batch = subBatch(pb.batch, verdict.retry);
+        buffer.secure(pb);  // it waits here, out of the buffer: as safe as there
         if (!parts_.pauses.pause(action.wait)) {
           buffer.pushFront(std::move(pb));
           return;

@@ -8,7 +8,9 @@ namespace logcapture::agent {
 
 SinkBuffer::SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::WhenFull whenFull,
                        std::unique_ptr<DiskBuffer> disk)
-    : maxBytes_(maxBytes), whenFull_(whenFull), lanes_(std::max<std::uint32_t>(lanes, 1)),
+    : maxBytes_(maxBytes),
+      whenFull_(whenFull),
+      lanes_(std::max<std::uint32_t>(lanes, 1)),
       woken_(lanes_.size(), 0),
       disk_(std::move(disk)) {}
 
@@ -17,14 +19,18 @@ SinkBuffer::SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::When
 
 SinkBuffer::~SinkBuffer() = default;
 
-void SinkBuffer::openDisk() {
-  if (disk_) disk_->open();
+std::uint64_t SinkBuffer::openDisk() {
+  if (!disk_) return 0;
+  disk_->open();
+  return disk_->diskStats().replayed;
 }
 
 std::optional<DiskBufferStats> SinkBuffer::diskStats() const {
   if (!disk_) return std::nullopt;
   return disk_->diskStats();
 }
+
+void SinkBuffer::secureOnDisk(PendingBatch& batch) { disk_->secure(batch); }
 
 void SinkBuffer::add(PendingBatch&& b, bool front) {
   stats_.batches += 1;

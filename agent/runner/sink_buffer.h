@@ -88,6 +88,12 @@ class SinkBuffer {
   // Adds the batch at the back of its lane whatever the bound and even when closed: a runner being
   // released collects everything it holds here to hand it over.
   void admit(PendingBatch&& batch);
+  // A batch taken from the buffer that waits outside it (a worker's retry): a disk buffer writes it to
+  // disk, as if it had waited inside; a memory buffer does nothing.
+  void secure(PendingBatch& batch) {
+    if (disk_) [[unlikely]]
+      secureOnDisk(batch);
+  }
   // Takes the oldest batch of `lane`, waiting until `until` (time_point::max(): no timeout). False when
   // none came, when closed and empty, or when wake() was called since this lane's last pop that
   // returned false (a pop that returns a batch leaves the wake for the next one).
@@ -106,13 +112,14 @@ class SinkBuffer {
   // True when a lane other than `lane` has a batch at its head that never used up its attempts.
   bool freshBatchBesides(std::uint32_t lane) const;
   // A disk buffer reads what its directory holds and starts writing (DiskBuffer::open); a memory one
-  // does nothing.
-  void openDisk();
+  // does nothing. Returns the records found on disk, to be sent first.
+  std::uint64_t openDisk();
   // The disk buffer's figures; empty for a memory buffer.
   std::optional<DiskBufferStats> diskStats() const;
 
  private:
   void add(PendingBatch&& b, bool front);
+  void secureOnDisk(PendingBatch& batch);
   PendingBatch takeFront(std::uint32_t lane);
 
   const std::uint64_t maxBytes_;

@@ -72,7 +72,7 @@ std::optional<std::string> SinkRunner::start(bool held) {
   started_ = true;
   held_ = held;
   // A replacement's disk buffer opens in adopt(), once its predecessor has let go of the directory.
-  if (!held) buffer_.openDisk();
+  if (!held) report_.stats().received.fetch_add(buffer_.openDisk(), std::memory_order_relaxed);
   batcherThread_ = std::thread([this] {
     log::guardThread("sink", [this] { runBatcher(); });
     // Also after a failure, so that stop() and the workers do not wait for it until the deadline.
@@ -267,7 +267,6 @@ void SinkRunner::adopt(std::vector<PendingBatch> batches) {
   // Re-encoded for this sink (its encoding may have changed) and re-laned for its workers.
   auto byLane = reformForAdoption(std::move(batches), cfg_.encoding, lanes_);
   std::uint64_t records = 0;
-  buffer_.openDisk();  // what the predecessor left on disk, then its released batches ahead of it
   // Ahead of what this runner received since it started: pushed to the front, last first.
   for (auto& lane : byLane) {
     for (auto it = lane.rbegin(); it != lane.rend(); ++it) {
@@ -275,6 +274,8 @@ void SinkRunner::adopt(std::vector<PendingBatch> batches) {
       buffer_.pushFront(std::move(*it));
     }
   }
+  // What the predecessor left on disk is older still: it goes ahead of them.
+  records += buffer_.openDisk();
   report_.stats().received.fetch_add(records, std::memory_order_relaxed);
   held_ = false;
   pauses_.wake();
