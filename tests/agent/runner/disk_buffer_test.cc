@@ -5,9 +5,14 @@
 #include "agent/runner/disk_buffer.h"
 
 #include <doctest/doctest.h>
+#include <sys/mount.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "agent/runner/buffer_segment.h"
 #include "agent/runner/sink_runner.h"
@@ -213,4 +218,117 @@ TEST_CASE("a buffer directory no disk sink claims is left in place") {
   }
   warnUnclaimedBuffers(dir.path.string(), {});
   CHECK(segmentsIn(dir / "buffers" / "test").size() == 1);
+}
+
+namespace {
+
+// A small tmpfs mounted for the test (root only): a disk that fills up. `mounted` false: say why and skip.
+struct SmallDisk {
+  fs::path path;
+  bool mounted = false;
+  std::string why;
+  SmallDisk(const fs::path& where, const char* size) : path(where) {
+    fs::create_directories(where);
+    const std::string options = std::string("size=") + size;
+    mounted = ::mount("tmpfs", where.c_str(), "tmpfs", 0, options.c_str()) == 0;
+    if (!mounted) why = std::string("mounting a tmpfs needs root (CAP_SYS_ADMIN): ") + std::strerror(errno);
+  }
+  ~SmallDisk() {
+    if (mounted) ::umount2(path.c_str(), MNT_DETACH);
+  }
+};
+
+config::SinkConfig fullDiskConfig(config::WhenFull whenFull) {
+  config::SinkConfig cfg = diskConfig();
+  cfg.buffer.maxBytes = config::Bytes{64 * 1024 * 1024};  // far more than the disk holds
+  cfg.buffer.whenFull = whenFull;
+  cfg.batch.maxBytes = config::Bytes{4096};  // a memory part of 16 KiB
+  return cfg;
+}
+
+// Records the runner holds or has dropped: all it received once the breaker holds every batch in the buffer.
+std::uint64_t accountedFor(const SinkRunner& r) {
+  return r.stats().droppedFor(DropReason::BufferFull) + r.bufferStats().records;
+}
+
+}  // namespace
+
+TEST_CASE("a full disk with when_full: drop_newest drops and counts what does not fit, and the sink goes on") {
+  testing::TempDir dir("logcapture-disk-full");
+  SmallDisk disk(dir / "state", "256k");
+  if (!disk.mounted) {
+    MESSAGE("skipped: " << disk.why);
+    return;
+  }
+  DiskRunner r(disk.path, testing::refuseAll, fullDiskConfig(config::WhenFull::DropNewest));
+  Feed feed("/var/log/" + std::string(500, 'f') + ".log");
+  feed.offer(*r.runner, 0, 4000);  // some 2 MiB on disk: eight times what it holds
+  REQUIRE(waitUntil([&] { return r.disk().writeErrors > 0 && accountedFor(*r.runner) == 4000; }, 20s));
+  const std::uint64_t dropped = r.runner->stats().droppedFor(DropReason::BufferFull);
+  CHECK(dropped > 0);
+  CHECK(r.disk().records > 0);
+  // The destination comes back: what the disk and memory held arrives, and new records flow again.
+  r.sink->setScript(testing::acceptAll);
+  feed.offer(*r.runner, 4000, 4100);
+  CHECK(waitUntil(
+      [&] { return r.runner->stats().delivered.load() + r.runner->stats().droppedFor(DropReason::BufferFull) == 4100; },
+      20s));
+  CHECK(waitUntil([&] { return feed.committed() == 4100; }));
+}
+
+TEST_CASE("a full disk with when_full: drop_oldest drops the oldest, counted, and keeps the newest") {
+  testing::TempDir dir("logcapture-disk-full");
+  SmallDisk disk(dir / "state", "256k");
+  if (!disk.mounted) {
+    MESSAGE("skipped: " << disk.why);
+    return;
+  }
+  DiskRunner r(disk.path, testing::refuseAll, fullDiskConfig(config::WhenFull::DropOldest));
+  Feed feed("/var/log/" + std::string(500, 'g') + ".log");
+  feed.offer(*r.runner, 0, 4000);
+  REQUIRE(waitUntil([&] { return r.disk().writeErrors > 0 && accountedFor(*r.runner) == 4000; }, 20s));
+  CHECK(r.runner->stats().droppedFor(DropReason::BufferFull) > 0);
+  r.sink->setScript(testing::acceptAll);
+  REQUIRE(waitUntil(
+      [&] { return r.runner->bufferStats().records == 0 && r.runner->stats().batchesInFlight.load() == 0; }, 20s));
+  // The newest record is among those that stayed.
+  const auto got = r.sink->accepted();
+  REQUIRE_FALSE(got.empty());
+  CHECK(std::find(got.begin(), got.end(), feed.expected(3999, 4000).front()) != got.end());
+  CHECK(waitUntil([&] { return feed.committed() == 4000; }));
+}
+
+TEST_CASE("a full disk with when_full: block holds the records back, drops none, and sends them all once healed") {
+  testing::TempDir dir("logcapture-disk-full");
+  SmallDisk disk(dir / "state", "256k");
+  if (!disk.mounted) {
+    MESSAGE("skipped: " << disk.why);
+    return;
+  }
+  DiskRunner r(disk.path, testing::refuseAll, fullDiskConfig(config::WhenFull::Block));
+  Feed feed("/var/log/" + std::string(500, 'h') + ".log");
+  feed.offer(*r.runner, 0, 4000);
+  REQUIRE(waitUntil([&] { return r.disk().writeErrors > 0; }, 20s));
+  std::this_thread::sleep_for(300ms);
+  CHECK(r.runner->stats().droppedFor(DropReason::BufferFull) == 0);
+  CHECK(feed.committed() < 4000);  // held back, at their source
+  r.sink->setScript(testing::acceptAll);
+  CHECK(waitUntil([&] { return r.sink->accepted().size() >= 4000; }, 30s));
+  CHECK(waitUntil([&] { return feed.committed() == 4000; }));
+  auto got = r.sink->accepted();
+  std::sort(got.begin(), got.end());
+  got.erase(std::unique(got.begin(), got.end()), got.end());
+  CHECK(got.size() == 4000);
+}
+
+TEST_CASE("a sink that keeps up writes nothing to its disk buffer") {
+  testing::TempDir dir("logcapture-disk");
+  config::SinkConfig cfg = diskConfig();
+  cfg.buffer.syncInterval = 200ms;
+  DiskRunner r(dir.path, testing::acceptAll, cfg);
+  Feed feed;
+  feed.offer(*r.runner, 0, 2000);
+  REQUIRE(waitUntil([&] { return r.sink->accepted().size() == 2000 && feed.committed() == 2000; }));
+  CHECK(r.disk().spilled == 0);
+  CHECK(segmentsIn(dir / "buffers" / "test").empty());
 }
