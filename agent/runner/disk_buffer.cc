@@ -13,6 +13,7 @@
 #include "agent/runner/buffer_segment.h"
 #include "agent/runner/crc32c.h"
 #include "agent/runner/sink_runner.h"
+#include "base/durable_file.h"
 #include "base/log.h"
 #include "sinks/encoding.h"
 
@@ -62,20 +63,6 @@ std::uint64_t segmentId(const std::string& name) {
     id = id * 10 + std::uint64_t(name[i] - '0');
   }
   return id;
-}
-
-bool writeAll(int fd, const char* p, std::size_t n, int& error) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      error = errno;
-      return false;
-    }
-    p += w;
-    n -= std::size_t(w);
-  }
-  return true;
 }
 
 }  // namespace
@@ -187,18 +174,9 @@ void DiskBuffer::rewriteLedgerLocked(const std::set<std::pair<std::uint64_t, std
     if (segments_.contains(segment)) appendLedgerEntry(data, segment, offset);
   }
   const std::string path = (fs::path(dir_) / kLedgerName).string();
-  const std::string temp = path + ".tmp";
-  int error = 0;
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  bool ok = fd >= 0 && writeAll(fd, data.data(), data.size(), error) && ::fdatasync(fd) == 0;
-  if (fd >= 0 && error == 0 && !ok) error = errno;
-  if (fd < 0) error = errno;
-  if (fd >= 0) ::close(fd);
-  ok = ok && ::rename(temp.c_str(), path.c_str()) == 0;
-  if (!ok) {
+  if (const std::string error = base::replaceFile(path, path + ".tmp", data); !error.empty()) {
     // The old ledger stays: what it names is still finished; at worst batches are sent twice.
-    noteWriteError("write " + path, error != 0 ? error : errno);
-    ::unlink(temp.c_str());
+    noteWriteError("write " + path + ": " + error, 0);
   }
   ledgerFd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (ledgerFd_ < 0) noteWriteError("open " + path, errno);
@@ -309,8 +287,8 @@ bool DiskBuffer::rotateLocked() {
     noteWriteError("create " + path, errno);
     return false;
   }
-  int error = 0;
-  if (!writeAll(fd, disk::kSegmentMagic.data(), disk::kSegmentMagic.size(), error)) {
+  if (!base::writeAll(fd, disk::kSegmentMagic)) {
+    const int error = errno;
     ::close(fd);
     ::unlink(path.c_str());
     noteWriteError("write " + path, error);
@@ -368,8 +346,8 @@ bool DiskBuffer::writeLocked(std::uint32_t records, std::uint32_t lane, std::int
   }
   auto active = std::prev(segments_.end());
   Segment& seg = active->second;
-  int error = 0;
-  if (!writeAll(seg.fd, scratch_.data(), bytes, error)) {
+  if (!base::writeAll(seg.fd, scratch_)) {
+    const int error = errno;
     // A short write leaves part of a frame: cut it off, or at least write no more after it.
     if (::ftruncate(seg.fd, off_t(seg.size)) != 0) forceRotate_ = true;
     noteWriteError("write " + seg.path, error);
@@ -918,7 +896,7 @@ void DiskBuffer::noteWriteError(const std::string& what, int error) {
   writeErrorLogged_ = true;
   log::event(*log::component("sink"), spdlog::level::warn, "disk_buffer_write_failed",
              {{"sink", sink_},
-              {"error", what + ": " + std::strerror(error)},
+              {"error", error != 0 ? what + ": " + std::strerror(error) : what},
               {"when_full", config::enumName(whenFull_)},
               {"hint",
                "batches wait in memory (holding their files' checkpoints) and when_full applies while the disk "
@@ -993,10 +971,8 @@ void DiskBuffer::syncNow() {
   }
   bool ledgerWritten = true;
   if (!ledger.empty() && ledgerFd >= 0) {
-    int ledgerError = 0;
-    ledgerWritten = writeAll(ledgerFd, ledger.data(), ledger.size(), ledgerError) && ::fdatasync(ledgerFd) == 0;
     // A ledger not written only means batches sent again after a restart: kept for the next sync.
-    if (!ledgerWritten) errno = ledgerError != 0 ? ledgerError : errno;
+    ledgerWritten = base::writeAll(ledgerFd, ledger) && ::fdatasync(ledgerFd) == 0;
     check(ledgerWritten, "ledger write");
   }
   {

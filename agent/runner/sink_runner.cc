@@ -28,9 +28,10 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
       sink_(std::move(sink)),
       clock_(clock),
       deadLetter_(stateDir, cfg),
+      breakerRecord_(stateDir, cfg.name),
       breaker_(std::make_unique<circuit::Breaker>(
           optionsFrom(cfg.breaker), clock_,
-          std::vector<circuit::Breaker::Listener>{transitionLogger(cfg.name),
+          std::vector<circuit::Breaker::Listener>{transitionLogger(cfg.name), breakerRecord_.listener(),
                                                   // Workers waiting on an open breaker look again.
                                                   [this](const circuit::Transition&) { pauses_.wake(); }})),
       // A warning held back for its summary: idle workers wake to wait for its due time instead.
@@ -71,6 +72,7 @@ std::optional<std::string> SinkRunner::start(bool held) {
   if (auto error = sink_->start()) return error;
   started_ = true;
   held_ = held;
+  breakerRecord_.restore(*breaker_);  // open when the agent stopped: it stays open for its time
   // A replacement's disk buffer opens in adopt(), once its predecessor has let go of the directory.
   if (!held) report_.stats().received.fetch_add(buffer_.openDisk(), std::memory_order_relaxed);
   batcherThread_ = std::thread([this] {

@@ -47,6 +47,7 @@
 
 #include "agent/pipeline/delivery.h"
 #include "agent/runner/batcher.h"
+#include "agent/runner/breaker_record.h"
 #include "agent/runner/dead_letter.h"
 #include "agent/runner/disk_buffer.h"
 #include "agent/runner/pauses.h"
@@ -137,6 +138,7 @@ class SinkRunner {
   std::unique_ptr<sinks::Sink> sink_;
   circuit::Clock& clock_;
   DeadLetter deadLetter_;
+  BreakerRecord breakerRecord_;  // before breaker_: its listener
   Pauses pauses_;
   const std::unique_ptr<circuit::Breaker> breaker_;  // wakes pauses_ on each transition
   SinkReport report_;
