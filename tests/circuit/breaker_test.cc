@@ -1228,8 +1228,6 @@ TEST_CASE("breaker stays consistent under concurrent results and operator comman
   CHECK(h.recorder.seen.size() == transitions);
 }
 
-}  // namespace
-}  // namespace logcapture::circuit
 
 TEST_CASE("an open period restored after a restart opens at its level and trial time, then backs off from there") {
   auto c = exactConfig();
@@ -1257,3 +1255,6 @@ TEST_CASE("restoring an open period does nothing to a breaker that is not closed
   h.b().restoreOpen(2, 30s);
   CHECK(h.b().state() == State::ForcedOpen);
 }
+
+}  // namespace
+}  // namespace logcapture::circuit
