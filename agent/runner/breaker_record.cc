@@ -29,13 +29,24 @@ bool BreakerRecord::restore(circuit::Breaker& breaker) const {
   if (!in) return false;
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const nlohmann::json saved = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!saved.is_object() || saved.value("state", "") != "open" || !saved.contains("next_retry_unix_ms") ||
-      !saved["next_retry_unix_ms"].is_number_integer()) {
+  // Read without exceptions: a file of any shape is only ignored.
+  const auto field = [&](const char* key) -> const nlohmann::json* {
+    if (!saved.is_object()) return nullptr;
+    const auto it = saved.find(key);
+    return it == saved.end() ? nullptr : &*it;
+  };
+  const auto* state = field("state");
+  const auto* next = field("next_retry_unix_ms");
+  const auto* backoff = field("backoff_level");
+  if (state == nullptr || !state->is_string() || next == nullptr || !next->is_number_integer() ||
+      (backoff != nullptr && !backoff->is_number_unsigned())) {
     noteFailure("unreadable, ignored (the breaker starts closed): " + path_.string());
     return false;
   }
-  const auto left = milliseconds(saved["next_retry_unix_ms"].get<std::int64_t>() - unixMillis(WallClock::now()));
-  const auto level = saved.value("backoff_level", 0u);
+  if (state->get_ref<const std::string&>() != "open") return false;
+  const auto left = milliseconds(next->get<std::int64_t>() - unixMillis(WallClock::now()));
+  const auto level =
+      backoff == nullptr ? 0u : std::uint32_t(std::min<std::uint64_t>(backoff->get<std::uint64_t>(), 64));
   // A fleet restarted together would try together: each waits a random part of the open timeout more
   // (at most 5 s).
   const auto spread = std::min<circuit::Clock::duration>(breaker.options().openTimeout, std::chrono::seconds(5));

@@ -245,6 +245,8 @@ SegmentScan scanSegment(const std::string& path) {
     std::uint32_t length = 0;
     std::memcpy(&length, data.data() + at, 4);
     if (length == 0 || length > kMaxPayloadBytes || data.size() - at - kFrameHeaderBytes < length) return 0;
+    // Cheap before the CRC: after damage every offset is tried, and most fail here.
+    if (std::uint8_t(data[at + kFrameHeaderBytes]) != kVersion) return 0;
     const std::string_view header(data.data() + at, kFrameHeaderBytes);
     const std::string_view payload(data.data() + at + kFrameHeaderBytes, length);
     return frameIntact(header, payload) ? length : 0;

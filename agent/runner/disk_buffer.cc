@@ -23,12 +23,18 @@ namespace logcapture::agent {
 struct DiskFrameHold {
   DiskBuffer* buffer = nullptr;
   std::atomic<std::uint64_t> id{UINT64_MAX};  // UINT64_MAX: disarmed (the frame was finished otherwise)
+  std::atomic<bool> done{false};              // a batch holding it was finished with
+  std::atomic<bool> partial{false};           // a batch holding it holds only part of the frame
   DiskFrameHold(DiskBuffer* b, std::uint64_t frame) : buffer(b), id(frame) {}
   ~DiskFrameHold() {
     const std::uint64_t frame = id.load();
-    if (frame != UINT64_MAX) buffer->release(frame);
+    // Never finished (a thread unwinding with it): the frame stays on disk, for the next start.
+    if (frame != UINT64_MAX && done.load()) buffer->release(frame);
   }
 };
+
+void finishFrame(DiskFrameHold& hold) { hold.done.store(true); }
+void narrowFrame(DiskFrameHold& hold) { hold.partial.store(true); }
 
 namespace {
 
@@ -91,7 +97,7 @@ DiskBuffer::DiskBuffer(const config::SinkConfig& cfg, std::string dir)
       woken_(lanes_, 0) {}
 
 DiskBuffer::~DiskBuffer() {
-  if (!shutDown_.load()) drain();
+  if (!shutDown_.load()) drain(true);
 }
 
 void DiskBuffer::open() {
@@ -195,6 +201,12 @@ void DiskBuffer::replayLocked() {
   if (ec) noteReadError("list " + dir_, ec.value());
   std::sort(files.begin(), files.end());
   const auto finished = readLedgerLocked();
+  // New segments are numbered past anything an earlier run used, even one whose ledger could not be
+  // read: an entry left there must never name a segment written later.
+  nextSegment_ = std::max<std::uint64_t>(
+      nextSegment_,
+      std::uint64_t(
+          std::chrono::duration_cast<std::chrono::milliseconds>(WallClock::now().time_since_epoch()).count()));
   std::uint64_t replayedSegments = 0;
   std::vector<std::deque<Entry>> replayed(lanes_);
   const auto now = SteadyClock::now();
@@ -420,7 +432,7 @@ bool DiskBuffer::writeBatchLocked(PendingBatch& pb) {
     kept->reserve(pb.claims.size());
     for (const auto& c : pb.claims) kept->push_back(c.share());
     pb.retained = std::move(kept);
-    unsynced_.push_back(std::move(pb.claims));
+    unsynced_.emplace_back(id, std::move(pb.claims));
     pb.claims.clear();
   }
   pb.frame = std::make_shared<DiskFrameHold>(this, id);
@@ -480,7 +492,8 @@ bool DiskBuffer::makeRoomLocked(std::uint64_t bytes) {
   for (auto& lane : lanesQueue_) {
     for (auto it = lane.rbegin(); it != lane.rend() && memoryUsed_ + bytes > memoryBytes_; ++it) {
       // A split batch's half shares its frame with the other half, in flight: kept.
-      if (it->inMemory && it->frame != kNoFrame && (!it->pb.frame || it->pb.frame.use_count() == 1)) {
+      if (it->inMemory && it->frame != kNoFrame &&
+          (!it->pb.frame || (it->pb.frame.use_count() == 1 && !it->pb.frame->partial.load()))) {
         forgetMemoryLocked(*it);
       }
     }
@@ -573,7 +586,9 @@ SinkBuffer::PushResult DiskBuffer::pushLocked(std::unique_lock<std::mutex>& lock
     // The memory part: a busy sink holds its batcher back here; one that stopped taking batches lets
     // them age, and the syncer spills them to make room.
     while (!closed_ && !diskRefusing_ && memoryUsed_ > 0 && !makeRoomLocked(bytes)) {
-      changed_.wait(lock);
+      // With sync: always nothing else spills; with interval the syncer does, a wait later at most.
+      if (syncAlways_ && (!spillAgedLocked(SteadyClock::time_point::max()) || makeRoomLocked(bytes))) break;
+      changed_.wait_for(lock, syncInterval_ + std::chrono::seconds(1));
     }
     if (closed_) return SinkBuffer::PushResult::Closed;
   }
@@ -588,7 +603,7 @@ SinkBuffer::PushResult DiskBuffer::pushLocked(std::unique_lock<std::mutex>& lock
   countLocked(e, +1);
   lanesQueue_[lane].push_back(std::move(e));
   if (opened_ && syncAlways_) {
-    spillLocked(lanesQueue_[lane].back());
+    spillAgedLocked(SteadyClock::time_point::max());  // this one, and any the disk refused before
   } else {
     wakeSyncerLocked(lanesQueue_[lane].back().since + syncInterval_);
   }
@@ -727,7 +742,7 @@ bool DiskBuffer::pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_
       if (loaded < 0) {
         const std::uint64_t id = e.frame;
         queue.pop_front();
-        finishFrameLocked(id);  // unreadable: counted, skipped
+        finishFrameLocked(id, /*unreadable=*/true);  // counted, skipped
         continue;
       }
       countLocked(e, +1);
@@ -760,11 +775,19 @@ void DiskBuffer::release(std::uint64_t id) {
   changed_.notify_all();
 }
 
-void DiskBuffer::finishFrameLocked(std::uint64_t id) {
+void DiskBuffer::finishFrameLocked(std::uint64_t id, bool unreadable) {
   if (id < firstFrame_ || id - firstFrame_ >= frames_.size()) return;
   Frame& frame = frames_[id - firstFrame_];
   if (frame.finished) return;
   frame.finished = true;
+  if (const auto held = heldUntilFinished_.find(id); held != heldUntilFinished_.end()) {
+    // Claims whose sync failed: released now that the records are done with; abandoned when the frame
+    // cannot be read (the checkpoint stays before them, their files are read again after a restart).
+    if (!unreadable) {
+      for (auto& c : held->second) c.release();
+    }
+    heldUntilFinished_.erase(held);
+  }
   disk_.records -= std::min<std::uint64_t>(disk_.records, frame.records);
   auto seg = segments_.find(frame.segment);
   if (seg != segments_.end()) {
@@ -803,7 +826,7 @@ void DiskBuffer::close() {
   changed_.notify_all();
 }
 
-std::vector<PendingBatch> DiskBuffer::drain() {
+std::vector<PendingBatch> DiskBuffer::drain(bool spill) {
   {
     std::lock_guard lock(mutex_);
     syncerStop_ = true;
@@ -814,7 +837,7 @@ std::vector<PendingBatch> DiskBuffer::drain() {
   {
     std::lock_guard lock(mutex_);
     // What still waits in memory goes to disk, for the next open; what the disk refuses is the caller's.
-    if (opened_) spillAgedLocked(SteadyClock::time_point::max());
+    if (opened_ && spill) spillAgedLocked(SteadyClock::time_point::max());
   }
   syncNow();
   std::vector<std::deque<Entry>> lanes;
@@ -932,7 +955,7 @@ void DiskBuffer::syncNow() {
   std::lock_guard syncLock(syncMutex_);
   std::vector<int> fds;
   std::vector<int> closing;
-  std::vector<std::vector<Claim>> claims;
+  std::vector<std::pair<std::uint64_t, std::vector<Claim>>> claims;
   std::string ledger;
   int ledgerFd = -1;
   {
@@ -964,16 +987,17 @@ void DiskBuffer::syncNow() {
   for (const int fd : closing) {
     if (::fdatasync(fd) != 0 && errno != EINVAL) {
       check(false, "fdatasync");
-      stillOpen.push_back(fd);  // synced again next time: its frames' claims wait for it
+      stillOpen.push_back(fd);
       continue;
     }
     ::close(fd);
   }
   bool ledgerWritten = true;
+  int ledgerError = 0;
   if (!ledger.empty() && ledgerFd >= 0) {
     // A ledger not written only means batches sent again after a restart: kept for the next sync.
     ledgerWritten = base::writeAll(ledgerFd, ledger) && ::fdatasync(ledgerFd) == 0;
-    check(ledgerWritten, "ledger write");
+    if (!ledgerWritten) ledgerError = errno;
   }
   {
     std::lock_guard lock(mutex_);
@@ -981,23 +1005,26 @@ void DiskBuffer::syncNow() {
       ledgerEntries_ += ledger.size() / kLedgerEntryBytes;
     } else {
       ledgerPending_.insert(0, ledger);
+      noteWriteError("ledger write in " + dir_, ledgerError);
     }
     if (ok) {
       disk_.syncs += 1;
     } else {
       noteWriteError(failed + " in " + dir_, error);
-      // Not durable yet: the claims wait for the next sync, which tries again.
-      for (auto& [id, seg] : segments_) {
-        if (std::find(fds.begin(), fds.end(), seg.fd) != fds.end()) seg.dirty = true;
+      // Not durable, and never to be trusted: after a failed fdatasync the kernel may have dropped the
+      // pages, and a second one would report success. Writes go to a new segment; the claims wait for
+      // their batches to be finished (delivered, dead-lettered, dropped), and are abandoned if a frame
+      // reads back damaged, so that its records are read from their files again after a restart.
+      forceRotate_ = true;
+      for (auto& [frame, list] : claims) {
+        auto& held = heldUntilFinished_[frame];
+        for (auto& c : list) held.push_back(std::move(c));
       }
-      toClose_.insert(toClose_.end(), stillOpen.begin(), stillOpen.end());
-      for (auto& list : claims) unsynced_.push_back(std::move(list));
-      dirtySince_ = true;
-      syncDue_ = SteadyClock::now() + std::max<std::chrono::nanoseconds>(syncInterval_, std::chrono::seconds(1));
+      for (const int fd : stillOpen) ::close(fd);
     }
   }
   if (!ok) return;
-  for (auto& list : claims) {
+  for (auto& [frame, list] : claims) {
     for (auto& c : list) c.release();
   }
 }

@@ -87,10 +87,11 @@ class DiskBuffer {
   bool pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_clock::time_point until);
   void wake();
   void close();
-  // Spills what waits in memory, syncs, notes finished batches, closes the files. Returns what the disk
-  // refused to take (SinkBuffer::drain's contract: what is left is the caller's); the rest is on disk,
-  // for the next open.
-  std::vector<PendingBatch> drain();
+  // Syncs, notes finished batches, closes the files. `spill` (a stop): what waits in memory is written
+  // first, and what the disk refuses is returned; otherwise (a reload handing its batches over) what
+  // waits in memory is returned as it is. What is on disk stays there, for the next open (SinkBuffer::
+  // drain's contract: what is returned is the caller's).
+  std::vector<PendingBatch> drain(bool spill = true);
   SinkBufferStats stats() const;
   DiskBufferStats diskStats() const;
   std::optional<std::chrono::steady_clock::time_point> oldestFormedAt() const;
@@ -134,7 +135,8 @@ class DiskBuffer {
   // Writes the frame in `scratch_`; false when the disk refused it.
   bool writeLocked(std::uint32_t records, std::uint32_t lane, std::int64_t formedNs, std::uint64_t& id);
   bool rotateLocked();
-  void finishFrameLocked(std::uint64_t id);
+  // `unreadable`: skipped as damaged, not sent; claims held for it are abandoned, not released.
+  void finishFrameLocked(std::uint64_t id, bool unreadable = false);
   void deleteSegmentLocked(std::map<std::uint64_t, Segment>::iterator it);
   bool fitsLocked(std::uint64_t bytes) const;
   // Drops the oldest waiting batch; false when none waits.
@@ -199,12 +201,15 @@ class DiskBuffer {
   std::vector<char> woken_;                    // per lane: wake() not yet seen by its pop
   std::map<std::uint64_t, Segment> segments_;  // by id, the last one active
   std::uint64_t nextSegment_ = 1;
-  std::uint64_t memoryUsed_ = 0;              // bytes of the entries in memory
-  std::uint64_t memoryOnly_ = 0;              // of those not on disk, the bytes they will take there (estimated)
-  std::vector<std::vector<Claim>> unsynced_;  // released once what they cover is synced
-  std::vector<int> toClose_;                  // rotated files the syncer closes after its sync
-  std::string ledgerPending_;                 // finished frames to append to the ledger
-  std::uint64_t ledgerEntries_ = 0;           // in the ledger file
+  std::uint64_t memoryUsed_ = 0;  // bytes of the entries in memory
+  std::uint64_t memoryOnly_ = 0;  // of those not on disk, the bytes they will take there (estimated)
+  // By frame: released once what they cover is synced.
+  std::vector<std::pair<std::uint64_t, std::vector<Claim>>> unsynced_;
+  // Claims whose frame's sync failed: released when the frame is finished.
+  std::map<std::uint64_t, std::vector<Claim>> heldUntilFinished_;
+  std::vector<int> toClose_;         // rotated files the syncer closes after its sync
+  std::string ledgerPending_;        // finished frames to append to the ledger
+  std::uint64_t ledgerEntries_ = 0;  // in the ledger file
   int ledgerFd_ = -1;
   bool dirtySince_ = false;  // written (or finished) since the last sync
   std::chrono::steady_clock::time_point syncDue_{};

@@ -138,6 +138,7 @@ void Sender::run(PendingBatch&& pb) {
         PendingBatch tail{
             subBatch(pb.batch, second), {}, pb.lane, pb.sequence, 0, pb.rounds, pb.formedAt, pb.retained, pb.frame};
         for (const auto& c : pb.claims) tail.claims.push_back(c.another());
+        tail.narrowed();
         pb.batch = subBatch(pb.batch, first);
         pb.attempts = 0;
         buffer.pushFront(std::move(tail));
@@ -145,14 +146,20 @@ void Sender::run(PendingBatch&& pb) {
         return;
       }
       case Action::Then::WaitForBreaker:
-        if (!verdict.retryAll) pb.batch = subBatch(pb.batch, verdict.retry);
+        if (!verdict.retryAll) {
+          pb.batch = subBatch(pb.batch, verdict.retry);
+          pb.narrowed();
+        }
         pb.attempts = 0;
         pb.rounds += 1;
         buffer.pushFront(std::move(pb));
         parts_.pauses.pause(action.wait);
         return;
       case Action::Then::Retry:
-        if (!verdict.retryAll) pb.batch = subBatch(pb.batch, verdict.retry);
+        if (!verdict.retryAll) {
+          pb.batch = subBatch(pb.batch, verdict.retry);
+          pb.narrowed();
+        }
         buffer.secure(pb);  // it waits here, out of the buffer: as safe as there
         if (!parts_.pauses.pause(action.wait)) {
           buffer.pushFront(std::move(pb));

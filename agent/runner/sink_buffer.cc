@@ -159,9 +159,9 @@ void SinkBuffer::close() {
   changed_.notify_all();
 }
 
-std::vector<PendingBatch> SinkBuffer::drain() {
+std::vector<PendingBatch> SinkBuffer::drain(bool keepOnDisk) {
   if (disk_) [[unlikely]]
-    return disk_->drain();
+    return disk_->drain(keepOnDisk);
   std::vector<PendingBatch> out;
   {
     std::lock_guard lock(mutex_);

@@ -33,6 +33,13 @@ namespace logcapture::agent {
 class DiskBuffer;
 struct DiskBufferStats;
 struct DiskFrameHold;  // disk_buffer.cc: the frame on disk a batch comes from
+// The batch holding `hold` is finished with (delivered, dead-lettered, dropped): once the last batch
+// holding it lets go, its frame is finished. A hold dropped otherwise (a thread unwinding) leaves the
+// frame on disk, sent again after a restart.
+void finishFrame(DiskFrameHold& hold);
+// A batch holding `hold` now holds only part of the frame's records (a split, a partial retry): its memory
+// copy is kept, since reading the frame back would send the other records again.
+void narrowFrame(DiskFrameHold& hold);
 
 // A batch and a claim on each delivery its records belong to.
 struct PendingBatch {
@@ -55,8 +62,13 @@ struct PendingBatch {
   void finish() {
     for (auto& c : claims) c.release();
     claims.clear();
+    if (frame) finishFrame(*frame);
     frame.reset();
     retained.reset();
+  }
+  // Now holds only part of the records it was made with (a split, a partial retry).
+  void narrowed() {
+    if (frame) narrowFrame(*frame);
   }
 };
 
@@ -105,7 +117,9 @@ class SinkBuffer {
   // Pushes fail from now on; waiters wake. pop() still drains.
   void close();
   // Takes everything left (shutdown after the deadline).
-  std::vector<PendingBatch> drain();
+  // `keepOnDisk`: a disk buffer writes what waits in memory before (a stop); otherwise (a reload's
+  // hand-over) it returns it as it is.
+  std::vector<PendingBatch> drain(bool keepOnDisk = true);
   SinkBufferStats stats() const;
   // When the oldest batch waiting was formed; empty when none waits.
   std::optional<std::chrono::steady_clock::time_point> oldestFormedAt() const;

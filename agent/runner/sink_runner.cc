@@ -72,7 +72,9 @@ std::optional<std::string> SinkRunner::start(bool held) {
   if (auto error = sink_->start()) return error;
   started_ = true;
   held_ = held;
-  breakerRecord_.restore(*breaker_);  // open when the agent stopped: it stays open for its time
+  // Open when the agent stopped: it stays open for its time. Not for a reload's replacement: the reload
+  // may have fixed the sink's settings.
+  if (!held) breakerRecord_.restore(*breaker_);
   // A replacement's disk buffer opens in adopt(), once its predecessor has let go of the directory.
   if (!held) report_.stats().received.fetch_add(buffer_.openDisk(), std::memory_order_relaxed);
   batcherThread_ = std::thread([this] {
@@ -213,10 +215,16 @@ void SinkRunner::runWorker(std::uint32_t lane) {
   }
 }
 
-std::vector<PendingBatch> SinkRunner::halt(base::Deadline deadline) {
+std::vector<PendingBatch> SinkRunner::halt(base::Deadline deadline, bool handOver) {
   started_ = false;
   held_ = false;  // stopping drains what it holds, replacement or not
-  // Workers drain the buffer until the deadline; a worker waiting on an open breaker gives up then.
+  // Workers drain the buffer until the deadline; a worker waiting on an open breaker gives up then. A
+  // disk buffer then writes what is left, and the checkpoints are saved: they get the last fifth of the
+  // time (at most a second).
+  if (cfg_.buffer.type == config::BufferType::Disk && !handOver) {
+    const auto left = std::max<Clock::duration>(deadline - Clock::now(), Clock::duration::zero());
+    deadline -= std::min<Clock::duration>(std::chrono::seconds(1), left / 5);
+  }
   pauses_.setHardDeadline(deadline);
   abandonIntake();
   buffer_.wake();
@@ -228,7 +236,8 @@ std::vector<PendingBatch> SinkRunner::halt(base::Deadline deadline) {
   for (auto& w : workers_) w.join();
   workers_.clear();
   buffer_.close();
-  return buffer_.drain();
+  // A disk buffer keeps what a stop leaves; a reload hands it over (its successor may buffer in memory).
+  return buffer_.drain(/*keepOnDisk=*/!handOver);
 }
 
 void SinkRunner::stop(base::Deadline deadline) {
@@ -259,7 +268,7 @@ std::vector<PendingBatch> SinkRunner::release() {
   if (!started_) return {};
   // Nothing new is sent: the send in flight ends (within `timeout`) and comes back to the buffer
   // unless it succeeded; the batcher's open batches are admitted whatever the buffer's bound.
-  std::vector<PendingBatch> held = halt(Clock::now());
+  std::vector<PendingBatch> held = halt(Clock::now(), /*handOver=*/true);
   report_.summarise(true);
   sink_->stop(Clock::now() + std::chrono::seconds(5));
   return held;

@@ -126,7 +126,7 @@ class SinkRunner {
 
  private:
   // Stops the threads, sending until the deadline; returns what is left in the buffer.
-  std::vector<PendingBatch> halt(base::Deadline deadline);
+  std::vector<PendingBatch> halt(base::Deadline deadline, bool handOver = false);
   void runBatcher();
   // Puts a batch the batcher closed into the buffer, or drops it by the buffer's when_full policy.
   void store(PendingBatch&& pb);

@@ -220,3 +220,42 @@ TEST_CASE("with a disk buffer an agent killed five times under a 20,000 lines/s 
   MESSAGE(twice << " lines sent twice over 5 kills");
   CHECK(twice <= 5 * 10000);
 }
+
+TEST_CASE(
+    "stdin lines read while the destination is down survive SIGTERM on a disk buffer and arrive after a restart") {
+  constexpr int kLines = 50000;
+  TempDir dir("logcapture-disk-sigterm");
+  HttpReceiver http;
+  http.control({{"status", 503}});
+  {
+    const std::string config = writeAgentConfig(dir, "  - {name: pipe, type: stdin}\n", sinkYaml(http));
+    ChildProcess agent({kBinary, "run", "-c", config}, {}, /*pipeStdin=*/true);
+    if (!agent.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << agent.err());
+    REQUIRE(agent.writeStdin(numberedLines(0, kLines)));
+    // Read, and some of it spilled; the rest waits in memory when the signal comes.
+    REQUIRE(waitUntil(
+        [&] {
+          agent.readOutput();
+          return bufferHolds(dir / "state" / "buffers" / "search", "line 0");
+        },
+        30s));
+    agent.signal(SIGTERM);
+    CHECK(agent.wait(30s).exitCode == 0);
+  }
+  CHECK(http.stats()["records"].get<int>() == 0);
+  http.control({{"status", 200}});
+  fs::create_directories(dir / "logs");
+  const std::string config = writeAgentConfig(
+      dir, "  - {name: app, type: file, paths: [\"" + (dir / "logs").string() + "/*.log\"]}\n", sinkYaml(http));
+  ChildProcess agent({kBinary, "run", "-c", config});
+  if (!agent.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << agent.err());
+  CHECK(waitUntil(
+      [&] {
+        agent.readOutput();
+        return http.stats()["records"].get<int>() >= kLines;
+      },
+      60s));
+  agent.signal(SIGTERM);
+  CHECK(agent.wait(30s).exitCode == 0);
+  CHECK(http.records() == numberedMessages(0, kLines));
+}
