@@ -430,8 +430,10 @@ void Breaker::transitionLocked(State to, Cause cause, Clock::time_point now) {
   const bool clear = to == State::Open || to == State::ForcedOpen || cause == Cause::Reset;
   if (clear && window_ != nullptr) window_->clear();
   if (to == State::Open) {
-    openFor_ = nextOpenTimeLocked(from, now);
+    openFor_ = restoredOpenFor_ ? *restoredOpenFor_ : nextOpenTimeLocked(from, now);
+    restoredOpenFor_.reset();
     t.openFor = openFor_;
+    t.backoffLevel = backoffLevel_;
     t.nextRetryAt = now + openFor_;
     nextRetryNs_.store(nanos(*t.nextRetryAt), std::memory_order_release);
   }
@@ -490,6 +492,7 @@ Snapshot Breaker::snapshot() const {
       s.nextRetryAt = Clock::time_point(Clock::duration(nextRetryNs_.load(std::memory_order_acquire)));
     }
     s.openFor = openFor_;
+    s.backoffLevel = backoffLevel_;
     s.consecutiveFailures = countOf(w);
     s.trialSuccesses = trialSuccesses_;
     s.trialsAdmitted = trialsAdmitted_;
@@ -544,6 +547,16 @@ void Breaker::resumeAuto() {
   } else {
     return;
   }
+  lock.unlock();
+  deliver();
+}
+
+void Breaker::restoreOpen(std::uint32_t backoffLevel, Clock::duration openFor) {
+  std::unique_lock lock(mutex_);
+  if (stateOf(word_.load(std::memory_order_acquire)) != State::Closed) return;
+  backoffLevel_ = std::min(backoffLevel, 64u);
+  restoredOpenFor_ = std::clamp(openFor, Clock::duration::zero(), options_.maxOpenTimeout);
+  transitionLocked(State::Open, Cause::Restored, clock_.now());
   lock.unlock();
   deliver();
 }

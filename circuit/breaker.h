@@ -103,6 +103,7 @@ enum class Cause : std::uint8_t {
   ForceClose,           // operator
   Reset,                // operator
   ResumeAuto,           // operator, leaving a forced mode
+  Restored,             // closed -> open, an open period carried over from before a restart
 };
 
 constexpr std::string_view causeName(Cause c) {
@@ -127,6 +128,8 @@ constexpr std::string_view causeName(Cause c) {
       return "reset";
     case Cause::ResumeAuto:
       return "resume_auto";
+    case Cause::Restored:
+      return "restored";
   }
   return "?";
 }
@@ -189,6 +192,7 @@ struct Transition {
   // When `to` is Open: how long it stays open and when the next trial may go.
   Clock::duration openFor{};
   std::optional<Clock::time_point> nextRetryAt;
+  std::uint32_t backoffLevel = 0;
   // The counts that led to it, as they were just before it.
   std::uint32_t consecutiveFailures = 0;
   std::uint32_t trialSuccesses = 0;
@@ -213,7 +217,8 @@ struct Snapshot {
   Clock::time_point since{};
   Clock::duration timeInState{};
   std::optional<Clock::time_point> nextRetryAt;
-  Clock::duration openFor{};  // of the current or last open period
+  Clock::duration openFor{};       // of the current or last open period
+  std::uint32_t backoffLevel = 0;  // re-opens after a failed trial since the breaker last opened from closed
   std::uint32_t consecutiveFailures = 0;
   std::uint32_t trialSuccesses = 0;  // in the current half-open period
   std::uint32_t trialsAdmitted = 0;  // in the current half-open period, less those freed
@@ -273,6 +278,10 @@ class Breaker {
   void reset();
   void resumeAuto();
 
+  // Carries an open period over from before a restart: a closed breaker opens (Cause::Restored) at
+  // backoff level `backoffLevel`, its next trial `openFor` from now. A no-op in any other state.
+  void restoreOpen(std::uint32_t backoffLevel, Clock::duration openFor);
+
  private:
   class Window;
   enum class Effect : std::uint8_t { Success, Failure, Neutral };
@@ -321,6 +330,7 @@ class Breaker {
   std::uint32_t trialSuccesses_ = 0;
   std::uint32_t backoffLevel_ = 0;  // consecutive re-opens without a clean close
   Clock::duration openFor_{};
+  std::optional<Clock::duration> restoredOpenFor_;  // set by restoreOpen() for its transition
   std::uint64_t random_ = 0;
   Clock::time_point since_{};
   std::array<std::array<std::uint64_t, kStateCount>, kStateCount> transitions_{};

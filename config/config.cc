@@ -159,11 +159,13 @@ void check(Section& s, BreakerConfig& c) {
 }
 
 void check(Section& s, BufferConfig& c) {
-  // Accepting it would run the sink on a memory buffer while the operator counts on the disk.
-  if (c.type == BufferType::Disk && s.ok("type")) {
-    s.error("type",
-            "disk is not available yet (a disk buffer is planned); use memory, the default, and size it with "
-            "max_bytes");
+  // Accepting them would let the operator believe they change something. Their defaults pass, so that a
+  // printed config (check --print) loads back.
+  if (c.type == BufferType::Memory && c.sync != BufferSync::Interval) {
+    s.error("sync", "applies to buffer.type: disk only; remove it, or set type: disk");
+  }
+  if (c.syncInterval != BufferConfig{}.syncInterval && (c.type == BufferType::Memory || c.sync == BufferSync::Always)) {
+    s.error("sync_interval", "applies to buffer.type: disk with sync: interval only; remove it");
   }
 }
 

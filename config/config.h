@@ -302,22 +302,42 @@ constexpr auto enumNames(OnOpen) {
   return std::array{std::pair{OnOpen::Buffer, "buffer"}, std::pair{OnOpen::Drop, "drop"}};
 }
 
+enum class BufferSync { Always, Interval };
+constexpr auto enumNames(BufferSync) {
+  return std::array{std::pair{BufferSync::Always, "always"}, std::pair{BufferSync::Interval, "interval"}};
+}
+
 struct BufferConfig {
   BufferType type = BufferType::Memory;
   Bytes maxBytes = 16_MiB;
   OnOpen onOpen = OnOpen::Buffer;
   WhenFull whenFull = WhenFull::DropOldest;
+  BufferSync sync = BufferSync::Interval;
+  Duration syncInterval = 200ms;
 };
 template <class V>
 void describe(V& v, BufferConfig& c) {
-  v.field("type", c.type, "memory; disk (under state_dir, survives restarts) is not available yet");
+  v.field("type", c.type,
+          "memory; disk: memory first, then segment files under state_dir/buffers/<sink>/ for batches that "
+          "wait (a destination down or behind), sent first after a restart");
   v.field("max_bytes", c.maxBytes,
-          "encoded bytes buffered for this sink at most; the records stay in memory too, about twice this in all",
+          "memory: encoded bytes buffered for this sink at most, the records staying in memory too (about twice "
+          "this in all); disk: bytes of its segment files and of the batches waiting in memory at most",
           Limits<Bytes>{.min = 64_KiB, .max = Bytes{1ull << 40}});
   v.field("on_open", c.onOpen, "while the breaker is open: buffer batches, or drop and count them");
   v.field("when_full", c.whenFull,
           "block: hold back every sink of the shared queue; drop_newest / drop_oldest: drop and count while "
-          "the breaker is open or other sinks wait behind this one (a sink only slow holds back the inputs)");
+          "the breaker is open or other sinks wait behind this one (a sink only slow holds back the inputs); "
+          "with type: disk, also while the disk refuses writes (full)");
+  v.field("sync", c.sync,
+          "type: disk. always: every batch is written and synced as it comes, before its files' checkpoints "
+          "move past it (nothing is lost, even by a power loss; a write and an fdatasync per batch); interval: "
+          "a batch is written and synced once it has waited sync_interval (a destination that keeps up costs "
+          "no disk work); a crash may lose stdin lines, and lines of files deleted meanwhile, of the last "
+          "sync_interval (lines of files still there are read again)");
+  v.field("sync_interval", c.syncInterval,
+          "type: disk, sync: interval: how long a batch waits in memory before it is written and synced",
+          Limits<Duration>{.min = 1ms, .max = 200ms});
 }
 void check(Section& s, BufferConfig& c);
 

@@ -52,6 +52,32 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
   return quoted.substr(1, quoted.size() - 2);
 }
 
+namespace {
+
+// What waits in the sink's buffer; for a disk buffer also its files and what it found damaged.
+Json bufferView(const SinkRunner& runner, const SinkBufferStats& buffer, std::chrono::system_clock::time_point now) {
+  Json view{{"type", config::enumName(runner.config().buffer.type)},
+            {"batches", buffer.batches},
+            {"records", buffer.records},
+            {"bytes", buffer.bytes}};
+  if (const auto disk = runner.diskBufferStats()) {
+    view["disk"] = {{"bytes", disk->bytes},
+                    {"segments", disk->segments},
+                    {"records", disk->records},
+                    {"oldest_record_age_seconds",
+                     disk->oldest ? std::max(0.0, std::chrono::duration<double>(now - *disk->oldest).count()) : 0.0},
+                    {"syncs", disk->syncs},
+                    {"corrupt_records", disk->corrupt},
+                    {"write_errors", disk->writeErrors},
+                    {"read_errors", disk->readErrors},
+                    {"spilled_records", disk->spilled},
+                    {"replayed_records", disk->replayed}};
+  }
+  return view;
+}
+
+}  // namespace
+
 Json breakerView(SinkRunner& runner) {
   const circuit::Snapshot s = runner.breaker().snapshot();
   const SinkStats& st = runner.stats();
@@ -114,7 +140,7 @@ Json breakerView(SinkRunner& runner) {
         {"delivered", load(st.delivered)},
         {"dead_lettered", load(st.deadLettered)},
         {"dropped", dropped},
-        {"buffer", {{"batches", buffer.batches}, {"records", buffer.records}, {"bytes", buffer.bytes}}},
+        {"buffer", bufferView(runner, buffer, wallNow)},
         {"batches_in_flight", load(st.batchesInFlight)},
         {"sends", load(st.sends)},
         {"retries", load(st.retries)}}},

@@ -7,6 +7,8 @@
 #include <regex>
 #include <vector>
 
+#include "config/units.h"
+
 namespace logcapture::agent::admin {
 namespace {
 
@@ -38,6 +40,18 @@ std::string duration(double seconds) {
 
 std::string number(const Json& j) { return j.is_number() ? std::to_string(j.get<std::uint64_t>()) : "-"; }
 
+// A disk buffer's records and bytes on disk, with its corrupt frames when there were some; "-" in memory.
+std::string onDisk(const Json& stats) {
+  const Json disk = stats.value("buffer", Json::object()).value("disk", Json());
+  if (!disk.is_object()) return "-";
+  std::string out = number(disk.value("records", Json()));
+  if (disk.value("bytes", Json()).is_number()) {
+    out += " (" + config::formatBytes(config::Bytes{disk["bytes"].get<std::uint64_t>()}) + ")";
+  }
+  if (disk.value("corrupt_records", 0) > 0) out += ", " + number(disk["corrupt_records"]) + " corrupt";
+  return out;
+}
+
 // The error message of an answer: its JSON "error", else the body, else the status.
 std::string errorOf(const httplib::Result& res) {
   const Json j = Json::parse(res->body, nullptr, false);
@@ -49,10 +63,10 @@ std::string errorOf(const httplib::Result& res) {
 }  // namespace
 
 std::string breakersTable(const Json& breakers) {
-  constexpr std::size_t kColumns = 9;
+  constexpr std::size_t kColumns = 10;
   using Row = std::array<std::string, kColumns>;
   std::vector<Row> rows{
-      {"SINK", "STATE", "IN STATE", "OPENS", "FAILURES", "DELIVERED", "BUFFERED", "DROPPED", "NEXT RETRY"}};
+      {"SINK", "STATE", "IN STATE", "OPENS", "FAILURES", "DELIVERED", "BUFFERED", "ON DISK", "DROPPED", "NEXT RETRY"}};
   for (const auto& b : breakers) {
     const Json stats = b.value("sink_stats", Json::object());
     std::string nextRetry = "-";
@@ -64,7 +78,7 @@ std::string breakersTable(const Json& breakers) {
                     number(b.value("opens", Json())),
                     number(b.value("totals", Json::object()).value("failures", Json())),
                     number(stats.value("delivered", Json())),
-                    number(stats.value("buffer", Json::object()).value("records", Json())),
+                    number(stats.value("buffer", Json::object()).value("records", Json())), onDisk(stats),
                     number(stats.value("dropped", Json::object()).value("total", Json())), nextRetry});
   }
   std::array<std::size_t, kColumns> width{};

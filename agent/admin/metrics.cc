@@ -80,6 +80,28 @@ constexpr Family kSinkDeadLetter{"logcapture_sink_dead_letter_records_total", T:
 constexpr Family kSinkBufferBytes{"logcapture_sink_buffer_bytes", T::Gauge, "Encoded bytes in the sink's buffer."};
 constexpr Family kSinkBufferRecords{"logcapture_sink_buffer_records", T::Gauge, "Records in the sink's buffer."};
 constexpr Family kSinkBufferBatches{"logcapture_sink_buffer_batches", T::Gauge, "Batches in the sink's buffer."};
+// Disk buffers (buffer.type: disk), one sample per sink that has one.
+constexpr Family kDiskBytes{"logcapture_sink_buffer_disk_bytes", T::Gauge,
+                            "Bytes of the sink's disk buffer segment files."};
+constexpr Family kDiskSegments{"logcapture_sink_buffer_segments", T::Gauge, "Segment files of the sink's disk buffer."};
+constexpr Family kDiskRecords{"logcapture_sink_buffer_disk_records", T::Gauge,
+                              "Records on the sink's disk buffer not yet delivered, dead-lettered or dropped."};
+constexpr Family kDiskOldestAge{"logcapture_sink_buffer_oldest_record_age_seconds", T::Gauge,
+                                "Age of the oldest batch on the sink's disk buffer; 0 when empty."};
+constexpr Family kDiskSyncs{"logcapture_sink_buffer_syncs_total", T::Counter,
+                            "Syncs (fdatasync) of the sink's disk buffer."};
+constexpr Family kDiskCorrupt{"logcapture_sink_buffer_corrupt_records_total", T::Counter,
+                              "Records of the disk buffer skipped as unreadable: torn by a crash, corrupt, or a "
+                              "segment of garbage (a damaged stretch whose record count cannot be read counts 1)."};
+constexpr Family kDiskWriteErrors{"logcapture_sink_buffer_write_errors_total", T::Counter,
+                                  "Writes, syncs and file operations of the disk buffer that failed (disk full, "
+                                  "read-only, removed)."};
+constexpr Family kDiskReadErrors{"logcapture_sink_buffer_read_errors_total", T::Counter,
+                                 "Reads of the disk buffer the system refused (out of file descriptors, I/O "
+                                 "errors); each is tried again, nothing is skipped."};
+constexpr Family kDiskSpilled{"logcapture_sink_buffer_spilled_records_total", T::Counter,
+                              "Records written to the disk buffer: batches that waited longer than its sync "
+                              "interval, or were left at a stop."};
 constexpr Family kSinkInFlight{"logcapture_sink_batches_in_flight", T::Gauge, "Batches being sent or retried."};
 constexpr Family kSinkSends{"logcapture_sink_sends_total", T::Counter, "Sends of a batch to the destination."};
 constexpr Family kSinkRetries{"logcapture_sink_retries_total", T::Counter, "Sends of a batch after its first."};
@@ -291,6 +313,7 @@ struct SinkView {
   std::uint64_t sendExceptions = 0;
   std::uint64_t unsentAtShutdown = 0;
   SinkBufferStats buffer;
+  std::optional<DiskBufferStats> disk;
   std::uint64_t deadLettered = 0;
   circuit::Snapshot breaker;
 };
@@ -320,6 +343,24 @@ void writeSinks(PrometheusText& out, const std::vector<SinkView>& sinks) {
   each(kSinkProbes, [](const SinkView& s) { return s.probes; });
   each(kSinkSendExceptions, [](const SinkView& s) { return s.sendExceptions; });
   each(kSinkUnsentAtShutdown, [](const SinkView& s) { return s.unsentAtShutdown; });
+  const auto eachDisk = [&](const Family& f, auto value) {
+    out.family(f);
+    for (const auto& s : sinks) {
+      if (s.disk) out.sample({{"sink", s.name}}, value(*s.disk));
+    }
+  };
+  eachDisk(kDiskBytes, [](const DiskBufferStats& d) { return d.bytes; });
+  eachDisk(kDiskSegments, [](const DiskBufferStats& d) { return d.segments; });
+  eachDisk(kDiskRecords, [](const DiskBufferStats& d) { return d.records; });
+  eachDisk(kDiskOldestAge, [](const DiskBufferStats& d) {
+    if (!d.oldest) return 0.0;
+    return std::max(0.0, std::chrono::duration<double>(std::chrono::system_clock::now() - *d.oldest).count());
+  });
+  eachDisk(kDiskSyncs, [](const DiskBufferStats& d) { return d.syncs; });
+  eachDisk(kDiskCorrupt, [](const DiskBufferStats& d) { return d.corrupt; });
+  eachDisk(kDiskWriteErrors, [](const DiskBufferStats& d) { return d.writeErrors; });
+  eachDisk(kDiskReadErrors, [](const DiskBufferStats& d) { return d.readErrors; });
+  eachDisk(kDiskSpilled, [](const DiskBufferStats& d) { return d.spilled; });
 }
 
 void writeBreakers(PrometheusText& out, const std::vector<SinkView>& sinks) {
@@ -475,6 +516,7 @@ std::string renderMetrics(const Pipeline& pipeline) {
     v.sendExceptions = load(st.sendExceptions);
     v.unsentAtShutdown = load(st.unsentAtShutdown);
     v.buffer = r->bufferStats();
+    v.disk = r->diskBufferStats();
     v.deadLettered = load(st.deadLettered);
     v.breaker = r->breaker().snapshot();
     sinks.push_back(std::move(v));

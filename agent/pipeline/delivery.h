@@ -58,6 +58,9 @@ class Claim {
   }
   // Null once released or moved from.
   const Delivery* delivery() const { return delivery_.get(); }
+  // The delivery itself, which keeps its records alive with no claim on it (a disk buffer keeps the
+  // records of a batch it wrote, and released the claims once the write was synced).
+  DeliveryRef share() const { return delivery_; }
 
  private:
   DeliveryRef delivery_;

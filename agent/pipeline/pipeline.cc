@@ -10,6 +10,7 @@
 #include "agent/inputs/stdin_input.h"
 #include "agent/pipeline/fan_out.h"
 #include "agent/pipeline/queue.h"
+#include "agent/runner/disk_buffer.h"
 #include "agent/runner/sink_runner.h"
 #include "base/log.h"
 #include "circuit/clock.h"
@@ -126,6 +127,7 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& config) {
   p->add({"sinks", [&self] { return !startRunners(self.runners()); },
           [&self](base::Deadline deadline) { stopRunners(self.runners(), deadline); }});
   p->warnUnrouted();
+  warnUnclaimedBuffers(config.agent.stateDir, config.sinks);
 
   p->fanOut_ = std::make_unique<FanOut>(*p->queue_, raw(p->runners_));
   FanOut& fanOut = *p->fanOut_;
@@ -311,6 +313,8 @@ ReloadOutcome Pipeline::reload(const config::Config& next, base::Deadline deadli
   }
   for (const auto& in : retiredInputs) in->stop(deadline);
   stopRunners(retired, deadline, /*retire=*/true);
+  // The disk buffer of a sink removed, renamed or turned to memory stays where it is, said once.
+  warnUnclaimedBuffers(config_.agent.stateDir, next.sinks);
   for (const auto& in : retiredInputs) {
     while (!in->settled() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));

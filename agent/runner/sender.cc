@@ -135,8 +135,10 @@ void Sender::run(PendingBatch&& pb) {
         stats.splits.fetch_add(1, std::memory_order_relaxed);
         std::vector<std::uint32_t> first, second;
         for (std::uint32_t i = 0; i < pb.batch.size(); ++i) (i < pb.batch.size() / 2 ? first : second).push_back(i);
-        PendingBatch tail{subBatch(pb.batch, second), {}, pb.lane, pb.sequence, 0, pb.rounds, pb.formedAt};
+        PendingBatch tail{
+            subBatch(pb.batch, second), {}, pb.lane, pb.sequence, 0, pb.rounds, pb.formedAt, pb.retained, pb.frame};
         for (const auto& c : pb.claims) tail.claims.push_back(c.another());
+        tail.narrowed();
         pb.batch = subBatch(pb.batch, first);
         pb.attempts = 0;
         buffer.pushFront(std::move(tail));
@@ -144,14 +146,21 @@ void Sender::run(PendingBatch&& pb) {
         return;
       }
       case Action::Then::WaitForBreaker:
-        if (!verdict.retryAll) pb.batch = subBatch(pb.batch, verdict.retry);
+        if (!verdict.retryAll) {
+          pb.batch = subBatch(pb.batch, verdict.retry);
+          pb.narrowed();
+        }
         pb.attempts = 0;
         pb.rounds += 1;
         buffer.pushFront(std::move(pb));
         parts_.pauses.pause(action.wait);
         return;
       case Action::Then::Retry:
-        if (!verdict.retryAll) pb.batch = subBatch(pb.batch, verdict.retry);
+        if (!verdict.retryAll) {
+          pb.batch = subBatch(pb.batch, verdict.retry);
+          pb.narrowed();
+        }
+        buffer.secure(pb);  // it waits here, out of the buffer: as safe as there
         if (!parts_.pauses.pause(action.wait)) {
           buffer.pushFront(std::move(pb));
           return;

@@ -2,10 +2,35 @@
 
 #include <algorithm>
 
+#include "agent/runner/disk_buffer.h"
+
 namespace logcapture::agent {
 
+SinkBuffer::SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::WhenFull whenFull,
+                       std::unique_ptr<DiskBuffer> disk)
+    : maxBytes_(maxBytes),
+      whenFull_(whenFull),
+      lanes_(std::max<std::uint32_t>(lanes, 1)),
+      woken_(lanes_.size(), 0),
+      disk_(std::move(disk)) {}
+
 SinkBuffer::SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::WhenFull whenFull)
-    : maxBytes_(maxBytes), whenFull_(whenFull), lanes_(std::max<std::uint32_t>(lanes, 1)), woken_(lanes_.size(), 0) {}
+    : SinkBuffer(lanes, maxBytes, whenFull, nullptr) {}
+
+SinkBuffer::~SinkBuffer() = default;
+
+std::uint64_t SinkBuffer::openDisk() {
+  if (!disk_) return 0;
+  disk_->open();
+  return disk_->diskStats().replayed;
+}
+
+std::optional<DiskBufferStats> SinkBuffer::diskStats() const {
+  if (!disk_) return std::nullopt;
+  return disk_->diskStats();
+}
+
+void SinkBuffer::secureOnDisk(PendingBatch& batch) { disk_->secure(batch); }
 
 void SinkBuffer::add(PendingBatch&& b, bool front) {
   stats_.batches += 1;
@@ -30,6 +55,8 @@ PendingBatch SinkBuffer::takeFront(std::uint32_t lane) {
 
 SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<PendingBatch>& evicted,
                                         const std::function<bool()>& mayDrop) {
+  if (disk_) [[unlikely]]
+    return disk_->push(batch, evicted, mayDrop);
   std::unique_lock lock(mutex_);
   auto fits = [&] { return stats_.batches == 0 || stats_.bytes + batch.batch.bytes() <= maxBytes_; };
   if (closed_) return PushResult::Closed;
@@ -70,6 +97,8 @@ SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<Pending
 }
 
 void SinkBuffer::pushFront(PendingBatch&& batch) {
+  if (disk_) [[unlikely]]
+    return disk_->pushFront(std::move(batch));
   {
     std::lock_guard lock(mutex_);
     add(std::move(batch), true);
@@ -78,6 +107,8 @@ void SinkBuffer::pushFront(PendingBatch&& batch) {
 }
 
 void SinkBuffer::admit(PendingBatch&& batch) {
+  if (disk_) [[unlikely]]
+    return disk_->admit(std::move(batch));
   {
     std::lock_guard lock(mutex_);
     add(std::move(batch), false);
@@ -86,6 +117,8 @@ void SinkBuffer::admit(PendingBatch&& batch) {
 }
 
 bool SinkBuffer::pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_clock::time_point until) {
+  if (disk_) [[unlikely]]
+    return disk_->pop(lane, out, until);
   std::unique_lock lock(mutex_);
   lane %= lanes_.size();
   const auto ready = [&] { return closed_ || woken_[lane] != 0 || !lanes_[lane].empty(); };
@@ -105,6 +138,10 @@ bool SinkBuffer::pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_
 }
 
 void SinkBuffer::wake() {
+  if (disk_) [[unlikely]] {
+    disk_->wake();
+    return;
+  }
   {
     std::lock_guard lock(mutex_);
     std::fill(woken_.begin(), woken_.end(), 1);
@@ -113,6 +150,8 @@ void SinkBuffer::wake() {
 }
 
 void SinkBuffer::close() {
+  if (disk_) [[unlikely]]
+    return disk_->close();
   {
     std::lock_guard lock(mutex_);
     closed_ = true;
@@ -120,7 +159,9 @@ void SinkBuffer::close() {
   changed_.notify_all();
 }
 
-std::vector<PendingBatch> SinkBuffer::drain() {
+std::vector<PendingBatch> SinkBuffer::drain(bool keepOnDisk) {
+  if (disk_) [[unlikely]]
+    return disk_->drain(keepOnDisk);
   std::vector<PendingBatch> out;
   {
     std::lock_guard lock(mutex_);
@@ -133,11 +174,15 @@ std::vector<PendingBatch> SinkBuffer::drain() {
 }
 
 SinkBufferStats SinkBuffer::stats() const {
+  if (disk_) [[unlikely]]
+    return disk_->stats();
   std::lock_guard lock(mutex_);
   return stats_;
 }
 
 std::optional<std::chrono::steady_clock::time_point> SinkBuffer::oldestFormedAt() const {
+  if (disk_) [[unlikely]]
+    return disk_->oldestFormedAt();
   std::lock_guard lock(mutex_);
   std::optional<std::chrono::steady_clock::time_point> oldest;
   // A lane is in order of formation, so its head is its oldest batch.
@@ -148,6 +193,8 @@ std::optional<std::chrono::steady_clock::time_point> SinkBuffer::oldestFormedAt(
 }
 
 bool SinkBuffer::freshBatchBesides(std::uint32_t lane) const {
+  if (disk_) [[unlikely]]
+    return disk_->freshBatchBesides(lane);
   std::lock_guard lock(mutex_);
   for (std::uint32_t i = 0; i < lanes_.size(); ++i) {
     if (i != lane % lanes_.size() && !lanes_[i].empty() && lanes_[i].front().rounds == 0) return true;

@@ -7,8 +7,9 @@
 // of one source always go to the same lane, and a lane is sent in order, so each file arrives in order
 // at every sink.
 //
-// Memory today. A disk buffer (later) keeps this interface: push() persists, pop() reads back, and the
-// runner finishes a batch's claims once it is persisted.
+// In memory, or on disk (buffer.type: disk): then every call goes to a DiskBuffer (disk_buffer.h), which
+// keeps this interface: push() persists, pop() reads back, and a batch's claims are released once it is
+// persisted. The memory path pays one test of a null pointer per call, nothing else.
 //
 // Thread-safety: push() from the sink's batcher thread, pop()/pushFront() from its workers, close()
 // and wake() from the pipeline's thread; one mutex guards the lanes and the counters.
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -27,6 +29,17 @@
 #include "sinks/sink.h"
 
 namespace logcapture::agent {
+
+class DiskBuffer;
+struct DiskBufferStats;
+struct DiskFrameHold;  // disk_buffer.cc: the frame on disk a batch comes from
+// The batch holding `hold` is finished with (delivered, dead-lettered, dropped): once the last batch
+// holding it lets go, its frame is finished. A hold dropped otherwise (a thread unwinding) leaves the
+// frame on disk, sent again after a restart.
+void finishFrame(DiskFrameHold& hold);
+// A batch holding `hold` now holds only part of the frame's records (a split, a partial retry): its memory
+// copy is kept, since reading the frame back would send the other records again.
+void narrowFrame(DiskFrameHold& hold);
 
 // A batch and a claim on each delivery its records belong to.
 struct PendingBatch {
@@ -39,11 +52,23 @@ struct PendingBatch {
   // breaker from then on, and lets fresher lanes take the trial calls.
   std::uint32_t rounds = 0;
   std::chrono::steady_clock::time_point formedAt{};  // when its batcher formed it
+  // Disk buffer only. `retained` keeps the records alive once their claims were released (they are safe
+  // on disk); `frame` is the batch's frame on disk, finished when the last batch holding it (a split
+  // makes two) is dropped: copy both into a batch made from this one.
+  std::shared_ptr<const void> retained;
+  std::shared_ptr<DiskFrameHold> frame;
 
   // Releases every claim: the sink is done with these records.
   void finish() {
     for (auto& c : claims) c.release();
     claims.clear();
+    if (frame) finishFrame(*frame);
+    frame.reset();
+    retained.reset();
+  }
+  // Now holds only part of the records it was made with (a split, a partial retry).
+  void narrowed() {
+    if (frame) narrowFrame(*frame);
   }
 };
 
@@ -56,6 +81,9 @@ struct SinkBufferStats {
 class SinkBuffer {
  public:
   SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::WhenFull whenFull);
+  // On disk: `disk` takes every call (null: in memory).
+  SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::WhenFull whenFull, std::unique_ptr<DiskBuffer> disk);
+  ~SinkBuffer();
 
   enum class PushResult { Accepted, Dropped, Closed };
   // Adds the batch at the back of its lane. Without room: block waits for room or close(); the drop
@@ -72,6 +100,12 @@ class SinkBuffer {
   // Adds the batch at the back of its lane whatever the bound and even when closed: a runner being
   // released collects everything it holds here to hand it over.
   void admit(PendingBatch&& batch);
+  // A batch taken from the buffer that waits outside it (a worker's retry): a disk buffer writes it to
+  // disk, as if it had waited inside; a memory buffer does nothing.
+  void secure(PendingBatch& batch) {
+    if (disk_) [[unlikely]]
+      secureOnDisk(batch);
+  }
   // Takes the oldest batch of `lane`, waiting until `until` (time_point::max(): no timeout). False when
   // none came, when closed and empty, or when wake() was called since this lane's last pop that
   // returned false (a pop that returns a batch leaves the wake for the next one).
@@ -83,15 +117,23 @@ class SinkBuffer {
   // Pushes fail from now on; waiters wake. pop() still drains.
   void close();
   // Takes everything left (shutdown after the deadline).
-  std::vector<PendingBatch> drain();
+  // `keepOnDisk`: a disk buffer writes what waits in memory before (a stop); otherwise (a reload's
+  // hand-over) it returns it as it is.
+  std::vector<PendingBatch> drain(bool keepOnDisk = true);
   SinkBufferStats stats() const;
   // When the oldest batch waiting was formed; empty when none waits.
   std::optional<std::chrono::steady_clock::time_point> oldestFormedAt() const;
   // True when a lane other than `lane` has a batch at its head that never used up its attempts.
   bool freshBatchBesides(std::uint32_t lane) const;
+  // A disk buffer reads what its directory holds and starts writing (DiskBuffer::open); a memory one
+  // does nothing. Returns the records found on disk, to be sent first.
+  std::uint64_t openDisk();
+  // The disk buffer's figures; empty for a memory buffer.
+  std::optional<DiskBufferStats> diskStats() const;
 
  private:
   void add(PendingBatch&& b, bool front);
+  void secureOnDisk(PendingBatch& batch);
   PendingBatch takeFront(std::uint32_t lane);
 
   const std::uint64_t maxBytes_;
@@ -102,6 +144,7 @@ class SinkBuffer {
   std::vector<char> woken_;  // per lane: wake() not yet seen by its pop
   SinkBufferStats stats_;
   bool closed_ = false;
+  const std::unique_ptr<DiskBuffer> disk_;
 };
 
 }  // namespace logcapture::agent

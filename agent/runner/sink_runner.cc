@@ -1,10 +1,12 @@
 #include "agent/runner/sink_runner.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 
 #include "agent/runner/breaker_events.h"
 #include "agent/runner/breaker_options.h"
+#include "agent/runner/disk_buffer.h"
 #include "agent/runner/handover.h"
 #include "base/log.h"
 
@@ -26,15 +28,19 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
       sink_(std::move(sink)),
       clock_(clock),
       deadLetter_(stateDir, cfg),
+      breakerRecord_(stateDir, cfg.name),
       breaker_(std::make_unique<circuit::Breaker>(
           optionsFrom(cfg.breaker), clock_,
-          std::vector<circuit::Breaker::Listener>{transitionLogger(cfg.name),
+          std::vector<circuit::Breaker::Listener>{transitionLogger(cfg.name), breakerRecord_.listener(),
                                                   // Workers waiting on an open breaker look again.
                                                   [this](const circuit::Transition&) { pauses_.wake(); }})),
       // A warning held back for its summary: idle workers wake to wait for its due time instead.
       report_(cfg.name, *breaker_, [this] { buffer_.wake(); }),
       lanes_(cfg.workers),
-      buffer_(cfg.workers, cfg.buffer.maxBytes.value, cfg.buffer.whenFull),
+      buffer_(cfg.workers, cfg.buffer.maxBytes.value, cfg.buffer.whenFull,
+              cfg.buffer.type == config::BufferType::Disk
+                  ? std::make_unique<DiskBuffer>(cfg, (std::filesystem::path(stateDir) / "buffers" / cfg.name).string())
+                  : nullptr),
       sender_({*sink_, *breaker_, clock_, buffer_, deadLetter_, report_, pauses_}, DeliveryRules::of(cfg), cfg.timeout),
       // Enough for the batcher to fill every lane's batch while the fan-out goes on; no more, since
       // records waiting here hold memory that no buffer bound counts.
@@ -66,6 +72,11 @@ std::optional<std::string> SinkRunner::start(bool held) {
   if (auto error = sink_->start()) return error;
   started_ = true;
   held_ = held;
+  // Open when the agent stopped: it stays open for its time. Not for a reload's replacement: the reload
+  // may have fixed the sink's settings.
+  if (!held) breakerRecord_.restore(*breaker_);
+  // A replacement's disk buffer opens in adopt(), once its predecessor has let go of the directory.
+  if (!held) report_.stats().received.fetch_add(buffer_.openDisk(), std::memory_order_relaxed);
   batcherThread_ = std::thread([this] {
     log::guardThread("sink", [this] { runBatcher(); });
     // Also after a failure, so that stop() and the workers do not wait for it until the deadline.
@@ -204,10 +215,16 @@ void SinkRunner::runWorker(std::uint32_t lane) {
   }
 }
 
-std::vector<PendingBatch> SinkRunner::halt(base::Deadline deadline) {
+std::vector<PendingBatch> SinkRunner::halt(base::Deadline deadline, bool handOver) {
   started_ = false;
   held_ = false;  // stopping drains what it holds, replacement or not
-  // Workers drain the buffer until the deadline; a worker waiting on an open breaker gives up then.
+  // Workers drain the buffer until the deadline; a worker waiting on an open breaker gives up then. A
+  // disk buffer then writes what is left, and the checkpoints are saved: they get the last fifth of the
+  // time (at most a second).
+  if (cfg_.buffer.type == config::BufferType::Disk && !handOver) {
+    const auto left = std::max<Clock::duration>(deadline - Clock::now(), Clock::duration::zero());
+    deadline -= std::min<Clock::duration>(std::chrono::seconds(1), left / 5);
+  }
   pauses_.setHardDeadline(deadline);
   abandonIntake();
   buffer_.wake();
@@ -219,7 +236,8 @@ std::vector<PendingBatch> SinkRunner::halt(base::Deadline deadline) {
   for (auto& w : workers_) w.join();
   workers_.clear();
   buffer_.close();
-  return buffer_.drain();
+  // A disk buffer keeps what a stop leaves; a reload hands it over (its successor may buffer in memory).
+  return buffer_.drain(/*keepOnDisk=*/!handOver);
 }
 
 void SinkRunner::stop(base::Deadline deadline) {
@@ -250,7 +268,7 @@ std::vector<PendingBatch> SinkRunner::release() {
   if (!started_) return {};
   // Nothing new is sent: the send in flight ends (within `timeout`) and comes back to the buffer
   // unless it succeeded; the batcher's open batches are admitted whatever the buffer's bound.
-  std::vector<PendingBatch> held = halt(Clock::now());
+  std::vector<PendingBatch> held = halt(Clock::now(), /*handOver=*/true);
   report_.summarise(true);
   sink_->stop(Clock::now() + std::chrono::seconds(5));
   return held;
@@ -267,6 +285,8 @@ void SinkRunner::adopt(std::vector<PendingBatch> batches) {
       buffer_.pushFront(std::move(*it));
     }
   }
+  // What the predecessor left on disk is older still: it goes ahead of them.
+  records += buffer_.openDisk();
   report_.stats().received.fetch_add(records, std::memory_order_relaxed);
   held_ = false;
   pauses_.wake();

@@ -47,7 +47,9 @@
 
 #include "agent/pipeline/delivery.h"
 #include "agent/runner/batcher.h"
+#include "agent/runner/breaker_record.h"
 #include "agent/runner/dead_letter.h"
+#include "agent/runner/disk_buffer.h"
 #include "agent/runner/pauses.h"
 #include "agent/runner/send_verdict.h"
 #include "agent/runner/sender.h"
@@ -116,13 +118,15 @@ class SinkRunner {
   circuit::Breaker& breaker() { return *breaker_; }
   const SinkStats& stats() const { return report_.stats(); }
   SinkBufferStats bufferStats() const { return buffer_.stats(); }
+  // The disk buffer's figures; empty for a memory buffer.
+  std::optional<DiskBufferStats> diskBufferStats() const { return buffer_.diskStats(); }
   const DeadLetter& deadLetter() const { return deadLetter_; }
   const sinks::Sink& sink() const { return *sink_; }
   const config::SinkConfig& config() const { return cfg_; }
 
  private:
   // Stops the threads, sending until the deadline; returns what is left in the buffer.
-  std::vector<PendingBatch> halt(base::Deadline deadline);
+  std::vector<PendingBatch> halt(base::Deadline deadline, bool handOver = false);
   void runBatcher();
   // Puts a batch the batcher closed into the buffer, or drops it by the buffer's when_full policy.
   void store(PendingBatch&& pb);
@@ -134,6 +138,7 @@ class SinkRunner {
   std::unique_ptr<sinks::Sink> sink_;
   circuit::Clock& clock_;
   DeadLetter deadLetter_;
+  BreakerRecord breakerRecord_;  // before breaker_: its listener
   Pauses pauses_;
   const std::unique_ptr<circuit::Breaker> breaker_;  // wakes pauses_ on each transition
   SinkReport report_;

@@ -1228,5 +1228,33 @@ TEST_CASE("breaker stays consistent under concurrent results and operator comman
   CHECK(h.recorder.seen.size() == transitions);
 }
 
+
+TEST_CASE("an open period restored after a restart opens at its level and trial time, then backs off from there") {
+  auto c = exactConfig();
+  c.openTimeout = 1s;
+  c.backoffMultiplier = 2;
+  c.maxOpenTimeout = 1min;
+  Harness h(c);
+  h.b().restoreOpen(3, 5s);
+  CHECK(h.b().state() == State::Open);
+  CHECK(h.recorder.last().cause == Cause::Restored);
+  CHECK(h.b().nextRetryAt() == h.clock.now() + 5s);
+  CHECK(h.b().snapshot().backoffLevel == 3);
+  CHECK_FALSE(h.b().tryAcquire().admitted);  // no call before its trial time
+  const Permit trial = h.toHalfOpen();
+  h.b().onResult(trial, Outcome::Retriable, 1ms);
+  CHECK(h.lastOpenFor() == 16s);  // level 4: 1 s doubled four times
+}
+
+TEST_CASE("restoring an open period does nothing to a breaker that is not closed") {
+  auto c = exactConfig();
+  c.failureThreshold = 1;
+  c.openTimeout = 1s;
+  Harness h(c);
+  h.b().forceOpen();
+  h.b().restoreOpen(2, 30s);
+  CHECK(h.b().state() == State::ForcedOpen);
+}
+
 }  // namespace
 }  // namespace logcapture::circuit

@@ -502,9 +502,9 @@ TEST_SUITE("config") {
                    "a window of type: time needs a duration as size, such as 60s; found a number");
   }
 
-  TEST_CASE("a disk buffer is rejected as not available yet") {
-    checkOnlyError(withSinks("  - {name: s, type: console, buffer: {type: disk}}\n"), "sinks[0].buffer.type", 4, 45,
-                   "disk is not available yet");
+  TEST_CASE("a disk buffer's sync keys are rejected on a memory buffer") {
+    checkOnlyError(withSinks("  - {name: s, type: console, buffer: {sync: always}}\n"), "sinks[0].buffer.sync", 4, 45,
+                   "applies to buffer.type: disk only");
   }
 
   TEST_CASE("an invalid multiline regular expression is rejected") {

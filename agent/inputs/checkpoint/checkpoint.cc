@@ -11,6 +11,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "base/durable_file.h"
 #include "base/log.h"
 
 namespace logcapture::agent::checkpoint {
@@ -193,45 +194,6 @@ std::optional<std::string> parse(const std::string& text, std::vector<Entry>& ou
 }
 
 std::string errnoText(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
-
-bool writeAll(int fd, const std::string& data) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-// Replaces `file` by `data` so that a crash at any point leaves either the old or the new file whole.
-// Returns the reason of a failure, empty on success.
-std::string writeAtomically(const std::filesystem::path& dir, const std::filesystem::path& file,
-                            const std::filesystem::path& temp, const std::string& data) {
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) return errnoText("creating the temp file");
-  std::string error;
-  if (!writeAll(fd, data)) {
-    error = errnoText("writing the temp file");
-  } else if (::fsync(fd) != 0) {
-    error = errnoText("fsync of the temp file");
-  }
-  if (::close(fd) != 0 && error.empty()) error = errnoText("closing the temp file");
-  if (error.empty() && ::rename(temp.c_str(), file.c_str()) != 0) error = errnoText("renaming the temp file");
-  if (!error.empty()) {
-    ::unlink(temp.c_str());
-    return error;
-  }
-  // The rename is durable only once the directory entry is.
-  const int dirFd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirFd < 0) return errnoText("opening the directory");
-  if (::fsync(dirFd) != 0) error = errnoText("fsync of the directory");
-  ::close(dirFd);
-  return error;
-}
 
 }  // namespace
 
@@ -520,7 +482,7 @@ bool CheckpointStore::save() {
     for (const auto& [key, slot] : entries_) snapshot.push_back(slot.entry);
     for (const auto& [name, mark] : inputs_) marks.emplace(name, mark.lastSeen);
   }
-  const auto error = writeAtomically(dir_, file_, temp_, serialize(snapshot, marks));
+  const auto error = base::replaceFile(file_, temp_, serialize(snapshot, marks));
   auto logger = log::component("checkpoint");
   if (!error.empty()) {
     saveFailures_.fetch_add(1, std::memory_order_relaxed);

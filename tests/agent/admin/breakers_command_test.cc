@@ -25,7 +25,14 @@ TEST_CASE("the breakers table aligns its columns and shows durations and retry t
   const Json breakers = Json::array(
       {view("events", "closed", 3725, 1234567), view("search", "open", 12.7, 0, "2026-11-23T14:15:42.123456789Z")});
   CHECK(logcapture::agent::admin::breakersTable(breakers) ==
-        "SINK    STATE   IN STATE  OPENS  FAILURES  DELIVERED  BUFFERED  DROPPED  NEXT RETRY\n"
-        "events  closed  1h02m     2      7         1234567    40        0        -\n"
-        "search  open    12s       2      7         0          40        0        2026-11-23T14:15:42Z\n");
+        "SINK    STATE   IN STATE  OPENS  FAILURES  DELIVERED  BUFFERED  ON DISK  DROPPED  NEXT RETRY\n"
+        "events  closed  1h02m     2      7         1234567    40        -        0        -\n"
+        "search  open    12s       2      7         0          40        -        0        2026-11-23T14:15:42Z\n");
+}
+
+TEST_CASE("the breakers table shows a disk buffer's records and bytes on disk") {
+  Json disk = view("events", "open", 5, 0);
+  disk["sink_stats"]["buffer"]["disk"] = {{"records", 1200}, {"bytes", 3 * 1024 * 1024}, {"corrupt_records", 2}};
+  const std::string table = logcapture::agent::admin::breakersTable(Json::array({disk}));
+  CHECK(table.find("1200 (3MiB), 2 corrupt") != std::string::npos);
 }
