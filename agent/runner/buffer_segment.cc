@@ -233,9 +233,14 @@ SegmentScan scanSegment(const std::string& path) {
     data.append(buf, std::size_t(n));
   }
   ::close(fd);
+  return scanFrames(data);
+}
+
+SegmentScan scanFrames(std::string_view data) {
+  SegmentScan scan;
   scan.opened = true;
   scan.size = data.size();
-  if (!std::string_view(data).starts_with(kSegmentMagic)) {
+  if (!data.starts_with(kSegmentMagic)) {
     scan.badMagic = true;
     return scan;
   }

@@ -73,5 +73,7 @@ struct SegmentScan {
 
 // Reads every frame of the segment at `path`.
 SegmentScan scanSegment(const std::string& path);
+// The same, of a segment's bytes.
+SegmentScan scanFrames(std::string_view data);
 
 }  // namespace logcapture::agent::disk

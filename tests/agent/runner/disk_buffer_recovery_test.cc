@@ -309,3 +309,26 @@ TEST_CASE("a batch read back while the agent is out of file descriptors is not t
   CHECK(after.diskStats().replayed == 20);
   after.drain();
 }
+
+TEST_CASE("a batch taken from the disk buffer and dropped unfinished is sent again after a restart") {
+  testing::TempDir dir("logcapture-disk-recovery");
+  const config::SinkConfig cfg = recoveryDiskConfig();
+  const fs::path where = dir.path / "buffers" / "test";
+  Feed feed;
+  {
+    DiskBuffer buffer(cfg, where.string());
+    buffer.open();
+    std::vector<PendingBatch> evicted;
+    PendingBatch pb = formed(feed, 0, 10);
+    REQUIRE(buffer.push(pb, evicted, [] { return false; }) == SinkBuffer::PushResult::Accepted);
+    REQUIRE(waitUntil([&] { return feed.committed() == 10; }));  // spilled and synced
+    PendingBatch out;
+    REQUIRE(buffer.pop(0, out, std::chrono::steady_clock::now() + 1s));
+    { PendingBatch gone = std::move(out); }  // a worker unwinding with it: neither sent nor dropped
+    buffer.drain();
+  }
+  DiskBuffer again(cfg, where.string());
+  again.open();
+  CHECK(again.diskStats().replayed == 10);
+  again.drain();
+}
