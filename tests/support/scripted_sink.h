@@ -6,15 +6,20 @@
 // Thread-safe: send() and probe() run on the runner's workers while the test changes the scripts.
 
 #include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "agent/pipeline/delivery.h"
 #include "agent/pipeline/queue.h"
+#include "agent/runner/disk_buffer.h"
 #include "agent/runner/sink_runner.h"
+#include "circuit/clock.h"
 #include "config/config.h"
 #include "sinks/sink.h"
 
@@ -113,6 +118,37 @@ inline config::SinkConfig scriptedSinkConfig(const std::string& name = "test") {
   c.breaker.jitter = 0;
   return c;
 }
+
+// The same with a disk buffer (buffer.type: disk) that spills and syncs every 5 ms.
+inline config::SinkConfig scriptedDiskSinkConfig(const std::string& name = "test") {
+  config::SinkConfig c = scriptedSinkConfig(name);
+  c.buffer.type = config::BufferType::Disk;
+  c.buffer.syncInterval = std::chrono::milliseconds(5);
+  return c;
+}
+
+// A runner on a ScriptedSink with state in `stateDir`, started (`held`: waiting for adopt()), stopped at
+// the end of its scope (or by stop()).
+struct ScriptedRunner {
+  ScriptedSink* sink = nullptr;
+  std::unique_ptr<agent::SinkRunner> runner;
+  ScriptedRunner(const std::filesystem::path& stateDir, ScriptedSink::Script script, const config::SinkConfig& cfg,
+                 bool held = false) {
+    auto s = std::make_unique<ScriptedSink>(std::move(script));
+    sink = s.get();
+    runner =
+        std::make_unique<agent::SinkRunner>(cfg, std::move(s), stateDir.string(), circuit::SteadyClock::instance());
+    if (auto error = runner->start(held)) throw std::runtime_error("the runner did not start: " + *error);
+  }
+  ~ScriptedRunner() { stop(); }
+  ScriptedRunner(const ScriptedRunner&) = delete;
+  ScriptedRunner& operator=(const ScriptedRunner&) = delete;
+  void stop() {
+    if (runner) runner->stop(std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
+    runner.reset();
+  }
+  agent::DiskBufferStats disk() const { return *runner->diskBufferStats(); }
+};
 
 // Numbered records of one source (`path`, of input `input`), and the source's committed offset.
 class Feed {

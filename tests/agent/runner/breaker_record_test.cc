@@ -29,17 +29,7 @@ config::SinkConfig slowRetryConfig() {
   return c;
 }
 
-struct Run {
-  ScriptedSink* sink = nullptr;
-  std::unique_ptr<SinkRunner> runner;
-  Run(const fs::path& stateDir, ScriptedSink::Script script, const config::SinkConfig& cfg) {
-    auto s = std::make_unique<ScriptedSink>(std::move(script));
-    sink = s.get();
-    runner = std::make_unique<SinkRunner>(cfg, std::move(s), stateDir.string(), circuit::SteadyClock::instance());
-    REQUIRE_FALSE(runner->start());
-  }
-  ~Run() { runner->stop(std::chrono::steady_clock::now() + 200ms); }
-};
+using Run = testing::ScriptedRunner;
 
 }  // namespace
 

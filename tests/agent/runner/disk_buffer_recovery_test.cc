@@ -45,26 +45,12 @@ using testing::ScriptedSink;
 using testing::waitUntil;
 namespace fs = std::filesystem;
 
-config::SinkConfig recoveryDiskConfig() {
-  config::SinkConfig c = testing::scriptedSinkConfig();
-  c.buffer.type = config::BufferType::Disk;
-  c.buffer.syncInterval = 5ms;
-  return c;
-}
+config::SinkConfig recoveryDiskConfig() { return testing::scriptedDiskSinkConfig(); }
 
-struct Runner {
-  ScriptedSink* sink = nullptr;
-  std::unique_ptr<SinkRunner> runner;
-  Runner(const fs::path& stateDir, ScriptedSink::Script script, config::SinkConfig cfg = recoveryDiskConfig(),
-         bool held = false) {
-    auto s = std::make_unique<ScriptedSink>(std::move(script));
-    sink = s.get();
-    runner = std::make_unique<SinkRunner>(cfg, std::move(s), stateDir.string(), circuit::SteadyClock::instance());
-    REQUIRE_FALSE(runner->start(held));
-  }
-  ~Runner() {
-    if (runner) runner->stop(std::chrono::steady_clock::now() + 200ms);
-  }
+struct Runner : testing::ScriptedRunner {
+  Runner(const fs::path& stateDir, ScriptedSink::Script script, const config::SinkConfig& cfg = recoveryDiskConfig(),
+         bool held = false)
+      : ScriptedRunner(stateDir, std::move(script), cfg, held) {}
 };
 
 // A batch as a batcher forms it: every record of a delivery of feed records [from, to), one claim.

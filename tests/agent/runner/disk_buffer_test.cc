@@ -29,29 +29,12 @@ using testing::ScriptedSink;
 using testing::waitUntil;
 namespace fs = std::filesystem;
 
-config::SinkConfig diskConfig() {
-  config::SinkConfig c = testing::scriptedSinkConfig();
-  c.buffer.type = config::BufferType::Disk;
-  c.buffer.syncInterval = 5ms;
-  return c;
-}
+config::SinkConfig diskConfig() { return testing::scriptedDiskSinkConfig(); }
 
-// A runner on a disk buffer in `stateDir`, stopped at the end of its scope.
-struct DiskRunner {
-  ScriptedSink* sink = nullptr;
-  std::unique_ptr<SinkRunner> runner;
-  DiskRunner(const fs::path& stateDir, ScriptedSink::Script script, config::SinkConfig cfg = diskConfig()) {
-    auto s = std::make_unique<ScriptedSink>(std::move(script));
-    sink = s.get();
-    runner = std::make_unique<SinkRunner>(cfg, std::move(s), stateDir.string(), circuit::SteadyClock::instance());
-    REQUIRE_FALSE(runner->start());
-  }
-  ~DiskRunner() { stop(); }
-  void stop() {
-    if (runner) runner->stop(std::chrono::steady_clock::now() + 200ms);
-    runner.reset();
-  }
-  DiskBufferStats disk() const { return *runner->diskBufferStats(); }
+// A runner on a disk buffer in `stateDir`.
+struct DiskRunner : testing::ScriptedRunner {
+  DiskRunner(const fs::path& stateDir, ScriptedSink::Script script, const config::SinkConfig& cfg = diskConfig())
+      : ScriptedRunner(stateDir, std::move(script), cfg) {}
 };
 
 std::vector<fs::path> segmentsIn(const fs::path& dir) {
