@@ -318,3 +318,20 @@ TEST_CASE("a batch taken from the disk buffer and dropped unfinished is sent aga
   CHECK(again.diskStats().replayed == 10);
   again.drain();
 }
+
+TEST_CASE("a stop writes the batches still waiting in memory to the disk buffer, and the next start sends them") {
+  testing::TempDir dir("logcapture-disk-recovery");
+  config::SinkConfig cfg = recoveryDiskConfig();
+  cfg.buffer.syncInterval = 200ms;  // longer than the test takes to stop: nothing has aged yet
+  Feed feed;
+  {
+    Runner down(dir.path, testing::refuseAll, cfg);
+    feed.offer(*down.runner, 0, 30);
+    REQUIRE(waitUntil(
+        [&] { return down.runner->bufferStats().records + down.runner->stats().batchesInFlight.load() * 10 >= 30; }));
+  }
+  CHECK(feed.committed() == 30);  // on disk and synced by the stop: safe at their source
+  Runner up(dir.path, testing::acceptAll, cfg);
+  CHECK(up.disk().replayed == 30);
+  CHECK(waitUntil([&] { return up.sink->accepted() == feed.expected(0, 30); }));
+}
