@@ -464,6 +464,11 @@ void DiskBuffer::forgetMemoryLocked(Entry& e) {
   countLocked(e, -1);
   memoryUsed_ -= std::min(memoryUsed_, e.pb.batch.bytes());
   if (e.pb.frame) e.pb.frame->id.store(UINT64_MAX);  // the entry still waits on its frame
+  {
+    // Moved out and destroyed: assigning an empty batch would keep the encoding's allocation (a string
+    // assigned a short one keeps its capacity), and every forgotten batch would stay in memory.
+    const PendingBatch forgotten = std::move(e.pb);
+  }
   e.pb = PendingBatch{};
   e.inMemory = false;
   countLocked(e, +1);

@@ -154,7 +154,10 @@ TEST_CASE("drop_oldest evicting one half of a split batch leaves the other half 
     }
     REQUIRE_FALSE(evicted.empty());
     REQUIRE(evicted.front().batch.size() == 5);  // the tail, the oldest waiting batch
-    for (const auto& e : evicted) evictedRecords += e.batch.size();
+    for (auto& e : evicted) {
+      evictedRecords += e.batch.size();
+      e.finish();  // dropped, as the runner does: its claims are released
+    }
     evicted.clear();
     // The head's send fails (retriable): back at the head of its lane, then the agent stops.
     buffer.pushFront(std::move(sending));
