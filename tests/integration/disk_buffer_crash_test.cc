@@ -51,6 +51,26 @@ bool bufferHolds(const fs::path& dir, const std::string& needle) {
   return false;
 }
 
+// The destination healed, the agent started again on the same state (stdin gone, an empty file input):
+// what its disk buffer held arrives, every line once, in the order written.
+void restartHealed(const TempDir& dir, HttpReceiver& http, int lines) {
+  http.control({{"status", 200}});
+  fs::create_directories(dir / "logs");
+  const std::string config = writeAgentConfig(
+      dir, "  - {name: app, type: file, paths: [\"" + (dir / "logs").string() + "/*.log\"]}\n", sinkYaml(http));
+  ChildProcess agent({kBinary, "run", "-c", config});
+  if (!agent.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << agent.err());
+  CHECK(waitUntil(
+      [&] {
+        agent.readOutput();
+        return http.stats()["records"].get<int>() >= lines;
+      },
+      60s));
+  agent.signal(SIGTERM);
+  CHECK(agent.wait(30s).exitCode == 0);
+  CHECK(http.records() == numberedMessages(0, lines));
+}
+
 }  // namespace
 
 TEST_CASE("lines on a disk buffer while the destination is down survive SIGKILL and arrive once it is back") {
@@ -74,22 +94,7 @@ TEST_CASE("lines on a disk buffer while the destination is down survive SIGKILL 
   }
   CHECK(http.stats()["records"].get<int>() == 0);
 
-  http.control({{"status", 200}});
-  fs::create_directories(dir / "logs");
-  const std::string config = writeAgentConfig(
-      dir, "  - {name: app, type: file, paths: [\"" + (dir / "logs").string() + "/*.log\"]}\n", sinkYaml(http));
-  ChildProcess agent({kBinary, "run", "-c", config});
-  if (!agent.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << agent.err());
-  CHECK(waitUntil(
-      [&] {
-        agent.readOutput();
-        return http.stats()["records"].get<int>() >= kLines;
-      },
-      60s));
-  agent.signal(SIGTERM);
-  CHECK(agent.wait(30s).exitCode == 0);
-  // Every line, once, in the order written.
-  CHECK(http.records() == numberedMessages(0, kLines));
+  restartHealed(dir, http, kLines);
 }
 
 TEST_CASE(
@@ -243,19 +248,5 @@ TEST_CASE(
     CHECK(agent.wait(30s).exitCode == 0);
   }
   CHECK(http.stats()["records"].get<int>() == 0);
-  http.control({{"status", 200}});
-  fs::create_directories(dir / "logs");
-  const std::string config = writeAgentConfig(
-      dir, "  - {name: app, type: file, paths: [\"" + (dir / "logs").string() + "/*.log\"]}\n", sinkYaml(http));
-  ChildProcess agent({kBinary, "run", "-c", config});
-  if (!agent.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << agent.err());
-  CHECK(waitUntil(
-      [&] {
-        agent.readOutput();
-        return http.stats()["records"].get<int>() >= kLines;
-      },
-      60s));
-  agent.signal(SIGTERM);
-  CHECK(agent.wait(30s).exitCode == 0);
-  CHECK(http.records() == numberedMessages(0, kLines));
+  restartHealed(dir, http, kLines);
 }
