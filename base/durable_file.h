@@ -9,6 +9,9 @@
 
 namespace logcapture::base {
 
+// Reads the whole file at `path` into `out`. Returns 0, or the errno of the open or read that failed.
+int readFile(const std::string& path, std::string& out);
+
 // Writes all of `data` to `fd`, through short writes and EINTR. False on failure, with errno set.
 bool writeAll(int fd, std::string_view data);
 

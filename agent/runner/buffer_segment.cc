@@ -8,6 +8,7 @@
 #include <map>
 
 #include "agent/runner/crc32c.h"
+#include "base/durable_file.h"
 
 namespace logcapture::agent::disk {
 namespace {
@@ -213,26 +214,12 @@ std::unique_ptr<StoredBatch> decodePayload(std::string_view payload) {
 }
 
 SegmentScan scanSegment(const std::string& path) {
-  SegmentScan scan;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    scan.error = std::strerror(errno);
+  std::string data;
+  if (const int error = base::readFile(path, data); error != 0) {
+    SegmentScan scan;
+    scan.error = std::strerror(error);
     return scan;
   }
-  std::string data;
-  char buf[64 * 1024];
-  while (true) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      scan.error = std::strerror(errno);
-      ::close(fd);
-      return scan;
-    }
-    if (n == 0) break;
-    data.append(buf, std::size_t(n));
-  }
-  ::close(fd);
   return scanFrames(data);
 }
 

@@ -138,20 +138,12 @@ void appendLedgerEntry(std::string& out, std::uint64_t segment, std::uint64_t of
 std::set<std::pair<std::uint64_t, std::uint64_t>> DiskBuffer::readLedgerLocked() {
   std::set<std::pair<std::uint64_t, std::uint64_t>> finished;
   const std::string path = (fs::path(dir_) / kLedgerName).string();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno != ENOENT) noteReadError("open " + path, errno);
-    return finished;
-  }
   std::string data;
-  char buf[64 * 1024];
-  while (true) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    data.append(buf, std::size_t(n));
+  if (const int error = base::readFile(path, data); error != 0) {
+    // Read in part (or not at all): what it names is still finished; what it misses is sent again.
+    if (error != ENOENT) noteReadError("read " + path, error);
+    if (error == ENOENT) return finished;
   }
-  ::close(fd);
   std::uint64_t damaged = 0;
   for (std::size_t at = 0; at + kLedgerEntryBytes <= data.size(); at += kLedgerEntryBytes) {
     std::uint64_t segment = 0;
