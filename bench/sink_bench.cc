@@ -8,9 +8,12 @@
 //                          [--sink-options 'workers: 4, batch: {max_records: 5000}'] [--input-format raw|json]
 //                          [--kafka-partitions 1,4,16] [--kafka-keys keyless,keyed] [--kafka-key '{{level}}']
 //                          [--files 1,100,1000,10000] [--max-open-files N] [--agent PATH] [--kafka-broker PATH]
+//                          [--receiver parse|count]
 //
 // The destinations, each fresh for every run on a free 127.0.0.1 port:
-//   http   logcapture-http-receiver without --out (it only counts; GET /_stats), format ndjson
+//   http   logcapture-http-receiver without --out, format ndjson; with --receiver parse (the default) it parses
+//          every record into a JSON object as a log store does, with --receiver count it only counts lines
+//          (GET /_stats). The receiver's CPU time is shown apart from the agent's.
 //   redis  redis-server without persistence, mode list (LLEN)
 //   kafka  logcapture-kafka-broker with a topic of each --kafka-partitions count (default 1, 4 and 16), each
 //          shipped without a key and with the key --kafka-key (default {{level}}, which every json line
@@ -98,7 +101,8 @@ struct Options {
   std::vector<int> files;          // empty: the one data file; else a case per count of files
   std::uint32_t maxOpenFiles = 0;  // the file input's max_open_files; 0: the agent's default
   std::string agent = LOGCAPTURE_BINARY;
-  std::string kafkaBroker;  // empty: the helper built with the bench
+  std::string kafkaBroker;     // empty: the helper built with the bench
+  bool receiverParses = true;  // the HTTP receiver parses every record (--receiver parse) or counts lines
 };
 
 // One measured setup: a sink, for kafka the topic's partition count and whether records are keyed, and how
@@ -123,7 +127,7 @@ struct Case {
       "[--perf-call-graph fp|dwarf|lbr] [--buffer 'when_full: block, max_bytes: 16MiB'] [--sink-options "
       "'workers: 4, ...'] [--input-format raw|json] [--kafka-partitions 1,4,16] [--kafka-keys "
       "keyless,keyed] [--kafka-key '{{level}}'] [--files 1,100,1000,10000] [--max-open-files N] [--agent PATH] "
-      "[--kafka-broker PATH]\n",
+      "[--kafka-broker PATH] [--receiver parse|count]\n",
       self);
   std::exit(2);
 }
@@ -193,6 +197,10 @@ Options parseArgs(int argc, char** argv) {
       o.agent = value();
     } else if (a == "--kafka-broker") {
       o.kafkaBroker = value();
+    } else if (a == "--receiver") {
+      const std::string r = value();
+      if (r != "parse" && r != "count") usage(argv[0]);
+      o.receiverParses = r == "parse";
     } else if (a == "--perf") {
       o.perf = true;
     } else if (a == "--perf-call-graph") {
@@ -341,9 +349,10 @@ double processCpuSeconds(pid_t pid) {
 
 class HttpReceiver final : public Destination {
  public:
-  HttpReceiver()
+  explicit HttpReceiver(bool parse)
       : port_(logcapture::testing::freePort()),
-        process_({kHttpReceiverBinary, "--listen", "127.0.0.1:" + std::to_string(port_)}),
+        process_(parse ? std::vector<std::string>{kHttpReceiverBinary, "--listen", listen(port_), "--parse"}
+                       : std::vector<std::string>{kHttpReceiverBinary, "--listen", listen(port_)}),
         client_("127.0.0.1", port_) {
     if (!process_.waitForStdout("listening on", 10s)) throw std::runtime_error("the HTTP receiver did not start");
     client_.set_keep_alive(true);
@@ -359,8 +368,11 @@ class HttpReceiver final : public Destination {
     if (j.is_discarded() || !j.contains("records")) return -1;
     return j["records"].get<std::int64_t>();
   }
+  double cpuSeconds() const override { return processCpuSeconds(process_.pid()); }
 
  private:
+  static std::string listen(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
   std::uint16_t port_;
   logcapture::testing::ChildProcess process_;
   httplib::Client client_;
@@ -443,7 +455,7 @@ class Kafka final : public Destination {
 };
 
 std::unique_ptr<Destination> startDestination(const Options& o, const Case& c) {
-  if (c.sink == "http") return std::make_unique<HttpReceiver>();
+  if (c.sink == "http") return std::make_unique<HttpReceiver>(o.receiverParses);
   if (c.sink == "redis") return std::make_unique<Redis>();
   return std::make_unique<Kafka>(c.partitions, c.keyed ? o.kafkaKey : std::string(), o.kafkaBroker);
 }

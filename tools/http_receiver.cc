@@ -1,19 +1,22 @@
 // logcapture-http-receiver: an HTTP endpoint for tests and demos that counts the records it receives
 // and can be told to fail or stall.
 //
-//   logcapture-http-receiver --listen 127.0.0.1:PORT [--out FILE]
+//   logcapture-http-receiver --listen 127.0.0.1:PORT [--out FILE] [--parse]
 //
 // Prints "listening on HOST:PORT" once bound (PORT 0 picks a free port). Any path takes POST and PUT;
 // gzip bodies are inflated. Records are counted by the body's shape: Loki push (path ending
 // /loki/api/v1/push) values, Elasticsearch bulk (path ending /_bulk) documents, a JSON array's elements
 // (Content-Type application/json), else ndjson lines. --out appends every accepted record, one per line.
+// --parse makes it a destination that reads what it gets, as a log store does: every ndjson or bulk record
+// is parsed into a JSON value (a DOM, as most receivers build) and must be an object, else the request
+// is answered 400 naming the first bad record and none of it counts.
 //
 // POST /_control {"status":503,"retry_after":2,"delay_ms":2000,"times":N,"for_ms":M,
 //                 "fail_items":[1,{"index":3,"status":429}],"item_status":500,"pad_items":BYTES}
 //   sets the answer of the next N data requests, or of those in the next M milliseconds (neither: until
 //   the next control); {"status":200} restores. fail_items refuses those bulk items inside a 200 answer
 //   (item_status, default 500); pad_items makes each bulk item that many bytes longer, for large answers.
-// GET /_stats  {"requests","records","bytes","failed_requests","connections"}
+// GET /_stats  {"requests","records","bytes","failed_requests","refused_records","connections"}
 // GET /_last   the last data request's method, path, headers and content length.
 // A GET to any other path gets the configured failure status, or 405 (it wants POST).
 //
@@ -28,6 +31,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -75,12 +79,13 @@ bool endsWith(const std::string& s, std::string_view suffix) { return std::strin
 
 // Every line of the body, empty ones included (an empty log line is a record); a last line without a
 // newline counts unless it is empty.
-std::vector<std::string> lines(const std::string& body) {
-  std::vector<std::string> out;
+// The views point into `body`.
+std::vector<std::string_view> lines(std::string_view body) {
+  std::vector<std::string_view> out;
   std::size_t pos = 0;
   while (pos < body.size()) {
     auto end = body.find('\n', pos);
-    if (end == std::string::npos) end = body.size();
+    if (end == std::string_view::npos) end = body.size();
     out.push_back(body.substr(pos, end - pos));
     pos = end + 1;
   }
@@ -91,7 +96,7 @@ std::string asLine(const Json& value) { return value.is_string() ? value.get<std
 
 class Receiver {
  public:
-  explicit Receiver(std::FILE* out) : out_(out) {}
+  Receiver(std::FILE* out, bool parse) : out_(out), parse_(parse) {}
 
   void control(const httplib::Request& req, httplib::Response& res) {
     const Json j = Json::parse(req.body, nullptr, false);
@@ -120,6 +125,7 @@ class Receiver {
            {"records", records_},
            {"bytes", bytes_},
            {"failed_requests", failedRequests_},
+           {"refused_records", refusedRecords_},
            {"connections", connections_.size()}};
     reply(res, 200, j.dump());
   }
@@ -142,23 +148,27 @@ class Receiver {
     if (a.delayMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(a.delayMs));
     if (a.status < 200 || a.status >= 300) return fail(res, a);
 
-    std::string body = req.body;
+    // Records are views into the body or into `parsed`, whose elements never move (a deque).
+    std::string inflated;
+    std::string_view body = req.body;
     // httplib inflates gzip bodies itself; a body still starting with the gzip magic was not.
     if (req.get_header_value("Content-Encoding") == "gzip" && body.size() >= 2 && body[0] == '\x1f' &&
         body[1] == '\x8b') {
-      auto inflated = gunzip(body);
-      if (!inflated) return reply(res, 400, R"({"error":"bad gzip body"})");
-      body = std::move(*inflated);
+      auto out = gunzip(req.body);
+      if (!out) return reply(res, 400, R"({"error":"bad gzip body"})");
+      inflated = std::move(*out);
+      body = inflated;
     }
 
-    std::vector<std::string> records;
+    std::deque<std::string> parsed;
+    std::vector<std::string_view> records;
     std::string answer = R"({"ok":true})";
     if (endsWith(req.path, "/loki/api/v1/push")) {
       const Json j = Json::parse(body, nullptr, false);
       if (j.is_discarded() || !j.contains("streams")) return reply(res, 400, R"({"error":"not a Loki push"})");
       for (const auto& stream : j["streams"]) {
         for (const auto& value : stream.value("values", Json::array())) {
-          if (value.is_array() && value.size() == 2) records.push_back(asLine(value[1]));
+          if (value.is_array() && value.size() == 2) records.push_back(parsed.emplace_back(asLine(value[1])));
         }
       }
       res.status = 204;
@@ -185,9 +195,22 @@ class Receiver {
     } else if (req.get_header_value("Content-Type").starts_with("application/json")) {
       const Json j = Json::parse(body, nullptr, false);
       if (!j.is_array()) return reply(res, 400, R"({"error":"expected a JSON array"})");
-      for (const auto& element : j) records.push_back(asLine(element));
+      for (const auto& element : j) records.push_back(parsed.emplace_back(asLine(element)));
     } else {
       records = lines(body);
+    }
+    // Loki pushes and JSON arrays were parsed whole above; ndjson and bulk lines are text until here.
+    const bool lineRecords = !endsWith(req.path, "/loki/api/v1/push") &&
+                             !req.get_header_value("Content-Type").starts_with("application/json");
+    if (parse_ && lineRecords) {
+      for (std::size_t i = 0; i < records.size(); ++i) {
+        if (Json::parse(records[i], nullptr, false).is_object()) continue;
+        {
+          std::lock_guard lock(mutex_);
+          ++refusedRecords_;
+        }
+        return reply(res, 400, Json{{"error", "record " + std::to_string(i) + " is not a JSON object"}}.dump());
+      }
     }
 
     {
@@ -242,6 +265,8 @@ class Receiver {
   std::uint64_t records_ = 0;
   std::uint64_t bytes_ = 0;
   std::uint64_t failedRequests_ = 0;
+  std::uint64_t refusedRecords_ = 0;
+  const bool parse_;
   std::set<std::string> connections_;
   Json last_ = Json::object();
 };
@@ -254,6 +279,8 @@ int main(int argc, char** argv) {
   std::string outPath;
   app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free one");
   app.add_option("--out", outPath, "append every received record to this file, one per line");
+  bool parse = false;
+  app.add_flag("--parse", parse, "parse every record as JSON and refuse a request holding one that is not an object");
   CLI11_PARSE(app, argc, argv);
 
   const auto colon = listen.rfind(':');
@@ -286,7 +313,7 @@ int main(int argc, char** argv) {
   sigaddset(&stopSignals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
 
-  Receiver receiver(out);
+  Receiver receiver(out, parse);
   httplib::Server server;
   server.new_task_queue = [] { return new httplib::ThreadPool(32); };
   // Headers and body go out as two writes; without this, Nagle and delayed ACKs add 40 ms to each answer.
