@@ -52,6 +52,55 @@ class WrittenKeys {
   const std::map<std::string, std::string>* fields_;
 };
 
+// A source's members as JSON, the same for every record of a file: each thread keeps the last source's
+// text and compares its strings (a few dozen bytes) instead of escaping them for every record. Compared
+// by value, never by address: a freed source's address may be reused by another.
+struct SourceText {
+  base::Source source;  // the strings the text was made from (fields unused)
+  bool made = false;
+  std::string head;        // ,"input":...,"path":... (each only when not empty)
+  std::string kubernetes;  // ,"kubernetes":{...}, meaningful when source.pod is not empty
+};
+
+bool sameStrings(const base::Source& a, const base::Source& b) {
+  return a.input == b.input && a.path == b.path && a.pod == b.pod && a.kubeNamespace == b.kubeNamespace &&
+         a.podUid == b.podUid && a.container == b.container && a.containerId == b.containerId;
+}
+
+const SourceText& sourceText(const base::Source& s) {
+  thread_local SourceText t;
+  if (t.made && sameStrings(t.source, s)) return t;
+  t.source.input = s.input;
+  t.source.path = s.path;
+  t.source.kubeNamespace = s.kubeNamespace;
+  t.source.pod = s.pod;
+  t.source.podUid = s.podUid;
+  t.source.container = s.container;
+  t.source.containerId = s.containerId;
+  t.head.clear();
+  if (!s.input.empty()) {
+    t.head += R"(,"input":)";
+    base::appendJsonString(t.head, s.input);
+  }
+  if (!s.path.empty()) {
+    t.head += R"(,"path":)";
+    base::appendJsonString(t.head, s.path);
+  }
+  t.kubernetes = ",\"kubernetes\":{\"namespace\":";
+  base::appendJsonString(t.kubernetes, s.kubeNamespace);
+  t.kubernetes += ",\"pod\":";
+  base::appendJsonString(t.kubernetes, s.pod);
+  t.kubernetes += ",\"pod_uid\":";
+  base::appendJsonString(t.kubernetes, s.podUid);
+  t.kubernetes += ",\"container\":";
+  base::appendJsonString(t.kubernetes, s.container);
+  t.kubernetes += ",\"container_id\":";
+  base::appendJsonString(t.kubernetes, s.containerId);
+  t.kubernetes += '}';
+  t.made = true;
+  return t;
+}
+
 }  // namespace
 
 void appendJsonRecord(std::string& out, const base::Record& r) {
@@ -84,26 +133,18 @@ void appendJsonRecord(std::string& out, const base::Record& r) {
     out.append(prefix);
     base::appendJsonString(out, value);
   };
-  if (r.source) {
-    field("input", R"(,"input":)", r.source->input);
-    field("path", R"(,"path":)", r.source->path);
+  const SourceText* source = r.source != nullptr ? &sourceText(*r.source) : nullptr;
+  if (source != nullptr) {
+    if (!r.source->input.empty()) written.add("input");
+    if (!r.source->path.empty()) written.add("path");
+    out += source->head;
   }
   if (r.stream != base::Stream::None) {
     field("stream", R"(,"stream":)", r.stream == base::Stream::Stdout ? "stdout" : "stderr");
   }
-  if (r.source && !r.source->pod.empty()) {
+  if (source != nullptr && !r.source->pod.empty()) {
     written.add("kubernetes");
-    out += ",\"kubernetes\":{\"namespace\":";
-    base::appendJsonString(out, r.source->kubeNamespace);
-    out += ",\"pod\":";
-    base::appendJsonString(out, r.source->pod);
-    out += ",\"pod_uid\":";
-    base::appendJsonString(out, r.source->podUid);
-    out += ",\"container\":";
-    base::appendJsonString(out, r.source->container);
-    out += ",\"container_id\":";
-    base::appendJsonString(out, r.source->containerId);
-    out += '}';
+    out += source->kubernetes;
   }
   if (r.truncated) {
     written.add("truncated");

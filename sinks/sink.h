@@ -44,25 +44,29 @@ constexpr std::string_view outcomeName(Outcome o) {
   return "?";
 }
 
-// Records sent in one call, each with its encoding in the sink's `encoding` (json or raw, no
-// newline). The runner encodes a batch once when it forms it; retries and splits reuse the bytes.
+// Records sent in one call, each with its encoding in the sink's `encoding` (json or raw). The runner
+// encodes a batch once when it forms it; retries and splits reuse the bytes. Each encoding is followed
+// by one '\n' in `encoded`, so a newline-delimited body is `encoded` itself, sent without a copy.
 // IMPORTANT: the records are owned by the runner and live until send() returns, no longer.
 struct Batch {
   std::vector<const base::Record*> records;
-  std::string encoded;              // every record's encoding, back to back
-  std::vector<std::uint32_t> ends;  // record i is encoded[ends[i-1], ends[i])
+  std::string encoded;              // every record's encoding and its '\n', back to back
+  std::vector<std::uint32_t> ends;  // record i and its '\n' are encoded[ends[i-1], ends[i])
 
   std::size_t size() const { return records.size(); }
   bool empty() const { return records.empty(); }
   const base::Record& record(std::size_t i) const { return *records[i]; }
+  // Record i's encoding, without its '\n'.
   std::string_view encodedRecord(std::size_t i) const {
     const std::uint32_t begin = i == 0 ? 0 : ends[i - 1];
-    return std::string_view(encoded).substr(begin, ends[i] - begin);
+    return std::string_view(encoded).substr(begin, ends[i] - 1 - begin);
   }
   std::uint64_t bytes() const { return encoded.size(); }
 
-  // Appends a record whose encoding the caller wrote at the end of `encoded` since `begin`.
+  // Appends a record whose encoding the caller wrote at the end of `encoded` since the last seal,
+  // and its '\n'.
   void seal(const base::Record* r) {
+    encoded.push_back('\n');
     records.push_back(r);
     ends.push_back(static_cast<std::uint32_t>(encoded.size()));
   }

@@ -74,13 +74,11 @@ void BodyBuilder::appendAsJson(std::string& out, std::string_view encoded) const
   }
 }
 
-void BodyBuilder::ndjson(const Batch& batch, std::string& out) const {
-  out.reserve(batch.bytes() + batch.size());
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    out += batch.encodedRecord(i);
-    out += '\n';
-  }
+const std::string* BodyBuilder::asIs(const Batch& batch) const {
+  return format_ == Format::Ndjson ? &batch.encoded : nullptr;
 }
+
+void BodyBuilder::ndjson(const Batch& batch, std::string& out) const { out.assign(batch.encoded); }
 
 void BodyBuilder::jsonArray(const Batch& batch, std::string& out) const {
   out.reserve(batch.bytes() + batch.size() + 2);

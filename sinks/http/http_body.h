@@ -35,6 +35,9 @@ class BodyBuilder {
 
   // Replaces `out` with the body of `batch`; `out` keeps its capacity between batches.
   void build(const Batch& batch, std::string& out) const;
+  // The body of `batch` when it is the batch's bytes as they stand (ndjson: each encoding and its
+  // newline), which then need no copy; nullptr when build() must make it. Valid as long as `batch`.
+  const std::string* asIs(const Batch& batch) const;
   // The Content-Type of every body this builder makes.
   std::string_view contentType() const;
 

@@ -216,10 +216,13 @@ SendResult HttpSink::send(const Batch& batch, base::Deadline deadline) {
     stats_.retriable.fetch_add(1, std::memory_order_relaxed);
     return SendResult::failure(Outcome::Retriable, std::move(error));
   }
-  body_.build(batch, c->body);
-  const std::string* payload = &c->body;
+  const std::string* payload = body_.asIs(batch);
+  if (payload == nullptr) {
+    body_.build(batch, c->body);
+    payload = &c->body;
+  }
   if (cfg_.compression == Compression::Gzip) {
-    if (auto failed = gzip(c->body, c->compressed)) {
+    if (auto failed = gzip(*payload, c->compressed)) {
       // zlib fails only for want of memory, which may come back.
       release(std::move(c));
       stats_.retriable.fetch_add(1, std::memory_order_relaxed);
