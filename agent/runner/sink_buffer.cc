@@ -12,12 +12,18 @@ SinkBuffer::SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::When
       whenFull_(whenFull),
       lanes_(std::max<std::uint32_t>(lanes, 1)),
       woken_(lanes_.size(), 0),
+      laneReady_(std::make_unique<std::condition_variable[]>(lanes_.size())),
       disk_(std::move(disk)) {}
 
 SinkBuffer::SinkBuffer(std::uint32_t lanes, std::uint64_t maxBytes, config::WhenFull whenFull)
     : SinkBuffer(lanes, maxBytes, whenFull, nullptr) {}
 
 SinkBuffer::~SinkBuffer() = default;
+
+void SinkBuffer::notifyAll() {
+  room_.notify_all();
+  for (std::size_t i = 0; i < lanes_.size(); ++i) laneReady_[i].notify_all();
+}
 
 std::uint64_t SinkBuffer::openDisk() {
   if (!disk_) return 0;
@@ -63,14 +69,14 @@ SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<Pending
   if (whenFull_ != config::WhenFull::Block) {
     // mayDrop() turns true without a notification (a breaker opening, the fan-out starting to wait).
     while (!fits() && !mayDrop()) {
-      changed_.wait_for(lock, std::chrono::milliseconds(20));
+      room_.wait_for(lock, std::chrono::milliseconds(20));
       if (closed_) return PushResult::Closed;
     }
   }
   if (!fits()) {
     switch (whenFull_) {
       case config::WhenFull::Block:
-        changed_.wait(lock, [&] { return closed_ || fits(); });
+        room_.wait(lock, [&] { return closed_ || fits(); });
         if (closed_) return PushResult::Closed;
         break;
       case config::WhenFull::DropNewest:
@@ -90,30 +96,33 @@ SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<Pending
         break;
     }
   }
+  const std::uint32_t lane = batch.lane % lanes_.size();
   add(std::move(batch), false);
   lock.unlock();
-  changed_.notify_all();
+  laneReady_[lane].notify_all();
   return PushResult::Accepted;
 }
 
 void SinkBuffer::pushFront(PendingBatch&& batch) {
   if (disk_) [[unlikely]]
     return disk_->pushFront(std::move(batch));
+  const std::uint32_t lane = batch.lane % lanes_.size();
   {
     std::lock_guard lock(mutex_);
     add(std::move(batch), true);
   }
-  changed_.notify_all();
+  laneReady_[lane].notify_all();
 }
 
 void SinkBuffer::admit(PendingBatch&& batch) {
   if (disk_) [[unlikely]]
     return disk_->admit(std::move(batch));
+  const std::uint32_t lane = batch.lane % lanes_.size();
   {
     std::lock_guard lock(mutex_);
     add(std::move(batch), false);
   }
-  changed_.notify_all();
+  laneReady_[lane].notify_all();
 }
 
 bool SinkBuffer::pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_clock::time_point until) {
@@ -123,8 +132,8 @@ bool SinkBuffer::pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_
   lane %= lanes_.size();
   const auto ready = [&] { return closed_ || woken_[lane] != 0 || !lanes_[lane].empty(); };
   if (until == std::chrono::steady_clock::time_point::max()) {
-    changed_.wait(lock, ready);
-  } else if (!changed_.wait_until(lock, until, ready)) {
+    laneReady_[lane].wait(lock, ready);
+  } else if (!laneReady_[lane].wait_until(lock, until, ready)) {
     return false;
   }
   if (lanes_[lane].empty()) {
@@ -133,7 +142,7 @@ bool SinkBuffer::pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_
   }
   out = takeFront(lane);
   lock.unlock();
-  changed_.notify_all();  // a blocked push may fit now
+  room_.notify_all();  // a blocked push may fit now
   return true;
 }
 
@@ -146,7 +155,7 @@ void SinkBuffer::wake() {
     std::lock_guard lock(mutex_);
     std::fill(woken_.begin(), woken_.end(), 1);
   }
-  changed_.notify_all();
+  notifyAll();
 }
 
 void SinkBuffer::close() {
@@ -156,7 +165,7 @@ void SinkBuffer::close() {
     std::lock_guard lock(mutex_);
     closed_ = true;
   }
-  changed_.notify_all();
+  notifyAll();
 }
 
 std::vector<PendingBatch> SinkBuffer::drain(bool keepOnDisk) {
@@ -169,7 +178,7 @@ std::vector<PendingBatch> SinkBuffer::drain(bool keepOnDisk) {
       while (!lanes_[i].empty()) out.push_back(takeFront(i));
     }
   }
-  changed_.notify_all();
+  notifyAll();
   return out;
 }
 

@@ -133,15 +133,19 @@ class SinkBuffer {
 
  private:
   void add(PendingBatch&& b, bool front);
+  void notifyAll();  // every waiting push and pop, to look again (a wake, a close)
   void secureOnDisk(PendingBatch& batch);
   PendingBatch takeFront(std::uint32_t lane);
 
   const std::uint64_t maxBytes_;
   const config::WhenFull whenFull_;
   mutable std::mutex mutex_;
-  std::condition_variable changed_;
+  // A push waits on room_ (told when a batch leaves), each lane's pop on its own laneReady_ (told when a
+  // batch enters that lane): a batch wakes the one worker that can take it, not every thread.
+  std::condition_variable room_;
   std::vector<std::deque<PendingBatch>> lanes_;
   std::vector<char> woken_;  // per lane: wake() not yet seen by its pop
+  std::unique_ptr<std::condition_variable[]> laneReady_;  // one per lane
   SinkBufferStats stats_;
   bool closed_ = false;
   const std::unique_ptr<DiskBuffer> disk_;
