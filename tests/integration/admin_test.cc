@@ -538,6 +538,13 @@ TEST_CASE("a breaker's view holds its state, options, counters and the sink's fi
   CHECK(all["breakers"][1]["sink"] == "debug");
 }
 
+TEST_CASE("a breaker's view shows the bound of the sink's buffer beside what it holds") {
+  AdminAgent agent({.sinkExtra = ", buffer: {max_bytes: 1MiB}"});
+  const Json buffer = agent.get("/api/v1/breakers/search").json()["sink_stats"]["buffer"];
+  CHECK(buffer["max_bytes"] == 1024 * 1024);
+  CHECK(buffer["bytes"] == 0);
+}
+
 TEST_CASE("an opened breaker shows its next retry time in RFC 3339 UTC, and reset closes it") {
   // Open for a minute, so the view is taken while it is open.
   AdminAgent agent({.breaker = "{failure_threshold: 3, success_threshold: 1, open_timeout: 1m, jitter: 0}"});
