@@ -5,7 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <optional>
 

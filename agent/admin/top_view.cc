@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
-#include <map>
 
 #include "agent/admin/breakers_command.h"
 
@@ -410,6 +409,7 @@ std::vector<ScreenRow> renderTop(const TopScreen& screen) {
   if (rows.size() + 1 > height) rows.resize(height - 1);
 
   std::vector<ScreenRow> out;
+  out.reserve(height);
   for (auto& r : rows) out.push_back(cut(std::move(r.row), width));
   while (out.size() + 1 < height) out.push_back(ScreenRow{});
   const std::string status =
