@@ -765,6 +765,21 @@ TEST_CASE("top shows an agent it cannot reach, keeps retrying, and Ctrl-C quits 
   CHECK(endsRestored(top.screen()));
 }
 
+TEST_CASE("top shows that the agent stopped answering and shows it again once it answers") {
+  AdminAgent agent;
+  logcapture::testing::TerminalProcess top(topCommand(agent.url()), {"TERM=xterm"}, 120, 40);
+  REQUIRE_MESSAGE(agent.until([&] { return top.waitFor("closed", 50ms); }, 20s), top.screen());
+  agent.process().signal(SIGSTOP);  // its listener still takes connections; nothing answers them
+  const bool stopped = top.waitFor("cannot reach " + agent.url() + ": ", 20s);
+  const std::size_t at = top.screen().size();
+  agent.process().signal(SIGCONT);
+  REQUIRE_MESSAGE(stopped, top.screen());
+  // The status line goes back to the keys once a read succeeds.
+  CHECK(agent.until([&] { return top.waitFor("q quit", 50ms, at); }, 20s));
+  top.type("q");
+  CHECK(top.wait(10s) == 0);
+}
+
 TEST_CASE("top refuses a bad interval or URL before touching the terminal") {
   CHECK(runProcess({kBinary, "top", "--interval", "10ms"}, 20s).exitCode == 2);
   CHECK(runProcess({kBinary, "top", "--admin", "not a url"}, 20s).exitCode == 2);
