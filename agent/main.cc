@@ -1,4 +1,4 @@
-// The logcapture command: run (default), check, breakers, version.
+// The logcapture command: run (default), check, breakers, top, version.
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agent/admin/breakers_command.h"
+#include "agent/admin/top_command.h"
 #include "agent/daemon.h"
 #include "base/log.h"
 #include "config/loader.h"
@@ -69,7 +70,7 @@ int commandRun(const std::string& path) {
 // `logcapture -c FILE` means `logcapture run -c FILE`.
 std::vector<std::string> withDefaultCommand(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  static const std::vector<std::string> kCommands{"run", "check", "breakers", "reference", "version", "help"};
+  static const std::vector<std::string> kCommands{"run", "check", "breakers", "top", "reference", "version", "help"};
   bool named = false;
   bool help = false;
   for (const auto& a : args) {
@@ -139,6 +140,19 @@ int main(int argc, char** argv) {
       "Exit codes: 0 ok, 1 the admin API answered an error (e.g. unknown sink), 2 bad command line,\n"
       "3 the admin server cannot be reached.");
 
+  agent::admin::TopCommand topCommand;
+  auto* top = app.add_subcommand("top", "A live view of a running agent: inputs, queue, sinks, breakers");
+  top->add_option("--admin", topCommand.adminUrl, "The agent's admin server")
+      ->envname("LOGCAPTURE_ADMIN_URL")
+      ->capture_default_str();
+  top->add_option("--token", topCommand.token, "Bearer token, when agent.admin.token is set (else asked for)")
+      ->envname("LOGCAPTURE_ADMIN_TOKEN");
+  top->add_option("--interval", topCommand.interval, "Time between two reads of the API (100ms to 1h)")
+      ->capture_default_str();
+  top->footer(
+      "Keys: up/down or j/k select a sink; o force-open, c force-close, r reset, a auto its breaker; q quit.\n"
+      "Exit codes: 0 quit (q, Ctrl-C, SIGTERM), 2 bad command line or not a terminal.");
+
   auto* reference =
       app.add_subcommand("reference", "Print the configuration reference (Markdown) from the config declarations");
   auto* version = app.add_subcommand("version", "Print the version");
@@ -167,6 +181,7 @@ int main(int argc, char** argv) {
   }
   if (check->parsed()) return commandCheck(configPath, print);
   if (breakers->parsed()) return agent::admin::runBreakersCommand(breakersCommand, std::cout, std::cerr);
+  if (top->parsed()) return agent::admin::runTopCommand(topCommand, std::cerr);
   if (run->parsed()) return commandRun(configPath);
   return agent::kExitUsage;
 }

@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config
   librdkafka-dev libhiredis-dev libcurl4-openssl-dev nlohmann-json3-dev libspdlog-dev
   libfmt-dev doctest-dev libyaml-cpp-dev zlib1g-dev libcpp-httplib-dev libsystemd-dev
-  libcli11-dev libbenchmark-dev libssl-dev
+  libcli11-dev libbenchmark-dev libssl-dev libncurses-dev
   redis-server python3 python3-prometheus-client
 )
 if [ "${1:-}" = test ]; then

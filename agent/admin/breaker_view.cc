@@ -59,7 +59,8 @@ Json bufferView(const SinkRunner& runner, const SinkBufferStats& buffer, std::ch
   Json view{{"type", config::enumName(runner.config().buffer.type)},
             {"batches", buffer.batches},
             {"records", buffer.records},
-            {"bytes", buffer.bytes}};
+            {"bytes", buffer.bytes},
+            {"max_bytes", runner.config().buffer.maxBytes.value}};
   if (const auto disk = runner.diskBufferStats()) {
     view["disk"] = {{"bytes", disk->bytes},
                     {"segments", disk->segments},

@@ -1,12 +1,11 @@
 #include "agent/admin/breakers_command.h"
 
-#include <httplib.h>
-
 #include <algorithm>
 #include <array>
-#include <regex>
+#include <optional>
 #include <vector>
 
+#include "agent/admin/admin_client.h"
 #include "config/units.h"
 
 namespace logcapture::agent::admin {
@@ -14,14 +13,23 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-// The API's name for each action of the command line.
-std::string apiAction(const std::string& action) {
-  if (action == "open") return "force-open";
-  if (action == "close") return "force-close";
-  return action;  // reset, auto
+std::string number(const Json& j) { return j.is_number() ? std::to_string(j.get<std::uint64_t>()) : "-"; }
+
+// A disk buffer's records and bytes on disk, with its corrupt frames when there were some; "-" in memory.
+std::string onDisk(const Json& stats) {
+  const Json disk = stats.value("buffer", Json::object()).value("disk", Json());
+  if (!disk.is_object()) return "-";
+  std::string out = number(disk.value("records", Json()));
+  if (disk.value("bytes", Json()).is_number()) {
+    out += " (" + config::formatBytes(config::Bytes{disk["bytes"].get<std::uint64_t>()}) + ")";
+  }
+  if (disk.value("corrupt_records", 0) > 0) out += ", " + number(disk["corrupt_records"]) + " corrupt";
+  return out;
 }
 
-std::string duration(double seconds) {
+}  // namespace
+
+std::string elapsed(double seconds) {
   const auto s = static_cast<std::int64_t>(seconds);
   char buf[32];
   if (s < 60) {
@@ -38,30 +46,6 @@ std::string duration(double seconds) {
   return buf;
 }
 
-std::string number(const Json& j) { return j.is_number() ? std::to_string(j.get<std::uint64_t>()) : "-"; }
-
-// A disk buffer's records and bytes on disk, with its corrupt frames when there were some; "-" in memory.
-std::string onDisk(const Json& stats) {
-  const Json disk = stats.value("buffer", Json::object()).value("disk", Json());
-  if (!disk.is_object()) return "-";
-  std::string out = number(disk.value("records", Json()));
-  if (disk.value("bytes", Json()).is_number()) {
-    out += " (" + config::formatBytes(config::Bytes{disk["bytes"].get<std::uint64_t>()}) + ")";
-  }
-  if (disk.value("corrupt_records", 0) > 0) out += ", " + number(disk["corrupt_records"]) + " corrupt";
-  return out;
-}
-
-// The error message of an answer: its JSON "error", else the body, else the status.
-std::string errorOf(const httplib::Result& res) {
-  const Json j = Json::parse(res->body, nullptr, false);
-  if (j.is_object() && j.contains("error") && j["error"].is_string()) return j["error"].get<std::string>();
-  if (!res->body.empty()) return res->body;
-  return "HTTP " + std::to_string(res->status);
-}
-
-}  // namespace
-
 std::string breakersTable(const Json& breakers) {
   constexpr std::size_t kColumns = 10;
   using Row = std::array<std::string, kColumns>;
@@ -74,7 +58,7 @@ std::string breakersTable(const Json& breakers) {
       const std::string t = b["next_retry_at"].get<std::string>();
       nextRetry = t.size() > 19 ? t.substr(0, 19) + "Z" : t;  // to the second
     }
-    rows.push_back({b.value("sink", "?"), b.value("state", "?"), duration(b.value("time_in_state_seconds", 0.0)),
+    rows.push_back({b.value("sink", "?"), b.value("state", "?"), elapsed(b.value("time_in_state_seconds", 0.0)),
                     number(b.value("opens", Json())),
                     number(b.value("totals", Json::object()).value("failures", Json())),
                     number(stats.value("delivered", Json())),
@@ -102,37 +86,30 @@ int runBreakersCommand(const BreakersCommand& cmd, std::ostream& out, std::ostre
     err << "breakers " << cmd.action << " needs the sink's name: logcapture breakers " << cmd.action << " SINK\n";
     return kBreakersUsage;
   }
-  // scheme://host[:port], an optional trailing slash; the API's paths are fixed below it.
-  static const std::regex kUrl(R"(^(https?://[^/?#]+)/?$)");
-  std::smatch m;
-  if (!std::regex_match(cmd.adminUrl, m, kUrl)) {
-    err << "--admin expects a URL such as http://127.0.0.1:9880, found '" << cmd.adminUrl << "'\n";
+  std::string urlError;
+  std::optional<AdminClient> client = AdminClient::forUrl(cmd.adminUrl, urlError);
+  if (!client) {
+    err << urlError << "\n";
     return kBreakersUsage;
   }
-  httplib::Client client(m[1].str());
-  client.set_connection_timeout(std::chrono::seconds(3));
-  client.set_read_timeout(std::chrono::seconds(10));
-  httplib::Headers headers;
-  if (!cmd.token.empty()) headers.emplace("Authorization", "Bearer " + cmd.token);
-  // The server takes a POST only with a JSON content type or this header, which no web form can send.
-  headers.emplace("X-Requested-By", "logcapture");
+  client->setToken(cmd.token);
 
   const bool list = cmd.action == "list";
   const std::string path = list ? (cmd.sink.empty() ? "/api/v1/breakers" : "/api/v1/breakers/" + cmd.sink)
-                                : "/api/v1/breakers/" + cmd.sink + "/" + apiAction(cmd.action);
-  const httplib::Result res = list ? client.Get(path, headers) : client.Post(path, headers, "{}", "application/json");
-  if (!res) {
-    err << "cannot reach the admin server at " << m[1].str() << ": " << httplib::to_string(res.error())
+                                : "/api/v1/breakers/" + cmd.sink + "/" + breakerAction(cmd.action);
+  const AdminAnswer res = list ? client->get(path) : client->post(path);
+  if (!res.reached) {
+    err << "cannot reach the admin server at " << client->base() << ": " << res.error
         << " (is the agent running with agent.admin.listen set?)\n";
     return kBreakersUnreachable;
   }
-  if (res->status != 200) {
-    err << "error: " << errorOf(res) << " (HTTP " << res->status << ")\n";
+  if (res.status != 200) {
+    err << "error: " << apiError(res) << " (HTTP " << res.status << ")\n";
     return kBreakersApiError;
   }
-  const Json body = Json::parse(res->body, nullptr, false);
+  const Json body = Json::parse(res.body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) {
-    err << "error: the admin server answered something other than JSON: " << res->body.substr(0, 200) << "\n";
+    err << "error: the admin server answered something other than JSON: " << res.body.substr(0, 200) << "\n";
     return kBreakersApiError;
   }
   if (list) {

@@ -9,14 +9,16 @@
 #include <ostream>
 #include <string>
 
+#include "agent/admin/admin_client.h"
+
 namespace logcapture::agent::admin {
 
 // Exit codes of `logcapture breakers`, for scripts (documented in README.md).
 enum BreakersExit : int {
-  kBreakersOk = 0,
-  kBreakersApiError = 1,     // the server answered with an error (unknown sink, refused, ...)
-  kBreakersUsage = 2,        // bad command line
-  kBreakersUnreachable = 3,  // the admin server did not answer
+  kBreakersOk = kAdminOk,
+  kBreakersApiError = kAdminApiError,
+  kBreakersUsage = kAdminUsage,
+  kBreakersUnreachable = kAdminUnreachable,
 };
 
 struct BreakersCommand {
@@ -31,5 +33,8 @@ int runBreakersCommand(const BreakersCommand& cmd, std::ostream& out, std::ostre
 
 // The table `list` prints, from breaker views (GET /api/v1/breakers's "breakers").
 std::string breakersTable(const nlohmann::ordered_json& breakers);
+
+// A time in state, to the second, in at most two units: "42s", "3m05s", "2h07m", "1d03h".
+std::string elapsed(double seconds);
 
 }  // namespace logcapture::agent::admin

@@ -1,5 +1,6 @@
-// The admin server and `logcapture breakers` end to end: the logcapture binary tails a file into the HTTP
-// receiver, with its admin server on a free port, and every check is a real HTTP call or a run of the CLI.
+// The admin server, `logcapture breakers` and `logcapture top` end to end: the logcapture binary tails a
+// file into the HTTP receiver, with its admin server on a free port, and every check is a real HTTP call
+// or a run of the CLI (`top` on a pseudo-terminal).
 
 #include <doctest/doctest.h>
 #include <httplib.h>
@@ -18,6 +19,7 @@
 #include "tests/support/fixtures.h"
 #include "tests/support/http_receiver.h"
 #include "tests/support/process.h"
+#include "tests/support/terminal_process.h"
 
 namespace {
 
@@ -536,6 +538,13 @@ TEST_CASE("a breaker's view holds its state, options, counters and the sink's fi
   CHECK(all["breakers"][1]["sink"] == "debug");
 }
 
+TEST_CASE("a breaker's view shows the bound of the sink's buffer beside what it holds") {
+  AdminAgent agent({.sinkExtra = ", buffer: {max_bytes: 1MiB}"});
+  const Json buffer = agent.get("/api/v1/breakers/search").json()["sink_stats"]["buffer"];
+  CHECK(buffer["max_bytes"] == 1024 * 1024);
+  CHECK(buffer["bytes"] == 0);
+}
+
 TEST_CASE("an opened breaker shows its next retry time in RFC 3339 UTC, and reset closes it") {
   // Open for a minute, so the view is taken while it is open.
   AdminAgent agent({.breaker = "{failure_threshold: 3, success_threshold: 1, open_timeout: 1m, jitter: 0}"});
@@ -679,4 +688,102 @@ TEST_CASE("breakers exits 3 when no admin server answers and 2 on a bad command 
   CHECK(runProcess({kBinary, "breakers", "open"}, 20s).exitCode == 2);
   CHECK(runProcess({kBinary, "breakers", "explode"}, 20s).exitCode == 2);
   CHECK(runProcess({kBinary, "breakers", "list", "--admin", "not a url"}, 20s).exitCode == 2);
+}
+
+// `logcapture top` on a pseudo-terminal: what it draws is read raw, keys are typed into it.
+
+// xterm's exit from the alternate screen (rmcup): endwin() writes it as the terminal is restored.
+constexpr std::string_view kLeaveAlternateScreen = "\x1b[?1049l";
+
+// True when the output ends with the terminal restored: the alternate screen left after the last time
+// it was entered, and nothing drawn after that but the few control sequences endwin() ends with.
+bool endsRestored(const std::string& screen) {
+  const auto entered = screen.rfind("\x1b[?1049h");
+  const auto left = screen.rfind(kLeaveAlternateScreen);
+  if (entered == std::string::npos || left == std::string::npos || left < entered) return false;
+  return screen.size() - left < 64;
+}
+
+std::vector<std::string> topCommand(const std::string& url) {
+  return {kBinary, "top", "--admin", url, "--interval", "200ms"};
+}
+
+TEST_CASE("top shows the sink's breaker, forces it open with o, and q quits with the terminal restored") {
+  AdminAgent agent;
+  logcapture::testing::TerminalProcess top(topCommand(agent.url()), {"TERM=xterm", "LOGCAPTURE_ADMIN_TOKEN="}, 120, 40);
+  const auto seen = [&](const std::string& text) { return agent.until([&] { return top.waitFor(text, 50ms); }, 20s); };
+  REQUIRE_MESSAGE(seen(kSink), top.screen());
+  REQUIRE_MESSAGE(seen("closed"), top.screen());
+  CHECK(seen("DELIVERED/S"));
+  CHECK(seen("LINES/S"));
+
+  top.type("o");
+  CHECK(agent.until([&] { return agent.get("/api/v1/breakers/search").json().value("state", "") == "forced_open"; }));
+  CHECK(seen("search: forced_open (was closed)"));
+
+  top.type("q");
+  CHECK(top.wait(10s) == 0);
+  CHECK_MESSAGE(endsRestored(top.screen()),
+                top.screen().substr(top.screen().size() > 300 ? top.screen().size() - 300 : 0));
+}
+
+TEST_CASE("top asks for the token an action needs without echoing it, and keeps it for the session") {
+  AdminAgent agent({.token = "s3cret-t0ken"});
+  logcapture::testing::TerminalProcess top(topCommand(agent.url()), {"TERM=xterm", "LOGCAPTURE_ADMIN_TOKEN="}, 120, 40);
+  const auto seen = [&](const std::string& text, std::size_t from = 0) {
+    return agent.until([&] { return top.waitFor(text, 50ms, from); }, 20s);
+  };
+  REQUIRE_MESSAGE(seen("closed"), top.screen());
+  top.type("o");
+  REQUIRE_MESSAGE(seen("token: "), top.screen());
+  const std::size_t typedAt = top.screen().size();
+  top.type("s3cret-t0ken\r");
+  CHECK(agent.until([&] { return agent.get("/api/v1/breakers/search").json().value("state", "") == "forced_open"; }));
+  CHECK(top.screen().find("s3cret-t0ken", typedAt) == std::string::npos);
+
+  // The next action sends the kept token: no second prompt.
+  const std::size_t before = top.screen().size();
+  top.type("c");
+  CHECK(agent.until([&] { return agent.get("/api/v1/breakers/search").json().value("state", "") == "disabled"; }));
+  CHECK(seen("disabled", before));
+  CHECK(top.screen().find("token: ", before) == std::string::npos);
+
+  ::kill(top.pid(), SIGTERM);
+  CHECK(top.wait(10s) == 0);
+  CHECK(endsRestored(top.screen()));
+}
+
+TEST_CASE("top shows an agent it cannot reach, keeps retrying, and Ctrl-C quits with the terminal restored") {
+  const std::string url = "http://127.0.0.1:" + std::to_string(freePort());
+  logcapture::testing::TerminalProcess top(topCommand(url), {"TERM=xterm"}, 100, 30);
+  REQUIRE_MESSAGE(top.waitFor("cannot reach " + url + ": ", 20s), top.screen());
+  // Still running, and still trying: the clock in the title is not drawn without an answer, so the
+  // proof of retrying is that the process stays up through several intervals and still answers keys.
+  CHECK_FALSE(top.waitFor("\x1b[?1049l", 1s));
+  top.type("\x03");
+  CHECK(top.wait(10s) == 0);
+  CHECK(endsRestored(top.screen()));
+}
+
+TEST_CASE("top shows that the agent stopped answering and shows it again once it answers") {
+  AdminAgent agent;
+  logcapture::testing::TerminalProcess top(topCommand(agent.url()), {"TERM=xterm"}, 120, 40);
+  REQUIRE_MESSAGE(agent.until([&] { return top.waitFor("closed", 50ms); }, 20s), top.screen());
+  agent.process().signal(SIGSTOP);  // its listener still takes connections; nothing answers them
+  const bool stopped = top.waitFor("cannot reach " + agent.url() + ": ", 20s);
+  const std::size_t at = top.screen().size();
+  agent.process().signal(SIGCONT);
+  REQUIRE_MESSAGE(stopped, top.screen());
+  // The status line goes back to the keys once a read succeeds.
+  CHECK(agent.until([&] { return top.waitFor("q quit", 50ms, at); }, 20s));
+  top.type("q");
+  CHECK(top.wait(10s) == 0);
+}
+
+TEST_CASE("top refuses a bad interval or URL before touching the terminal") {
+  CHECK(runProcess({kBinary, "top", "--interval", "10ms"}, 20s).exitCode == 2);
+  CHECK(runProcess({kBinary, "top", "--admin", "not a url"}, 20s).exitCode == 2);
+  const auto notTerminal = runProcess({kBinary, "top"}, 20s);
+  CHECK(notTerminal.exitCode == 2);
+  CHECK(notTerminal.err.find("needs a terminal") != std::string::npos);
 }
