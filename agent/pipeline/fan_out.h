@@ -45,6 +45,8 @@ class FanOut {
   // it back until the deadline: nothing changed then, every runner as it was.
   bool replaceRunners(std::vector<SinkRunner*> runners, base::Deadline deadline);
   std::uint64_t unrouted() const { return unrouted_.load(std::memory_order_relaxed); }
+  // The runner whose offer() the loop is in (its intake full, it holds the loop back); nullptr when none.
+  const SinkRunner* waitingOn() const { return waitingOn_.load(std::memory_order_acquire); }
 
  private:
   void run();

@@ -150,6 +150,8 @@ TEST_CASE("a reload refused because a sink that stays holds back every input lea
   rig.push(feed, 0, kPastIntake);
   REQUIRE(waitUntil([&] { return staying.breaker().state() == circuit::State::Open; }));
   REQUIRE(waitUntil([&] { return staying.stats().received >= 4096; }));
+  // Received in full is not enough: between two chunks the loop would apply the new set at once.
+  REQUIRE(waitUntil([&] { return rig.fanOut->waitingOn() == &staying; }));
 
   CHECK_FALSE(rig.fanOut->replaceRunners({&staying}, std::chrono::steady_clock::now() + 300ms));
 
