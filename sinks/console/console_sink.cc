@@ -27,15 +27,10 @@ std::optional<std::string> ConsoleSink::start() {
 
 SendResult ConsoleSink::send(const Batch& batch, base::Deadline) {
   std::lock_guard lock(mutex_);
-  lines_.clear();
-  lines_.reserve(batch.bytes() + batch.size());
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    lines_ += batch.encodedRecord(i);
-    lines_ += '\n';
-  }
+  const std::string& lines = batch.encoded;  // each record's encoding and its newline
   std::size_t written = 0;
-  while (written < lines_.size()) {
-    const ssize_t n = ::write(fd_, lines_.data() + written, lines_.size() - written);
+  while (written < lines.size()) {
+    const ssize_t n = ::write(fd_, lines.data() + written, lines.size() - written);
     if (n < 0) {
       if (errno == EINTR) continue;
       // A reader that went away or a full disk may come back; a partly written batch is written

@@ -28,7 +28,6 @@ class ConsoleSink final : public Sink {
   std::mutex mutex_;
   int fd_ = -1;
   bool ownsFd_ = false;
-  std::string lines_;  // guarded by mutex_; reused between batches
 };
 
 }  // namespace logcapture::sinks::console
