@@ -189,4 +189,8 @@ void appendJsonString(std::string& out, std::string_view text, Utf8Count count) 
 
 std::uint64_t invalidUtf8Replaced() { return invalidUtf8Strings.load(std::memory_order_relaxed); }
 
+void countInvalidUtf8(std::uint64_t strings) {
+  if (strings != 0) invalidUtf8Strings.fetch_add(strings, std::memory_order_relaxed);
+}
+
 }  // namespace logcapture::base

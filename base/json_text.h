@@ -22,6 +22,9 @@ void appendJsonString(std::string& out, std::string_view text, Utf8Count count =
 // Strings in which appendJsonString() replaced invalid UTF-8, since the process started: each string
 // once, however many bytes it replaced (a record encoded for two sinks counts twice). Thread-safe.
 std::uint64_t invalidUtf8Replaced();
+// Counts `strings` more such strings: for a caller that keeps an encoding made with Utf8Count::Uncounted
+// and uses it again, each use counting as the string encoded once more.
+void countInvalidUtf8(std::uint64_t strings);
 
 // Appends `t` as a quoted RFC 3339 UTC time with nanoseconds: "2024-01-01T00:00:00.123456789Z".
 void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point t);

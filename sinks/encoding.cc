@@ -2,6 +2,7 @@
 
 #include "base/json_object.h"
 #include "base/json_text.h"
+#include "base/utf8.h"
 
 #include <algorithm>
 #include <array>
@@ -60,6 +61,9 @@ struct SourceText {
   bool made = false;
   std::string head;        // ,"input":...,"path":... (each only when not empty)
   std::string kubernetes;  // ,"kubernetes":{...}, meaningful when source.pod is not empty
+  // Strings of each part with invalid UTF-8: every use counts them, as encoding them again would.
+  std::uint64_t headInvalid = 0;
+  std::uint64_t kubernetesInvalid = 0;
 };
 
 bool sameStrings(const base::Source& a, const base::Source& b) {
@@ -80,23 +84,27 @@ const SourceText& sourceText(const base::Source& s) {
   t.head.clear();
   if (!s.input.empty()) {
     t.head += R"(,"input":)";
-    base::appendJsonString(t.head, s.input);
+    base::appendJsonString(t.head, s.input, base::Utf8Count::Uncounted);
   }
   if (!s.path.empty()) {
     t.head += R"(,"path":)";
-    base::appendJsonString(t.head, s.path);
+    base::appendJsonString(t.head, s.path, base::Utf8Count::Uncounted);
   }
   t.kubernetes = ",\"kubernetes\":{\"namespace\":";
-  base::appendJsonString(t.kubernetes, s.kubeNamespace);
+  base::appendJsonString(t.kubernetes, s.kubeNamespace, base::Utf8Count::Uncounted);
   t.kubernetes += ",\"pod\":";
-  base::appendJsonString(t.kubernetes, s.pod);
+  base::appendJsonString(t.kubernetes, s.pod, base::Utf8Count::Uncounted);
   t.kubernetes += ",\"pod_uid\":";
-  base::appendJsonString(t.kubernetes, s.podUid);
+  base::appendJsonString(t.kubernetes, s.podUid, base::Utf8Count::Uncounted);
   t.kubernetes += ",\"container\":";
-  base::appendJsonString(t.kubernetes, s.container);
+  base::appendJsonString(t.kubernetes, s.container, base::Utf8Count::Uncounted);
   t.kubernetes += ",\"container_id\":";
-  base::appendJsonString(t.kubernetes, s.containerId);
+  base::appendJsonString(t.kubernetes, s.containerId, base::Utf8Count::Uncounted);
   t.kubernetes += '}';
+  const auto invalid = [](std::string_view text) -> std::uint64_t { return base::isUtf8(text) ? 0 : 1; };
+  t.headInvalid = invalid(s.input) + invalid(s.path);
+  t.kubernetesInvalid =
+      invalid(s.kubeNamespace) + invalid(s.pod) + invalid(s.podUid) + invalid(s.container) + invalid(s.containerId);
   t.made = true;
   return t;
 }
@@ -138,6 +146,7 @@ void appendJsonRecord(std::string& out, const base::Record& r) {
     if (!r.source->input.empty()) written.add("input");
     if (!r.source->path.empty()) written.add("path");
     out += source->head;
+    base::countInvalidUtf8(source->headInvalid);
   }
   if (r.stream != base::Stream::None) {
     field("stream", R"(,"stream":)", r.stream == base::Stream::Stdout ? "stdout" : "stderr");
@@ -145,6 +154,7 @@ void appendJsonRecord(std::string& out, const base::Record& r) {
   if (source != nullptr && !r.source->pod.empty()) {
     written.add("kubernetes");
     out += source->kubernetes;
+    base::countInvalidUtf8(source->kubernetesInvalid);
   }
   if (r.truncated) {
     written.add("truncated");

@@ -76,7 +76,9 @@ SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<Pending
   if (!fits()) {
     switch (whenFull_) {
       case config::WhenFull::Block:
+        blockedPush_ = BlockedPush{batch.batch.bytes(), batch.lane % static_cast<std::uint32_t>(lanes_.size())};
         room_.wait(lock, [&] { return closed_ || fits(); });
+        blockedPush_.reset();
         if (closed_) return PushResult::Closed;
         break;
       case config::WhenFull::DropNewest:
@@ -142,10 +144,14 @@ bool SinkBuffer::pop(std::uint32_t lane, PendingBatch& out, std::chrono::steady_
   }
   out = takeFront(lane);
   // A push blocked on a full buffer is told once a quarter of it is free, not at every batch taken: woken
-  // per batch, the batcher formed one batch per wake-up and the two threads took turns sleeping.
-  const bool roomy = stats_.batches == 0 || stats_.bytes <= maxBytes_ - maxBytes_ / 4;
+  // per batch, the batcher formed one batch per wake-up and the two threads took turns sleeping. Told as
+  // soon as it fits when its lane is empty: that lane's worker is idle meanwhile.
+  bool tell = stats_.batches == 0 || stats_.bytes <= maxBytes_ - maxBytes_ / 4;
+  if (!tell && blockedPush_ && lanes_[blockedPush_->lane].empty()) {
+    tell = stats_.bytes + blockedPush_->bytes <= maxBytes_;
+  }
   lock.unlock();
-  if (roomy) room_.notify_all();
+  if (tell) room_.notify_all();
   return true;
 }
 

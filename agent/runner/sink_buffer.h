@@ -144,8 +144,14 @@ class SinkBuffer {
   // batch enters that lane): a batch wakes the one worker that can take it, not every thread.
   std::condition_variable room_;
   std::vector<std::deque<PendingBatch>> lanes_;
-  std::vector<char> woken_;  // per lane: wake() not yet seen by its pop
+  std::vector<char> woken_;                               // per lane: wake() not yet seen by its pop
   std::unique_ptr<std::condition_variable[]> laneReady_;  // one per lane
+  // The batch a push waits to fit (when_full: block), for pop() to judge when to tell it.
+  struct BlockedPush {
+    std::uint64_t bytes = 0;
+    std::uint32_t lane = 0;
+  };
+  std::optional<BlockedPush> blockedPush_;
   SinkBufferStats stats_;
   bool closed_ = false;
   const std::unique_ptr<DiskBuffer> disk_;

@@ -431,3 +431,25 @@ TEST_CASE("a record flagged too large is encoded with json_error too_large") {
   CHECK(out == R"({"@timestamp":"2024-01-01T00:00:00.123456789Z","message":"{\"k\":0}","input":"app",)"
                R"("path":"/var/log/a.log","json_error":"too_large","env":"prod"})");
 }
+
+TEST_CASE("records of sources that share every string but their path carry each its own path") {
+  Record a = record("one");
+  Record b = record("two");
+  auto other = std::make_shared<Source>(*a.source);
+  other->path = "/var/log/b.log";
+  b.source = testing::keptSource(other);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(encode(a)["path"] == "/var/log/a.log");
+    CHECK(encode(b)["path"] == "/var/log/b.log");
+  }
+}
+
+TEST_CASE("a path with invalid UTF-8 counts once for every record encoded from it") {
+  Record r = record("line");
+  auto s = std::make_shared<Source>(*r.source);
+  s->path = "/var/log/\xff.log";
+  r.source = testing::keptSource(s);
+  const std::uint64_t before = base::invalidUtf8Replaced();
+  for (int i = 0; i < 3; ++i) CHECK(encode(r)["path"] == "/var/log/\xEF\xBF\xBD.log");
+  CHECK(base::invalidUtf8Replaced() - before == 3);
+}

@@ -4,8 +4,10 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -65,4 +67,42 @@ TEST_CASE("a wake of the buffer is not used up by a pop that returns a batch") {
   const auto started = Clock::now();
   CHECK_FALSE(buffer.pop(0, out, Clock::now() + 10s));
   CHECK(Clock::now() - started < 5s);
+}
+
+namespace {
+
+// A batch of `bytes` encoded bytes (records are not needed by the buffer's accounting).
+PendingBatch sizedBatchIn(std::uint32_t lane, std::size_t bytes) {
+  PendingBatch pb = batchIn(lane);
+  pb.batch.encoded.assign(bytes, 'x');
+  return pb;
+}
+
+}  // namespace
+
+TEST_CASE("a push blocked on a full buffer is told once it fits when its lane's worker has nothing to send") {
+  // Eight batches fill lane 0; one taken frees an eighth, short of the quarter that wakes a push in
+  // general, but the push waits for lane 1, which is empty: its worker would sit idle.
+  constexpr std::size_t kBatch = 1000;
+  SinkBuffer buffer(2, 8 * kBatch, logcapture::config::WhenFull::Block);
+  std::vector<PendingBatch> evicted;
+  for (int i = 0; i < 8; ++i) {
+    PendingBatch pb = sizedBatchIn(0, kBatch);
+    REQUIRE(buffer.push(pb, evicted, [] { return false; }) == SinkBuffer::PushResult::Accepted);
+  }
+  std::atomic<bool> pushed{false};
+  std::thread pusher([&] {
+    PendingBatch pb = sizedBatchIn(1, kBatch);
+    buffer.push(pb, evicted, [] { return false; });
+    pushed = true;
+  });
+  std::this_thread::sleep_for(50ms);
+  CHECK_FALSE(pushed.load());
+  PendingBatch out;
+  REQUIRE(buffer.pop(0, out, Clock::now() + 1s));
+  const auto deadline = Clock::now() + 5s;
+  while (!pushed && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  CHECK(pushed.load());
+  buffer.close();
+  pusher.join();
 }
