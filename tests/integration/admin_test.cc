@@ -223,6 +223,9 @@ TEST_CASE("metrics parse as Prometheus text, hold every documented family, and c
                              "logcapture_sink_buffer_records",
                              "logcapture_breaker_time_in_state_seconds",
                              "logcapture_breaker_opens",
+                             "logcapture_breaker_state_seconds",
+                             "logcapture_breaker_mode",
+                             "logcapture_breaker_bypassed",
                              "logcapture_sink_oldest_batch_age_seconds",
                              "logcapture_sink_probes",
                              "logcapture_sink_send_exceptions",
@@ -255,6 +258,11 @@ TEST_CASE("metrics parse as Prometheus text, hold every documented family, and c
   }
   CHECK(first.at("logcapture_breaker_calls_total{result=success,sink=search}") >= 1);
   CHECK(first.at("logcapture_breaker_transitions_total{from=closed,sink=search,to=open}") == 0);
+  CHECK(first.types.at("logcapture_breaker_state_seconds") == "counter");
+  CHECK(first.at("logcapture_breaker_state_seconds_total{sink=search,state=closed}") > 0);
+  CHECK(first.at("logcapture_breaker_state_seconds_total{sink=search,state=open}") == 0);
+  CHECK(first.at("logcapture_breaker_mode{mode=enforce,sink=search}") == 1);
+  CHECK(first.at("logcapture_breaker_mode{mode=metrics_only,sink=search}") == 0);
 
   appendFile(agent.log(), numberedLines(200, 300));
   REQUIRE(agent.until([&] { return metric(agent, sinkKey("logcapture_sink_delivered_records_total")) == 300; }));
@@ -263,6 +271,9 @@ TEST_CASE("metrics parse as Prometheus text, hold every documented family, and c
   CHECK(second.at("logcapture_input_records_total{input=app}") == 300);
   CHECK(second.at("logcapture_input_bytes_total{input=app}") == double(numberedLines(0, 300).size()));
   CHECK(second.at("logcapture_sink_delivered_records_total{sink=search}") == 300);
+  // The current state's time counts up to each scrape, not only at transitions.
+  CHECK(second.at("logcapture_breaker_state_seconds_total{sink=search,state=closed}") >
+        first.at("logcapture_breaker_state_seconds_total{sink=search,state=closed}"));
 }
 
 TEST_CASE("force-open holds a sink's lines in its buffer and auto drains them, each line once") {
