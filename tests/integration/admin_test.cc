@@ -592,7 +592,8 @@ TEST_CASE("health and ready answer JSON, and ready lists an open breaker yet sta
   REQUIRE(agent.post("/api/v1/breakers/search/force-open").status == 200);
   const Answer stillReady = agent.get("/ready");
   CHECK(stillReady.status == 200);
-  CHECK(stillReady.json()["open_breakers"] == Json::array({{{"sink", "search"}, {"state", "forced_open"}}}));
+  CHECK(stillReady.json()["open_breakers"] ==
+        Json::array({{{"sink", "search"}, {"state", "forced_open"}, {"mode", "enforce"}}}));
 }
 
 TEST_CASE("ready answers 503 with the reason while the full queue holds the inputs back") {
