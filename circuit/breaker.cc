@@ -164,6 +164,7 @@ Permit Breaker::acquireSlow(std::uint64_t w) noexcept {
       stateOf(w) == State::ForcedOpen ||
       (stateOf(w) == State::Open && nanos(clock_.now()) < nextRetryNs_.load(std::memory_order_acquire));
   if (waiting) {
+    if (stateOf(w) == State::Open && options_.mode == Mode::MetricsOnly) return bypass(w);
     counters_.rejected.fetch_add(1, std::memory_order_relaxed);
     return Permit{.admitted = false, .state = stateOf(w), .generation = generationOf(w)};
   }
@@ -194,9 +195,20 @@ Permit Breaker::acquireSlow(std::uint64_t w) noexcept {
       break;
   }
   lock.unlock();
-  if (!p.admitted) counters_.rejected.fetch_add(1, std::memory_order_relaxed);
+  if (!p.admitted) {
+    if (p.state != State::ForcedOpen && options_.mode == Mode::MetricsOnly) {
+      p = bypass(pack(p.state, 0, p.generation));
+    } else {
+      counters_.rejected.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   if (moved) deliver();
   return p;
+}
+
+Permit Breaker::bypass(std::uint64_t w) noexcept {
+  counters_.bypassed.fetch_add(1, std::memory_order_relaxed);
+  return Permit{.admitted = true, .state = stateOf(w), .generation = generationOf(w), .bypassed = true};
 }
 
 Breaker::Effect Breaker::effectOf(Outcome outcome) const noexcept {
@@ -238,6 +250,7 @@ void Breaker::onResult(const Permit& permit, Outcome outcome, Clock::duration du
   countOutcome(outcome);
   const bool slow = window_ != nullptr && duration > options_.window->slowCallDuration;
   if (slow) counters_.slow.fetch_add(1, std::memory_order_relaxed);
+  if (permit.bypassed) return;  // an enforcing breaker would not have made the call
   // The server's word on when to come back holds whatever the generation.
   if (retryAfter && (outcome == Outcome::Retriable || outcome == Outcome::Throttled)) {
     raiseRetryFloor(*retryAfter);
@@ -356,7 +369,7 @@ void Breaker::onTrialResult(const Permit& permit, Effect effect) noexcept {
 }
 
 void Breaker::release(const Permit& permit) noexcept {
-  if (!permit.admitted || permit.state != State::HalfOpen) return;
+  if (!permit.admitted || permit.bypassed || permit.state != State::HalfOpen) return;
   std::lock_guard lock(mutex_);
   const std::uint64_t w = word_.load(std::memory_order_acquire);
   if (generationOf(w) == permit.generation && trialsAdmitted_ > 0) --trialsAdmitted_;
@@ -445,6 +458,7 @@ void Breaker::transitionLocked(State to, Cause cause, Clock::time_point now) {
                                       std::memory_order_acquire)) {
   }
   ++transitions_[std::size_t(from)][std::size_t(to)];
+  stateTimes_[std::size_t(from)] += std::max(now - since_, Clock::duration::zero());
   since_ = now;
   if (!listeners_.empty()) pending_.push_back(t);
 }
@@ -488,6 +502,8 @@ Snapshot Breaker::snapshot() const {
     s.generation = generationOf(w);
     s.since = since_;
     s.timeInState = now - since_;
+    s.stateTimes = stateTimes_;
+    s.stateTimes[std::size_t(s.state)] += std::max(s.timeInState, Clock::duration::zero());
     if (s.state == State::Open) {
       s.nextRetryAt = Clock::time_point(Clock::duration(nextRetryNs_.load(std::memory_order_acquire)));
     }
@@ -505,6 +521,7 @@ Snapshot Breaker::snapshot() const {
   s.totals.throttled = c.throttled.load(std::memory_order_relaxed);
   s.totals.permanent = c.permanent.load(std::memory_order_relaxed);
   s.totals.rejected = c.rejected.load(std::memory_order_relaxed);
+  s.totals.bypassed = c.bypassed.load(std::memory_order_relaxed);
   s.totals.slow = c.slow.load(std::memory_order_relaxed);
   s.totals.stale = c.stale.load(std::memory_order_relaxed);
   s.totals.calls = s.totals.successes + s.totals.failures + s.totals.throttled + s.totals.permanent;
@@ -553,10 +570,16 @@ void Breaker::resumeAuto() {
 
 void Breaker::restoreOpen(std::uint32_t backoffLevel, Clock::duration openFor) {
   std::unique_lock lock(mutex_);
-  if (stateOf(word_.load(std::memory_order_acquire)) != State::Closed) return;
+  const std::uint64_t w = word_.load(std::memory_order_acquire);
+  if (stateOf(w) != State::Closed) return;
   backoffLevel_ = std::min(backoffLevel, 64u);
   restoredOpenFor_ = std::clamp(openFor, Clock::duration::zero(), options_.maxOpenTimeout);
   transitionLocked(State::Open, Cause::Restored, clock_.now());
+  if (generationOf(w) == 0) {
+    // Built at start and restored before it moved: the closed moment between was never a closed period.
+    stateTimes_[std::size_t(State::Open)] += stateTimes_[std::size_t(State::Closed)];
+    stateTimes_[std::size_t(State::Closed)] = Clock::duration::zero();
+  }
   lock.unlock();
   deliver();
 }

@@ -10,10 +10,12 @@
 //   only loads it and bumps a relaxed counter: no lock on the fast path. A failure, and the first
 //   success after failures, update the word with a compare-and-swap that also proves the permit's
 //   generation current; the failure that reaches the threshold takes mutex_ to open the breaker.
-//   Open and forced-open rejections are lock-free too; half-open takes mutex_ for its trial slots.
+//   Open and forced-open rejections are lock-free too, and so are a metrics-only breaker's bypasses;
+//   half-open takes mutex_ for its trial slots.
 // - mutex_ guards every transition and everything only transitions touch: the half-open trial
 //   counts, the backoff level, the jitter's random state, the time of the last transition, the
-//   per-edge transition counts and the queue of transitions not yet delivered to listeners.
+//   time spent in each state, the per-edge transition counts and the queue of transitions not yet
+//   delivered to listeners.
 // - With a sliding window configured, each counted result takes mutex_ to update the window: a window
 //   is a ring of calls or of time buckets whose eviction and rate must agree, which a lock keeps simple
 //   and exact; resilience4j makes the same choice. Without a window the result path stays lock-free.
@@ -27,6 +29,10 @@
 // - In half-open at most half_open_max_calls trial permits are out at once, counted per half-open
 //   period; a throttled, permanent or released trial frees its slot for another trial.
 // - Each transition is delivered to every listener exactly once.
+// - Mode::MetricsOnly refuses no call but in forced-open: what an enforcing breaker would refuse is
+//   admitted as a bypass, whose result is counted in the totals but moves no state. The states,
+//   transitions and trial decisions are then exactly those of an enforcing breaker that saw the
+//   same admitted calls.
 //
 // IMPORTANT: the Clock passed to the constructor must outlive the breaker.
 
@@ -134,6 +140,22 @@ constexpr std::string_view causeName(Cause c) {
   return "?";
 }
 
+// Whether the breaker's state decides which calls go.
+enum class Mode : std::uint8_t {
+  Enforce,      // open and half-open refuse what they do not admit
+  MetricsOnly,  // the state is computed and reported, but only forced-open refuses: an operator's order
+};
+
+constexpr std::string_view modeName(Mode m) {
+  switch (m) {
+    case Mode::Enforce:
+      return "enforce";
+    case Mode::MetricsOnly:
+      return "metrics_only";
+  }
+  return "?";
+}
+
 enum class WindowType : std::uint8_t { Count, Time };
 
 struct WindowOptions {
@@ -160,6 +182,7 @@ struct Options {
   double jitter = 0;  // fraction of the open time, 0.1 = +-10%
   bool tripOnThrottle = false;
   bool probe = false;  // for the sink runner: probe before a real batch when a permit is a trial
+  Mode mode = Mode::Enforce;
   std::optional<WindowOptions> window;
   std::uint64_t seed = 0;  // of the jitter's random source; 0 draws one from std::random_device
 };
@@ -167,8 +190,11 @@ struct Options {
 // What tryAcquire() hands out; pass it back to onResult() or release().
 struct [[nodiscard]] Permit {
   bool admitted = false;
-  State state = State::Closed;  // at admission: HalfOpen means a trial call
+  State state = State::Closed;  // at admission: HalfOpen means a trial call, unless bypassed
   std::uint64_t generation = 0;
+  // Mode::MetricsOnly: the state would have refused the call. Its result is counted in the totals
+  // and moves nothing: an enforcing breaker would not have seen it.
+  bool bypassed = false;
 
   explicit operator bool() const noexcept { return admitted; }
 };
@@ -206,6 +232,7 @@ struct Totals {
   std::uint64_t throttled = 0;
   std::uint64_t permanent = 0;
   std::uint64_t rejected = 0;  // permits refused
+  std::uint64_t bypassed = 0;  // permits Mode::MetricsOnly gave although the state would have refused them
   std::uint64_t slow = 0;      // only measured with a window (it holds slow_call_duration)
   std::uint64_t stale = 0;     // results that moved nothing: a transition came after their permit.
                                // They are in the totals above too: the calls did happen.
@@ -216,6 +243,8 @@ struct Snapshot {
   std::uint64_t generation = 0;
   Clock::time_point since{};
   Clock::duration timeInState{};
+  // Time spent in each state since the breaker was built, the current one counted up to the snapshot.
+  std::array<Clock::duration, kStateCount> stateTimes{};
   std::optional<Clock::time_point> nextRetryAt;
   Clock::duration openFor{};       // of the current or last open period
   std::uint32_t backoffLevel = 0;  // re-opens after a failed trial since the breaker last opened from closed
@@ -230,6 +259,7 @@ struct Snapshot {
   std::uint64_t transitionCount(State from, State to) const noexcept {
     return transitions[std::size_t(from)][std::size_t(to)];
   }
+  Clock::duration timeIn(State s) const noexcept { return stateTimes[std::size_t(s)]; }
   // Automatic opens: from closed, half-open, or disabled on resuming auto; forced opens are not counted.
   std::uint64_t opens() const noexcept {
     return transitionCount(State::Closed, State::Open) + transitionCount(State::HalfOpen, State::Open) +
@@ -268,7 +298,8 @@ class Breaker {
   Snapshot snapshot() const;
   const Options& options() const noexcept { return options_; }
 
-  // Operator control. forceOpen() rejects everything until resumeAuto() or reset(); forceClose()
+  // Operator control. forceOpen() rejects everything until resumeAuto() or reset(), in either mode: it
+  // is an operator's order, not a computed state; forceClose()
   // (disabled) admits everything and still counts, but never trips; reset() closes and clears the
   // counts that decide the state and the backoff; resumeAuto() leaves a forced mode: forced-open goes
   // to half-open (nothing was sent, so a trial decides), disabled goes to closed, or to open if what it
@@ -280,6 +311,7 @@ class Breaker {
 
   // Carries an open period over from before a restart: a closed breaker opens (Cause::Restored) at
   // backoff level `backoffLevel`, its next trial `openFor` from now. A no-op in any other state.
+  // Restoring a breaker that never moved counts its time so far as open: it was open all along.
   void restoreOpen(std::uint32_t backoffLevel, Clock::duration openFor);
 
  private:
@@ -290,6 +322,8 @@ class Breaker {
   void countOutcome(Outcome outcome) noexcept;
   void raiseRetryFloor(Clock::duration retryAfter) noexcept;
   Permit acquireSlow(std::uint64_t word) noexcept;
+  // Mode::MetricsOnly: admits a call the state `word` would refuse, and counts it.
+  Permit bypass(std::uint64_t word) noexcept;
   void countConsecutive(const Permit& permit, Effect effect, std::uint64_t word) noexcept;
   void recordInWindow(const Permit& permit, Effect effect, bool slow) noexcept;
   void onTrialResult(const Permit& permit, Effect effect) noexcept;
@@ -319,6 +353,7 @@ class Breaker {
     std::atomic<std::uint64_t> throttled{0};
     std::atomic<std::uint64_t> permanent{0};
     std::atomic<std::uint64_t> rejected{0};
+    std::atomic<std::uint64_t> bypassed{0};
     std::atomic<std::uint64_t> slow{0};
     std::atomic<std::uint64_t> stale{0};
   };
@@ -333,6 +368,7 @@ class Breaker {
   std::optional<Clock::duration> restoredOpenFor_;  // set by restoreOpen() for its transition
   std::uint64_t random_ = 0;
   Clock::time_point since_{};
+  std::array<Clock::duration, kStateCount> stateTimes_{};  // closed periods only; the current one is since_
   std::array<std::array<std::uint64_t, kStateCount>, kStateCount> transitions_{};
   std::vector<Transition> pending_;
   bool delivering_ = false;

@@ -258,7 +258,13 @@ void describe(V& v, WindowConfig& c) {
 }
 void check(Section& s, WindowConfig& c);
 
+enum class BreakerMode { Enforce, MetricsOnly };
+constexpr auto enumNames(BreakerMode) {
+  return std::array{std::pair{BreakerMode::Enforce, "enforce"}, std::pair{BreakerMode::MetricsOnly, "metrics_only"}};
+}
+
 struct BreakerConfig {
+  BreakerMode mode = BreakerMode::Enforce;
   std::uint32_t failureThreshold = 5;
   std::uint32_t successThreshold = 2;
   Duration openTimeout = 30s;
@@ -272,6 +278,11 @@ struct BreakerConfig {
 };
 template <class V>
 void describe(V& v, BreakerConfig& c) {
+  v.field("mode", c.mode,
+          "enforce: an open breaker holds the sink's batches back; metrics_only: the breaker computes and reports "
+          "its state, transitions and events as usual but holds nothing back (every batch is sent, retried and "
+          "buffered as with a closed breaker), to tune its thresholds on live traffic; an operator's force-open "
+          "still holds every batch back");
   v.field("failure_threshold", c.failureThreshold,
           "consecutive failures that open the breaker; 0 turns this rule off (then a window is needed)",
           Limits<std::uint32_t>{.min = 0, .max = 1000000});

@@ -463,7 +463,10 @@ void AdminServer::ready(httplib::Response& res) const {
   for (const auto& r : pipeline_.runners()) {
     const circuit::State state = r->breaker().state();
     if (state == circuit::State::Open || state == circuit::State::HalfOpen || state == circuit::State::ForcedOpen) {
-      openBreakers.push_back({{"sink", r->name()}, {"state", circuit::stateName(state)}});
+      // metrics_only: open, but holding nothing back.
+      openBreakers.push_back({{"sink", r->name()},
+                              {"state", circuit::stateName(state)},
+                              {"mode", circuit::modeName(r->breaker().options().mode)}});
     }
   }
   const RecordQueue* queue = pipeline_.queue();

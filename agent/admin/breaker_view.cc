@@ -111,11 +111,17 @@ Json breakerView(SinkRunner& runner) {
         rfc3339(wallNow + std::chrono::duration_cast<std::chrono::system_clock::duration>(*s.nextRetryAt - steadyNow));
   }
   const circuit::Totals& t = s.totals;
+  Json stateSeconds = Json::object();
+  for (std::size_t i = 0; i < circuit::kStateCount; ++i) {
+    stateSeconds[std::string(circuit::stateName(circuit::State(i)))] = seconds(s.stateTimes[i]);
+  }
   return Json{
       {"sink", runner.name()},
       {"type", config::enumName(runner.config().type)},
       {"state", circuit::stateName(s.state)},
+      {"mode", circuit::modeName(runner.breaker().options().mode)},
       {"time_in_state_seconds", seconds(s.timeInState)},
+      {"state_seconds", stateSeconds},
       {"since", rfc3339(wallNow - std::chrono::duration_cast<std::chrono::system_clock::duration>(s.timeInState))},
       {"next_retry_at", nextRetry},
       {"open_for_seconds", seconds(s.openFor)},
@@ -132,6 +138,7 @@ Json breakerView(SinkRunner& runner) {
         {"throttled", t.throttled},
         {"permanent", t.permanent},
         {"rejected", t.rejected},
+        {"bypassed", t.bypassed},
         {"slow", t.slow},
         {"stale", t.stale}}},
       {"window", s.window ? windowStats(*s.window) : Json(nullptr)},

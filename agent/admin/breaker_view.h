@@ -1,7 +1,8 @@
 #pragma once
 
-// The JSON a sink's breaker shows on GET /api/v1/breakers: state, options, counters, times, and the
-// sink's delivery figures beside them.
+// The JSON a sink's breaker shows on GET /api/v1/breakers: state, mode, options, counters, times (the
+// time in each state since the breaker was built, in "state_seconds"), and the sink's delivery figures
+// beside them.
 //
 // Thread-safety: reads a breaker snapshot and the runner's atomics and locked stats; any thread.
 

@@ -47,10 +47,10 @@ std::string elapsed(double seconds) {
 }
 
 std::string breakersTable(const Json& breakers) {
-  constexpr std::size_t kColumns = 10;
+  constexpr std::size_t kColumns = 11;
   using Row = std::array<std::string, kColumns>;
-  std::vector<Row> rows{
-      {"SINK", "STATE", "IN STATE", "OPENS", "FAILURES", "DELIVERED", "BUFFERED", "ON DISK", "DROPPED", "NEXT RETRY"}};
+  std::vector<Row> rows{{"SINK", "STATE", "MODE", "IN STATE", "OPENS", "FAILURES", "DELIVERED", "BUFFERED", "ON DISK",
+                         "DROPPED", "NEXT RETRY"}};
   for (const auto& b : breakers) {
     const Json stats = b.value("sink_stats", Json::object());
     std::string nextRetry = "-";
@@ -58,8 +58,9 @@ std::string breakersTable(const Json& breakers) {
       const std::string t = b["next_retry_at"].get<std::string>();
       nextRetry = t.size() > 19 ? t.substr(0, 19) + "Z" : t;  // to the second
     }
-    rows.push_back({b.value("sink", "?"), b.value("state", "?"), elapsed(b.value("time_in_state_seconds", 0.0)),
-                    number(b.value("opens", Json())),
+    // An agent from before modes existed only enforces.
+    rows.push_back({b.value("sink", "?"), b.value("state", "?"), b.value("mode", "enforce"),
+                    elapsed(b.value("time_in_state_seconds", 0.0)), number(b.value("opens", Json())),
                     number(b.value("totals", Json::object()).value("failures", Json())),
                     number(stats.value("delivered", Json())),
                     number(stats.value("buffer", Json::object()).value("records", Json())), onDisk(stats),

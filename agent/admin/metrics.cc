@@ -120,6 +120,16 @@ constexpr Family kSinkUnsentAtShutdown{"logcapture_sink_unsent_at_shutdown_recor
 // Breakers.
 constexpr Family kBreakerState{"logcapture_breaker_state", T::Gauge,
                                "1 for the breaker's current state, 0 for the others."};
+constexpr Family kBreakerStateSeconds{"logcapture_breaker_state_seconds_total", T::Counter,
+                                      "Time the breaker has spent in each state since it was built (the agent "
+                                      "started, or a reload rebuilt the sink), the current state counted up to "
+                                      "the scrape."};
+constexpr Family kBreakerMode{"logcapture_breaker_mode", T::Gauge,
+                              "1 for the breaker's mode, 0 for the other: enforce holds batches back while open, "
+                              "metrics_only only reports its state."};
+constexpr Family kBreakerBypassed{"logcapture_breaker_bypassed_total", T::Counter,
+                                  "Calls a metrics_only breaker let through although its state would have "
+                                  "refused them (what enforce would have rejected)."};
 constexpr Family kBreakerTransitions{"logcapture_breaker_transitions_total", T::Counter,
                                      "Breaker transitions, by edge."};
 constexpr Family kBreakerCalls{"logcapture_breaker_calls_total", T::Counter,
@@ -316,6 +326,7 @@ struct SinkView {
   std::optional<DiskBufferStats> disk;
   std::uint64_t deadLettered = 0;
   circuit::Snapshot breaker;
+  circuit::Mode mode = circuit::Mode::Enforce;
 };
 
 void writeSinks(PrometheusText& out, const std::vector<SinkView>& sinks) {
@@ -372,6 +383,19 @@ void writeBreakers(PrometheusText& out, const std::vector<SinkView>& sinks) {
                  std::uint64_t{s.breaker.state == state ? 1u : 0u});
     }
   }
+  out.family(kBreakerStateSeconds);
+  for (const auto& s : sinks) {
+    for (std::size_t i = 0; i < circuit::kStateCount; ++i) {
+      out.sample({{"sink", s.name}, {"state", circuit::stateName(circuit::State(i))}},
+                 std::chrono::duration<double>(s.breaker.stateTimes[i]).count());
+    }
+  }
+  out.family(kBreakerMode);
+  for (const auto& s : sinks) {
+    for (const auto mode : {circuit::Mode::Enforce, circuit::Mode::MetricsOnly}) {
+      out.sample({{"sink", s.name}, {"mode", circuit::modeName(mode)}}, std::uint64_t{s.mode == mode ? 1u : 0u});
+    }
+  }
   out.family(kBreakerTransitions);
   for (const auto& s : sinks) {
     for (std::size_t from = 0; from < circuit::kStateCount; ++from) {
@@ -393,6 +417,8 @@ void writeBreakers(PrometheusText& out, const std::vector<SinkView>& sinks) {
     out.sample({{"sink", s.name}, {"result", "permanent"}}, t.permanent);
     out.sample({{"sink", s.name}, {"result", "rejected"}}, t.rejected);
   }
+  out.family(kBreakerBypassed);
+  for (const auto& s : sinks) out.sample({{"sink", s.name}}, s.breaker.totals.bypassed);
   out.family(kBreakerSlowCalls);
   for (const auto& s : sinks) out.sample({{"sink", s.name}}, s.breaker.totals.slow);
   out.family(kBreakerTimeInState);
@@ -519,6 +545,7 @@ std::string renderMetrics(const Pipeline& pipeline) {
     v.disk = r->diskBufferStats();
     v.deadLettered = load(st.deadLettered);
     v.breaker = r->breaker().snapshot();
+    v.mode = r->breaker().options().mode;
     sinks.push_back(std::move(v));
   }
   writeSinks(out, sinks);

@@ -8,7 +8,8 @@
 //
 // What a scraper may rely on: every family has its # HELP and # TYPE lines before its samples, the
 // samples of a family are contiguous, counters end in _total and never go down while the process
-// runs, and each breaker_state series exists for all five states (1 for the current one).
+// runs, each breaker_state series exists for all five states (1 for the current one), and so does each
+// breaker_state_seconds_total series, and each breaker_mode series for both modes (1 for the current one).
 
 #include <cstdint>
 #include <initializer_list>

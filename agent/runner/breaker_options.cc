@@ -15,6 +15,7 @@ circuit::Options optionsFrom(const config::BreakerConfig& cfg) {
   o.jitter = cfg.jitter;
   o.tripOnThrottle = cfg.tripOnThrottle;
   o.probe = cfg.probe;
+  o.mode = cfg.mode == config::BreakerMode::MetricsOnly ? circuit::Mode::MetricsOnly : circuit::Mode::Enforce;
   if (cfg.window) {
     const auto& w = *cfg.window;
     circuit::WindowOptions wo;

@@ -57,6 +57,7 @@ bool BreakerRecord::restore(circuit::Breaker& breaker) const {
   breaker.restoreOpen(level, openFor);
   log::event(*log::component("breaker"), spdlog::level::warn, "breaker_restored",
              {{"sink", sink_},
+              {"mode", circuit::modeName(breaker.options().mode)},
               {"backoff_level", level},
               {"next_retry_in_ms", std::chrono::duration_cast<milliseconds>(openFor).count()},
               {"hint", "the breaker was open when the agent stopped; `logcapture breakers reset " + sink_ +

@@ -4,7 +4,8 @@
 // backoff level and next trial time are written there; when it closes (or an operator disables or
 // resets it) the file goes. A restarted agent reopens the breaker from it, so a destination that was
 // down gets one trial at its time, not every worker's traffic; a small random delay is added to that
-// first trial, so that a fleet restarting together does not arrive at once.
+// first trial, so that a fleet restarting together does not arrive at once. A metrics-only breaker is
+// restored too, to report what an enforcing one would, but it holds nothing back: its sink sends at once.
 //
 // Any thread: the listener runs on whichever thread made the transition. A file that cannot be read
 // or written is logged once and otherwise ignored: the breaker then starts closed, as without it.

@@ -48,7 +48,8 @@ sinks::SendResult Sender::sendGuarded(const sinks::Batch* batch, base::Deadline 
 }
 
 bool Sender::yieldsTrial(const PendingBatch& pb) const {
-  if (pb.rounds == 0) return false;
+  // A metrics-only breaker holds nothing back: every batch goes, as with a closed one.
+  if (pb.rounds == 0 || parts_.breaker.options().mode == circuit::Mode::MetricsOnly) return false;
   const auto state = parts_.breaker.state();
   if (state != circuit::State::Open && state != circuit::State::HalfOpen) return false;
   // A batch that keeps failing would fail the trial again and keep the breaker open for every lane;
@@ -95,7 +96,8 @@ void Sender::run(PendingBatch&& pb) {
       return;
     }
     const auto sendDeadline = std::min(Clock::now() + timeout_, parts_.pauses.hardDeadline());
-    if (permit.state == circuit::State::HalfOpen && breaker.options().probe) {
+    // A bypassed permit is no trial: the probe is for the calls that decide the breaker's state.
+    if (permit.state == circuit::State::HalfOpen && !permit.bypassed && breaker.options().probe) {
       stats.probes.fetch_add(1, std::memory_order_relaxed);
       const auto started = parts_.clock.now();
       const sinks::SendResult probed = sendGuarded(nullptr, sendDeadline);

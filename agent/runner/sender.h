@@ -6,7 +6,8 @@
 //   hears the outcome -> the batch is finished, dead-lettered, dropped, split, or retried after a capped
 //   exponential backoff with full jitter.
 // A batch that must wait (the breaker refuses it, its attempts are used up, the stop's deadline passed)
-// goes back to the head of its lane in the buffer, its claims intact.
+// goes back to the head of its lane in the buffer, its claims intact. A metrics-only breaker refuses
+// nothing but a force-open: its batches go, retry and wait as with a closed breaker.
 //
 // Thread-safety: run() is called by every worker at once, one batch each. The sink, the breaker, the
 // buffer, the dead letter, the report and the pauses are thread-safe; the jitter's generator has a lock.

@@ -166,9 +166,11 @@ void SinkRunner::store(PendingBatch&& pb) {
   std::vector<PendingBatch> evicted;
   // A drop policy drops when dropping lets something go on: the breaker refuses sends (the sink is
   // down), or other sinks wait behind this one. A sink only slow, holding back no one, waits instead.
-  const auto mayDrop = [this] {
+  // A metrics-only breaker's open state refuses nothing; only an operator's force-open does.
+  const bool enforcing = breaker_->options().mode == circuit::Mode::Enforce;
+  const auto mayDrop = [this, enforcing] {
     const auto state = breaker_->state();
-    return state == circuit::State::Open || state == circuit::State::ForcedOpen ||
+    return (state == circuit::State::Open && enforcing) || state == circuit::State::ForcedOpen ||
            othersWaitOnIntake_.load(std::memory_order_relaxed);
   };
   switch (buffer_.push(pb, evicted, mayDrop)) {

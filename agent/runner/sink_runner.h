@@ -10,7 +10,8 @@
 //   sink_report.h  the counters, and the warnings of failures and drops
 //   pauses.h       where workers wait, and the stop's hard deadline
 // While the breaker is open, batches wait in the buffer (on_open: buffer) or are dropped and counted
-// (on_open: drop). Permanent failures go to the dead letter. Every record handed to the runner ends
+// (on_open: drop); with breaker.mode: metrics_only only an operator's force-open holds them back, and
+// an open breaker is only reported. Permanent failures go to the dead letter. Every record handed to the runner ends
 // delivered, dead-lettered, or dropped with a counted reason; only a shutdown deadline leaves records
 // unfinished, and those are read again after a restart. When a file's checkpoint moves is told in
 // agent/pipeline/ack.h.

@@ -1012,6 +1012,7 @@ TEST_CASE("optionsFrom maps every field of the breaker config") {
   c.halfOpenMaxCalls = 4;
   c.tripOnThrottle = true;
   c.probe = true;
+  c.mode = config::BreakerMode::MetricsOnly;
   auto w = timeWindow(60s, 20, 40);
   w.slowCallRate = 80;
   w.slowCallDuration = 1500ms;
@@ -1026,6 +1027,8 @@ TEST_CASE("optionsFrom maps every field of the breaker config") {
   CHECK(o.halfOpenMaxCalls == 4);
   CHECK(o.tripOnThrottle);
   CHECK(o.probe);
+  CHECK(o.mode == Mode::MetricsOnly);
+  CHECK(optionsFrom(config::BreakerConfig{}).mode == Mode::Enforce);
   REQUIRE(o.window.has_value());
   CHECK(o.window->type == WindowType::Time);
   CHECK(o.window->span == 60s);
@@ -1228,7 +1231,6 @@ TEST_CASE("breaker stays consistent under concurrent results and operator comman
   CHECK(h.recorder.seen.size() == transitions);
 }
 
-
 TEST_CASE("an open period restored after a restart opens at its level and trial time, then backs off from there") {
   auto c = exactConfig();
   c.openTimeout = 1s;
@@ -1254,6 +1256,134 @@ TEST_CASE("restoring an open period does nothing to a breaker that is not closed
   h.b().forceOpen();
   h.b().restoreOpen(2, 30s);
   CHECK(h.b().state() == State::ForcedOpen);
+}
+
+}  // namespace
+}  // namespace logcapture::circuit
+
+namespace logcapture::circuit {
+namespace {
+
+TEST_CASE("time in each state adds up every period and counts the current one up to the read") {
+  auto c = exactConfig();
+  c.failureThreshold = 1;
+  c.halfOpenMaxCalls = 1;
+  c.successThreshold = 1;
+  Harness h(c);
+  h.clock.advance(10s);
+  h.fail();  // closed 10 s, then open for 30 s
+  h.clock.advance(12s);
+  auto s = h.b().snapshot();
+  CHECK(s.timeIn(State::Closed) == 10s);
+  CHECK(s.timeIn(State::Open) == 12s);  // still open: counted up to the read
+  h.clock.advance(3s);
+  CHECK(h.b().snapshot().timeIn(State::Open) == 15s);
+
+  const Permit trial = h.toHalfOpen();  // open 30 s in all
+  h.clock.advance(2s);
+  h.b().onResult(trial, Outcome::Success, 2s);  // half-open 2 s
+  h.clock.advance(7s);
+  s = h.b().snapshot();
+  CHECK(s.state == State::Closed);
+  CHECK(s.timeIn(State::Closed) == 17s);
+  CHECK(s.timeIn(State::Open) == 30s);
+  CHECK(s.timeIn(State::HalfOpen) == 2s);
+  CHECK(s.timeIn(State::ForcedOpen) == 0s);
+  CHECK(s.timeIn(State::Disabled) == 0s);
+}
+
+TEST_CASE("the forced states count their own time") {
+  Harness h(exactConfig());
+  h.clock.advance(1s);
+  h.b().forceOpen();
+  h.clock.advance(4s);
+  h.b().forceClose();
+  h.clock.advance(6s);
+  h.b().resumeAuto();
+  h.clock.advance(2s);
+  const auto s = h.b().snapshot();
+  CHECK(s.timeIn(State::Closed) == 3s);
+  CHECK(s.timeIn(State::ForcedOpen) == 4s);
+  CHECK(s.timeIn(State::Disabled) == 6s);
+  Clock::duration sum{};
+  for (const auto d : s.stateTimes) sum += d;
+  CHECK(sum == 13s);
+}
+
+TEST_CASE("a breaker restored open at start counts its time as open from the start") {
+  auto c = exactConfig();
+  Harness h(c);
+  h.clock.advance(50ms);  // the agent starting up between building the breaker and restoring it
+  h.b().restoreOpen(0, 10s);
+  h.clock.advance(4s);
+  const auto s = h.b().snapshot();
+  CHECK(s.timeIn(State::Closed) == 0s);
+  CHECK(s.timeIn(State::Open) == 4s + 50ms);
+}
+
+Options metricsOnly(config::BreakerConfig c) {
+  Options o = optionsOf(c);
+  o.mode = Mode::MetricsOnly;
+  return o;
+}
+
+TEST_CASE("a metrics-only breaker opens as usual and still admits every call") {
+  auto c = exactConfig();
+  c.failureThreshold = 2;
+  Harness h(metricsOnly(c));
+  h.fail(2);
+  CHECK(h.b().state() == State::Open);
+  CHECK(h.recorder.names() == std::vector<std::string>{"breaker_open"});
+  for (int i = 0; i < 5; ++i) {
+    const Permit p = h.b().tryAcquire();
+    CHECK(p.admitted);
+    CHECK(p.bypassed);
+    CHECK(p.state == State::Open);
+    h.b().onResult(p, i % 2 == 0 ? Outcome::Success : Outcome::Retriable, 1ms, 1h);
+  }
+  const auto s = h.b().snapshot();
+  CHECK(s.state == State::Open);  // a bypassed success does not close it
+  CHECK(s.totals.rejected == 0);
+  CHECK(s.totals.bypassed == 5);
+  CHECK(s.totals.calls == 7);  // the bypassed calls did happen
+  CHECK(s.totals.stale == 0);
+  CHECK(s.transitionCount(State::Closed, State::Open) == 1);
+  h.b().onResult(h.toHalfOpen(), Outcome::Retriable, 1ms);
+  CHECK(h.lastOpenFor() == 60s);  // a bypassed call's Retry-After did not stretch it
+}
+
+TEST_CASE("a metrics-only breaker runs its trials as an enforcing one and bypasses the calls beyond them") {
+  auto c = exactConfig();
+  c.failureThreshold = 1;
+  c.halfOpenMaxCalls = 2;
+  c.successThreshold = 2;
+  Harness h(metricsOnly(c));
+  h.fail();
+  const Permit first = h.toHalfOpen();
+  CHECK_FALSE(first.bypassed);
+  const Permit second = h.b().tryAcquire();
+  CHECK(second.state == State::HalfOpen);
+  CHECK_FALSE(second.bypassed);
+  const Permit third = h.b().tryAcquire();  // no trial slot left: an enforcing breaker refuses it
+  CHECK(third.admitted);
+  CHECK(third.bypassed);
+  h.b().release(third);  // frees no trial slot
+  CHECK(h.b().snapshot().trialsAdmitted == 2);
+  h.b().onResult(third, Outcome::Retriable, 1ms);  // nor does its failure re-open the breaker
+  CHECK(h.b().state() == State::HalfOpen);
+  h.b().onResult(first, Outcome::Success, 1ms);
+  h.b().onResult(second, Outcome::Success, 1ms);
+  CHECK(h.b().state() == State::Closed);
+  CHECK(h.recorder.names() == std::vector<std::string>{"breaker_open", "breaker_half_open", "breaker_closed"});
+}
+
+TEST_CASE("a metrics-only breaker still refuses every call when forced open") {
+  Harness h(metricsOnly(exactConfig()));
+  h.b().forceOpen();
+  const Permit p = h.b().tryAcquire();
+  CHECK_FALSE(p.admitted);
+  CHECK(h.b().snapshot().totals.rejected == 1);
+  CHECK(h.b().snapshot().totals.bypassed == 0);
 }
 
 }  // namespace

@@ -70,10 +70,10 @@ const std::vector<Coverage>& coverage() {
         "inputs[].multiline.max_bytes", "inputs[].multiline.timeout"}},
       {"the queue keys bound the pipeline's queue", {"queue.max_records", "queue.max_bytes", "queue.when_full"}},
       {"the breaker keys reach the live breaker",
-       {"sinks[].breaker.failure_threshold", "sinks[].breaker.success_threshold", "sinks[].breaker.open_timeout",
-        "sinks[].breaker.max_open_timeout", "sinks[].breaker.backoff_multiplier", "sinks[].breaker.jitter",
-        "sinks[].breaker.half_open_max_calls", "sinks[].breaker.trip_on_throttle", "sinks[].breaker.probe",
-        "sinks[].breaker.window", "sinks[].breaker.window.type", "sinks[].breaker.window.size",
+       {"sinks[].breaker.mode", "sinks[].breaker.failure_threshold", "sinks[].breaker.success_threshold",
+        "sinks[].breaker.open_timeout", "sinks[].breaker.max_open_timeout", "sinks[].breaker.backoff_multiplier",
+        "sinks[].breaker.jitter", "sinks[].breaker.half_open_max_calls", "sinks[].breaker.trip_on_throttle",
+        "sinks[].breaker.probe", "sinks[].breaker.window", "sinks[].breaker.window.type", "sinks[].breaker.window.size",
         "sinks[].breaker.window.min_calls", "sinks[].breaker.window.failure_rate",
         "sinks[].breaker.window.slow_call_rate", "sinks[].breaker.window.slow_call_duration"}},
       {"buffer.type: disk keeps the sink's batches in segment files under state_dir/buffers",
@@ -641,7 +641,8 @@ TEST_CASE("the breaker keys reach the live breaker") {
       "sinks:\n"
       "  - name: out\n"
       "    type: console\n"
-      "    breaker: {failure_threshold: 7, success_threshold: 3, open_timeout: 45s, max_open_timeout: 2h,\n"
+      "    breaker: {mode: metrics_only, failure_threshold: 7, success_threshold: 3, open_timeout: 45s, "
+      "max_open_timeout: 2h,\n"
       "              backoff_multiplier: 1.5, jitter: 0.05, half_open_max_calls: 4, trip_on_throttle: true,\n"
       "              probe: true, window: {type: time, size: 90s, min_calls: 3, failure_rate: 12.5,\n"
       "              slow_call_rate: 7.5, slow_call_duration: 2s}}\n",
@@ -656,6 +657,7 @@ TEST_CASE("the breaker keys reach the live breaker") {
   CHECK(o.halfOpenMaxCalls == 4);
   CHECK(o.tripOnThrottle);
   CHECK(o.probe);
+  CHECK(o.mode == circuit::Mode::MetricsOnly);
   REQUIRE(o.window.has_value());
   CHECK(o.window->type == circuit::WindowType::Time);
   CHECK(o.window->span == 90s);

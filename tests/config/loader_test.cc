@@ -317,6 +317,21 @@ TEST_SUITE("config") {
                    "must be between 0 and 1, found 2");
   }
 
+  TEST_CASE("breaker.mode takes enforce or metrics_only and enforces by default") {
+    const auto result =
+        loaded(withSinks("  - {name: s, type: console}\n"
+                         "  - {name: t, type: console, breaker: {mode: metrics_only}}\n"
+                         "  - {name: u, type: console, breaker: {mode: enforce}}\n"));
+    CHECK(result.config.sinks[0].breaker.mode == BreakerMode::Enforce);
+    CHECK(result.config.sinks[1].breaker.mode == BreakerMode::MetricsOnly);
+    CHECK(result.config.sinks[2].breaker.mode == BreakerMode::Enforce);
+  }
+
+  TEST_CASE("another breaker.mode is rejected at its position") {
+    checkOnlyError(withSinks("  - {name: s, type: console, breaker: {mode: shadow}}\n"), "sinks[0].breaker.mode", 4, 46,
+                   "expected one of enforce, metrics_only; found 'shadow'");
+  }
+
   TEST_CASE("a failure rate of zero is below the allowed range") {
     checkOnlyError(withSinks("  - {name: s, type: console, breaker: {window: {failure_rate: 0}}}\n"),
                    "sinks[0].breaker.window.failure_rate", 4, 63, "must be between 0.01 and 100, found 0");

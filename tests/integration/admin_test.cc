@@ -225,6 +225,9 @@ TEST_CASE("metrics parse as Prometheus text, hold every documented family, and c
                              "logcapture_sink_buffer_records",
                              "logcapture_breaker_time_in_state_seconds",
                              "logcapture_breaker_opens",
+                             "logcapture_breaker_state_seconds",
+                             "logcapture_breaker_mode",
+                             "logcapture_breaker_bypassed",
                              "logcapture_sink_oldest_batch_age_seconds",
                              "logcapture_sink_probes",
                              "logcapture_sink_send_exceptions",
@@ -257,6 +260,11 @@ TEST_CASE("metrics parse as Prometheus text, hold every documented family, and c
   }
   CHECK(first.at("logcapture_breaker_calls_total{result=success,sink=search}") >= 1);
   CHECK(first.at("logcapture_breaker_transitions_total{from=closed,sink=search,to=open}") == 0);
+  CHECK(first.types.at("logcapture_breaker_state_seconds") == "counter");
+  CHECK(first.at("logcapture_breaker_state_seconds_total{sink=search,state=closed}") > 0);
+  CHECK(first.at("logcapture_breaker_state_seconds_total{sink=search,state=open}") == 0);
+  CHECK(first.at("logcapture_breaker_mode{mode=enforce,sink=search}") == 1);
+  CHECK(first.at("logcapture_breaker_mode{mode=metrics_only,sink=search}") == 0);
 
   appendFile(agent.log(), numberedLines(200, 300));
   REQUIRE(agent.until([&] { return metric(agent, sinkKey("logcapture_sink_delivered_records_total")) == 300; }));
@@ -265,6 +273,9 @@ TEST_CASE("metrics parse as Prometheus text, hold every documented family, and c
   CHECK(second.at("logcapture_input_records_total{input=app}") == 300);
   CHECK(second.at("logcapture_input_bytes_total{input=app}") == double(numberedLines(0, 300).size()));
   CHECK(second.at("logcapture_sink_delivered_records_total{sink=search}") == 300);
+  // The current state's time counts up to each scrape, not only at transitions.
+  CHECK(second.at("logcapture_breaker_state_seconds_total{sink=search,state=closed}") >
+        first.at("logcapture_breaker_state_seconds_total{sink=search,state=closed}"));
 }
 
 TEST_CASE("force-open holds a sink's lines in its buffer and auto drains them, each line once") {
@@ -590,7 +601,8 @@ TEST_CASE("health and ready answer JSON, and ready lists an open breaker yet sta
   REQUIRE(agent.post("/api/v1/breakers/search/force-open").status == 200);
   const Answer stillReady = agent.get("/ready");
   CHECK(stillReady.status == 200);
-  CHECK(stillReady.json()["open_breakers"] == Json::array({{{"sink", "search"}, {"state", "forced_open"}}}));
+  CHECK(stillReady.json()["open_breakers"] ==
+        Json::array({{{"sink", "search"}, {"state", "forced_open"}, {"mode", "enforce"}}}));
 }
 
 TEST_CASE("ready answers 503 with the reason while the full queue holds the inputs back") {

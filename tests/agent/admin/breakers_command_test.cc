@@ -25,9 +25,19 @@ TEST_CASE("the breakers table aligns its columns and shows durations and retry t
   const Json breakers = Json::array(
       {view("events", "closed", 3725, 1234567), view("search", "open", 12.7, 0, "2026-11-23T14:15:42.123456789Z")});
   CHECK(logcapture::agent::admin::breakersTable(breakers) ==
-        "SINK    STATE   IN STATE  OPENS  FAILURES  DELIVERED  BUFFERED  ON DISK  DROPPED  NEXT RETRY\n"
-        "events  closed  1h02m     2      7         1234567    40        -        0        -\n"
-        "search  open    12s       2      7         0          40        -        0        2026-11-23T14:15:42Z\n");
+        "SINK    STATE   MODE     IN STATE  OPENS  FAILURES  DELIVERED  BUFFERED  ON DISK  DROPPED  NEXT RETRY\n"
+        "events  closed  enforce  1h02m     2      7         1234567    40        -        0        -\n"
+        "search  open    enforce  12s       2      7         0          40        -        0        "
+        "2026-11-23T14:15:42Z\n");
+}
+
+TEST_CASE("the breakers table shows a metrics-only breaker's mode beside its state") {
+  Json tuned = view("search", "open", 5, 0);
+  tuned["mode"] = "metrics_only";
+  const std::string table =
+      logcapture::agent::admin::breakersTable(Json::array({tuned, view("events", "closed", 5, 0)}));
+  CHECK(table.find("search  open    metrics_only  ") != std::string::npos);
+  CHECK(table.find("events  closed  enforce       ") != std::string::npos);
 }
 
 TEST_CASE("the breakers table shows a disk buffer's records and bytes on disk") {

@@ -9,7 +9,9 @@
 #include <memory>
 #include <string>
 
+#include "agent/admin/breaker_view.h"
 #include "agent/pipeline/pipeline.h"
+#include "agent/runner/sink_runner.h"
 #include "base/log.h"
 #include "config/loader.h"
 #include "tests/support/fixtures.h"
@@ -160,4 +162,35 @@ TEST_CASE("metrics show the records a sink left unsent at the shutdown deadline"
   REQUIRE(waitUntil([&] { return run.sample("logcapture_sink_received_records_total{sink=\"web\"}") == 5; }, 10s));
   run.stop(200ms);
   CHECK(run.sample("logcapture_sink_unsent_at_shutdown_records_total{sink=\"web\"}") == 5);
+}
+
+TEST_CASE("metrics and the breaker view show each breaker's mode and its time in each state up to the read") {
+  Running run("  - {name: app, type: stdin}\n",
+              "  - {name: out, type: console, path: '{dir}/out'}\n"
+              "  - {name: tuned, type: console, path: '{dir}/tuned', breaker: {mode: metrics_only}}\n");
+  CHECK(run.sample("logcapture_breaker_mode{sink=\"out\",mode=\"enforce\"}") == 1);
+  CHECK(run.sample("logcapture_breaker_mode{sink=\"out\",mode=\"metrics_only\"}") == 0);
+  CHECK(run.sample("logcapture_breaker_mode{sink=\"tuned\",mode=\"metrics_only\"}") == 1);
+  CHECK(run.sample("logcapture_breaker_bypassed_total{sink=\"tuned\"}") == 0);
+  const std::string closed = "logcapture_breaker_state_seconds_total{sink=\"tuned\",state=\"closed\"}";
+  const double first = run.sample(closed);
+  CHECK(first >= 0);
+  for (const char* state : {"open", "half_open", "forced_open", "disabled"}) {
+    CHECK(run.sample(std::string("logcapture_breaker_state_seconds_total{sink=\"tuned\",state=\"") + state + "\"}") ==
+          0);
+  }
+  // No transition happens meanwhile: the closed time still grows from one read to the next.
+  CHECK(waitUntil([&] { return run.sample(closed) > first + 0.01; }));
+
+  for (const auto& runner : run.pipeline->runners()) {
+    if (runner->name() != "tuned") continue;
+    runner->breaker().forceOpen();
+    const auto view = logcapture::agent::admin::breakerView(*runner);
+    CHECK(view["mode"] == "metrics_only");
+    CHECK(view["state"] == "forced_open");
+    CHECK(view["state_seconds"]["closed"].get<double>() > first);
+    CHECK(view["state_seconds"].contains("forced_open"));
+    CHECK(view["state_seconds"]["open"].get<double>() == 0);
+    CHECK(view["totals"]["bypassed"] == 0);
+  }
 }

@@ -64,3 +64,21 @@ TEST_CASE("a breaker record that cannot be read is ignored and the breaker start
   feed.offer(*r.runner, 0, 10);
   CHECK(waitUntil([&] { return r.sink->accepted().size() == 10; }));
 }
+
+TEST_CASE("a metrics-only breaker open when its sink stops is open again after a restart, and its sink sends at once") {
+  testing::TempDir dir("logcapture-breaker-record");
+  Feed feed;
+  auto cfg = slowRetryConfig();
+  cfg.breaker.mode = config::BreakerMode::MetricsOnly;
+  {
+    Run down(dir.path, testing::refuseAll, cfg);
+    feed.offer(*down.runner, 0, 20);
+    REQUIRE(waitUntil([&] { return down.runner->breaker().state() == circuit::State::Open; }));
+    REQUIRE(waitUntil([&] { return fs::exists(dir.path / "breakers" / "test.json"); }));
+  }
+  Run again(dir.path, testing::acceptAll, cfg);
+  CHECK(again.runner->breaker().state() == circuit::State::Open);  // reported as an enforcing one would be
+  feed.offer(*again.runner, 20, 40);
+  CHECK(waitUntil([&] { return again.sink->accepted().size() == 20; }));  // long before the saved trial time
+  CHECK(again.runner->breaker().state() == circuit::State::Open);
+}

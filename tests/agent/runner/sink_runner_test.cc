@@ -139,6 +139,47 @@ TEST_CASE("on_open: drop drops and counts what arrives while the breaker is open
   CHECK(f.stats().droppedFor(DropReason::BreakerOpen) > 0);
 }
 
+TEST_CASE("a metrics-only breaker on a sink that is down opens, and every batch is still sent and kept") {
+  auto cfg = sinkConfig();
+  cfg.breaker.mode = config::BreakerMode::MetricsOnly;
+  cfg.breaker.openTimeout = 1h;  // an enforcing breaker would send nothing more for the whole test
+  cfg.breaker.maxOpenTimeout = 1h;
+  cfg.buffer.onOpen = config::OnOpen::Drop;  // and would drop what comes while it is open
+  Fixture f(cfg, down);
+  Feed feed;
+  feed.offer(*f.runner, 0, 50);
+  REQUIRE(waitUntil([&] { return f.runner->breaker().state() == circuit::State::Open; }));
+  const auto atOpen = f.sink->sends();
+  CHECK(waitUntil([&] { return f.sink->sends() >= atOpen + 20; }));
+  CHECK(f.runner->breaker().state() == circuit::State::Open);
+  CHECK(f.stats().droppedFor(DropReason::BreakerOpen) == 0);
+  f.sink->setScript(ok);
+  REQUIRE(waitUntil([&] { return f.stats().delivered == 50; }));
+  CHECK(f.sink->accepted() == feed.expected(0, 50));
+  CHECK(f.runner->breaker().state() == circuit::State::Open);
+}
+
+TEST_CASE("a metrics-only sink whose breaker is open keeps its full buffer as a closed one does, dropping nothing") {
+  auto cfg = sinkConfig();
+  cfg.breaker.mode = config::BreakerMode::MetricsOnly;
+  cfg.breaker.openTimeout = 1h;
+  cfg.breaker.maxOpenTimeout = 1h;
+  cfg.buffer.maxBytes = config::Bytes{200};  // about one batch: the batcher meets a full buffer at once
+  cfg.buffer.whenFull = config::WhenFull::DropNewest;
+  Fixture f(cfg, down);
+  Feed feed;
+  feed.offer(*f.runner, 0, 300);
+  REQUIRE(waitUntil([&] { return f.runner->breaker().state() == circuit::State::Open; }));
+  const auto atOpen = f.sink->sends();
+  REQUIRE(waitUntil([&] { return f.sink->sends() >= atOpen + 10; }));
+  // Enforcing, the open breaker would let the drop policy drop; here no other sink waits, so it waits.
+  CHECK(f.stats().droppedFor(DropReason::BufferFull) == 0);
+  f.sink->setScript(ok);
+  REQUIRE(waitUntil([&] { return feed.committed() == 300; }, 20s));
+  CHECK(f.sink->accepted() == feed.expected(0, 300));
+  CHECK(f.stats().droppedFor(DropReason::BufferFull) == 0);
+}
+
 TEST_CASE("a full buffer drops the newest batches with drop_newest, the oldest with drop_oldest") {
   for (auto policy : {config::WhenFull::DropNewest, config::WhenFull::DropOldest}) {
     CAPTURE(config::enumName(policy));
