@@ -57,7 +57,7 @@ class WrittenKeys {
 // text and compares its strings (a few dozen bytes) instead of escaping them for every record. Compared
 // by value, never by address: a freed source's address may be reused by another.
 struct SourceText {
-  base::Source source;  // the strings the text was made from (fields unused)
+  base::Source source;  // the strings the text was made from
   bool made = false;
   std::string head;        // ,"input":...,"path":... (each only when not empty)
   std::string kubernetes;  // ,"kubernetes":{...}, meaningful when source.pod is not empty
@@ -74,13 +74,8 @@ bool sameStrings(const base::Source& a, const base::Source& b) {
 const SourceText& sourceText(const base::Source& s) {
   thread_local SourceText t;
   if (t.made && sameStrings(t.source, s)) return t;
-  t.source.input = s.input;
-  t.source.path = s.path;
-  t.source.kubeNamespace = s.kubeNamespace;
-  t.source.pod = s.pod;
-  t.source.podUid = s.podUid;
-  t.source.container = s.container;
-  t.source.containerId = s.containerId;
+  t.source = s;
+  t.source.fields.reset();  // not part of the text; kept, it would hold the input's map alive
   t.head.clear();
   if (!s.input.empty()) {
     t.head += R"(,"input":)";

@@ -174,7 +174,9 @@ class Receiver {
     std::deque<std::string> parsed;
     std::vector<std::string_view> records;
     std::string answer = R"({"ok":true})";
+    bool textRecords = true;  // ndjson and bulk lines; Loki pushes and JSON arrays are parsed whole below
     if (endsWith(req.path, "/loki/api/v1/push")) {
+      textRecords = false;
       const Json j = Json::parse(body, nullptr, false);
       if (j.is_discarded() || !j.contains("streams")) return reply(res, 400, R"({"error":"not a Loki push"})");
       for (const auto& stream : j["streams"]) {
@@ -204,16 +206,14 @@ class Receiver {
       }
       answer = Json{{"took", 0}, {"errors", errors}, {"items", items}}.dump();
     } else if (req.get_header_value("Content-Type").starts_with("application/json")) {
+      textRecords = false;
       const Json j = Json::parse(body, nullptr, false);
       if (!j.is_array()) return reply(res, 400, R"({"error":"expected a JSON array"})");
       for (const auto& element : j) records.push_back(parsed.emplace_back(asLine(element)));
     } else {
       records = lines(body);
     }
-    // Loki pushes and JSON arrays were parsed whole above; ndjson and bulk lines are text until here.
-    const bool lineRecords = !endsWith(req.path, "/loki/api/v1/push") &&
-                             !req.get_header_value("Content-Type").starts_with("application/json");
-    if (parse_ && lineRecords) {
+    if (parse_ && textRecords) {
       for (std::size_t i = 0; i < records.size(); ++i) {
         if (isJsonObject(records[i])) continue;
         {

@@ -42,7 +42,7 @@ void SinkBuffer::add(PendingBatch&& b, bool front) {
   stats_.batches += 1;
   stats_.records += b.batch.size();
   stats_.bytes += b.batch.bytes();
-  auto& lane = lanes_[b.lane % lanes_.size()];
+  auto& lane = lanes_[laneOf(b)];
   if (front) {
     lane.push_front(std::move(b));
   } else {
@@ -63,6 +63,7 @@ SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<Pending
                                         const std::function<bool()>& mayDrop) {
   if (disk_) [[unlikely]]
     return disk_->push(batch, evicted, mayDrop);
+  const std::uint32_t lane = laneOf(batch);
   std::unique_lock lock(mutex_);
   auto fits = [&] { return stats_.batches == 0 || stats_.bytes + batch.batch.bytes() <= maxBytes_; };
   if (closed_) return PushResult::Closed;
@@ -76,7 +77,7 @@ SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<Pending
   if (!fits()) {
     switch (whenFull_) {
       case config::WhenFull::Block:
-        blockedPush_ = BlockedPush{batch.batch.bytes(), batch.lane % static_cast<std::uint32_t>(lanes_.size())};
+        blockedPush_ = BlockedPush{batch.batch.bytes(), lane};
         room_.wait(lock, [&] { return closed_ || fits(); });
         blockedPush_.reset();
         if (closed_) return PushResult::Closed;
@@ -98,7 +99,6 @@ SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<Pending
         break;
     }
   }
-  const std::uint32_t lane = batch.lane % lanes_.size();
   add(std::move(batch), false);
   lock.unlock();
   laneReady_[lane].notify_all();
@@ -108,7 +108,7 @@ SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<Pending
 void SinkBuffer::pushFront(PendingBatch&& batch) {
   if (disk_) [[unlikely]]
     return disk_->pushFront(std::move(batch));
-  const std::uint32_t lane = batch.lane % lanes_.size();
+  const std::uint32_t lane = laneOf(batch);
   {
     std::lock_guard lock(mutex_);
     add(std::move(batch), true);
@@ -119,7 +119,7 @@ void SinkBuffer::pushFront(PendingBatch&& batch) {
 void SinkBuffer::admit(PendingBatch&& batch) {
   if (disk_) [[unlikely]]
     return disk_->admit(std::move(batch));
-  const std::uint32_t lane = batch.lane % lanes_.size();
+  const std::uint32_t lane = laneOf(batch);
   {
     std::lock_guard lock(mutex_);
     add(std::move(batch), false);

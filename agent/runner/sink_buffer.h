@@ -132,6 +132,7 @@ class SinkBuffer {
   std::optional<DiskBufferStats> diskStats() const;
 
  private:
+  std::uint32_t laneOf(const PendingBatch& b) const { return b.lane % static_cast<std::uint32_t>(lanes_.size()); }
   void add(PendingBatch&& b, bool front);
   void notifyAll();  // every waiting push and pop, to look again (a wake, a close)
   void secureOnDisk(PendingBatch& batch);
