@@ -374,6 +374,7 @@ struct SinkConfig {
   BreakerConfig breaker;
   BufferConfig buffer;
   DeadLetterConfig deadLetter;
+  std::string fallback;   // empty: none
   SinkSettings settings;  // the keys of `type`, flat in the same mapping
 };
 // The common keys; the loader adds the keys of the sink's type (sinks/registry.h) to the same mapping.
@@ -390,6 +391,10 @@ void describe(V& v, SinkConfig& c) {
   v.section("breaker", c.breaker);
   v.section("buffer", c.buffer);
   v.section("dead_letter", c.deadLetter);
+  v.field("fallback", c.fallback,
+          "name of the sink that takes this sink's batches while its breaker is open (forced open too); when "
+          "that one's breaker is open as well, and it has no fallback of its own that takes them, they wait here "
+          "as without one");
   describeSettings(v, c);
 }
 void check(Section& s, SinkConfig& c);
