@@ -382,7 +382,9 @@ template <class V>
 void describe(V& v, SinkConfig& c) {
   v.field("name", c.name, "unique name; metrics, breaker API and state files use it", Flags{.required = true});
   v.field("type", c.type, sinkTypeList(), Flags{.required = true});
-  v.field("inputs", c.inputs, "names of the inputs routed to this sink; absent: all inputs");
+  v.field("inputs", c.inputs,
+          "names of the inputs routed to this sink; absent: all inputs; []: none, for a sink that only takes "
+          "another sink's batches as its fallback");
   v.field("encoding", c.encoding, "json: an object with @timestamp, message and fields; raw: the line");
   v.section("batch", c.batch);
   v.field("workers", c.workers, "concurrent sends", Limits<std::uint32_t>{.min = 1, .max = 64});

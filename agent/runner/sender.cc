@@ -87,6 +87,7 @@ void Sender::run(PendingBatch&& pb) {
       return;
     }
     if (yieldsTrial(pb)) {
+      if (failOver(pb)) return;  // the fresher lanes still take the trials
       buffer.pushFront(std::move(pb));
       pauseForBreaker();
       return;

@@ -11,7 +11,9 @@
 #include <memory>
 #include <mutex>
 
+#include "agent/pipeline/pipeline.h"
 #include "agent/runner/sink_runner.h"
+#include "config/loader.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/scripted_sink.h"
 
@@ -193,5 +195,41 @@ TEST_SUITE("fallback") {
     // Started again on the same directory: nothing is left to send.
     Runner again(dir.path, testing::scriptedDiskSinkConfig("primary"), ok);
     CHECK(again.runner->diskBufferStats()->replayed == 0);
+  }
+
+  TEST_CASE("a reload that rebuilds the fallback sink links the failing sink to the new one") {
+    testing::TempDir dir("logcapture-fallback");
+    const auto configWith = [&](const std::string& spareOut) {
+      const std::string yaml = "agent: {state_dir: '" + (dir.path / "state").string() + "'}\n" +
+                               "inputs: [{name: app, type: file, start_at: beginning, paths: ['" +
+                               (dir.path / "app.log").string() + "']}]\n" +
+                               "sinks:\n"
+                               "  - {name: primary, type: console, path: '" +
+                               (dir.path / "primary.out").string() +
+                               "', batch: {linger: 1ms}, fallback: spare}\n"
+                               "  - {name: spare, type: console, inputs: [], encoding: raw, path: '" +
+                               (dir.path / spareOut).string() + "', batch: {linger: 1ms}}\n";
+      return config::loadString(yaml, "fallback.yaml", dir.path).config;
+    };
+    auto pipeline = Pipeline::build(configWith("spare-a.out"));
+    REQUIRE(pipeline);
+    const auto primary = pipeline->runners().at(0);
+    primary->breaker().forceOpen();
+    testing::appendFile(dir.path / "app.log", "one\n");
+    REQUIRE(pipeline->start());
+    REQUIRE(waitUntil([&] { return testing::fileLines(dir.path / "spare-a.out").size() == 1; }, 10s));
+
+    // The spare is rebuilt (its path changed); the primary stays, and its link follows the new spare.
+    const auto oldSpare = pipeline->runners().at(1);
+    REQUIRE(pipeline->reload(configWith("spare-b.out"), std::chrono::steady_clock::now() + 5s).applied);
+    CHECK(pipeline->runners().at(0) == primary);
+    CHECK(pipeline->runners().at(1) != oldSpare);
+    CHECK(primary->fallbackName() == "spare");
+    testing::appendFile(dir.path / "app.log", "two\n");
+    REQUIRE(waitUntil([&] { return testing::fileLines(dir.path / "spare-b.out").size() == 1; }, 10s));
+    CHECK(testing::fileLines(dir.path / "spare-b.out") == std::vector<std::string>{"two"});
+    CHECK(testing::fileLines(dir.path / "spare-a.out") == std::vector<std::string>{"one"});
+    CHECK(primary->stats().failedOverFor(FailoverReason::ForcedOpen) == 2);
+    pipeline->stop(std::chrono::steady_clock::now() + 5s);
   }
 }
