@@ -77,7 +77,9 @@ constexpr Family kSinkDelivered{"logcapture_sink_delivered_records_total", T::Co
 constexpr Family kSinkDropped{"logcapture_sink_dropped_records_total", T::Counter, "Records dropped, by reason."};
 constexpr Family kSinkDeadLetter{"logcapture_sink_dead_letter_records_total", T::Counter,
                                  "Records written to the sink's dead-letter file."};
-constexpr Family kSinkBufferBytes{"logcapture_sink_buffer_bytes", T::Gauge, "Encoded bytes in the sink's buffer."};
+constexpr Family kSinkBufferBytes{
+    "logcapture_sink_buffer_bytes", T::Gauge,
+    "Bytes the batches in the sink's buffer hold: in memory, their encodings and lines; on disk, their encodings."};
 constexpr Family kSinkBufferRecords{"logcapture_sink_buffer_records", T::Gauge, "Records in the sink's buffer."};
 constexpr Family kSinkBufferBatches{"logcapture_sink_buffer_batches", T::Gauge, "Batches in the sink's buffer."};
 // Disk buffers (buffer.type: disk), one sample per sink that has one.
