@@ -23,6 +23,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -37,6 +38,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "bench/agent_child.h"
@@ -65,44 +67,26 @@ struct Options {
   std::string agent = LOGCAPTURE_BINARY;
 };
 
-[[noreturn]] void usage(const char* self) {
-  std::fprintf(stderr,
-               "usage: %s [--dir DIR] [--runs 3] [--quiet 20] [--settle 1] [--files 50] [--lines 5] [--admin on|off] "
-               "[--agent PATH]\n",
-               self);
-  std::exit(2);
-}
-
-Options parseArgs(int argc, char** argv) {
+// The command line, or an exit code: CLI11 prints the help or what is wrong.
+std::variant<Options, int> parseArgs(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(argv[0]);
-      return argv[++i];
-    };
-    if (a == "--dir") {
-      o.dir = value();
-    } else if (a == "--runs") {
-      o.runs = std::max(1, std::atoi(value().c_str()));
-    } else if (a == "--quiet") {
-      o.quietSeconds = std::max(1, std::atoi(value().c_str()));
-    } else if (a == "--settle") {
-      o.settleSeconds = std::max(0, std::atoi(value().c_str()));
-    } else if (a == "--files") {
-      o.files = std::max(1, std::atoi(value().c_str()));
-    } else if (a == "--lines") {
-      o.lines = std::max(1, std::atoi(value().c_str()));
-    } else if (a == "--agent") {
-      o.agent = value();
-    } else if (a == "--admin") {
-      const std::string v = value();
-      if (v != "on" && v != "off") usage(argv[0]);
-      o.admin = v == "on";
-    } else {
-      usage(argv[0]);
-    }
+  CLI::App app{"logcapture idle bench: the CPU an agent tailing quiet files uses"};
+  std::string admin = "on";
+  app.add_option("--dir", o.dir, "where the files and each run's state go");
+  app.add_option("--runs", o.runs, "measured runs")->check(CLI::PositiveNumber);
+  app.add_option("--quiet", o.quietSeconds, "seconds measured while nothing is written")->check(CLI::PositiveNumber);
+  app.add_option("--settle", o.settleSeconds, "seconds after the first lines arrived, not measured")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--files", o.files, "files tailed")->check(CLI::PositiveNumber);
+  app.add_option("--lines", o.lines, "lines in each file at the start")->check(CLI::PositiveNumber);
+  app.add_option("--admin", admin, "the admin server")->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--agent", o.agent, "the agent binary");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   }
+  o.admin = admin == "on";
   return o;
 }
 
@@ -257,7 +241,9 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parseArgs(argc, argv);
+  const auto parsed = parseArgs(argc, argv);
+  if (const int* exitCode = std::get_if<int>(&parsed)) return *exitCode;
+  const Options& o = std::get<Options>(parsed);
   ::signal(SIGPIPE, SIG_IGN);
   fs::create_directories(o.dir);
   std::printf("idle agent: %d files x %d lines, console (/dev/null) + http sinks, admin %s, %d s quiet, %d runs\n",

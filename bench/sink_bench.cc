@@ -49,6 +49,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -65,6 +66,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "bench/agent_child.h"
@@ -120,95 +122,49 @@ struct Case {
   }
 };
 
-[[noreturn]] void usage(const char* self) {
-  std::fprintf(
-      stderr,
-      "usage: %s [--dir DIR] [--sink http|redis|kafka|all] [--runs 3] [--lines 2000000] [--perf] "
-      "[--perf-call-graph fp|dwarf|lbr] [--buffer 'when_full: block, max_bytes: 16MiB'] [--sink-options "
-      "'workers: 4, ...'] [--input-format raw|json] [--kafka-partitions 1,4,16] [--kafka-keys "
-      "keyless,keyed] [--kafka-key '{{level}}'] [--files 1,100,1000,10000] [--max-open-files N] [--agent PATH] "
-      "[--kafka-broker PATH] [--receiver parse|count]\n",
-      self);
-  std::exit(2);
-}
-
-// A comma-separated list of positive counts ("1,4,16").
-std::vector<int> counts(const std::string& text, const char* self) {
-  std::vector<int> out;
-  std::istringstream list(text);
-  for (std::string item; std::getline(list, item, ',');) {
-    const int n = std::atoi(item.c_str());
-    if (n < 1) usage(self);
-    out.push_back(n);
-  }
-  if (out.empty()) usage(self);
-  return out;
-}
-
-Options parseArgs(int argc, char** argv) {
+// The command line, or an exit code: CLI11 prints the help or what is wrong.
+std::variant<Options, int> parseArgs(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(argv[0]);
-      return argv[++i];
-    };
-    if (a == "--dir") {
-      o.dir = value();
-    } else if (a == "--sink") {
-      const std::string s = value();
-      if (s == "all") {
-        o.sinks = {"http", "redis", "kafka"};
-      } else if (s == "http" || s == "redis" || s == "kafka") {
-        o.sinks = {s};
-      } else {
-        usage(argv[0]);
-      }
-    } else if (a == "--runs") {
-      o.runs = std::max(1, std::atoi(value().c_str()));
-    } else if (a == "--lines") {
-      o.lines = std::max<std::uint64_t>(1, std::strtoull(value().c_str(), nullptr, 10));
-    } else if (a == "--buffer") {
-      o.buffer = value();
-    } else if (a == "--sink-options") {
-      o.sinkOptions = value();
-    } else if (a == "--input-format") {
-      o.inputFormat = value();
-      if (o.inputFormat != "raw" && o.inputFormat != "json") usage(argv[0]);
-    } else if (a == "--kafka-partitions") {
-      o.kafkaPartitions = counts(value(), argv[0]);
-    } else if (a == "--files") {
-      o.files = counts(value(), argv[0]);
-    } else if (a == "--max-open-files") {
-      const long n = std::atol(value().c_str());
-      if (n < 1) usage(argv[0]);
-      o.maxOpenFiles = static_cast<std::uint32_t>(n);
-    } else if (a == "--kafka-keys") {
-      o.kafkaKeyed.clear();
-      std::istringstream list(value());
-      for (std::string item; std::getline(list, item, ',');) {
-        if (item != "keyless" && item != "keyed") usage(argv[0]);
-        o.kafkaKeyed.push_back(item == "keyed");
-      }
-      if (o.kafkaKeyed.empty()) usage(argv[0]);
-    } else if (a == "--kafka-key") {
-      o.kafkaKey = value();
-    } else if (a == "--agent") {
-      o.agent = value();
-    } else if (a == "--kafka-broker") {
-      o.kafkaBroker = value();
-    } else if (a == "--receiver") {
-      const std::string r = value();
-      if (r != "parse" && r != "count") usage(argv[0]);
-      o.receiverParses = r == "parse";
-    } else if (a == "--perf") {
-      o.perf = true;
-    } else if (a == "--perf-call-graph") {
-      o.perfCallGraph = value();
-    } else {
-      usage(argv[0]);
-    }
+  CLI::App app{"logcapture sink bench: the real agent ships 2,000,000 lines to each destination"};
+  std::string sink = "all";
+  std::vector<std::string> keys = {"keyless", "keyed"};
+  std::string receiver = "parse";
+  app.add_option("--dir", o.dir, "where the data files and each run's state go (kept)");
+  app.add_option("--sink", sink, "the destinations measured")->check(CLI::IsMember({"http", "redis", "kafka", "all"}));
+  app.add_option("--runs", o.runs, "measured runs per case")->check(CLI::PositiveNumber);
+  app.add_option("--lines", o.lines, "lines in the data")->check(CLI::PositiveNumber);
+  app.add_flag("--perf", o.perf, "one more run per case under perf record, not counted");
+  app.add_option("--perf-call-graph", o.perfCallGraph, "perf record's --call-graph")
+      ->check(CLI::IsMember({"fp", "dwarf", "lbr"}));
+  app.add_option("--buffer", o.buffer, "the sink's buffer section, e.g. 'when_full: block, max_bytes: 16MiB'");
+  app.add_option("--sink-options", o.sinkOptions, "more keys for the sink entry, e.g. 'workers: 4'");
+  app.add_option("--input-format", o.inputFormat, "raw: the mixed lines as text; json: every line an object")
+      ->check(CLI::IsMember({"raw", "json"}));
+  app.add_option("--kafka-partitions", o.kafkaPartitions, "a case per partition count, e.g. 1,4,16")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+  app.add_option("--kafka-keys", keys, "keyless, keyed or both")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"keyless", "keyed"}));
+  app.add_option("--kafka-key", o.kafkaKey, "the key template of the keyed cases");
+  app.add_option("--files", o.files, "a case per count of files the lines are split over, e.g. 1,1000")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-open-files", o.maxOpenFiles, "the file input's max_open_files (default: the agent's)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--agent", o.agent, "the agent binary");
+  app.add_option("--kafka-broker", o.kafkaBroker, "the Kafka test broker binary");
+  app.add_option("--receiver", receiver, "parse: the HTTP receiver parses every record; count: it counts lines")
+      ->check(CLI::IsMember({"parse", "count"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
   }
+  o.sinks = sink == "all" ? std::vector<std::string>{"http", "redis", "kafka"} : std::vector<std::string>{sink};
+  o.kafkaKeyed.clear();
+  for (const auto& k : keys) o.kafkaKeyed.push_back(k == "keyed");
+  o.receiverParses = receiver == "parse";
   return o;
 }
 
@@ -693,7 +649,9 @@ void raiseDescriptorLimit() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parseArgs(argc, argv);
+  const auto parsed = parseArgs(argc, argv);
+  if (const int* exitCode = std::get_if<int>(&parsed)) return *exitCode;
+  const Options& o = std::get<Options>(parsed);
   // A destination that dies mid-run must not kill the bench through a broken pipe.
   ::signal(SIGPIPE, SIG_IGN);
   fs::create_directories(o.dir);

@@ -332,8 +332,9 @@ void describe(V& v, BufferConfig& c) {
           "memory; disk: memory first, then segment files under state_dir/buffers/<sink>/ for batches that "
           "wait (a destination down or behind), sent first after a restart");
   v.field("max_bytes", c.maxBytes,
-          "memory: encoded bytes buffered for this sink at most, the records staying in memory too (about twice "
-          "this in all); disk: bytes of its segment files and of the batches waiting in memory at most",
+          "memory: the memory the batches waiting for this sink hold at most: their encodings, the lines they "
+          "came from, and 60 bytes a record; disk: bytes of its segment files and of the batches waiting in "
+          "memory at most",
           Limits<Bytes>{.min = 64_KiB, .max = Bytes{1ull << 40}});
   v.field("on_open", c.onOpen, "while the breaker is open: buffer batches, or drop and count them");
   v.field("when_full", c.whenFull,

@@ -62,6 +62,10 @@ constexpr Family kInputDecoderTruncated{"logcapture_input_decoder_truncated_reco
 // The queue between the inputs and the sinks.
 constexpr Family kQueueRecords{"logcapture_queue_records", T::Gauge, "Records waiting in the queue."};
 constexpr Family kQueueBytes{"logcapture_queue_bytes", T::Gauge, "Message bytes waiting in the queue."};
+constexpr Family kQueueMaxRecords{"logcapture_queue_max_records", T::Gauge,
+                                  "The queue's bound in records (queue.max_records)."};
+constexpr Family kQueueMaxBytes{"logcapture_queue_max_bytes", T::Gauge,
+                                "The queue's bound in message bytes (queue.max_bytes)."};
 constexpr Family kQueueBlocked{"logcapture_queue_blocked", T::Gauge,
                                "1 while the full queue holds its inputs back (when_full: block)."};
 constexpr Family kQueueBlockedPushes{"logcapture_queue_blocked_pushes_total", T::Counter,
@@ -81,7 +85,9 @@ constexpr Family kSinkFallback{"logcapture_sink_fallback_records_total", T::Coun
                                "open (breaker_open, forced_open)."};
 constexpr Family kSinkDeadLetter{"logcapture_sink_dead_letter_records_total", T::Counter,
                                  "Records written to the sink's dead-letter file."};
-constexpr Family kSinkBufferBytes{"logcapture_sink_buffer_bytes", T::Gauge, "Encoded bytes in the sink's buffer."};
+constexpr Family kSinkBufferBytes{
+    "logcapture_sink_buffer_bytes", T::Gauge,
+    "Bytes the batches in the sink's buffer hold: in memory, their encodings and lines; on disk, their encodings."};
 constexpr Family kSinkBufferRecords{"logcapture_sink_buffer_records", T::Gauge, "Records in the sink's buffer."};
 constexpr Family kSinkBufferBatches{"logcapture_sink_buffer_batches", T::Gauge, "Batches in the sink's buffer."};
 // Disk buffers (buffer.type: disk), one sample per sink that has one.
@@ -302,6 +308,8 @@ void writeQueue(PrometheusText& out, const RecordQueue& queue) {
   const QueueStats s = queue.stats();
   out.single(kQueueRecords, s.records);
   out.single(kQueueBytes, s.bytes);
+  out.single(kQueueMaxRecords, queue.maxRecords());
+  out.single(kQueueMaxBytes, queue.maxBytes());
   out.single(kQueueBlocked, std::uint64_t{queue.blocked() ? 1u : 0u});
   out.single(kQueueBlockedPushes, s.blockedPushes);
   out.family(kQueueDropped);

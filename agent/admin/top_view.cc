@@ -177,6 +177,10 @@ std::optional<QueueFigures> queueFigures(const std::vector<MetricSample>& metric
       (queue ? *queue : queue.emplace()).records = count(m.value);
     } else if (m.name == "logcapture_queue_bytes") {
       (queue ? *queue : queue.emplace()).bytes = count(m.value);
+    } else if (m.name == "logcapture_queue_max_records") {
+      (queue ? *queue : queue.emplace()).maxRecords = count(m.value);
+    } else if (m.name == "logcapture_queue_max_bytes") {
+      (queue ? *queue : queue.emplace()).maxBytes = count(m.value);
     } else if (m.name == "logcapture_queue_blocked") {
       (queue ? *queue : queue.emplace()).blocked = m.value > 0;
     }
@@ -343,6 +347,12 @@ std::vector<ScreenRow> renderTop(const TopScreen& screen) {
       ScreenRow queue{{{"QUEUE  ", Tone::Heading},
                        {quantity(double(q.records)) + " records, " + bytes(double(q.bytes)), Tone::Plain}},
                       false};
+      // Full is whichever bound is nearer.
+      if (q.maxRecords > 0 && q.maxBytes > 0) {
+        const double fill = std::max(double(q.records) / double(q.maxRecords), double(q.bytes) / double(q.maxBytes));
+        queue.spans.push_back(
+            {"  " + std::to_string(static_cast<int>(std::min(fill, 1.0) * 100)) + "% full", Tone::Plain});
+      }
       if (q.blocked) queue.spans.push_back({"  full: inputs wait", Tone::Warning});
       rows.push_back({std::move(queue), false});
     }

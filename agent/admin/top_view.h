@@ -41,6 +41,8 @@ struct InputFigures {
 struct QueueFigures {
   std::uint64_t records = 0;
   std::uint64_t bytes = 0;
+  std::uint64_t maxRecords = 0;  // 0: not known (an agent without the bound's metric)
+  std::uint64_t maxBytes = 0;
   bool blocked = false;
 };
 

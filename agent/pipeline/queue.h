@@ -69,6 +69,9 @@ class RecordQueue {
   // True while a producer waits for room (the queue is blocking its inputs).
   bool blocked() const { return waitingProducers_.load(std::memory_order_relaxed) > 0; }
   QueueStats stats() const;
+  // The bounds (queue.max_records, queue.max_bytes), fixed at construction.
+  std::uint64_t maxRecords() const { return maxRecords_; }
+  std::uint64_t maxBytes() const { return maxBytes_; }
 
  private:
   bool fits(const Chunk& c) const;

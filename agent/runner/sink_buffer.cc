@@ -41,7 +41,7 @@ void SinkBuffer::secureOnDisk(PendingBatch& batch) { disk_->secure(batch); }
 void SinkBuffer::add(PendingBatch&& b, bool front) {
   stats_.batches += 1;
   stats_.records += b.batch.size();
-  stats_.bytes += b.batch.bytes();
+  stats_.bytes += heldBytes(b);
   auto& lane = lanes_[laneOf(b)];
   if (front) {
     lane.push_front(std::move(b));
@@ -55,7 +55,7 @@ PendingBatch SinkBuffer::takeFront(std::uint32_t lane) {
   lanes_[lane].pop_front();
   stats_.batches -= 1;
   stats_.records -= b.batch.size();
-  stats_.bytes -= b.batch.bytes();
+  stats_.bytes -= heldBytes(b);
   return b;
 }
 
@@ -64,8 +64,9 @@ SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<Pending
   if (disk_) [[unlikely]]
     return disk_->push(batch, evicted, mayDrop);
   const std::uint32_t lane = laneOf(batch);
+  const std::uint64_t held = heldBytes(batch);
   std::unique_lock lock(mutex_);
-  auto fits = [&] { return stats_.batches == 0 || stats_.bytes + batch.batch.bytes() <= maxBytes_; };
+  auto fits = [&] { return stats_.batches == 0 || stats_.bytes + held <= maxBytes_; };
   if (closed_) return PushResult::Closed;
   if (whenFull_ != config::WhenFull::Block) {
     // mayDrop() turns true without a notification (a breaker opening, the fan-out starting to wait).
@@ -77,7 +78,7 @@ SinkBuffer::PushResult SinkBuffer::push(PendingBatch& batch, std::vector<Pending
   if (!fits()) {
     switch (whenFull_) {
       case config::WhenFull::Block:
-        blockedPush_ = BlockedPush{batch.batch.bytes(), lane};
+        blockedPush_ = BlockedPush{held, lane};
         room_.wait(lock, [&] { return closed_ || fits(); });
         blockedPush_.reset();
         if (closed_) return PushResult::Closed;

@@ -1,10 +1,10 @@
 #pragma once
 
 // The batches of one sink waiting for a send: the backlog while its breaker is open, and the hand-off
-// from its batcher to its workers the rest of the time. Bounded in encoded bytes (buffer.max_bytes)
-// with the sink's when_full policy, which applies whenever it is full: the sink's breaker is open, or
-// the destination is healthy but slower than the inputs. Batches live in lanes, one per worker: records
-// of one source always go to the same lane, and a lane is sent in order, so each file arrives in order
+// from its batcher to its workers the rest of the time. Bounded in the memory its batches hold
+// (buffer.max_bytes, counted by heldBytes) with the sink's when_full policy, which applies whenever it is full: the
+// sink's breaker is open, or the destination is healthy but slower than the inputs. Batches live in lanes, one per
+// worker: records of one source always go to the same lane, and a lane is sent in order, so each file arrives in order
 // at every sink.
 //
 // In memory, or on disk (buffer.type: disk): then every call goes to a DiskBuffer (disk_buffer.h), which
@@ -72,10 +72,18 @@ struct PendingBatch {
   }
 };
 
+// The memory a batch keeps while it waits: its encoding, the lines it was encoded from (counted as
+// its encoding again: an encoding is seldom shorter than its line) and, per record, its fields (48
+// bytes) and its place in the batch (12). A memory buffer counts this against buffer.max_bytes, so
+// the bound is one on memory, not on encoded bytes alone, which were about half of it.
+inline std::uint64_t heldBytes(const PendingBatch& b) {
+  return 2 * b.batch.bytes() + 60 * std::uint64_t(b.batch.size());
+}
+
 struct SinkBufferStats {
   std::uint64_t batches = 0;
   std::uint64_t records = 0;
-  std::uint64_t bytes = 0;
+  std::uint64_t bytes = 0;  // memory: heldBytes of the batches waiting; disk: their encoded bytes
 };
 
 class SinkBuffer {

@@ -219,6 +219,8 @@ TEST_CASE("metrics parse as Prometheus text, hold every documented family, and c
                              "logcapture_input_files_open",
                              "logcapture_input_files_waiting",
                              "logcapture_queue_bytes",
+                             "logcapture_queue_max_records",
+                             "logcapture_queue_max_bytes",
                              "logcapture_sink_batches_in_flight",
                              "logcapture_sink_retries",
                              "logcapture_sink_sends",

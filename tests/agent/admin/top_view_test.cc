@@ -53,6 +53,8 @@ std::string metricsText(std::uint64_t records, std::uint64_t bytes) {
          "logcapture_input_lag_bytes{input=\"app\"} 2048\n"
          "logcapture_queue_records 12\n"
          "logcapture_queue_bytes 1536\n"
+         "logcapture_queue_max_records 100\n"
+         "logcapture_queue_max_bytes 65536\n"
          "logcapture_queue_blocked 0\n";
 }
 
@@ -119,7 +121,8 @@ TEST_CASE("top computes an input's lines and bytes per second from two samples a
   CHECK(rowText(*app) == "app    250      10.0KiB/s  2.0KiB");
   const ScreenRow* queue = rowOf(rows, "QUEUE");
   REQUIRE(queue != nullptr);
-  CHECK(rowText(*queue) == "QUEUE  12 records, 1.5KiB");
+  // 12 of 100 records is nearer its bound than 1.5KiB of 64KiB.
+  CHECK(rowText(*queue) == "QUEUE  12 records, 1.5KiB  12% full");
 }
 
 TEST_CASE("top shows a dash for rates until it has two samples") {

@@ -71,7 +71,7 @@ TEST_CASE("a wake of the buffer is not used up by a pop that returns a batch") {
 
 namespace {
 
-// A batch of `bytes` encoded bytes (records are not needed by the buffer's accounting).
+// A batch of `bytes` encoded bytes and no records.
 PendingBatch sizedBatchIn(std::uint32_t lane, std::size_t bytes) {
   PendingBatch pb = batchIn(lane);
   pb.batch.encoded.assign(bytes, 'x');
@@ -84,7 +84,7 @@ TEST_CASE("a push blocked on a full buffer is told once it fits when its lane's 
   // Eight batches fill lane 0; one taken frees an eighth, short of the quarter that wakes a push in
   // general, but the push waits for lane 1, which is empty: its worker would sit idle.
   constexpr std::size_t kBatch = 1000;
-  SinkBuffer buffer(2, 8 * kBatch, logcapture::config::WhenFull::Block);
+  SinkBuffer buffer(2, 8 * heldBytes(sizedBatchIn(0, kBatch)), logcapture::config::WhenFull::Block);
   std::vector<PendingBatch> evicted;
   for (int i = 0; i < 8; ++i) {
     PendingBatch pb = sizedBatchIn(0, kBatch);
@@ -105,4 +105,25 @@ TEST_CASE("a push blocked on a full buffer is told once it fits when its lane's 
   CHECK(pushed.load());
   buffer.close();
   pusher.join();
+}
+
+TEST_CASE("a memory buffer counts the lines its batches were encoded from against max_bytes") {
+  // Two batches of 10,000 encoded bytes and 100 records each hold about 2 x 26,000 bytes: their
+  // encodings, their lines and their records' fields. A bound of 40,000 takes one of them, not both.
+  SinkBuffer buffer(1, 40000, logcapture::config::WhenFull::DropNewest);
+  const logcapture::base::Record record;
+  auto batch = [&] {
+    PendingBatch pb = sizedBatchIn(0, 10000);
+    pb.batch.records.assign(100, &record);
+    return pb;
+  };
+  std::vector<PendingBatch> evicted;
+  PendingBatch first = batch();
+  REQUIRE(buffer.push(first, evicted, [] { return true; }) == SinkBuffer::PushResult::Accepted);
+  CHECK(buffer.stats().bytes == 2 * 10000 + 60 * 100);
+  PendingBatch second = batch();
+  CHECK(buffer.push(second, evicted, [] { return true; }) == SinkBuffer::PushResult::Dropped);
+  PendingBatch out;
+  REQUIRE(buffer.pop(0, out, Clock::now()));
+  CHECK(buffer.stats().bytes == 0);
 }
