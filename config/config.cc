@@ -223,6 +223,15 @@ void checkFallbacks(Section& s, const std::vector<SinkConfig>& sinks, const std:
     } else if (it->second == i) {
       s.errorAt(at(i, "fallback"),
                 "sink '" + to + "' names itself as its fallback; name another sink, or remove the key");
+    } else if (sinks[it->second].buffer.type == BufferType::Disk) {
+      // A fallback holds what it takes in memory: the failing sink keeps its own batches on its disk
+      // (it writes one there before handing it over), and a second disk buffer would hold frames of
+      // the first that it cannot tell from its own.
+      s.errorAt(at(i, "fallback"), "sink '" + to + "' has buffer.type: disk, and a fallback buffers in memory; give '" +
+                                       to +
+                                       "' a memory buffer (this sink's own disk buffer keeps what waits), or name "
+                                       "another sink");
+      isFallback[it->second] = true;
     } else {
       isFallback[it->second] = true;
       valid[i] = true;

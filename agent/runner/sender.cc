@@ -73,6 +73,9 @@ bool Sender::failOver(PendingBatch& pb, std::uint32_t hops) {
   if (fallback_ == nullptr || !fallback_->linked()) return false;
   const auto state = parts_.breaker.state();
   if (state != circuit::State::Open && state != circuit::State::ForcedOpen) return false;
+  // A disk buffer writes the batch first, as for a batch that waits outside it: the fallback holds it in
+  // memory, and stdin lines or lines of a deleted file must survive a crash meanwhile.
+  parts_.buffer.secure(pb);
   return fallback_->handOver(
       pb, state == circuit::State::ForcedOpen ? FailoverReason::ForcedOpen : FailoverReason::BreakerOpen, hops);
 }

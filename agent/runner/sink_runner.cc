@@ -109,11 +109,41 @@ bool SinkRunner::takeOver(PendingBatch& pb, std::uint32_t hops) {
   if (!accepting_.load()) return false;
   // Within the bound, as a push would be, without waiting or dropping: refused, it waits where it is.
   const SinkBufferStats held = buffer_.stats();
-  if (held.batches > 0 && held.bytes + pb.batch.bytes() > cfg_.buffer.maxBytes.value) return false;
+  if (held.batches > 0 && held.bytes + heldBytes(pb) > cfg_.buffer.maxBytes.value) return false;
   PendingBatch taken = reencoded(std::move(pb), cfg_.encoding);
-  taken.lane %= lanes_;
   report_.stats().received.fetch_add(records, std::memory_order_relaxed);
-  buffer_.admit(std::move(taken));
+  // Into this sink's own lanes, as its batcher, a reload's adoption and a restart place a file's records:
+  // the first sink's lane may hold records that are in several here, and a file's batches must share
+  // one lane to arrive in order.
+  std::vector<std::vector<std::uint32_t>> byLane(lanes_);
+  for (std::uint32_t i = 0; i < taken.batch.size(); ++i) byLane[laneOf(taken.batch.record(i), lanes_)].push_back(i);
+  std::vector<PendingBatch> parts;
+  for (std::uint32_t lane = 0; lane < lanes_; ++lane) {
+    if (byLane[lane].empty()) continue;
+    if (byLane[lane].size() == taken.batch.size()) {
+      taken.lane = lane;
+      break;
+    }
+    PendingBatch part{subBatch(taken.batch, byLane[lane]),
+                      {},
+                      lane,
+                      taken.sequence,
+                      0,
+                      taken.rounds,
+                      taken.formedAt,
+                      taken.retained,
+                      taken.frame};
+    for (const auto& c : taken.claims) part.claims.push_back(c.another());
+    part.narrowed();
+    parts.push_back(std::move(part));
+  }
+  if (parts.empty()) {
+    buffer_.admit(std::move(taken));
+    return true;
+  }
+  // The parts hold a claim on each delivery of the whole; the whole's own claims are let go last.
+  for (auto& part : parts) buffer_.admit(std::move(part));
+  for (auto& c : taken.claims) c.release();
   return true;
 }
 

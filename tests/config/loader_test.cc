@@ -442,6 +442,12 @@ TEST_SUITE("config") {
                    "sinks[2].fallback", 6, 40, "the fallback chain loops: t -> v -> t; sink 'v' falls back to 't'");
   }
 
+  TEST_CASE("a fallback with a disk buffer is rejected") {
+    checkOnlyError(withSinks("  - {name: s, type: console, fallback: t}\n"
+                             "  - {name: t, type: console, inputs: [], buffer: {type: disk}}\n"),
+                   "sinks[0].fallback", 4, 40, "sink 't' has buffer.type: disk, and a fallback buffers in memory");
+  }
+
   TEST_CASE("a sink with an empty inputs list that is no sink's fallback is rejected") {
     checkOnlyError(withSinks("  - {name: s, type: console, inputs: []}\n"), "sinks[0].inputs", 4, 38,
                    "an empty list routes nothing to this sink, and no sink names it as its fallback");
