@@ -172,10 +172,7 @@ void check(Section& s, BufferConfig& c) {
 void check(Section& s, SinkConfig& c) {
   checkName(s, c.name);
   if (c.inputs) {
-    if (c.inputs->empty()) {
-      s.error("inputs",
-              "an empty list routes nothing to this sink; list input names, or remove the key for all inputs");
-    }
+    // An empty list is for a sink that is only a fallback: check(Section&, Config&) knows which are.
     for (std::size_t i = 0; i < c.inputs->size(); ++i) {
       for (std::size_t j = 0; j < i; ++j) {
         if ((*c.inputs)[i] == (*c.inputs)[j]) {
@@ -204,6 +201,74 @@ void check(Section& s, AgentConfig& c) {
             c.admin.listen + "'");
   }
 }
+
+namespace {
+
+// `fallback` names another sink, and following the names never comes back to where it started. A sink
+// with `inputs: []` receives nothing but what another sink falls back to it, so one must.
+void checkFallbacks(Section& s, const std::vector<SinkConfig>& sinks, const std::map<std::string, std::size_t>& index) {
+  const auto at = [](std::size_t i, std::string_view key) {
+    return "sinks[" + std::to_string(i) + "]." + std::string(key);
+  };
+  std::vector<bool> isFallback(sinks.size(), false);
+  std::vector<bool> valid(sinks.size(), false);  // names a sink other than itself
+  for (std::size_t i = 0; i < sinks.size(); ++i) {
+    const std::string& to = sinks[i].fallback;
+    if (to.empty()) continue;
+    const auto it = index.find(to);
+    if (it == index.end()) {
+      std::string known;
+      for (const auto& [n, idx] : index) known += (known.empty() ? "" : ", ") + n;
+      s.errorAt(at(i, "fallback"), "no sink is named '" + to + "'; the sinks are: " + known);
+    } else if (it->second == i) {
+      s.errorAt(at(i, "fallback"),
+                "sink '" + to + "' names itself as its fallback; name another sink, or remove the key");
+    } else if (sinks[it->second].buffer.type == BufferType::Disk) {
+      // A fallback holds what it takes in memory: the failing sink keeps its own batches on its disk
+      // (it writes one there before handing it over), and a second disk buffer would hold frames of
+      // the first that it cannot tell from its own.
+      s.errorAt(at(i, "fallback"), "sink '" + to + "' has buffer.type: disk, and a fallback buffers in memory; give '" +
+                                       to +
+                                       "' a memory buffer (this sink's own disk buffer keeps what waits), or name "
+                                       "another sink");
+      isFallback[it->second] = true;
+    } else {
+      isFallback[it->second] = true;
+      valid[i] = true;
+    }
+  }
+  // A loop is reported once, at its first sink in config order.
+  std::vector<bool> reported(sinks.size(), false);
+  for (std::size_t i = 0; i < sinks.size(); ++i) {
+    if (!valid[i] || reported[i]) continue;
+    std::vector<std::size_t> chain{i};
+    std::size_t next = index.at(sinks[i].fallback);
+    while (valid[next] && std::find(chain.begin(), chain.end(), next) == chain.end()) {
+      chain.push_back(next);
+      next = index.at(sinks[next].fallback);
+    }
+    if (next != i) continue;  // ends, or loops further on (reported from a sink of that loop)
+    std::string path;
+    for (std::size_t k : chain) {
+      path += sinks[k].name + " -> ";
+      reported[k] = true;
+    }
+    path += sinks[i].name;
+    s.errorAt(at(i, "fallback"), "the fallback chain loops: " + path + "; sink '" + sinks[chain.back()].name +
+                                     "' falls back to '" + sinks[i].name +
+                                     "' again, so a batch could go round for ever; end the chain at a sink without "
+                                     "fallback");
+  }
+  for (std::size_t i = 0; i < sinks.size(); ++i) {
+    if (sinks[i].inputs && sinks[i].inputs->empty() && !isFallback[i]) {
+      s.errorAt(at(i, "inputs"),
+                "an empty list routes nothing to this sink, and no sink names it as its fallback; list input names, "
+                "remove the key for all inputs, or name this sink in another sink's fallback");
+    }
+  }
+}
+
+}  // namespace
 
 void check(Section& s, Config& c) {
   std::map<std::string, std::size_t> inputIndex;
@@ -247,6 +312,7 @@ void check(Section& s, Config& c) {
                 "no input is named '" + name + "'" + (known.empty() ? "" : "; the inputs are: " + known));
     }
   }
+  checkFallbacks(s, c.sinks, sinkIndex);
   for (std::size_t i = 0; i < c.inputs.size(); ++i) {
     if (!c.inputs[i].name.empty() && !inputUsed[c.inputs[i].name] && !c.sinks.empty()) {
       s.warning("inputs",

@@ -375,6 +375,7 @@ struct SinkConfig {
   BreakerConfig breaker;
   BufferConfig buffer;
   DeadLetterConfig deadLetter;
+  std::string fallback;   // empty: none
   SinkSettings settings;  // the keys of `type`, flat in the same mapping
 };
 // The common keys; the loader adds the keys of the sink's type (sinks/registry.h) to the same mapping.
@@ -382,7 +383,9 @@ template <class V>
 void describe(V& v, SinkConfig& c) {
   v.field("name", c.name, "unique name; metrics, breaker API and state files use it", Flags{.required = true});
   v.field("type", c.type, sinkTypeList(), Flags{.required = true});
-  v.field("inputs", c.inputs, "names of the inputs routed to this sink; absent: all inputs");
+  v.field("inputs", c.inputs,
+          "names of the inputs routed to this sink; absent: all inputs; []: none, for a sink that only takes "
+          "another sink's batches as its fallback");
   v.field("encoding", c.encoding, "json: an object with @timestamp, message and fields; raw: the line");
   v.section("batch", c.batch);
   v.field("workers", c.workers, "concurrent sends", Limits<std::uint32_t>{.min = 1, .max = 64});
@@ -391,6 +394,10 @@ void describe(V& v, SinkConfig& c) {
   v.section("breaker", c.breaker);
   v.section("buffer", c.buffer);
   v.section("dead_letter", c.deadLetter);
+  v.field("fallback", c.fallback,
+          "name of the sink that takes this sink's batches while its breaker is open (forced open too); when "
+          "that one's breaker is open as well, and it has no fallback of its own that takes them, they wait here "
+          "as without one");
   describeSettings(v, c);
 }
 void check(Section& s, SinkConfig& c);

@@ -104,6 +104,16 @@ Json breakerView(SinkRunner& runner) {
     droppedTotal += n;
   }
   dropped["total"] = droppedTotal;
+  // Records handed to the fallback sink while the breaker was open, by why it was open.
+  Json failedOver = Json::object();
+  std::uint64_t failedOverTotal = 0;
+  for (std::size_t r = 0; r < kFailoverReasons; ++r) {
+    const std::uint64_t n = st.failedOverFor(FailoverReason(r));
+    failedOver[std::string(failoverReasonName(FailoverReason(r)))] = n;
+    failedOverTotal += n;
+  }
+  failedOver["total"] = failedOverTotal;
+  const std::string fallbackName = runner.fallbackName();
 
   Json nextRetry = nullptr;
   if (s.nextRetryAt) {
@@ -148,6 +158,8 @@ Json breakerView(SinkRunner& runner) {
         {"delivered", load(st.delivered)},
         {"dead_lettered", load(st.deadLettered)},
         {"dropped", dropped},
+        {"fallback", fallbackName.empty() ? Json(nullptr) : Json(fallbackName)},
+        {"failed_over", failedOver},
         {"buffer", bufferView(runner, buffer, wallNow)},
         {"batches_in_flight", load(st.batchesInFlight)},
         {"sends", load(st.sends)},

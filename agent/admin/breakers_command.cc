@@ -47,10 +47,15 @@ std::string elapsed(double seconds) {
 }
 
 std::string breakersTable(const Json& breakers) {
-  constexpr std::size_t kColumns = 11;
-  using Row = std::array<std::string, kColumns>;
+  // FAILED OVER only when a sink has a fallback: records handed to it, and its name.
+  const bool fallbacks = std::any_of(breakers.begin(), breakers.end(), [](const Json& b) {
+    return b.value("sink_stats", Json::object()).value("fallback", Json()).is_string();
+  });
+  const std::size_t kColumns = fallbacks ? 12 : 11;
+  using Row = std::vector<std::string>;
   std::vector<Row> rows{{"SINK", "STATE", "MODE", "IN STATE", "OPENS", "FAILURES", "DELIVERED", "BUFFERED", "ON DISK",
                          "DROPPED", "NEXT RETRY"}};
+  if (fallbacks) rows[0].insert(rows[0].end() - 1, "FAILED OVER");
   for (const auto& b : breakers) {
     const Json stats = b.value("sink_stats", Json::object());
     std::string nextRetry = "-";
@@ -65,8 +70,15 @@ std::string breakersTable(const Json& breakers) {
                     number(stats.value("delivered", Json())),
                     number(stats.value("buffer", Json::object()).value("records", Json())), onDisk(stats),
                     number(stats.value("dropped", Json::object()).value("total", Json())), nextRetry});
+    if (fallbacks) {
+      const Json to = stats.value("fallback", Json());
+      rows.back().insert(rows.back().end() - 1,
+                         to.is_string() ? number(stats.value("failed_over", Json::object()).value("total", Json())) +
+                                              " to " + to.get<std::string>()
+                                        : "-");
+    }
   }
-  std::array<std::size_t, kColumns> width{};
+  std::vector<std::size_t> width(kColumns, 0);
   for (const auto& row : rows) {
     for (std::size_t c = 0; c < kColumns; ++c) width[c] = std::max(width[c], row[c].size());
   }

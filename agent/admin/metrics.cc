@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -79,6 +80,9 @@ constexpr Family kSinkReceived{"logcapture_sink_received_records_total", T::Coun
 constexpr Family kSinkDelivered{"logcapture_sink_delivered_records_total", T::Counter,
                                 "Records the destination accepted."};
 constexpr Family kSinkDropped{"logcapture_sink_dropped_records_total", T::Counter, "Records dropped, by reason."};
+constexpr Family kSinkFallback{"logcapture_sink_fallback_records_total", T::Counter,
+                               "Records handed to the sink's fallback sink while its breaker was open, by why it was "
+                               "open (breaker_open, forced_open)."};
 constexpr Family kSinkDeadLetter{"logcapture_sink_dead_letter_records_total", T::Counter,
                                  "Records written to the sink's dead-letter file."};
 constexpr Family kSinkBufferBytes{
@@ -322,6 +326,8 @@ struct SinkView {
   std::uint64_t received = 0;
   std::uint64_t delivered = 0;
   std::array<std::uint64_t, kDropReasons> dropped{};
+  std::string fallback;  // empty: none
+  std::array<std::uint64_t, kFailoverReasons> failedOver{};
   std::uint64_t inFlight = 0;
   std::uint64_t sends = 0;
   std::uint64_t retries = 0;
@@ -348,6 +354,16 @@ void writeSinks(PrometheusText& out, const std::vector<SinkView>& sinks) {
   for (const auto& s : sinks) {
     for (std::size_t r = 0; r < kDropReasons; ++r) {
       out.sample({{"sink", s.name}, {"reason", dropReasonName(DropReason(r))}}, s.dropped[r]);
+    }
+  }
+  out.family(kSinkFallback);
+  for (const auto& s : sinks) {
+    // A sink without a fallback has none to show, unless one was removed by a reload after it was used.
+    const bool used = std::any_of(s.failedOver.begin(), s.failedOver.end(), [](std::uint64_t n) { return n > 0; });
+    if (s.fallback.empty() && !used) continue;
+    for (std::size_t r = 0; r < kFailoverReasons; ++r) {
+      out.sample({{"sink", s.name}, {"fallback", s.fallback}, {"reason", failoverReasonName(FailoverReason(r))}},
+                 s.failedOver[r]);
     }
   }
   each(kSinkDeadLetter, [](const SinkView& s) { return s.deadLettered; });
@@ -541,6 +557,8 @@ std::string renderMetrics(const Pipeline& pipeline) {
     v.received = load(st.received);
     v.delivered = load(st.delivered);
     for (std::size_t i = 0; i < kDropReasons; ++i) v.dropped[i] = st.droppedFor(DropReason(i));
+    v.fallback = r->fallbackName();
+    for (std::size_t i = 0; i < kFailoverReasons; ++i) v.failedOver[i] = st.failedOverFor(FailoverReason(i));
     v.inFlight = load(st.batchesInFlight);
     v.sends = load(st.sends);
     v.retries = load(st.retries);

@@ -38,6 +38,16 @@ const std::vector<SinkRunner*>& FanOut::routesOf(const std::string& input) {
   return it->second;
 }
 
+std::size_t FanOut::fedSinks() {
+  if (!fed_) {
+    fed_ = static_cast<std::size_t>(std::count_if(runners_.begin(), runners_.end(), [](const SinkRunner* r) {
+      const auto inputs = r->inputs();
+      return !inputs || !inputs->empty();
+    }));
+  }
+  return *fed_;
+}
+
 void FanOut::applyPosted() {
   if (!postedFlag_.load(std::memory_order_acquire)) return;
   {
@@ -46,6 +56,7 @@ void FanOut::applyPosted() {
       runners_ = std::move(*posted_);
       posted_.reset();
       routes_.clear();
+      fed_.reset();
       appliedCount_ = postedCount_;
     }
     postedFlag_ = false;
@@ -81,7 +92,7 @@ void FanOut::run() {
     Claim handingOut(delivery);  // until every sink has its own claim
     for (SinkRunner* r : routed) {
       waitingOn_.store(r, std::memory_order_release);
-      r->offer(Claim(delivery), runners_.size() > 1);
+      r->offer(Claim(delivery), fedSinks() > 1);
     }
     waitingOn_.store(nullptr, std::memory_order_release);
     handingOut.release();
@@ -108,6 +119,7 @@ bool FanOut::replaceRunners(std::vector<SinkRunner*> runners, base::Deadline dea
         posted_.reset();
         postedFlag_ = false;
         routes_.clear();
+        fed_.reset();
         appliedCount_ = ticket;
         break;
       }

@@ -53,6 +53,8 @@ class FanOut {
   // Applies a set replaceRunners() posted, if any. Loop thread only.
   void applyPosted();
   const std::vector<SinkRunner*>& routesOf(const std::string& input);
+  // The sinks this loop feeds: a sink with `inputs: []` (only a fallback) is held back by none of its waits.
+  std::size_t fedSinks();
 
   RecordQueue& queue_;
   std::mutex mutex_;
@@ -63,6 +65,7 @@ class FanOut {
   std::uint64_t appliedCount_ = 0;                          // guarded by mutex_
   std::atomic<bool> postedFlag_{false};                     // posted_ is set: the loop looks cheaply
   std::map<std::string, std::vector<SinkRunner*>> routes_;  // loop thread only; a cache of runners_
+  std::optional<std::size_t> fed_;                          // loop thread only; a cache of runners_
   std::atomic<SinkRunner*> waitingOn_{nullptr};
   std::atomic<std::uint64_t> unrouted_{0};
   std::atomic<bool> done_{false};      // stop() was called

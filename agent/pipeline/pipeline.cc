@@ -61,11 +61,17 @@ void stopRunners(const RunnerList& runners, base::Deadline deadline, bool retire
   for (auto& t : stopping) t.join();
 }
 
-// A sink's settings but the inputs routed to it.
+// A sink's settings but the inputs routed to it and its fallback: changing those needs no rebuild.
 std::string settingsOf(config::SinkConfig cfg) {
   cfg.inputs.reset();
+  cfg.fallback.clear();
   return config::canonical(cfg);
 }
+
+// Links each runner to the runner of its `fallback:` in `sinks` (agent/runner/fallback.h), and unlinks
+// those without one. Every link is cut first, so that no chain loops even for a moment: the new config
+// has no loop, but the old links and the new ones together might.
+void linkFallbacks(const RunnerList& runners, const std::vector<config::SinkConfig>& sinks);
 
 std::vector<SinkRunner*> raw(const RunnerList& runners) {
   std::vector<SinkRunner*> out;
@@ -82,6 +88,16 @@ const std::string& nameOf(const config::InputConfig& c) { return c.name; }
 template <class List>
 auto findNamed(const List& list, const std::string& name) {
   return std::find_if(list.begin(), list.end(), [&](const auto& part) { return nameOf(part) == name; });
+}
+
+void linkFallbacks(const RunnerList& runners, const std::vector<config::SinkConfig>& sinks) {
+  for (const auto& r : runners) r->fallBackTo(nullptr);
+  for (const auto& sc : sinks) {
+    if (sc.fallback.empty()) continue;
+    const auto from = findNamed(runners, sc.name);
+    const auto to = findNamed(runners, sc.fallback);
+    if (from != runners.end() && to != runners.end()) (*from)->fallBackTo(*to);
+  }
 }
 
 }  // namespace
@@ -123,6 +139,7 @@ std::unique_ptr<Pipeline> Pipeline::build(const config::Config& config) {
     }
     p->runners_.push_back(std::move(std::get<0>(made)));
   }
+  linkFallbacks(p->runners_, config.sinks);
   Pipeline& self = *p;
   p->add({"sinks", [&self] { return !startRunners(self.runners()); },
           [&self](base::Deadline deadline) { stopRunners(self.runners(), deadline); }});
@@ -279,10 +296,15 @@ ReloadOutcome Pipeline::reload(const config::Config& next, base::Deadline deadli
     }
     // A replaced sink's batches go to its replacement, which sends them first (to the new settings:
     // a reload that fixes a sink's address delivers what it held).
-    for (auto& [old, replacement] : replaced) replacement->adopt(old->release());
+    for (auto& [old, replacement] : replaced) {
+      replacement->adopt(old->release());
+      old->fallBackTo(nullptr);  // released: it sends nothing more
+    }
     std::lock_guard lock(partsMutex_);
     runners_ = nextRunners;
   }
+  // Before the retired ones stop: a sink falling back to one of them keeps its batches from now on.
+  linkFallbacks(nextRunners, next.sinks);
 
   // Inputs: a changed one stops, and its replacement starts once the sinks have finished with what
   // the old one read, so it resumes from checkpoints that are exactly where the old one stopped.
@@ -313,6 +335,7 @@ ReloadOutcome Pipeline::reload(const config::Config& next, base::Deadline deadli
   }
   for (const auto& in : retiredInputs) in->stop(deadline);
   stopRunners(retired, deadline, /*retire=*/true);
+  for (const auto& r : retired) r->fallBackTo(nullptr);
   // The disk buffer of a sink removed, renamed or turned to memory stays where it is, said once.
   warnUnclaimedBuffers(config_.agent.stateDir, next.sinks);
   for (const auto& in : retiredInputs) {

@@ -19,17 +19,27 @@
 
 namespace logcapture::agent {
 
+// Where finished frames are reported: the buffer, while it lives. A batch may outlive the buffer it was
+// read from (another sink took it over as its fallback, agent/runner/fallback.h); a frame finished after
+// the buffer is gone stays on disk and is sent again after the next open, as after a stop.
+struct DiskFrameRelease {
+  std::mutex mutex;
+  DiskBuffer* buffer = nullptr;  // guarded by mutex; null once the buffer is destroyed
+};
+
 // The frame a batch in memory comes from; the last batch to drop it finishes the frame.
 struct DiskFrameHold {
-  DiskBuffer* buffer = nullptr;
+  std::shared_ptr<DiskFrameRelease> to;
   std::atomic<std::uint64_t> id{UINT64_MAX};  // UINT64_MAX: disarmed (the frame was finished otherwise)
   std::atomic<bool> done{false};              // a batch holding it was finished with
   std::atomic<bool> partial{false};           // a batch holding it holds only part of the frame
-  DiskFrameHold(DiskBuffer* b, std::uint64_t frame) : buffer(b), id(frame) {}
+  DiskFrameHold(std::shared_ptr<DiskFrameRelease> release, std::uint64_t frame) : to(std::move(release)), id(frame) {}
   ~DiskFrameHold() {
     const std::uint64_t frame = id.load();
     // Never finished (a thread unwinding with it): the frame stays on disk, for the next start.
-    if (frame != UINT64_MAX && done.load()) buffer->release(frame);
+    if (frame == UINT64_MAX || !done.load()) return;
+    std::lock_guard lock(to->mutex);
+    if (to->buffer != nullptr) to->buffer->release(frame);
   }
 };
 
@@ -94,10 +104,15 @@ DiskBuffer::DiskBuffer(const config::SinkConfig& cfg, std::string dir)
           wallNanos(WallClock::now()) -
           std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count()),
       lanesQueue_(lanes_),
-      woken_(lanes_, 0) {}
+      woken_(lanes_, 0),
+      frameRelease_(std::make_shared<DiskFrameRelease>()) {
+  frameRelease_->buffer = this;
+}
 
 DiskBuffer::~DiskBuffer() {
   if (!shutDown_.load()) drain(true);
+  std::lock_guard lock(frameRelease_->mutex);
+  frameRelease_->buffer = nullptr;
 }
 
 void DiskBuffer::open() {
@@ -427,7 +442,7 @@ bool DiskBuffer::writeBatchLocked(PendingBatch& pb) {
     unsynced_.emplace_back(id, std::move(pb.claims));
     pb.claims.clear();
   }
-  pb.frame = std::make_shared<DiskFrameHold>(this, id);
+  pb.frame = std::make_shared<DiskFrameHold>(frameRelease_, id);
   disk_.spilled += pb.batch.size();
   if (!dirtySince_) {
     dirtySince_ = true;
@@ -715,7 +730,7 @@ int DiskBuffer::loadLocked(Entry& e) {
   pb.sequence = e.frame;
   pb.formedAt = steadyOf(frame.formedNs);
   pb.retained = std::shared_ptr<const disk::StoredBatch>(std::move(stored));
-  pb.frame = std::make_shared<DiskFrameHold>(this, e.frame);
+  pb.frame = std::make_shared<DiskFrameHold>(frameRelease_, e.frame);
   e.pb = std::move(pb);
   e.inMemory = true;
   return 1;

@@ -26,7 +26,9 @@
 // batcher, pop() and pushFront() from the workers, close()/wake()/drain() from the pipeline's thread.
 // mutex_ guards everything below it; the syncer thread (sync: interval) spills and syncs. A batch's
 // frame is released by whichever thread drops the last PendingBatch holding it (DiskFrameHold), which
-// takes mutex_: never drop one while holding it.
+// takes mutex_: never drop one while holding it. A hold may outlive its buffer (a fallback sink took the
+// batch over): a frame finished after the buffer was drained or destroyed stays on disk, sent again after
+// the next open.
 
 #include <atomic>
 #include <chrono>
@@ -61,6 +63,8 @@ struct DiskBufferStats {
   std::uint64_t spilled = 0;      // records written to disk since open
   std::optional<std::chrono::system_clock::time_point> oldest;  // formation of the oldest batch on disk
 };
+
+struct DiskFrameRelease;  // disk_buffer.cc
 
 class DiskBuffer {
  public:
@@ -223,6 +227,8 @@ class DiskBuffer {
   std::string scratch_;       // the frame being written (under mutex_)
   std::string readBuffer_;    // the frame being read back (under mutex_)
   std::thread syncer_;
+  // Shared with every frame hold, which may outlive this buffer (disk_buffer.cc).
+  const std::shared_ptr<DiskFrameRelease> frameRelease_;
 };
 
 // Logs once, at warn, each buffer directory under state_dir/buffers/ that no sink in `sinks` uses and

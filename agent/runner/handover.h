@@ -11,6 +11,7 @@
 //   4. the replacement takes them ahead of everything it received meanwhile (SinkRunner::adopt),
 //      re-formed here for its settings, and starts sending.
 // agent/pipeline/pipeline.cc runs the steps; nothing here sends or takes a lock.
+// A fallback sink re-encodes the batches it takes over with reencoded() too (agent/runner/fallback.h).
 
 #include <cstdint>
 #include <vector>
@@ -19,6 +20,11 @@
 #include "config/config.h"
 
 namespace logcapture::agent {
+
+// `old`'s records encoded in `encoding`, for a sink other than the one that formed it (a replacement, or a
+// fallback taking it over): its claims, disk frame and retained records move with them, its lane and
+// formation time stay, its attempts start again.
+PendingBatch reencoded(PendingBatch&& old, config::Encoding encoding);
 
 // The batches a predecessor released, re-encoded in `encoding` and re-laned for `lanes` workers: one
 // list per lane, each in the order released (a source's records were in one lane, in order, and stay

@@ -69,6 +69,17 @@ double Sender::jitter() {
   return std::uniform_real_distribution<double>(0, 1)(random_);
 }
 
+bool Sender::failOver(PendingBatch& pb, std::uint32_t hops) {
+  if (fallback_ == nullptr || !fallback_->linked()) return false;
+  const auto state = parts_.breaker.state();
+  if (state != circuit::State::Open && state != circuit::State::ForcedOpen) return false;
+  // A disk buffer writes the batch first, as for a batch that waits outside it: the fallback holds it in
+  // memory, and stdin lines or lines of a deleted file must survive a crash meanwhile.
+  parts_.buffer.secure(pb);
+  return fallback_->handOver(
+      pb, state == circuit::State::ForcedOpen ? FailoverReason::ForcedOpen : FailoverReason::BreakerOpen, hops);
+}
+
 void Sender::run(PendingBatch&& pb) {
   SinkStats& stats = parts_.report.stats();
   circuit::Breaker& breaker = parts_.breaker;
@@ -79,12 +90,14 @@ void Sender::run(PendingBatch&& pb) {
       return;
     }
     if (yieldsTrial(pb)) {
+      if (failOver(pb)) return;  // the fresher lanes still take the trials
       buffer.pushFront(std::move(pb));
       pauseForBreaker();
       return;
     }
     const circuit::Permit permit = breaker.tryAcquire();
     if (!permit) {
+      if (failOver(pb)) return;
       const Action action = decideRefused(pb, rules_);
       if (action.then == Action::Then::Drop) {
         parts_.report.drop(pb, action.dropReason);
@@ -129,6 +142,7 @@ void Sender::run(PendingBatch&& pb) {
     switch (action.then) {
       case Action::Then::Finish:
         pb.finish();
+        if (fallback_ != nullptr) fallback_->delivered();
         return;
       case Action::Then::Drop:
         parts_.report.drop(pb, action.dropReason);

@@ -7,7 +7,9 @@
 //   exponential backoff with full jitter.
 // A batch that must wait (the breaker refuses it, its attempts are used up, the stop's deadline passed)
 // goes back to the head of its lane in the buffer, its claims intact. A metrics-only breaker refuses
-// nothing but a force-open: its batches go, retry and wait as with a closed breaker.
+// nothing but a force-open: its batches go, retry and wait as with a closed breaker. A sink with a
+// fallback hands a refused batch to it while the breaker is open or forced open (not half-open: its
+// trials are under way), and keeps it as above when the fallback refuses.
 //
 // Thread-safety: run() is called by every worker at once, one batch each. The sink, the breaker, the
 // buffer, the dead letter, the report and the pauses are thread-safe; the jitter's generator has a lock.
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "agent/runner/dead_letter.h"
+#include "agent/runner/fallback.h"
 #include "agent/runner/pauses.h"
 #include "agent/runner/send_verdict.h"
 #include "agent/runner/sink_buffer.h"
@@ -45,6 +48,13 @@ class Sender {
   };
   Sender(Parts parts, DeliveryRules rules, std::chrono::nanoseconds timeout);
 
+  // While the breaker refuses sends for being open, batches go to `link`'s sink (agent/runner/fallback.h)
+  // rather than wait or drop. Called before the workers start; `link` must outlive the sender.
+  void failOverTo(FallbackLink& link) { fallback_ = &link; }
+  // Hands `pb` to the fallback when the breaker is open or forced open; true when taken (`pb` moved from).
+  // `hops`: links followed before this sink's (a fallback passing on what it was offered).
+  bool failOver(PendingBatch& pb, std::uint32_t hops = 0);
+
   // Sends `pb` until it is finished (every record delivered, dead-lettered or dropped, its claims
   // released) or must wait, back at the head of its lane. Blocks for the sends and the backoffs.
   void run(PendingBatch&& pb);
@@ -61,6 +71,7 @@ class Sender {
   double jitter();
 
   Parts parts_;
+  FallbackLink* fallback_ = nullptr;
   const DeliveryRules rules_;
   const std::chrono::nanoseconds timeout_;
   std::mutex randomMutex_;

@@ -23,8 +23,25 @@
 
 namespace logcapture::agent {
 
+// Why a batch went to the sink's fallback (agent/runner/fallback.h); each has its own metric label.
+enum class FailoverReason : std::uint8_t {
+  BreakerOpen,  // the breaker opened on failures
+  ForcedOpen,   // an operator forced it open
+};
+inline constexpr std::size_t kFailoverReasons = 2;
+constexpr std::string_view failoverReasonName(FailoverReason r) {
+  switch (r) {
+    case FailoverReason::BreakerOpen:
+      return "breaker_open";
+    case FailoverReason::ForcedOpen:
+      return "forced_open";
+  }
+  return "?";
+}
+
 // Counters of one sink, relaxed atomics read by metrics and tests.
-// received = delivered + dead_lettered + dropped (all reasons) + buffered + in flight + unsent at shutdown.
+// received = delivered + dead_lettered + dropped (all reasons) + failed over + buffered + in flight + unsent
+// at shutdown.
 struct SinkStats {
   std::atomic<std::uint64_t> received{0};      // records handed to the sink
   std::atomic<std::uint64_t> delivered{0};     // records the destination accepted
@@ -37,8 +54,13 @@ struct SinkStats {
   std::atomic<std::uint64_t> splits{0};          // batches halved after the destination refused their size
   std::atomic<std::uint64_t> probes{0};          // probes sent before a trial batch (breaker.probe)
   std::atomic<std::uint64_t> sendExceptions{0};  // sends and probes that threw: retriable failures
+  // Records handed to the fallback sink, which counts them in its own received.
+  std::array<std::atomic<std::uint64_t>, kFailoverReasons> failedOver{};
 
   std::uint64_t droppedFor(DropReason r) const { return dropped[std::size_t(r)].load(std::memory_order_relaxed); }
+  std::uint64_t failedOverFor(FailoverReason r) const {
+    return failedOver[std::size_t(r)].load(std::memory_order_relaxed);
+  }
 };
 
 class SinkReport {

@@ -42,11 +42,14 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
                   ? std::make_unique<DiskBuffer>(cfg, (std::filesystem::path(stateDir) / "buffers" / cfg.name).string())
                   : nullptr),
       sender_({*sink_, *breaker_, clock_, buffer_, deadLetter_, report_, pauses_}, DeliveryRules::of(cfg), cfg.timeout),
+      fallback_(cfg.name, report_.stats()),
       // Enough for the batcher to fill every lane's batch while the fan-out goes on; no more, since
       // records waiting here hold memory that no buffer bound counts.
       intakeMaxRecords_(std::max<std::uint64_t>(std::uint64_t(cfg.batch.maxRecords) * cfg.workers, 4096)),
       batcher_(cfg.batch, cfg.encoding, cfg.workers),
-      sendingFormedNs_(std::make_unique<std::atomic<std::int64_t>[]>(cfg.workers)) {}
+      sendingFormedNs_(std::make_unique<std::atomic<std::int64_t>[]>(cfg.workers)) {
+  sender_.failOverTo(fallback_);
+}
 
 SinkRunner::~SinkRunner() {
   if (started_) stop(Clock::now());
@@ -87,7 +90,61 @@ std::optional<std::string> SinkRunner::start(bool held) {
   for (std::uint32_t lane = 0; lane < lanes_; ++lane) {
     workers_.emplace_back([this, lane] { log::guardThread("sink", [this, lane] { runWorker(lane); }); });
   }
+  accepting_ = true;
   return std::nullopt;
+}
+
+bool SinkRunner::takeOver(PendingBatch& pb, std::uint32_t hops) {
+  if (!accepting_.load()) return false;
+  // Open too: to this sink's own fallback, if it has one that takes it. Once the open time has passed,
+  // taken: the breaker moves to half-open only when a worker asks it for a permit.
+  const auto state = breaker_->state();
+  const bool open = state == circuit::State::ForcedOpen ||
+                    (state == circuit::State::Open && breaker_->options().mode == circuit::Mode::Enforce &&
+                     breaker_->nextRetryAt().value_or(clock_.now()) > clock_.now());
+  if (open) return sender_.failOver(pb, hops + 1);
+  if (pb.frame && cfg_.buffer.type == config::BufferType::Disk) return false;
+  const std::uint64_t records = pb.batch.size();
+  std::lock_guard lock(takeOverMutex_);
+  if (!accepting_.load()) return false;
+  // Within the bound, as a push would be, without waiting or dropping: refused, it waits where it is.
+  const SinkBufferStats held = buffer_.stats();
+  if (held.batches > 0 && held.bytes + heldBytes(pb) > cfg_.buffer.maxBytes.value) return false;
+  PendingBatch taken = reencoded(std::move(pb), cfg_.encoding);
+  report_.stats().received.fetch_add(records, std::memory_order_relaxed);
+  // Into this sink's own lanes, as its batcher, a reload's adoption and a restart place a file's records:
+  // the first sink's lane may hold records that are in several here, and a file's batches must share
+  // one lane to arrive in order.
+  std::vector<std::vector<std::uint32_t>> byLane(lanes_);
+  for (std::uint32_t i = 0; i < taken.batch.size(); ++i) byLane[laneOf(taken.batch.record(i), lanes_)].push_back(i);
+  std::vector<PendingBatch> parts;
+  for (std::uint32_t lane = 0; lane < lanes_; ++lane) {
+    if (byLane[lane].empty()) continue;
+    if (byLane[lane].size() == taken.batch.size()) {
+      taken.lane = lane;
+      break;
+    }
+    PendingBatch part{subBatch(taken.batch, byLane[lane]),
+                      {},
+                      lane,
+                      taken.sequence,
+                      0,
+                      taken.rounds,
+                      taken.formedAt,
+                      taken.retained,
+                      taken.frame};
+    for (const auto& c : taken.claims) part.claims.push_back(c.another());
+    part.narrowed();
+    parts.push_back(std::move(part));
+  }
+  if (parts.empty()) {
+    buffer_.admit(std::move(taken));
+    return true;
+  }
+  // The parts hold a claim on each delivery of the whole; the whole's own claims are let go last.
+  for (auto& part : parts) buffer_.admit(std::move(part));
+  for (auto& c : taken.claims) c.release();
+  return true;
 }
 
 void SinkRunner::offer(Claim claim, bool othersWait) {
@@ -219,6 +276,12 @@ void SinkRunner::runWorker(std::uint32_t lane) {
 
 std::vector<PendingBatch> SinkRunner::halt(base::Deadline deadline, bool handOver) {
   started_ = false;
+  {
+    // Taken over from now on, a batch would be left behind in the buffer drained below: the sinks that
+    // fall back to this one keep theirs instead.
+    std::lock_guard lock(takeOverMutex_);
+    accepting_ = false;
+  }
   held_ = false;  // stopping drains what it holds, replacement or not
   // Workers drain the buffer until the deadline; a worker waiting on an open breaker gives up then. A
   // disk buffer then writes what is left, and the checkpoints are saved: they get the last fifth of the

@@ -33,6 +33,8 @@
 //   relaxed atomics for any reader.
 // - start() and stop(), release() or retire() are called once each by the pipeline's thread.
 // - inputsMutex_ guards the routed inputs, read by the fan-out and changed by a reload.
+// - fallBackTo() is called by the pipeline's thread; takeOver() by the workers of the sinks that fall back
+//   to this one (agent/runner/fallback.h), under takeOverMutex_, which orders it with the start of a stop.
 
 #include <array>
 #include <atomic>
@@ -51,6 +53,7 @@
 #include "agent/runner/breaker_record.h"
 #include "agent/runner/dead_letter.h"
 #include "agent/runner/disk_buffer.h"
+#include "agent/runner/fallback.h"
 #include "agent/runner/pauses.h"
 #include "agent/runner/send_verdict.h"
 #include "agent/runner/sender.h"
@@ -112,6 +115,17 @@ class SinkRunner {
   // the sink; what the runner takes is handed over or dropped with a counted reason. true (the default)
   // restores the bound (a reload refused after all).
   void holdBackIntake(bool hold);
+  // While this sink's breaker is open, its batches go to `to` (null: none). agent/runner/fallback.h.
+  void fallBackTo(std::shared_ptr<SinkRunner> to) { fallback_.link(std::move(to)); }
+  // The sink this one falls back to; empty when none.
+  std::string fallbackName() const { return fallback_.target(); }
+  // Takes a batch of a sink that falls back to this one, re-encoded for this sink, into the back of its
+  // lane's share here (a lane of the other sink stays one lane here, in order). True when taken (`pb`
+  // moved from). When this sink's breaker is open too, passes it on to this sink's own fallback (`hops`
+  // bounds a chain). Refuses (false, `pb` untouched) when the batch would not fit in the buffer, once a
+  // stop has begun, or a batch read from another disk buffer when this one is on disk too (it would be
+  // written again under a frame of its own, and the other's never finished).
+  bool takeOver(PendingBatch& pb, std::uint32_t hops);
   // How long the oldest batch not yet finished (waiting in the buffer, or being sent) has been formed:
   // a batch stuck behind a failing destination shows here. Zero when there is none.
   std::chrono::nanoseconds oldestBatchAge(std::chrono::steady_clock::time_point now) const;
@@ -146,6 +160,9 @@ class SinkRunner {
   const std::uint32_t lanes_;
   SinkBuffer buffer_;
   Sender sender_;
+  FallbackLink fallback_;
+  std::mutex takeOverMutex_;
+  std::atomic<bool> accepting_{false};  // takeOver() takes batches: started, and no stop begun
 
   std::mutex intakeMutex_;
   std::condition_variable intakeChanged_;

@@ -86,6 +86,7 @@ const std::vector<Coverage>& coverage() {
       {"the buffer keys decide what an open breaker keeps",
        {"sinks[].buffer.max_bytes", "sinks[].buffer.on_open", "sinks[].buffer.when_full"}},
       {"dead_letter.max_bytes caps the dead letter", {"sinks[].dead_letter.max_bytes"}},
+      {"fallback sends an open sink's batches to another sink until a reload removes it", {"sinks[].fallback"}},
       {"the http keys reach the request",
        {"sinks[].url [type: http]", "sinks[].method [type: http]", "sinks[].format [type: http]",
         "sinks[].compression [type: http]", "sinks[].headers [type: http]", "sinks[].auth.strategy [type: http]",
@@ -787,6 +788,41 @@ TEST_CASE("dead_letter.max_bytes caps the dead letter") {
   w.offer(numbered(3));
   CHECK(waitUntil([&] { return w.runner->stats().droppedFor(agent::DropReason::DeadLetterFull) == 3; }));
   CHECK(w.runner->stats().deadLettered.load() == 0);
+}
+
+TEST_CASE("fallback sends an open sink's batches to another sink until a reload removes it") {
+  TempDir files("logcapture-keys-fallback");
+  const std::string inputs = expand(
+      "inputs:\n"
+      "  - {name: app, type: file, start_at: beginning, paths: ['{dir}/app.log']}\n",
+      files.path);
+  const std::string primary =
+      expand("  - {name: primary, type: console, path: '{dir}/primary.out', batch: {linger: 1ms}", files.path);
+  const std::string spare = expand(
+      "  - {name: spare, type: console, inputs: [], encoding: raw, path: '{dir}/spare.out', batch: {linger: 1ms}}\n",
+      files.path);
+  Running run(inputs + "sinks:\n" + primary + ", fallback: spare}\n" + spare, /*start=*/false);
+  const auto runner = run.runner("primary");
+  runner->breaker().forceOpen();
+  appendFile(files / "app.log", "one\ntwo\n");
+  REQUIRE(run.pipeline->start());
+  run.started = true;
+  REQUIRE(waitUntil([&] { return testing::fileLines(files / "spare.out").size() == 2; }, 10s));
+  // Re-encoded for the fallback: raw lines, where the primary writes JSON.
+  CHECK(testing::fileLines(files / "spare.out") == std::vector<std::string>{"one", "two"});
+  CHECK(runner->stats().failedOverFor(agent::FailoverReason::ForcedOpen) == 2);
+
+  // Without the key (and the fallback sink) the batches wait in the open sink, which is kept as it was.
+  const auto next =
+      loadConfig("agent: {state_dir: '{dir}/state'}\n" + inputs + "sinks:\n" + primary + "}\n", run.dir.path);
+  REQUIRE(run.pipeline->reload(next, std::chrono::steady_clock::now() + 5s).applied);
+  CHECK(run.runner("primary") == runner);
+  appendFile(files / "app.log", "three\n");
+  REQUIRE(waitUntil([&] { return runner->bufferStats().records == 1; }, 10s));
+  CHECK(testing::fileLines(files / "spare.out").size() == 2);
+  runner->breaker().reset();
+  REQUIRE(waitUntil([&] { return testing::fileLines(files / "primary.out").size() == 1; }, 10s));
+  CHECK(jsonLines(files / "primary.out")[0].value("message", "") == "three");
 }
 
 TEST_CASE("the http keys reach the request") {

@@ -418,6 +418,55 @@ TEST_SUITE("config") {
                    "no input is named 'b'; the inputs are: a");
   }
 
+  TEST_CASE("a fallback naming no sink is rejected with the sinks there are") {
+    checkOnlyError(withSinks("  - {name: s, type: console, fallback: t}\n"), "sinks[0].fallback", 4, 40,
+                   "no sink is named 't'; the sinks are: s");
+  }
+
+  TEST_CASE("a sink naming itself as its fallback is rejected") {
+    checkOnlyError(withSinks("  - {name: s, type: console, fallback: s}\n"), "sinks[0].fallback", 4, 40,
+                   "sink 's' names itself as its fallback");
+  }
+
+  TEST_CASE("a fallback chain that comes back to its start is rejected naming both ends") {
+    checkOnlyError(withSinks("  - {name: s, type: console, fallback: t}\n"
+                             "  - {name: t, type: console, fallback: s}\n"),
+                   "sinks[0].fallback", 4, 40, "the fallback chain loops: s -> t -> s; sink 't' falls back to 's'");
+  }
+
+  TEST_CASE("a longer fallback loop is rejected once, at its first sink") {
+    checkOnlyError(withSinks("  - {name: u, type: console}\n"
+                             "  - {name: s, type: console, fallback: t}\n"
+                             "  - {name: t, type: console, fallback: v}\n"
+                             "  - {name: v, type: console, fallback: t}\n"),
+                   "sinks[2].fallback", 6, 40, "the fallback chain loops: t -> v -> t; sink 'v' falls back to 't'");
+  }
+
+  TEST_CASE("a fallback with a disk buffer is rejected") {
+    checkOnlyError(withSinks("  - {name: s, type: console, fallback: t}\n"
+                             "  - {name: t, type: console, inputs: [], buffer: {type: disk}}\n"),
+                   "sinks[0].fallback", 4, 40, "sink 't' has buffer.type: disk, and a fallback buffers in memory");
+  }
+
+  TEST_CASE("a sink with an empty inputs list that is no sink's fallback is rejected") {
+    checkOnlyError(withSinks("  - {name: s, type: console, inputs: []}\n"), "sinks[0].inputs", 4, 38,
+                   "an empty list routes nothing to this sink, and no sink names it as its fallback");
+  }
+
+  TEST_CASE("a fallback chain whose sinks take no inputs of their own loads") {
+    const auto cfg = loaded(withSinks("  - {name: s, type: console, fallback: t}\n"
+                                      "  - {name: t, type: console, inputs: [], fallback: u}\n"
+                                      "  - {name: u, type: console, inputs: []}\n"))
+                         .config;
+    REQUIRE(cfg.sinks.size() == 3);
+    CHECK(cfg.sinks[0].fallback == "t");
+    CHECK_FALSE(cfg.sinks[0].inputs.has_value());
+    REQUIRE(cfg.sinks[1].inputs.has_value());
+    CHECK(cfg.sinks[1].inputs->empty());
+    CHECK(cfg.sinks[1].fallback == "u");
+    CHECK(cfg.sinks[2].fallback.empty());
+  }
+
   TEST_CASE("a second stdin input is rejected") {
     checkOnlyError(
         "inputs:\n"

@@ -46,3 +46,14 @@ TEST_CASE("the breakers table shows a disk buffer's records and bytes on disk") 
   const std::string table = logcapture::agent::admin::breakersTable(Json::array({disk}));
   CHECK(table.find("1200 (3MiB), 2 corrupt") != std::string::npos);
 }
+
+TEST_CASE("the breakers table shows what a sink with a fallback handed over, and to which sink") {
+  Json primary = view("cache", "open", 5, 0);
+  primary["sink_stats"]["fallback"] = "archive";
+  primary["sink_stats"]["failed_over"] = {{"total", 350}};
+  const std::string table =
+      logcapture::agent::admin::breakersTable(Json::array({primary, view("archive", "closed", 5, 350)}));
+  CHECK(table.find("DROPPED  FAILED OVER     NEXT RETRY") != std::string::npos);
+  CHECK(table.find("  350 to archive  ") != std::string::npos);
+  CHECK(table.find("  0        -               -\n") != std::string::npos);
+}
