@@ -151,6 +151,11 @@ void check(Section& s, BreakerConfig& c) {
                 "raise half_open_max_calls to at least " +
                 std::to_string(c.successThreshold) + " or lower success_threshold");
   }
+  if (c.mode == BreakerMode::MetricsOnly && s.has("ramp") && s.ok("ramp") && c.ramp > Duration::zero()) {
+    s.error("ramp",
+            "a metrics-only breaker holds nothing back, so its sink never drains a backlog after a close; remove "
+            "ramp, or set mode: enforce");
+  }
   if (c.maxOpenTimeout < c.openTimeout && s.ok("max_open_timeout") && s.ok("open_timeout")) {
     s.error(s.has("max_open_timeout") ? "max_open_timeout" : "open_timeout",
             "max_open_timeout (" + formatDuration(c.maxOpenTimeout) + ") is shorter than open_timeout (" +

@@ -274,6 +274,7 @@ struct BreakerConfig {
   std::uint32_t halfOpenMaxCalls = 2;
   bool tripOnThrottle = false;
   bool probe = false;
+  Duration ramp = 10s;
   std::optional<WindowConfig> window;
 };
 template <class V>
@@ -300,6 +301,11 @@ void describe(V& v, BreakerConfig& c) {
   v.field("trip_on_throttle", c.tripOnThrottle,
           "count throttling answers (HTTP 429/503) as failures that can open the breaker");
   v.field("probe", c.probe, "in half-open, send a cheap probe before a real batch");
+  v.field("ramp", c.ramp,
+          "after the breaker closes from half-open, the backlog drains with a slow start: one batch in flight "
+          "and 2 batches/s, doubling per round of successes, halved on a slow call, a throttle or a failure; "
+          "full speed once this time is up whatever happens; 0s: drain at full speed at once",
+          Limits<Duration>{.min = 0ms, .max = 1h});
   v.section("window", c.window);
 }
 void check(Section& s, BreakerConfig& c);

@@ -477,6 +477,22 @@ TEST_SUITE("config") {
                    "success_threshold (5) is larger than half_open_max_calls (3)");
   }
 
+  TEST_CASE("a ramp on a metrics-only breaker is rejected, since such a breaker holds no backlog back") {
+    checkOnlyError(withSinks("  - name: s\n"
+                             "    type: console\n"
+                             "    breaker:\n"
+                             "      mode: metrics_only\n"
+                             "      ramp: 30s\n"),
+                   "sinks[0].breaker.ramp", 8, 13, "a metrics-only breaker holds nothing back");
+  }
+
+  TEST_CASE("a ramp longer than an hour is rejected with its position") {
+    checkOnlyError(withSinks("  - name: s\n"
+                             "    type: console\n"
+                             "    breaker: {ramp: 2h}\n"),
+                   "sinks[0].breaker.ramp", 6, 21, "must be between 0s and 1h, found 2h");
+  }
+
   TEST_CASE("max_open_timeout below open_timeout is rejected") {
     checkOnlyError(withSinks("  - name: s\n"
                              "    type: console\n"
