@@ -176,6 +176,8 @@ void check(Section& s, BufferConfig& c) {
 
 void check(Section& s, SinkConfig& c) {
   checkName(s, c.name);
+  // With auto, the lanes are max_workers; the limit of how many send at once adapts within them.
+  if (c.workers.adaptive) c.workers.count = c.maxWorkers;
   if (c.inputs) {
     if (c.inputs->empty()) {
       s.error("inputs",

@@ -374,7 +374,8 @@ struct SinkConfig {
   std::optional<std::vector<std::string>> inputs;  // absent: every input
   Encoding encoding = Encoding::Json;
   BatchConfig batch;
-  std::uint32_t workers = 2;
+  Workers workers;
+  std::uint32_t maxWorkers = 16;  // workers: auto only
   Duration timeout = 30s;
   RetryConfig retry;
   BreakerConfig breaker;
@@ -390,7 +391,16 @@ void describe(V& v, SinkConfig& c) {
   v.field("inputs", c.inputs, "names of the inputs routed to this sink; absent: all inputs");
   v.field("encoding", c.encoding, "json: an object with @timestamp, message and fields; raw: the line");
   v.section("batch", c.batch);
-  v.field("workers", c.workers, "concurrent sends", Limits<std::uint32_t>{.min = 1, .max = 64});
+  v.field("workers", c.workers,
+          "concurrent sends, one lane each; auto: max_workers lanes (a key beside workers: auto, 1 to 64, default "
+          "16), of which as many send at once as the destination's latency, throttling and failures allow");
+  if (c.workers.adaptive) {
+    v.field("max_workers", c.maxWorkers,
+            "workers: auto: lanes, the most sends at once; the limit adapts between 1 and this",
+            Limits<std::uint32_t>{.min = 1, .max = 64});
+  } else {
+    v.noteForeignKeys("sinks with workers: auto", {"max_workers"});
+  }
   v.field("timeout", c.timeout, "deadline of one send", Limits<Duration>{.min = 1ms, .max = 1h});
   v.section("retry", c.retry);
   v.section("breaker", c.breaker);

@@ -104,6 +104,7 @@ Json breakerView(SinkRunner& runner) {
     droppedTotal += n;
   }
   dropped["total"] = droppedTotal;
+  const SendLimit::Figures limit = runner.sendLimit();
 
   Json nextRetry = nullptr;
   if (s.nextRetryAt) {
@@ -150,6 +151,8 @@ Json breakerView(SinkRunner& runner) {
         {"dropped", dropped},
         {"buffer", bufferView(runner, buffer, wallNow)},
         {"batches_in_flight", load(st.batchesInFlight)},
+        {"concurrency_limit", limit.limit},
+        {"ramping", limit.ramping},
         {"sends", load(st.sends)},
         {"retries", load(st.retries)}}},
   };

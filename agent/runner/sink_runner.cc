@@ -22,6 +22,7 @@ std::int64_t nanos(Clock::time_point t) {
 SendLimitOptions sendLimitOptions(const config::SinkConfig& cfg) {
   SendLimitOptions o;
   o.maxLimit = cfg.workers;
+  o.adaptive = cfg.workers.adaptive;
   o.ramp = cfg.breaker.ramp;
   return o;
 }

@@ -668,6 +668,17 @@ TEST_CASE("the breaker keys reach the live breaker") {
   CHECK(o.window->slowCallDuration == 2s);
 }
 
+TEST_CASE("workers: auto gives a sink max_workers lanes and a limit that starts at one") {
+  Running run(
+      "inputs: [{name: app, type: stdin}]\n"
+      "sinks: [{name: out, type: console, workers: auto, max_workers: 6}]\n",
+      false);
+  const auto& cfg = run.runner("out")->config();
+  CHECK(cfg.workers.adaptive);
+  CHECK(cfg.workers.count == 6);
+  CHECK(run.runner("out")->sendLimit().limit == 1);
+}
+
 TEST_CASE("breaker.ramp paces a sink's sends after its breaker closes") {
   Running run(
       "inputs: [{name: app, type: stdin}]\n"

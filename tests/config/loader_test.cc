@@ -302,6 +302,29 @@ TEST_SUITE("config") {
                    "between 1 and 64");
   }
 
+  TEST_CASE("workers: auto takes max_workers lanes and an adaptive limit") {
+    const auto config = loadString(withSinks("  - {name: s, type: console, workers: auto, max_workers: 12}\n"),
+                                   "test.yaml", ".")
+                            .config;
+    CHECK(config.sinks[0].workers.adaptive);
+    CHECK(config.sinks[0].workers.count == 12);
+  }
+
+  TEST_CASE("max_workers without workers: auto is rejected with its position") {
+    checkOnlyError(withSinks("  - {name: s, type: console, workers: 4, max_workers: 8}\n"), "sinks[0].max_workers", 4,
+                   42, "a key of sinks with workers: auto");
+  }
+
+  TEST_CASE("max_workers past 64 is rejected with its position") {
+    checkOnlyError(withSinks("  - {name: s, type: console, workers: auto, max_workers: 65}\n"),
+                   "sinks[0].max_workers", 4, 58, "must be between 1 and 64, found 65");
+  }
+
+  TEST_CASE("workers other than a number or auto is rejected") {
+    checkOnlyError(withSinks("  - {name: s, type: console, workers: many}\n"), "sinks[0].workers", 4, 39,
+                   "expected a whole number, found 'many'");
+  }
+
   TEST_CASE("a negative number of workers is rejected") {
     checkOnlyError(withSinks("  - {name: s, type: console, workers: -3}\n"), "sinks[0].workers", 4, 39,
                    "must not be negative, found '-3'");

@@ -1,5 +1,6 @@
 // The send limit against the in-tree HTTP receiver: a backlog drained with a ramp after the breaker
-// closes does not knock a recovering destination over again, where a drain at full speed does.
+// closes does not knock a recovering destination over again, where a drain at full speed does; with
+// workers: auto the sends at once settle where a destination slowing with load delivers most.
 
 #include <doctest/doctest.h>
 
@@ -8,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent/runner/sink_runner.h"
@@ -106,4 +108,42 @@ TEST_CASE("a backlog drained at full speed after a close re-opens the breaker of
   backlogThenRateLimited(receiver, r, sources);
   CHECK(waitUntil([&] { return r.reopens() >= 2; }, 10s));
   MESSAGE("ramp 0s: re-opens " << r.reopens() << ", " << receiver.stats()["failed_requests"] << " refused");
+}
+
+TEST_CASE("workers: auto settles the sends at once where a destination slowing with load delivers most") {
+  HttpReceiver receiver;
+  // 20 ms + 0.3125 ms * c^2 for c requests at once: a batch per latency per lane is most at c = 8
+  // (200 batches/s), 16 at once give 133/s, one 48/s.
+  receiver.control({{"latency_ms", 20}, {"latency_per_concurrent2_us", 312.5}});
+  HttpRunner r(loadSink("  - {name: search, type: http, url: \"" + receiver.base() +
+                        "/ingest\", format: ndjson, encoding: raw, workers: auto, max_workers: 16,\n"
+                        "     batch: {max_records: 10, linger: 5ms}, timeout: 5s}\n"));
+  constexpr int kPerSource = 500;
+  auto sources = feeds(64);  // 32,000 lines over every lane
+  std::thread offering([&] {
+    for (int i = 0; i < kPerSource; i += 10) {
+      for (auto& f : sources) f->offer(*r.runner, i, i + 10, 10);
+    }
+  });
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<std::uint32_t> limits;
+  std::string timeline;
+  const std::uint64_t total = std::uint64_t(kPerSource) * sources.size();
+  while (r.runner->stats().delivered.load() < total && std::chrono::steady_clock::now() - started < 40s) {
+    std::this_thread::sleep_for(250ms);
+    limits.push_back(r.runner->sendLimit().limit);
+    if (limits.size() % 4 == 0) timeline += " " + std::to_string(limits.back());
+  }
+  offering.join();
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  REQUIRE(r.runner->stats().delivered.load() == total);
+  double sum = 0;
+  for (std::size_t i = limits.size() / 2; i < limits.size(); ++i) sum += limits[i];
+  const double mean = sum / double(limits.size() - limits.size() / 2);
+  MESSAGE("workers: auto: " << total << " lines in " << took << " s (" << double(total) / took
+                            << " lines/s); limit each second:" << timeline << "; mean over the second half " << mean
+                            << "; most requests at once at the receiver " << receiver.stats()["max_concurrent"]);
+  CHECK(mean > 3);
+  CHECK(mean < 13);
+  CHECK(receiver.records().size() == total);
 }

@@ -52,6 +52,44 @@ std::vector<TimePoint> drive(SendLimit& limit, TimePoint from, std::chrono::nano
   return starts;
 }
 
+// The same with a latency that depends on the sends in flight when a send starts, and the limit sampled
+// each 100 ms.
+struct Loaded {
+  std::vector<TimePoint> starts;
+  std::vector<std::uint32_t> limits;
+};
+Loaded driveLoaded(SendLimit& limit, TimePoint from, std::chrono::nanoseconds span,
+                   const std::function<std::chrono::nanoseconds(std::uint32_t)>& latencyAt) {
+  struct InFlight {
+    SendLimit::Ticket ticket;
+    TimePoint endsAt;
+    std::chrono::nanoseconds latency;
+  };
+  std::vector<InFlight> inFlight;
+  Loaded out;
+  for (TimePoint now = from; now < from + span; now += 1ms) {
+    for (auto it = inFlight.begin(); it != inFlight.end();) {
+      if (it->endsAt <= now) {
+        limit.finish(it->ticket, Outcome::Success, it->latency, now);
+        it = inFlight.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    while (mayStart(limit, now)) {
+      const auto latency = latencyAt(std::uint32_t(inFlight.size() + 1));
+      inFlight.push_back({limit.start(now), now + latency, latency});
+      out.starts.push_back(now);
+    }
+    if ((now - from) % 100ms == 0ms) out.limits.push_back(limit.limit(now));
+  }
+  return out;
+}
+
+SendLimit adaptiveLimit(std::uint32_t maxWorkers) {
+  return SendLimit(SendLimitOptions{.maxLimit = maxWorkers, .adaptive = true, .ramp = 10s});
+}
+
 std::size_t startsBetween(const std::vector<TimePoint>& starts, TimePoint from, TimePoint to) {
   std::size_t n = 0;
   for (auto t : starts) n += t >= from && t < to;
@@ -218,4 +256,63 @@ TEST_CASE("a close during a ramp slows the ramp but keeps its end") {
   CHECK(limit.ramping(t0 + 9s));
   CHECK_FALSE(limit.ramping(t0 + 10s));
   CHECK(limit.limit(t0 + 10s) == 4);
+}
+
+TEST_CASE("an adaptive limit starts at one and grows to max_workers while latency holds") {
+  SendLimit limit = adaptiveLimit(16);
+  CHECK(limit.limit(t0) == 1);
+  const auto run = driveLoaded(limit, t0, 2s, [](std::uint32_t) { return 10ms; });
+  CHECK(limit.limit(t0 + 2s) == 16);
+  CHECK(limit.figures(t0 + 2s).rate == 0);  // not paced outside a ramp
+}
+
+TEST_CASE("an adaptive limit settles where a destination slowing with load delivers most") {
+  // latency = 20 ms + 0.3125 ms * c^2: a batch per latency per lane is most at c = 8 (40 ms a send).
+  SendLimit limit = adaptiveLimit(32);
+  const auto run = driveLoaded(limit, t0, 30s, [](std::uint32_t c) {
+    return std::chrono::nanoseconds(std::int64_t(20e6 + 312.5e3 * double(c) * double(c)));
+  });
+  double sum = 0;
+  std::uint32_t low = 99, high = 0;
+  for (std::size_t i = run.limits.size() / 2; i < run.limits.size(); ++i) {
+    sum += run.limits[i];
+    low = std::min(low, run.limits[i]);
+    high = std::max(high, run.limits[i]);
+  }
+  const double mean = sum / double(run.limits.size() - run.limits.size() / 2);
+  const double perSecond = double(startsBetween(run.starts, t0 + 15s, t0 + 30s)) / 15;
+  MESSAGE("limit over the last 15 s: mean " << mean << ", between " << low << " and " << high << "; " << perSecond
+                                            << " sends/s (the best: 8 / 40 ms = 200/s; 32 at once: 94/s)");
+  CHECK(mean > 4);
+  CHECK(mean < 12);
+  CHECK(perSecond > 150);
+}
+
+TEST_CASE("a throttled answer halves an adaptive limit") {
+  SendLimit limit = adaptiveLimit(16);
+  driveLoaded(limit, t0, 2s, [](std::uint32_t) { return 10ms; });
+  REQUIRE(limit.limit(t0 + 2s) == 16);
+  const auto ticket = limit.start(t0 + 2s);
+  limit.finish(ticket, Outcome::Throttled, 10ms, t0 + 2s + 10ms);
+  CHECK(limit.limit(t0 + 2s + 10ms) == 8);
+}
+
+TEST_CASE("an adaptive limit never falls below one send at a time") {
+  SendLimit limit = adaptiveLimit(8);
+  TimePoint now = t0;
+  for (int i = 0; i < 20; ++i) {
+    now += 10ms;
+    const auto ticket = limit.start(now);
+    limit.finish(ticket, Outcome::Retriable, 1ms, now + 1ms);
+  }
+  CHECK(limit.limit(now + 1ms) == 1);
+  CHECK(mayStart(limit, now + 1ms));
+}
+
+TEST_CASE("a permanent refusal leaves an adaptive limit as it was") {
+  SendLimit limit = adaptiveLimit(16);
+  driveLoaded(limit, t0, 2s, [](std::uint32_t) { return 10ms; });
+  const auto ticket = limit.start(t0 + 2s);
+  limit.finish(ticket, Outcome::Permanent, 10ms, t0 + 2s + 10ms);
+  CHECK(limit.limit(t0 + 2s + 10ms) == 16);
 }
