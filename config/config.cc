@@ -151,6 +151,11 @@ void check(Section& s, BreakerConfig& c) {
                 "raise half_open_max_calls to at least " +
                 std::to_string(c.successThreshold) + " or lower success_threshold");
   }
+  if (c.mode == BreakerMode::MetricsOnly && s.has("ramp") && s.ok("ramp") && c.ramp > Duration::zero()) {
+    s.error("ramp",
+            "a metrics-only breaker holds nothing back, so its sink never drains a backlog after a close; remove "
+            "ramp, or set mode: enforce");
+  }
   if (c.maxOpenTimeout < c.openTimeout && s.ok("max_open_timeout") && s.ok("open_timeout")) {
     s.error(s.has("max_open_timeout") ? "max_open_timeout" : "open_timeout",
             "max_open_timeout (" + formatDuration(c.maxOpenTimeout) + ") is shorter than open_timeout (" +
@@ -171,6 +176,8 @@ void check(Section& s, BufferConfig& c) {
 
 void check(Section& s, SinkConfig& c) {
   checkName(s, c.name);
+  // With auto, the lanes are max_workers; the limit of how many send at once adapts within them.
+  if (c.workers.adaptive) c.workers.count = c.maxWorkers;
   if (c.inputs) {
     // An empty list is for a sink that is only a fallback: check(Section&, Config&) knows which are.
     for (std::size_t i = 0; i < c.inputs->size(); ++i) {

@@ -274,6 +274,7 @@ struct BreakerConfig {
   std::uint32_t halfOpenMaxCalls = 2;
   bool tripOnThrottle = false;
   bool probe = false;
+  Duration ramp = 10s;
   std::optional<WindowConfig> window;
 };
 template <class V>
@@ -300,6 +301,11 @@ void describe(V& v, BreakerConfig& c) {
   v.field("trip_on_throttle", c.tripOnThrottle,
           "count throttling answers (HTTP 429/503) as failures that can open the breaker");
   v.field("probe", c.probe, "in half-open, send a cheap probe before a real batch");
+  v.field("ramp", c.ramp,
+          "after the breaker closes from half-open, the backlog drains with a slow start: one batch in flight "
+          "and 2 batches/s, doubling per round of successes, halved on a slow call, a throttle or a failure; "
+          "full speed once this time is up whatever happens; 0s: drain at full speed at once",
+          Limits<Duration>{.min = 0ms, .max = 1h});
   v.section("window", c.window);
 }
 void check(Section& s, BreakerConfig& c);
@@ -369,7 +375,8 @@ struct SinkConfig {
   std::optional<std::vector<std::string>> inputs;  // absent: every input
   Encoding encoding = Encoding::Json;
   BatchConfig batch;
-  std::uint32_t workers = 2;
+  Workers workers;
+  std::uint32_t maxWorkers = 16;  // workers: auto only
   Duration timeout = 30s;
   RetryConfig retry;
   BreakerConfig breaker;
@@ -388,7 +395,16 @@ void describe(V& v, SinkConfig& c) {
           "another sink's batches as its fallback");
   v.field("encoding", c.encoding, "json: an object with @timestamp, message and fields; raw: the line");
   v.section("batch", c.batch);
-  v.field("workers", c.workers, "concurrent sends", Limits<std::uint32_t>{.min = 1, .max = 64});
+  v.field("workers", c.workers,
+          "concurrent sends, one lane each; auto: max_workers lanes (a key beside workers: auto, 1 to 64, default "
+          "16), of which as many send at once as the destination's latency, throttling and failures allow");
+  if (c.workers.adaptive) {
+    v.field("max_workers", c.maxWorkers,
+            "workers: auto: lanes, the most sends at once; the limit adapts between 1 and this",
+            Limits<std::uint32_t>{.min = 1, .max = 64});
+  } else {
+    v.noteForeignKeys("sinks with workers: auto", {"max_workers"});
+  }
   v.field("timeout", c.timeout, "deadline of one send", Limits<Duration>{.min = 1ms, .max = 1h});
   v.section("retry", c.retry);
   v.section("breaker", c.breaker);

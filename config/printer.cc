@@ -95,6 +95,13 @@ class Printer {
   }
   void emit(Duration v) { out_ << formatDuration(v); }
   void emit(Bytes v) { out_ << formatBytes(v); }
+  void emit(const Workers& v) {
+    if (v.adaptive) {
+      out_ << "auto";
+    } else {
+      out_ << v.count;
+    }
+  }
   void emit(const WindowSize& v) {
     if (const auto* calls = std::get_if<std::uint64_t>(&v.value)) {
       out_ << *calls;

@@ -118,6 +118,8 @@ class Collector {
       return "size" + range(limits, [](Bytes v) { return formatBytes(v); });
     } else if constexpr (std::is_same_v<T, WindowSize>) {
       return "integer (calls) or duration";
+    } else if constexpr (std::is_same_v<T, Workers>) {
+      return "`auto` or integer, 1 to 64";
     } else if constexpr (std::is_same_v<T, std::vector<std::string>> ||
                          std::is_same_v<T, std::optional<std::vector<std::string>>>) {
       return "list of strings";
@@ -145,6 +147,8 @@ class Collector {
       return code(formatDuration(v));
     } else if constexpr (std::is_same_v<T, Bytes>) {
       return code(formatBytes(v));
+    } else if constexpr (std::is_same_v<T, Workers>) {
+      return code(v.adaptive ? "auto" : std::to_string(v.count));
     } else if constexpr (std::is_same_v<T, WindowSize>) {
       if (const auto* calls = std::get_if<std::uint64_t>(&v.value)) return code(std::to_string(*calls));
       return code(formatDuration(std::get<Duration>(v.value)));

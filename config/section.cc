@@ -384,6 +384,22 @@ bool Section::read(const YAML::Node& n, const std::string& path, Bytes& out) {
   return true;
 }
 
+bool Section::read(const YAML::Node& n, const std::string& path, Workers& out) {
+  if (n.IsScalar() && n.Scalar() == "auto") {
+    out.adaptive = true;
+    return true;
+  }
+  std::uint32_t count = 0;
+  if (!read(n, path, count)) return false;
+  if (count < 1 || count > 64 || !saturated_.empty()) {
+    report(n, path,
+           "must be between 1 and 64, found " + (saturated_.empty() ? std::to_string(count) : saturated_));
+    return false;
+  }
+  out.count = count;
+  return true;
+}
+
 bool Section::read(const YAML::Node& n, const std::string& path, WindowSize& out) {
   auto text = scalar(n, path, "a number of calls or a duration");
   if (!text) return false;

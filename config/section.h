@@ -98,6 +98,7 @@ class Section {
   bool read(const YAML::Node& n, const std::string& path, Duration& out);
   bool read(const YAML::Node& n, const std::string& path, Bytes& out);
   bool read(const YAML::Node& n, const std::string& path, WindowSize& out);
+  bool read(const YAML::Node& n, const std::string& path, Workers& out);
   bool read(const YAML::Node& n, const std::string& path, std::vector<std::string>& out);
   bool read(const YAML::Node& n, const std::string& path, std::map<std::string, std::string>& out);
   bool read(const YAML::Node& n, const std::string& path, std::optional<std::vector<std::string>>& out);

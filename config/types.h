@@ -27,6 +27,16 @@ constexpr Bytes operator""_GiB(unsigned long long v) { return Bytes{v << 30}; }
 
 // A breaker's sliding window is `size` calls (type: count, a number) or `size` of time (type: time,
 // a duration).
+// A sink's `workers`: a number of lanes that all send at once, or auto (as many lanes as max_workers,
+// how many of them send at once adapted to the destination). Read as the number of lanes.
+struct Workers {
+  std::uint32_t count = 2;  // lanes: workers, or max_workers with auto
+  bool adaptive = false;    // workers: auto
+  Workers() = default;
+  Workers(std::uint32_t n) : count(n) {}  // NOLINT(google-explicit-constructor): a number of workers
+  operator std::uint32_t() const { return count; }  // NOLINT(google-explicit-constructor)
+};
+
 struct WindowSize {
   std::variant<std::uint64_t, Duration> value = std::uint64_t{100};
 };

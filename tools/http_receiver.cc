@@ -16,7 +16,13 @@
 //   sets the answer of the next N data requests, or of those in the next M milliseconds (neither: until
 //   the next control); {"status":200} restores. fail_items refuses those bulk items inside a 200 answer
 //   (item_status, default 500); pad_items makes each bulk item that many bytes longer, for large answers.
-// GET /_stats  {"requests","records","bytes","failed_requests","refused_records","connections"}
+// POST /_control {"rate_limit":N,"for_ms":M} accepts at most N data requests a second (a token bucket
+//   holding a quarter second's worth) and answers the rest `status` (default 500), as a destination
+//   recovering with little capacity does.
+// POST /_control {"latency_ms":B,"latency_per_concurrent2_us":K} delays each data request by
+//   B ms + K us * c^2, c the data requests in progress with it: a destination that slows as it is loaded.
+// GET /_stats  {"requests","records","bytes","failed_requests","refused_records","connections",
+//               "max_concurrent"}
 // GET /_last   the last data request's method, path, headers and content length.
 // A GET to any other path gets the configured failure status, or 405 (it wants POST).
 //
@@ -29,6 +35,7 @@
 #include <zlib.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -57,6 +64,9 @@ struct Answer {
   std::optional<std::chrono::steady_clock::time_point> until;  // the answer holds until then
   std::map<std::size_t, int> failItems;
   std::size_t padItems = 0;
+  std::optional<double> ratePerSecond;  // accept this many requests a second, answer `status` to the rest
+  double latencyMs = 0;                 // the delay: latencyMs + latencyPerConcurrent2Us * concurrent^2 us
+  double latencyPerConcurrent2Us = 0;
 };
 
 std::optional<std::string> gunzip(const std::string& in) {
@@ -113,7 +123,10 @@ class Receiver {
     const Json j = Json::parse(req.body, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return reply(res, 400, R"({"error":"expected a JSON object"})");
     Answer a;
-    a.status = j.value("status", 200);
+    if (j.contains("rate_limit")) a.ratePerSecond = j["rate_limit"].get<double>();
+    a.status = j.value("status", a.ratePerSecond ? 500 : 200);
+    a.latencyMs = j.value("latency_ms", 0.0);
+    a.latencyPerConcurrent2Us = j.value("latency_per_concurrent2_us", 0.0);
     if (j.contains("retry_after")) a.retryAfter = j["retry_after"].get<int>();
     a.delayMs = j.value("delay_ms", 0);
     if (j.contains("times")) a.times = j["times"].get<std::uint64_t>();
@@ -127,6 +140,10 @@ class Receiver {
     }
     std::lock_guard lock(mutex_);
     answer_ = a;
+    if (a.ratePerSecond) {
+      tokens_ = capacity(a);
+      refilledAt_ = std::chrono::steady_clock::now();
+    }
     reply(res, 200, R"({"ok":true})");
   }
 
@@ -137,7 +154,8 @@ class Receiver {
            {"bytes", bytes_},
            {"failed_requests", failedRequests_},
            {"refused_records", refusedRecords_},
-           {"connections", connections_.size()}};
+           {"connections", connections_.size()},
+           {"max_concurrent", maxConcurrent_}};
     reply(res, 200, j.dump());
   }
 
@@ -154,7 +172,15 @@ class Receiver {
   }
 
   void data(const httplib::Request& req, httplib::Response& res) {
-    const Answer a = take(req);
+    // Counted from here to the answer: the load that latency_per_concurrent2_us answers.
+    struct InProgress {
+      Receiver& r;
+      ~InProgress() {
+        std::lock_guard lock(r.mutex_);
+        --r.concurrent_;
+      }
+    } inProgress{*this};
+    const Answer a = take(req, /*data=*/true);
     // Stalling is what this helper is for: it plays a slow destination.
     if (a.delayMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(a.delayMs));
     if (a.status < 200 || a.status >= 300) return fail(res, a);
@@ -242,9 +268,10 @@ class Receiver {
 
  private:
   // The answer for this request, counting it and remembering it as the last one.
-  Answer take(const httplib::Request& req) {
+  Answer take(const httplib::Request& req, bool data = false) {
     std::lock_guard lock(mutex_);
     ++requests_;
+    if (data) maxConcurrent_ = std::max(maxConcurrent_, ++concurrent_);
     if (connections_.size() < 100000) connections_.insert(req.remote_addr + ":" + std::to_string(req.remote_port));
     Json headers = Json::object();
     for (const auto& [name, value] : req.headers) headers[name] = value;
@@ -255,9 +282,25 @@ class Receiver {
     if (answer_.until && std::chrono::steady_clock::now() >= *answer_.until) answer_ = Answer{};
     Answer a = answer_;
     if (answer_.times && --*answer_.times == 0) answer_ = Answer{};
+    if (a.ratePerSecond) {
+      const auto now = std::chrono::steady_clock::now();
+      tokens_ =
+          std::min(capacity(a), tokens_ + *a.ratePerSecond * std::chrono::duration<double>(now - refilledAt_).count());
+      refilledAt_ = now;
+      if (tokens_ >= 1) {
+        tokens_ -= 1;
+        a.status = 200;
+      }
+    }
+    if (data && (a.latencyMs > 0 || a.latencyPerConcurrent2Us > 0)) {
+      const double c = double(concurrent_);
+      a.delayMs += int(a.latencyMs + a.latencyPerConcurrent2Us * c * c / 1000);
+    }
     if (a.status < 200 || a.status >= 300) ++failedRequests_;
     return a;
   }
+
+  static double capacity(const Answer& a) { return std::max(1.0, *a.ratePerSecond / 4); }
 
   static void fail(httplib::Response& res, const Answer& a) {
     if (a.retryAfter) res.set_header("Retry-After", std::to_string(*a.retryAfter));
@@ -279,6 +322,10 @@ class Receiver {
   std::uint64_t refusedRecords_ = 0;
   const bool parse_;
   std::set<std::string> connections_;
+  double tokens_ = 0;  // of the rate limit's bucket
+  std::chrono::steady_clock::time_point refilledAt_;
+  std::uint64_t concurrent_ = 0;  // data requests in progress
+  std::uint64_t maxConcurrent_ = 0;
   Json last_ = Json::object();
 };
 

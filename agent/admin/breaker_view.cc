@@ -114,6 +114,7 @@ Json breakerView(SinkRunner& runner) {
   }
   failedOver["total"] = failedOverTotal;
   const std::string fallbackName = runner.fallbackName();
+  const SendLimit::Figures limit = runner.sendLimit();
 
   Json nextRetry = nullptr;
   if (s.nextRetryAt) {
@@ -162,6 +163,8 @@ Json breakerView(SinkRunner& runner) {
         {"failed_over", failedOver},
         {"buffer", bufferView(runner, buffer, wallNow)},
         {"batches_in_flight", load(st.batchesInFlight)},
+        {"concurrency_limit", limit.limit},
+        {"ramping", limit.ramping},
         {"sends", load(st.sends)},
         {"retries", load(st.retries)}}},
   };

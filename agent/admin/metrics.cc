@@ -113,6 +113,9 @@ constexpr Family kDiskSpilled{"logcapture_sink_buffer_spilled_records_total", T:
                               "Records written to the disk buffer: batches that waited longer than its sync "
                               "interval, or were left at a stop."};
 constexpr Family kSinkInFlight{"logcapture_sink_batches_in_flight", T::Gauge, "Batches being sent or retried."};
+constexpr Family kSinkConcurrencyLimit{"logcapture_sink_concurrency_limit", T::Gauge,
+                                       "Batches the sink may send at once now: its workers, less during a ramp "
+                                       "after its breaker closed, or as adapted with workers: auto."};
 constexpr Family kSinkSends{"logcapture_sink_sends_total", T::Counter, "Sends of a batch to the destination."};
 constexpr Family kSinkRetries{"logcapture_sink_retries_total", T::Counter, "Sends of a batch after its first."};
 constexpr Family kSinkSplits{"logcapture_sink_batch_splits_total", T::Counter,
@@ -329,6 +332,7 @@ struct SinkView {
   std::string fallback;  // empty: none
   std::array<std::uint64_t, kFailoverReasons> failedOver{};
   std::uint64_t inFlight = 0;
+  std::uint64_t concurrencyLimit = 0;
   std::uint64_t sends = 0;
   std::uint64_t retries = 0;
   std::uint64_t splits = 0;
@@ -371,6 +375,7 @@ void writeSinks(PrometheusText& out, const std::vector<SinkView>& sinks) {
   each(kSinkBufferRecords, [](const SinkView& s) { return s.buffer.records; });
   each(kSinkBufferBatches, [](const SinkView& s) { return s.buffer.batches; });
   each(kSinkInFlight, [](const SinkView& s) { return s.inFlight; });
+  each(kSinkConcurrencyLimit, [](const SinkView& s) { return s.concurrencyLimit; });
   each(kSinkSends, [](const SinkView& s) { return s.sends; });
   each(kSinkRetries, [](const SinkView& s) { return s.retries; });
   each(kSinkSplits, [](const SinkView& s) { return s.splits; });
@@ -560,6 +565,7 @@ std::string renderMetrics(const Pipeline& pipeline) {
     v.fallback = r->fallbackName();
     for (std::size_t i = 0; i < kFailoverReasons; ++i) v.failedOver[i] = st.failedOverFor(FailoverReason(i));
     v.inFlight = load(st.batchesInFlight);
+    v.concurrencyLimit = r->sendLimit().limit;
     v.sends = load(st.sends);
     v.retries = load(st.retries);
     v.splits = load(st.splits);

@@ -95,8 +95,15 @@ void Sender::run(PendingBatch&& pb) {
       pauseForBreaker();
       return;
     }
+    // A turn of the send limit first: a ramp or an adaptive limit may make the batch wait.
+    const SendLimit::Ticket ticket = parts_.gate.pass(parts_.pauses);
+    if (!ticket.valid) {  // past the stop's deadline
+      buffer.pushFront(std::move(pb));
+      return;
+    }
     const circuit::Permit permit = breaker.tryAcquire();
     if (!permit) {
+      parts_.gate.cancel(ticket);
       if (failOver(pb)) return;
       const Action action = decideRefused(pb, rules_);
       if (action.then == Action::Then::Drop) {
@@ -116,6 +123,7 @@ void Sender::run(PendingBatch&& pb) {
       const sinks::SendResult probed = sendGuarded(nullptr, sendDeadline);
       const Outcome outcome = judgeProbe(probed);
       if (outcome != Outcome::Success) {
+        parts_.gate.cancel(ticket);  // the trial's business: no batch went
         breaker.onResult(permit, outcome, parts_.clock.now() - started, probed.retryAfter);
         parts_.report.sendFailed(probed, pb.batch.size(), pb.attempts);
         buffer.pushFront(std::move(pb));
@@ -133,6 +141,7 @@ void Sender::run(PendingBatch&& pb) {
     const Action action = decide(result, pb, rules_, jitter());
     const SendVerdict& verdict = action.verdict;
     breaker.onResult(permit, verdict.breaker, took, result.retryAfter);
+    parts_.gate.finish(ticket, verdict.breaker, took);
     if (result.outcome != sinks::Outcome::Success || !result.failures.empty()) {
       parts_.report.sendFailed(result, pb.batch.size(), pb.attempts);
     }

@@ -2,9 +2,9 @@
 
 // The executor of a sink's runner: it carries out, on a worker's thread, what send_verdict.h decides.
 // One call to run() takes a batch through the send path in a fixed order:
-//   breaker permit -> probe (half-open, breaker.probe) -> send within `timeout` -> decide() -> the breaker
-//   hears the outcome -> the batch is finished, dead-lettered, dropped, split, or retried after a capped
-//   exponential backoff with full jitter.
+//   send limit's turn (send_limit.h) -> breaker permit -> probe (half-open, breaker.probe) -> send within `timeout` ->
+//   decide() -> the breaker hears the outcome -> the batch is finished, dead-lettered, dropped, split, or retried after
+//   a capped exponential backoff with full jitter.
 // A batch that must wait (the breaker refuses it, its attempts are used up, the stop's deadline passed)
 // goes back to the head of its lane in the buffer, its claims intact. A metrics-only breaker refuses
 // nothing but a force-open: its batches go, retry and wait as with a closed breaker. A sink with a
@@ -12,7 +12,7 @@
 // trials are under way), and keeps it as above when the fallback refuses.
 //
 // Thread-safety: run() is called by every worker at once, one batch each. The sink, the breaker, the
-// buffer, the dead letter, the report and the pauses are thread-safe; the jitter's generator has a lock.
+// send gate, the buffer, the dead letter, the report and the pauses are thread-safe; the jitter's generator has a lock.
 
 #include <chrono>
 #include <cstdint>
@@ -25,6 +25,7 @@
 #include "agent/runner/dead_letter.h"
 #include "agent/runner/fallback.h"
 #include "agent/runner/pauses.h"
+#include "agent/runner/send_limit.h"
 #include "agent/runner/send_verdict.h"
 #include "agent/runner/sink_buffer.h"
 #include "agent/runner/sink_report.h"
@@ -45,6 +46,7 @@ class Sender {
     DeadLetter& deadLetter;
     SinkReport& report;
     Pauses& pauses;
+    SendGate& gate;  // every send passes it, and tells it the outcome
   };
   Sender(Parts parts, DeliveryRules rules, std::chrono::nanoseconds timeout);
 

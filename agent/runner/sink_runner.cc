@@ -19,6 +19,14 @@ std::int64_t nanos(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
+SendLimitOptions sendLimitOptions(const config::SinkConfig& cfg) {
+  SendLimitOptions o;
+  o.maxLimit = cfg.workers;
+  o.adaptive = cfg.workers.adaptive;
+  o.ramp = cfg.breaker.ramp;
+  return o;
+}
+
 }  // namespace
 
 SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sink> sink, const std::string& stateDir,
@@ -29,11 +37,21 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
       clock_(clock),
       deadLetter_(stateDir, cfg),
       breakerRecord_(stateDir, cfg.name),
+      gate_(sendLimitOptions(cfg)),
       breaker_(std::make_unique<circuit::Breaker>(
           optionsFrom(cfg.breaker), clock_,
           std::vector<circuit::Breaker::Listener>{transitionLogger(cfg.name), breakerRecord_.listener(),
-                                                  // Workers waiting on an open breaker look again.
-                                                  [this](const circuit::Transition&) { pauses_.wake(); }})),
+                                                  [this](const circuit::Transition& t) {
+                                                    // A destination shown healthy again gets its backlog
+                                                    // in a ramp, not all at once.
+                                                    if (t.from == circuit::State::HalfOpen &&
+                                                        t.to == circuit::State::Closed &&
+                                                        cfg_.breaker.mode == config::BreakerMode::Enforce) {
+                                                      gate_.startRamp();
+                                                    }
+                                                    // Workers waiting on an open breaker look again.
+                                                    pauses_.wake();
+                                                  }})),
       // A warning held back for its summary: idle workers wake to wait for its due time instead.
       report_(cfg.name, *breaker_, [this] { buffer_.wake(); }),
       lanes_(cfg.workers),
@@ -41,7 +59,8 @@ SinkRunner::SinkRunner(const config::SinkConfig& cfg, std::unique_ptr<sinks::Sin
               cfg.buffer.type == config::BufferType::Disk
                   ? std::make_unique<DiskBuffer>(cfg, (std::filesystem::path(stateDir) / "buffers" / cfg.name).string())
                   : nullptr),
-      sender_({*sink_, *breaker_, clock_, buffer_, deadLetter_, report_, pauses_}, DeliveryRules::of(cfg), cfg.timeout),
+      sender_({*sink_, *breaker_, clock_, buffer_, deadLetter_, report_, pauses_, gate_}, DeliveryRules::of(cfg),
+              cfg.timeout),
       fallback_(cfg.name, report_.stats()),
       // Enough for the batcher to fill every lane's batch while the fan-out goes on; no more, since
       // records waiting here hold memory that no buffer bound counts.
@@ -291,6 +310,7 @@ std::vector<PendingBatch> SinkRunner::halt(base::Deadline deadline, bool handOve
     deadline -= std::min<Clock::duration>(std::chrono::seconds(1), left / 5);
   }
   pauses_.setHardDeadline(deadline);
+  gate_.wake();
   abandonIntake();
   buffer_.wake();
   // The batcher flushes its open batches; with when_full: block it may wait for room that never

@@ -5,6 +5,7 @@
 //   batcher.h      records into batches by count, size and linger
 //   sink_buffer.h  the batches waiting, per lane, and the when_full policy
 //   send_verdict.h decide(): what becomes of a batch after a send (pure, tested without threads)
+//   send_limit.h   how many batches may be in flight and how often one may start (ramp, workers: auto)
 //   sender.h       the executor: permit, probe, send, decide, then finish, dead-letter, drop, split or retry
 //   handover.h     a reload's hand-over of the batches held (halt, release, adopt)
 //   sink_report.h  the counters, and the warnings of failures and drops
@@ -55,6 +56,7 @@
 #include "agent/runner/disk_buffer.h"
 #include "agent/runner/fallback.h"
 #include "agent/runner/pauses.h"
+#include "agent/runner/send_limit.h"
 #include "agent/runner/send_verdict.h"
 #include "agent/runner/sender.h"
 #include "agent/runner/sink_buffer.h"
@@ -131,6 +133,8 @@ class SinkRunner {
   std::chrono::nanoseconds oldestBatchAge(std::chrono::steady_clock::time_point now) const;
 
   circuit::Breaker& breaker() { return *breaker_; }
+  // The send limit's figures now: its limit, the sends in flight, a ramp's pace.
+  SendLimit::Figures sendLimit() const { return gate_.figures(); }
   const SinkStats& stats() const { return report_.stats(); }
   SinkBufferStats bufferStats() const { return buffer_.stats(); }
   // The disk buffer's figures; empty for a memory buffer.
@@ -155,6 +159,7 @@ class SinkRunner {
   DeadLetter deadLetter_;
   BreakerRecord breakerRecord_;  // before breaker_: its listener
   Pauses pauses_;
+  SendGate gate_;                                    // before breaker_: its listener starts a ramp
   const std::unique_ptr<circuit::Breaker> breaker_;  // wakes pauses_ on each transition
   SinkReport report_;
   const std::uint32_t lanes_;

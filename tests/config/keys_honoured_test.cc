@@ -76,6 +76,7 @@ const std::vector<Coverage>& coverage() {
         "sinks[].breaker.probe", "sinks[].breaker.window", "sinks[].breaker.window.type", "sinks[].breaker.window.size",
         "sinks[].breaker.window.min_calls", "sinks[].breaker.window.failure_rate",
         "sinks[].breaker.window.slow_call_rate", "sinks[].breaker.window.slow_call_duration"}},
+      {"breaker.ramp paces a sink's sends after its breaker closes", {"sinks[].breaker.ramp"}},
       {"buffer.type: disk keeps the sink's batches in segment files under state_dir/buffers",
        {"sinks[].buffer.type", "sinks[].buffer.sync", "sinks[].buffer.sync_interval"}},
       {"the batch keys shape a sink's batches",
@@ -666,6 +667,44 @@ TEST_CASE("the breaker keys reach the live breaker") {
   CHECK(o.window->failureRatePercent == 12.5);
   CHECK(o.window->slowCallRatePercent == 7.5);
   CHECK(o.window->slowCallDuration == 2s);
+}
+
+TEST_CASE("workers: auto gives a sink max_workers lanes and a limit that starts at one") {
+  Running run(
+      "inputs: [{name: app, type: stdin}]\n"
+      "sinks: [{name: out, type: console, workers: auto, max_workers: 6}]\n",
+      false);
+  const auto& cfg = run.runner("out")->config();
+  CHECK(cfg.workers.adaptive);
+  CHECK(cfg.workers.count == 6);
+  CHECK(run.runner("out")->sendLimit().limit == 1);
+}
+
+TEST_CASE("breaker.ramp paces a sink's sends after its breaker closes") {
+  Running run(
+      "inputs: [{name: app, type: stdin}]\n"
+      "sinks:\n"
+      "  - {name: ramped, type: console, workers: 4, breaker: {success_threshold: 1, half_open_max_calls: 1, "
+      "ramp: 20s}}\n"
+      "  - {name: unramped, type: console, workers: 4, breaker: {success_threshold: 1, half_open_max_calls: 1, "
+      "ramp: 0s}}\n",
+      false);
+  for (const char* name : {"ramped", "unramped"}) {
+    circuit::Breaker& breaker = run.runner(name)->breaker();
+    breaker.forceOpen();
+    breaker.resumeAuto();  // half-open: a trial decides
+    const circuit::Permit trial = breaker.tryAcquire();
+    REQUIRE(trial.state == circuit::State::HalfOpen);
+    breaker.onResult(trial, circuit::Outcome::Success, 1ms);
+    REQUIRE(breaker.state() == circuit::State::Closed);
+  }
+  const auto ramped = run.runner("ramped")->sendLimit();
+  CHECK(ramped.ramping);
+  CHECK(ramped.limit == 1);
+  CHECK(ramped.rate > 0);
+  const auto unramped = run.runner("unramped")->sendLimit();
+  CHECK_FALSE(unramped.ramping);
+  CHECK(unramped.limit == 4);
 }
 
 TEST_CASE("buffer.type: disk keeps the sink's batches in segment files under state_dir/buffers") {

@@ -302,6 +302,29 @@ TEST_SUITE("config") {
                    "between 1 and 64");
   }
 
+  TEST_CASE("workers: auto takes max_workers lanes and an adaptive limit") {
+    const auto config = loadString(withSinks("  - {name: s, type: console, workers: auto, max_workers: 12}\n"),
+                                   "test.yaml", ".")
+                            .config;
+    CHECK(config.sinks[0].workers.adaptive);
+    CHECK(config.sinks[0].workers.count == 12);
+  }
+
+  TEST_CASE("max_workers without workers: auto is rejected with its position") {
+    checkOnlyError(withSinks("  - {name: s, type: console, workers: 4, max_workers: 8}\n"), "sinks[0].max_workers", 4,
+                   42, "a key of sinks with workers: auto");
+  }
+
+  TEST_CASE("max_workers past 64 is rejected with its position") {
+    checkOnlyError(withSinks("  - {name: s, type: console, workers: auto, max_workers: 65}\n"),
+                   "sinks[0].max_workers", 4, 58, "must be between 1 and 64, found 65");
+  }
+
+  TEST_CASE("workers other than a number or auto is rejected") {
+    checkOnlyError(withSinks("  - {name: s, type: console, workers: many}\n"), "sinks[0].workers", 4, 39,
+                   "expected a whole number, found 'many'");
+  }
+
   TEST_CASE("a negative number of workers is rejected") {
     checkOnlyError(withSinks("  - {name: s, type: console, workers: -3}\n"), "sinks[0].workers", 4, 39,
                    "must not be negative, found '-3'");
@@ -524,6 +547,22 @@ TEST_SUITE("config") {
                              "      half_open_max_calls: 3\n"),
                    "sinks[0].breaker.success_threshold", 7, 26,
                    "success_threshold (5) is larger than half_open_max_calls (3)");
+  }
+
+  TEST_CASE("a ramp on a metrics-only breaker is rejected, since such a breaker holds no backlog back") {
+    checkOnlyError(withSinks("  - name: s\n"
+                             "    type: console\n"
+                             "    breaker:\n"
+                             "      mode: metrics_only\n"
+                             "      ramp: 30s\n"),
+                   "sinks[0].breaker.ramp", 8, 13, "a metrics-only breaker holds nothing back");
+  }
+
+  TEST_CASE("a ramp longer than an hour is rejected with its position") {
+    checkOnlyError(withSinks("  - name: s\n"
+                             "    type: console\n"
+                             "    breaker: {ramp: 2h}\n"),
+                   "sinks[0].breaker.ramp", 6, 21, "must be between 0s and 1h, found 2h");
   }
 
   TEST_CASE("max_open_timeout below open_timeout is rejected") {

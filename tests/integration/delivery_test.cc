@@ -61,13 +61,14 @@ class Stack {
   fs::path deadLetter(const std::string& sink) const { return dir_ / "state" / "dead-letter" / (sink + ".ndjson"); }
 
   std::string writeConfig(const SinkTuning& tuning = {}) const {
-    // Failures surface within a send of 2 s; three in a row open a breaker for 200 ms, at most 400 ms.
+    // Failures surface within a send of 2 s; three in a row open a breaker for 200 ms, at most 400 ms;
+    // after a close the backlog ramps up for 500 ms (the same times, scaled down).
     const std::string common =
         "encoding: raw, batch: " + tuning.batch +
         ", "
         "retry: {max_attempts: 3, initial_backoff: 10ms, max_backoff: 100ms}, "
         "breaker: {failure_threshold: 3, success_threshold: 1, half_open_max_calls: 1, open_timeout: 200ms, "
-        "max_open_timeout: 400ms, jitter: 0}";
+        "max_open_timeout: 400ms, jitter: 0, ramp: 500ms}";
     std::string brokers;
     for (const auto& b : kafka_.brokerList()) brokers += (brokers.empty() ? "" : ", ") + b;
     std::ofstream out(dir_ / "capture.yaml");

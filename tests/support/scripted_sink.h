@@ -116,6 +116,7 @@ inline config::SinkConfig scriptedSinkConfig(const std::string& name = "test") {
   c.breaker.openTimeout = std::chrono::milliseconds(50);
   c.breaker.maxOpenTimeout = std::chrono::milliseconds(100);
   c.breaker.jitter = 0;
+  c.breaker.ramp = std::chrono::milliseconds(100);  // scaled down with the open times
   return c;
 }
 

@@ -26,7 +26,7 @@ struct Bench {
         report(cfg.name, breaker),
         buffer(1, cfg.buffer.maxBytes.value, cfg.buffer.whenFull),
         deadLetter(dir.path.string(), cfg),
-        sender({sink, breaker, clock, buffer, deadLetter, report, pauses}, DeliveryRules::of(cfg), cfg.timeout) {}
+        sender({sink, breaker, clock, buffer, deadLetter, report, pauses, gate}, DeliveryRules::of(cfg), cfg.timeout) {}
 
   // One batch of `feed`'s records [from, to).
   PendingBatch batch(Feed& feed, int from, int to) {
@@ -55,6 +55,7 @@ struct Bench {
   SinkBuffer buffer;
   DeadLetter deadLetter;
   Pauses pauses;
+  SendGate gate{SendLimitOptions{.maxLimit = 1}};
   Sender sender;
 };
 
