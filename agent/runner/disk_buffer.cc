@@ -27,23 +27,32 @@ struct DiskFrameRelease {
   DiskBuffer* buffer = nullptr;  // guarded by mutex; null once the buffer is destroyed
 };
 
-// The frame a batch in memory comes from; the last batch to drop it finishes the frame.
+// The frame a batch in memory comes from; the last batch to drop it finishes the frame, if every batch
+// that held it was finished with.
 struct DiskFrameHold {
   std::shared_ptr<DiskFrameRelease> to;
   std::atomic<std::uint64_t> id{UINT64_MAX};  // UINT64_MAX: disarmed (the frame was finished otherwise)
   std::atomic<bool> done{false};              // a batch holding it was finished with
   std::atomic<bool> partial{false};           // a batch holding it holds only part of the frame
+  std::atomic<std::uint32_t> holders{1};      // batches made holding it (a split makes two)
+  std::atomic<std::uint32_t> finished{0};     // of those, finished with
   DiskFrameHold(std::shared_ptr<DiskFrameRelease> release, std::uint64_t frame) : to(std::move(release)), id(frame) {}
   ~DiskFrameHold() {
     const std::uint64_t frame = id.load();
-    // Never finished (a thread unwinding with it): the frame stays on disk, for the next start.
-    if (frame == UINT64_MAX || !done.load()) return;
+    // A batch holding it never finished (a thread unwinding with it, one part of a split left unsent at
+    // a stop): the frame stays on disk, for the next start.
+    if (frame == UINT64_MAX || !done.load() || finished.load() < holders.load()) return;
     std::lock_guard lock(to->mutex);
     if (to->buffer != nullptr) to->buffer->release(frame);
   }
 };
 
-void finishFrame(DiskFrameHold& hold) { hold.done.store(true); }
+void finishFrame(DiskFrameHold& hold) {
+  hold.finished.fetch_add(1);
+  hold.done.store(true);
+}
+void shareFrame(DiskFrameHold& hold) { hold.holders.fetch_add(1); }
+void unshareFrame(DiskFrameHold& hold) { hold.holders.fetch_sub(1); }
 void narrowFrame(DiskFrameHold& hold) { hold.partial.store(true); }
 
 namespace {

@@ -160,10 +160,7 @@ void Sender::run(PendingBatch&& pb) {
         stats.splits.fetch_add(1, std::memory_order_relaxed);
         std::vector<std::uint32_t> first, second;
         for (std::uint32_t i = 0; i < pb.batch.size(); ++i) (i < pb.batch.size() / 2 ? first : second).push_back(i);
-        PendingBatch tail{
-            subBatch(pb.batch, second), {}, pb.lane, pb.sequence, 0, pb.rounds, pb.formedAt, pb.retained, pb.frame};
-        for (const auto& c : pb.claims) tail.claims.push_back(c.another());
-        tail.narrowed();
+        PendingBatch tail = pb.part(subBatch(pb.batch, second), pb.lane);
         pb.batch = subBatch(pb.batch, first);
         pb.attempts = 0;
         buffer.pushFront(std::move(tail));

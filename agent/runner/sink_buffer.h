@@ -40,6 +40,10 @@ void finishFrame(DiskFrameHold& hold);
 // A batch holding `hold` now holds only part of the frame's records (a split, a partial retry): its memory
 // copy is kept, since reading the frame back would send the other records again.
 void narrowFrame(DiskFrameHold& hold);
+// One more batch holds `hold` (a split): the frame is finished only once each of them was.
+void shareFrame(DiskFrameHold& hold);
+// A batch that held `hold` was replaced by parts that hold it each (shareFrame).
+void unshareFrame(DiskFrameHold& hold);
 
 // A batch and a claim on each delivery its records belong to.
 struct PendingBatch {
@@ -69,6 +73,24 @@ struct PendingBatch {
   // Now holds only part of the records it was made with (a split, a partial retry).
   void narrowed() {
     if (frame) narrowFrame(*frame);
+  }
+  // A batch made from part of this one, sharing its disk frame: both must be finished with for the
+  // frame to be. `records`: the part's, sent in lane `inLane`; its claims and the rest are copied from this batch.
+  PendingBatch part(sinks::Batch records, std::uint32_t inLane) const {
+    PendingBatch p{std::move(records), {}, inLane, sequence, 0, rounds, formedAt, retained, frame};
+    for (const auto& c : claims) p.claims.push_back(c.another());
+    if (p.frame) shareFrame(*p.frame);
+    p.narrowed();
+    return p;
+  }
+  // Its parts hold every one of its records now: lets go of its claims and of its share of the frame,
+  // neither finishing nor abandoning them.
+  void replacedByParts() {
+    for (auto& c : claims) c.release();
+    claims.clear();
+    if (frame) unshareFrame(*frame);
+    frame.reset();
+    retained.reset();
   }
 };
 

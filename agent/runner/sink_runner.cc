@@ -143,26 +143,14 @@ bool SinkRunner::takeOver(PendingBatch& pb, std::uint32_t hops) {
       taken.lane = lane;
       break;
     }
-    PendingBatch part{subBatch(taken.batch, byLane[lane]),
-                      {},
-                      lane,
-                      taken.sequence,
-                      0,
-                      taken.rounds,
-                      taken.formedAt,
-                      taken.retained,
-                      taken.frame};
-    for (const auto& c : taken.claims) part.claims.push_back(c.another());
-    part.narrowed();
-    parts.push_back(std::move(part));
+    parts.push_back(taken.part(subBatch(taken.batch, byLane[lane]), lane));
   }
   if (parts.empty()) {
     buffer_.admit(std::move(taken));
     return true;
   }
-  // The parts hold a claim on each delivery of the whole; the whole's own claims are let go last.
   for (auto& part : parts) buffer_.admit(std::move(part));
-  for (auto& c : taken.claims) c.release();
+  taken.replacedByParts();
   return true;
 }
 

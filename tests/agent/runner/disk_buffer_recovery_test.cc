@@ -327,6 +327,61 @@ TEST_CASE("a batch taken from the disk buffer and dropped unfinished is sent aga
   again.drain();
 }
 
+TEST_CASE("one part of a batch read back from disk delivered, the other dropped unfinished: the frame is sent again") {
+  // A split (or a fallback's lanes) makes two batches of one frame; at a stop one may be left unsent.
+  testing::TempDir dir("logcapture-disk-recovery");
+  const config::SinkConfig cfg = recoveryDiskConfig();
+  const fs::path where = dir.path / "buffers" / "test";
+  Feed feed;
+  {
+    DiskBuffer buffer(cfg, where.string());
+    buffer.open();
+    std::vector<PendingBatch> evicted;
+    PendingBatch pb = formed(feed, 0, 10);
+    REQUIRE(buffer.push(pb, evicted, [] { return false; }) == SinkBuffer::PushResult::Accepted);
+    REQUIRE(waitUntil([&] { return feed.committed() == 10; }));  // spilled and synced
+    PendingBatch out;
+    REQUIRE(buffer.pop(0, out, std::chrono::steady_clock::now() + 1s));
+    REQUIRE(out.frame != nullptr);
+    PendingBatch tail = out.part(subBatch(out.batch, {5, 6, 7, 8, 9}), 0);
+    out.batch = subBatch(out.batch, {0, 1, 2, 3, 4});
+    out.finish();                             // delivered
+    { PendingBatch gone = std::move(tail); }  // left unsent
+    buffer.drain();
+  }
+  DiskBuffer again(cfg, where.string());
+  again.open();
+  CHECK(again.diskStats().replayed == 10);
+  again.drain();
+}
+
+TEST_CASE("every part of a batch read back from disk delivered: the frame is finished") {
+  testing::TempDir dir("logcapture-disk-recovery");
+  const config::SinkConfig cfg = recoveryDiskConfig();
+  const fs::path where = dir.path / "buffers" / "test";
+  Feed feed;
+  {
+    DiskBuffer buffer(cfg, where.string());
+    buffer.open();
+    std::vector<PendingBatch> evicted;
+    PendingBatch pb = formed(feed, 0, 10);
+    REQUIRE(buffer.push(pb, evicted, [] { return false; }) == SinkBuffer::PushResult::Accepted);
+    REQUIRE(waitUntil([&] { return feed.committed() == 10; }));
+    PendingBatch out;
+    REQUIRE(buffer.pop(0, out, std::chrono::steady_clock::now() + 1s));
+    PendingBatch head = out.part(subBatch(out.batch, {0, 1, 2, 3, 4}), 0);
+    PendingBatch tail = out.part(subBatch(out.batch, {5, 6, 7, 8, 9}), 1);
+    out.replacedByParts();
+    head.finish();
+    tail.finish();
+    buffer.drain();
+  }
+  DiskBuffer again(cfg, where.string());
+  again.open();
+  CHECK(again.diskStats().replayed == 0);
+  again.drain();
+}
+
 TEST_CASE("a stop writes the batches still waiting in memory to the disk buffer, and the next start sends them") {
   testing::TempDir dir("logcapture-disk-recovery");
   config::SinkConfig cfg = recoveryDiskConfig();
