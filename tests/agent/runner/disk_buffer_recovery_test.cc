@@ -67,6 +67,17 @@ PendingBatch formed(Feed& feed, int from, int to) {
   return pb;
 }
 
+// Feed records [0, n) written to `buffer` as one batch, synced (their checkpoint moved), and read back.
+PendingBatch readBack(DiskBuffer& buffer, Feed& feed, std::uint64_t n) {
+  std::vector<PendingBatch> evicted;
+  PendingBatch pb = formed(feed, 0, static_cast<int>(n));
+  REQUIRE(buffer.push(pb, evicted, [] { return false; }) == SinkBuffer::PushResult::Accepted);
+  REQUIRE(waitUntil([&] { return feed.committed() == n; }));
+  PendingBatch out;
+  REQUIRE(buffer.pop(0, out, std::chrono::steady_clock::now() + 1s));
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("batches delivered before a clean stop are not sent again after the restart") {
@@ -312,12 +323,7 @@ TEST_CASE("a batch taken from the disk buffer and dropped unfinished is sent aga
   {
     DiskBuffer buffer(cfg, where.string());
     buffer.open();
-    std::vector<PendingBatch> evicted;
-    PendingBatch pb = formed(feed, 0, 10);
-    REQUIRE(buffer.push(pb, evicted, [] { return false; }) == SinkBuffer::PushResult::Accepted);
-    REQUIRE(waitUntil([&] { return feed.committed() == 10; }));  // spilled and synced
-    PendingBatch out;
-    REQUIRE(buffer.pop(0, out, std::chrono::steady_clock::now() + 1s));
+    PendingBatch out = readBack(buffer, feed, 10);
     { PendingBatch gone = std::move(out); }  // a worker unwinding with it: neither sent nor dropped
     buffer.drain();
   }
@@ -336,12 +342,7 @@ TEST_CASE("one part of a batch read back from disk delivered, the other dropped 
   {
     DiskBuffer buffer(cfg, where.string());
     buffer.open();
-    std::vector<PendingBatch> evicted;
-    PendingBatch pb = formed(feed, 0, 10);
-    REQUIRE(buffer.push(pb, evicted, [] { return false; }) == SinkBuffer::PushResult::Accepted);
-    REQUIRE(waitUntil([&] { return feed.committed() == 10; }));  // spilled and synced
-    PendingBatch out;
-    REQUIRE(buffer.pop(0, out, std::chrono::steady_clock::now() + 1s));
+    PendingBatch out = readBack(buffer, feed, 10);
     REQUIRE(out.frame != nullptr);
     PendingBatch tail = out.part(subBatch(out.batch, {5, 6, 7, 8, 9}), 0);
     out.batch = subBatch(out.batch, {0, 1, 2, 3, 4});
@@ -363,12 +364,7 @@ TEST_CASE("every part of a batch read back from disk delivered: the frame is fin
   {
     DiskBuffer buffer(cfg, where.string());
     buffer.open();
-    std::vector<PendingBatch> evicted;
-    PendingBatch pb = formed(feed, 0, 10);
-    REQUIRE(buffer.push(pb, evicted, [] { return false; }) == SinkBuffer::PushResult::Accepted);
-    REQUIRE(waitUntil([&] { return feed.committed() == 10; }));
-    PendingBatch out;
-    REQUIRE(buffer.pop(0, out, std::chrono::steady_clock::now() + 1s));
+    PendingBatch out = readBack(buffer, feed, 10);
     PendingBatch head = out.part(subBatch(out.batch, {0, 1, 2, 3, 4}), 0);
     PendingBatch tail = out.part(subBatch(out.batch, {5, 6, 7, 8, 9}), 1);
     out.replacedByParts();
