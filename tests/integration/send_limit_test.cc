@@ -83,8 +83,8 @@ void backlogThenRateLimited(HttpReceiver& receiver, HttpRunner& r, std::vector<s
 
 TEST_CASE("a backlog drained with a ramp after a close does not re-open the breaker of a recovering endpoint") {
   HttpReceiver receiver;
+  auto sources = feeds(8);  // before the runner: its workers finish their records until it stops
   HttpRunner r(rampedSink(receiver, "30s"));
-  auto sources = feeds(8);
   backlogThenRateLimited(receiver, r, sources);
   const auto started = std::chrono::steady_clock::now();
   REQUIRE(waitUntil([&] { return r.state() == State::Closed; }, 10s));
@@ -103,8 +103,8 @@ TEST_CASE("a backlog drained with a ramp after a close does not re-open the brea
 
 TEST_CASE("a backlog drained at full speed after a close re-opens the breaker of a recovering endpoint") {
   HttpReceiver receiver;
+  auto sources = feeds(8);  // before the runner: its workers finish their records until it stops
   HttpRunner r(rampedSink(receiver, "0s"));
-  auto sources = feeds(8);
   backlogThenRateLimited(receiver, r, sources);
   CHECK(waitUntil([&] { return r.reopens() >= 2; }, 10s));
   MESSAGE("ramp 0s: re-opens " << r.reopens() << ", " << receiver.stats()["failed_requests"] << " refused");
@@ -115,11 +115,11 @@ TEST_CASE("workers: auto settles the sends at once where a destination slowing w
   // 20 ms + 0.3125 ms * c^2 for c requests at once: a batch per latency per lane is most at c = 8
   // (200 batches/s), 16 at once give 133/s, one 48/s.
   receiver.control({{"latency_ms", 20}, {"latency_per_concurrent2_us", 312.5}});
+  auto sources = feeds(64);  // 32,000 lines over every lane; before the runner, which finishes them
   HttpRunner r(loadSink("  - {name: search, type: http, url: \"" + receiver.base() +
                         "/ingest\", format: ndjson, encoding: raw, workers: auto, max_workers: 16,\n"
                         "     batch: {max_records: 10, linger: 5ms}, timeout: 5s}\n"));
   constexpr int kPerSource = 500;
-  auto sources = feeds(64);  // 32,000 lines over every lane
   std::thread offering([&] {
     for (int i = 0; i < kPerSource; i += 10) {
       for (auto& f : sources) f->offer(*r.runner, i, i + 10, 10);
