@@ -19,6 +19,7 @@ namespace {
 using namespace logcapture;
 using namespace std::chrono_literals;
 using circuit::State;
+using testing::DestinationRunner;
 using testing::Feed;
 using testing::HttpReceiver;
 using testing::waitUntil;
@@ -41,21 +42,6 @@ config::SinkConfig httpSink(const HttpReceiver& receiver, const std::string& mod
   return config::loadString(yaml, "mode.yaml", ".").config.sinks.at(0);
 }
 
-struct HttpRunner {
-  testing::TempDir dir{"logcapture-breaker-mode"};
-  std::unique_ptr<agent::SinkRunner> runner;
-
-  explicit HttpRunner(const config::SinkConfig& cfg) {
-    auto made = sinks::makeSink(cfg);
-    REQUIRE(std::holds_alternative<std::unique_ptr<sinks::Sink>>(made));
-    runner = std::make_unique<agent::SinkRunner>(cfg, std::move(std::get<std::unique_ptr<sinks::Sink>>(made)),
-                                                 dir.path.string(), circuit::SteadyClock::instance());
-    REQUIRE_FALSE(runner->start().has_value());
-  }
-  ~HttpRunner() { runner->stop(std::chrono::steady_clock::now() + 1s); }
-  State state() { return runner->breaker().state(); }
-};
-
 std::uint64_t requests(const HttpReceiver& receiver) { return receiver.stats()["requests"].get<std::uint64_t>(); }
 
 }  // namespace
@@ -63,7 +49,7 @@ std::uint64_t requests(const HttpReceiver& receiver) { return receiver.stats()["
 TEST_CASE("a metrics-only breaker reports open while every batch still reaches the failing endpoint") {
   HttpReceiver receiver;
   receiver.control({{"status", 503}});
-  HttpRunner r(httpSink(receiver, "metrics_only"));
+  DestinationRunner r(httpSink(receiver, "metrics_only"));
   Feed feed;
   feed.offer(*r.runner, 0, 50);
   REQUIRE(waitUntil([&] { return r.state() == State::Open; }, 10s));
@@ -86,7 +72,7 @@ TEST_CASE("a metrics-only breaker reports open while every batch still reaches t
 TEST_CASE("an enforcing breaker open on a failing endpoint sends it nothing more") {
   HttpReceiver receiver;
   receiver.control({{"status", 503}});
-  HttpRunner r(httpSink(receiver, "enforce"));
+  DestinationRunner r(httpSink(receiver, "enforce"));
   Feed feed;
   feed.offer(*r.runner, 0, 50);
   REQUIRE(waitUntil([&] { return r.state() == State::Open; }, 10s));
@@ -99,7 +85,7 @@ TEST_CASE("an enforcing breaker open on a failing endpoint sends it nothing more
 
 TEST_CASE("an operator's force-open holds back a metrics-only sink's batches") {
   HttpReceiver receiver;
-  HttpRunner r(httpSink(receiver, "metrics_only"));
+  DestinationRunner r(httpSink(receiver, "metrics_only"));
   r.runner->breaker().forceOpen();
   Feed feed;
   feed.offer(*r.runner, 0, 20);

@@ -25,6 +25,7 @@ namespace {
 using namespace logcapture;
 using namespace std::chrono_literals;
 using circuit::State;
+using testing::DestinationRunner;
 using testing::Feed;
 using testing::HttpReceiver;
 using testing::waitUntil;
@@ -46,21 +47,9 @@ config::SinkConfig rampedSink(const HttpReceiver& receiver, const std::string& r
                   ramp + "}}\n");
 }
 
-struct HttpRunner {
-  testing::TempDir dir{"logcapture-send-limit"};
-  std::unique_ptr<agent::SinkRunner> runner;
-
-  explicit HttpRunner(const config::SinkConfig& cfg) {
-    auto made = sinks::makeSink(cfg);
-    REQUIRE(std::holds_alternative<std::unique_ptr<sinks::Sink>>(made));
-    runner = std::make_unique<agent::SinkRunner>(cfg, std::move(std::get<std::unique_ptr<sinks::Sink>>(made)),
-                                                 dir.path.string(), circuit::SteadyClock::instance());
-    REQUIRE_FALSE(runner->start().has_value());
-  }
-  ~HttpRunner() { runner->stop(std::chrono::steady_clock::now() + 1s); }
-  State state() { return runner->breaker().state(); }
-  std::uint64_t reopens() { return runner->breaker().snapshot().transitionCount(State::Closed, State::Open); }
-};
+std::uint64_t reopens(const DestinationRunner& r) {
+  return r.runner->breaker().snapshot().transitionCount(State::Closed, State::Open);
+}
 
 // Sources enough to fill every lane.
 std::vector<std::unique_ptr<Feed>> feeds(int n) {
@@ -71,7 +60,7 @@ std::vector<std::unique_ptr<Feed>> feeds(int n) {
 
 // The receiver down, a backlog of 600 lines (60 batches) behind an open breaker, then the receiver back
 // taking 10 requests a second for 15 s.
-void backlogThenRateLimited(HttpReceiver& receiver, HttpRunner& r, std::vector<std::unique_ptr<Feed>>& sources) {
+void backlogThenRateLimited(HttpReceiver& receiver, DestinationRunner& r, std::vector<std::unique_ptr<Feed>>& sources) {
   receiver.control({{"status", 500}});
   sources[0]->offer(*r.runner, 0, 10, 10);
   REQUIRE(waitUntil([&] { return r.state() == State::Open; }, 10s));
@@ -84,7 +73,7 @@ void backlogThenRateLimited(HttpReceiver& receiver, HttpRunner& r, std::vector<s
 TEST_CASE("a backlog drained with a ramp after a close does not re-open the breaker of a recovering endpoint") {
   HttpReceiver receiver;
   auto sources = feeds(8);  // before the runner: its workers finish their records until it stops
-  HttpRunner r(rampedSink(receiver, "30s"));
+  DestinationRunner r(rampedSink(receiver, "30s"));
   backlogThenRateLimited(receiver, r, sources);
   const auto started = std::chrono::steady_clock::now();
   REQUIRE(waitUntil([&] { return r.state() == State::Closed; }, 10s));
@@ -92,8 +81,8 @@ TEST_CASE("a backlog drained with a ramp after a close does not re-open the brea
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const auto stats = receiver.stats();
   MESSAGE("ramp 30s: 600 lines in " << took << " s, " << stats["requests"] << " requests, " << stats["failed_requests"]
-                                    << " refused; re-opens: " << r.reopens());
-  CHECK(r.reopens() == 1);  // the first open, while the endpoint was down
+                                    << " refused; re-opens: " << reopens(r));
+  CHECK(reopens(r) == 1);  // the first open, while the endpoint was down
   const auto records = receiver.records();
   const std::set<std::string> arrived(records.begin(), records.end());
   for (auto& f : sources) {
@@ -104,10 +93,10 @@ TEST_CASE("a backlog drained with a ramp after a close does not re-open the brea
 TEST_CASE("a backlog drained at full speed after a close re-opens the breaker of a recovering endpoint") {
   HttpReceiver receiver;
   auto sources = feeds(8);  // before the runner: its workers finish their records until it stops
-  HttpRunner r(rampedSink(receiver, "0s"));
+  DestinationRunner r(rampedSink(receiver, "0s"));
   backlogThenRateLimited(receiver, r, sources);
-  CHECK(waitUntil([&] { return r.reopens() >= 2; }, 10s));
-  MESSAGE("ramp 0s: re-opens " << r.reopens() << ", " << receiver.stats()["failed_requests"] << " refused");
+  CHECK(waitUntil([&] { return reopens(r) >= 2; }, 10s));
+  MESSAGE("ramp 0s: re-opens " << reopens(r) << ", " << receiver.stats()["failed_requests"] << " refused");
 }
 
 TEST_CASE("workers: auto settles the sends at once where a destination slowing with load delivers most") {
@@ -116,9 +105,9 @@ TEST_CASE("workers: auto settles the sends at once where a destination slowing w
   // (200 batches/s), 16 at once give 133/s, one 48/s.
   receiver.control({{"latency_ms", 20}, {"latency_per_concurrent2_us", 312.5}});
   auto sources = feeds(64);  // 32,000 lines over every lane; before the runner, which finishes them
-  HttpRunner r(loadSink("  - {name: search, type: http, url: \"" + receiver.base() +
-                        "/ingest\", format: ndjson, encoding: raw, workers: auto, max_workers: 16,\n"
-                        "     batch: {max_records: 10, linger: 5ms}, timeout: 5s}\n"));
+  DestinationRunner r(loadSink("  - {name: search, type: http, url: \"" + receiver.base() +
+                               "/ingest\", format: ndjson, encoding: raw, workers: auto, max_workers: 16,\n"
+                               "     batch: {max_records: 10, linger: 5ms}, timeout: 5s}\n"));
   constexpr int kPerSource = 500;
   std::thread offering([&] {
     for (int i = 0; i < kPerSource; i += 10) {

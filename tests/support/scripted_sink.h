@@ -13,6 +13,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "agent/pipeline/delivery.h"
@@ -21,7 +22,9 @@
 #include "agent/runner/sink_runner.h"
 #include "circuit/clock.h"
 #include "config/config.h"
+#include "sinks/registry.h"
 #include "sinks/sink.h"
+#include "tests/support/fixtures.h"
 
 namespace logcapture::testing {
 
@@ -149,6 +152,24 @@ struct ScriptedRunner {
     runner.reset();
   }
   agent::DiskBufferStats disk() const { return *runner->diskBufferStats(); }
+};
+
+// A started runner around a real sink, made from `cfg` as the agent makes it, with a state directory of
+// its own; stopped (within 1 s) when it goes.
+struct DestinationRunner {
+  TempDir dir{"logcapture-destination-runner"};
+  std::unique_ptr<agent::SinkRunner> runner;
+  explicit DestinationRunner(const config::SinkConfig& cfg) {
+    auto made = sinks::makeSink(cfg);
+    if (auto* error = std::get_if<std::string>(&made)) throw std::runtime_error("the sink was not made: " + *error);
+    runner = std::make_unique<agent::SinkRunner>(cfg, std::move(std::get<std::unique_ptr<sinks::Sink>>(made)),
+                                                 dir.path.string(), circuit::SteadyClock::instance());
+    if (auto error = runner->start()) throw std::runtime_error("the runner did not start: " + *error);
+  }
+  ~DestinationRunner() { runner->stop(std::chrono::steady_clock::now() + std::chrono::seconds(1)); }
+  DestinationRunner(const DestinationRunner&) = delete;
+  DestinationRunner& operator=(const DestinationRunner&) = delete;
+  circuit::State state() const { return runner->breaker().state(); }
 };
 
 // Numbered records of one source (`path`, of input `input`), and the source's committed offset.
