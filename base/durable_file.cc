@@ -43,7 +43,13 @@ bool writeAll(int fd, std::string_view data) {
 }
 
 std::string replaceFile(const std::filesystem::path& file, const std::filesystem::path& temp, std::string_view data) {
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0 && errno == ENOENT && temp.has_parent_path()) {
+    // The directory is made on first use, and again if it was removed under a running agent.
+    std::error_code ec;
+    std::filesystem::create_directories(temp.parent_path(), ec);
+    fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  }
   if (fd < 0) return errnoText("creating the temp file");
   std::string error;
   if (!writeAll(fd, data)) {

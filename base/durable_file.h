@@ -16,8 +16,8 @@ int readFile(const std::string& path, std::string& out);
 bool writeAll(int fd, std::string_view data);
 
 // Replaces `file` by `data` so that a crash at any point leaves either the old or the new file whole:
-// `temp` written and fsynced, renamed over `file`, its directory fsynced. Returns why it failed, empty
-// on success (`temp` is then gone).
+// `temp` written and fsynced, renamed over `file`, its directory fsynced. A missing directory is made
+// (`temp` and `file` share it). Returns why it failed, empty on success (`temp` is then gone).
 std::string replaceFile(const std::filesystem::path& file, const std::filesystem::path& temp, std::string_view data);
 
 }  // namespace logcapture::base

@@ -83,8 +83,6 @@ void BreakerRecord::save(const circuit::Transition& t) {
       {"open_for_ms", std::chrono::duration_cast<milliseconds>(t.openFor).count()},
       {"next_retry_unix_ms", unixMillis(WallClock::now() + std::chrono::duration_cast<WallClock::duration>(t.openFor))},
       {"cause", circuit::causeName(t.cause)}};
-  std::error_code ec;
-  std::filesystem::create_directories(path_.parent_path(), ec);
   const std::string error = base::replaceFile(path_, path_.string() + ".tmp", record.dump() + "\n");
   if (!error.empty()) noteFailure("cannot save " + path_.string() + ": " + error);
 }

@@ -45,6 +45,8 @@ class FallbackLink {
 
   // Hands `pb` to the linked runner: true when it took it (`pb` is then moved from), false when none is
   // linked or it refused (`pb` untouched). `hops`: links followed before this one, a bound on a chain.
+  // The records are counted in `failedOver` once the runner took them, so the counter may trail the
+  // fallback's own delivery of them by a moment.
   bool handOver(PendingBatch& pb, FailoverReason reason, std::uint32_t hops = 0);
   // The sink delivered a batch itself: a failover under way has ended (logged once). Cheap otherwise.
   void delivered() {

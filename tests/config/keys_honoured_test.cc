@@ -849,7 +849,7 @@ TEST_CASE("fallback sends an open sink's batches to another sink until a reload 
   REQUIRE(waitUntil([&] { return testing::fileLines(files / "spare.out").size() == 2; }, 10s));
   // Re-encoded for the fallback: raw lines, where the primary writes JSON.
   CHECK(testing::fileLines(files / "spare.out") == std::vector<std::string>{"one", "two"});
-  CHECK(runner->stats().failedOverFor(agent::FailoverReason::ForcedOpen) == 2);
+  CHECK(waitUntil([&] { return runner->stats().failedOverFor(agent::FailoverReason::ForcedOpen) == 2; }));
 
   // Without the key (and the fallback sink) the batches wait in the open sink, which is kept as it was.
   const auto next =

@@ -109,7 +109,7 @@ TEST_SUITE("fallback") {
     const auto got = spare.sink->accepted();
     CHECK(of(a, got) == a.expected(0, 200));
     CHECK(of(b, got) == b.expected(0, 200));
-    CHECK(primary.stats().failedOverFor(FailoverReason::BreakerOpen) == 400);
+    CHECK(waitUntil([&] { return primary.stats().failedOverFor(FailoverReason::BreakerOpen) == 400; }));
     CHECK(primary.stats().delivered == 0);
     CHECK(spare.stats().received == 400);
     CHECK(spare.stats().delivered == 400);
@@ -133,7 +133,7 @@ TEST_SUITE("fallback") {
     spare.runner->breaker().reset();
     REQUIRE(waitUntil([&] { return feed.committed() == 50; }, 10s));
     CHECK(spare.sink->accepted() == feed.expected(0, 50));
-    CHECK(primary.stats().failedOverFor(FailoverReason::BreakerOpen) == 50);
+    CHECK(waitUntil([&] { return primary.stats().failedOverFor(FailoverReason::BreakerOpen) == 50; }));
   }
 
   TEST_CASE("a sink forced open by an operator fails over, and sends to its own destination again once resumed") {
@@ -146,7 +146,7 @@ TEST_SUITE("fallback") {
     feed.offer(*primary.runner, 0, 20);
     REQUIRE(waitUntil([&] { return feed.committed() == 20; }));
     CHECK(spare.sink->accepted() == feed.expected(0, 20));
-    CHECK(primary.stats().failedOverFor(FailoverReason::ForcedOpen) == 20);
+    CHECK(waitUntil([&] { return primary.stats().failedOverFor(FailoverReason::ForcedOpen) == 20; }));
     primary.runner->breaker().resumeAuto();
     feed.offer(*primary.runner, 20, 40);
     REQUIRE(waitUntil([&] { return feed.committed() == 40; }));
@@ -167,8 +167,8 @@ TEST_SUITE("fallback") {
     REQUIRE(waitUntil([&] { return feed.committed() == 30; }, 10s));
     CHECK(last.sink->accepted() == feed.expected(0, 30));
     CHECK(spare.sink->sends() == 0);
-    CHECK(primary.stats().failedOverFor(FailoverReason::BreakerOpen) == 30);
-    CHECK(spare.stats().failedOverFor(FailoverReason::ForcedOpen) == 30);
+    CHECK(waitUntil([&] { return primary.stats().failedOverFor(FailoverReason::BreakerOpen) == 30; }));
+    CHECK(waitUntil([&] { return spare.stats().failedOverFor(FailoverReason::ForcedOpen) == 30; }));
   }
 
   TEST_CASE("a batch read back from the sink's disk buffer is finished there only once its fallback has delivered it") {
@@ -229,7 +229,7 @@ TEST_SUITE("fallback") {
     REQUIRE(waitUntil([&] { return testing::fileLines(dir.path / "spare-b.out").size() == 1; }, 10s));
     CHECK(testing::fileLines(dir.path / "spare-b.out") == std::vector<std::string>{"two"});
     CHECK(testing::fileLines(dir.path / "spare-a.out") == std::vector<std::string>{"one"});
-    CHECK(primary->stats().failedOverFor(FailoverReason::ForcedOpen) == 2);
+    CHECK(waitUntil([&] { return primary->stats().failedOverFor(FailoverReason::ForcedOpen) == 2; }));
     pipeline->stop(std::chrono::steady_clock::now() + 5s);
   }
 }

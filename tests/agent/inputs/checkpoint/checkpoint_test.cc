@@ -666,16 +666,29 @@ TEST_CASE("a failed save keeps the previous file and the change for the next sav
   CHECK(reloaded.entries()[0].offset == 200);
 }
 
-TEST_CASE("a save fails without throwing when the state directory is gone") {
+TEST_CASE("a save makes the state directory when it is gone, also when it was removed under the store") {
   TempDir dir;
   CheckpointStore store(dir / "state", kRetention);
   CHECK(store.load() == LoadStatus::Missing);
   store.update("app", fileId(2), "/var/log/app.log", 100, kT0);
+  CHECK(store.save());
+  CHECK(fs::exists(dir / "state" / "checkpoints.json"));
+  fs::remove_all(dir / "state");
+  store.update("app", fileId(2), "/var/log/app.log", 200, kT0);
+  CHECK(store.save());
+  CHECK(store.saveFailures() == 0);
+  CheckpointStore reloaded(dir / "state", kRetention);
+  REQUIRE(reloaded.load() == LoadStatus::Loaded);
+  CHECK(reloaded.entries()[0].offset == 200);
+}
+
+TEST_CASE("a save fails without throwing when the state directory cannot be made") {
+  TempDir dir;
+  writeFile(dir / "file", "x");
+  CheckpointStore store(dir / "file" / "state", kRetention);
+  store.update("app", fileId(2), "/var/log/app.log", 100, kT0);
   CHECK_FALSE(store.save());
   CHECK(store.saveFailures() == 1);
-  CHECK_FALSE(fs::exists(dir / "state"));  // the daemon creates it; the store does not
-  fs::create_directory(dir / "state");
-  CHECK(store.save());
 }
 
 TEST_CASE("a save fails when a directory holds the checkpoint file's name, and the directory stays") {
