@@ -5,9 +5,7 @@
 #include <charconv>
 #include <system_error>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include "base/json_special.h"
 
 namespace logcapture::base {
 
@@ -54,52 +52,10 @@ void appendUtf8(std::string& out, std::uint32_t cp) {
   }
 }
 
-// Bytes that end a run of plain string content when decoding: the closing quote, an escape, a control
-// character (not allowed raw in a JSON string).
-constexpr std::array<bool, 256> kDecodeSpecial = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
-  t['"'] = true;
-  t['\\'] = true;
-  return t;
-}();
-
-// The same when checking or encoding, where bytes from 0x80 up start a UTF-8 sequence to check.
-constexpr std::array<bool, 256> kCheckSpecial = [] {
-  std::array<bool, 256> t = kDecodeSpecial;
-  for (int c = 0x80; c < 0x100; ++c) t[static_cast<std::size_t>(c)] = true;
-  return t;
-}();
-
-// The first byte of [p, end) in kDecodeSpecial, or kCheckSpecial with `utf8`.
 template <bool utf8>
-const unsigned char* findSpecial(const unsigned char* p, const unsigned char* end) {
-#if defined(__SSE2__)
-  const __m128i quote = _mm_set1_epi8('"');
-  const __m128i backslash = _mm_set1_epi8('\\');
-  const __m128i space = _mm_set1_epi8(0x20);
-  const __m128i lastControl = _mm_set1_epi8(0x1F);
-  while (end - p >= 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    // Signed, bytes below 0x20 include those from 0x80 up; unsigned, v <= 0x1F is where saturating
-    // v - 0x1F gives 0.
-    const __m128i low =
-        utf8 ? _mm_cmplt_epi8(v, space) : _mm_cmpeq_epi8(_mm_subs_epu8(v, lastControl), _mm_setzero_si128());
-    const __m128i hit = _mm_or_si128(low, _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
-    const int mask = _mm_movemask_epi8(hit);
-    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
-    p += 16;
-  }
-#endif
-  const auto& special = utf8 ? kCheckSpecial : kDecodeSpecial;
-  while (p < end && !special[*p]) ++p;
-  return p;
-}
-
-const char* findSpecial(const char* p, const char* end, bool utf8) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  const auto* e = reinterpret_cast<const unsigned char*>(end);
-  return reinterpret_cast<const char*>(utf8 ? findSpecial<true>(u, e) : findSpecial<false>(u, e));
+const char* findSpecial(const char* p, const char* end) {
+  return reinterpret_cast<const char*>(
+      json_special::find<utf8>(reinterpret_cast<const unsigned char*>(p), reinterpret_cast<const unsigned char*>(end)));
 }
 
 // One pass over a line: checks one JSON object as strictly as RFC 8259 asks (well-formed UTF-8 in
@@ -307,7 +263,7 @@ class Scanner {
   bool string() {
     escaped_ = false;
     while (true) {
-      p_ = findSpecial(p_, end_, true);
+      p_ = findSpecial<true>(p_, end_);
       if (p_ == end_) return false;
       const auto c = static_cast<unsigned char>(*p_);
       if (c >= 0x80) {
@@ -396,10 +352,6 @@ class Scanner {
 static_assert(kMaxJsonDepth % 64 == 0);
 
 }  // namespace
-
-const unsigned char* findJsonSpecial(const unsigned char* p, const unsigned char* end) {
-  return findSpecial<true>(p, end);
-}
 
 JsonVerdict checkJsonObject(std::string_view text) { return Scanner(text, nullptr).run(); }
 
@@ -499,7 +451,7 @@ StringEnd decodeJsonString(std::string_view in, std::size_t& pos, std::string& o
   const std::size_t n = in.size();
   while (true) {
     const std::size_t start = pos;
-    pos = static_cast<std::size_t>(findSpecial(in.data() + pos, in.data() + n, false) - in.data());
+    pos = static_cast<std::size_t>(findSpecial<false>(in.data() + pos, in.data() + n) - in.data());
     out.append(in.data() + start, pos - start);
     if (pos >= n) return StringEnd::Unterminated;
     const char c = in[pos];

@@ -62,11 +62,6 @@ class JsonObjectReader {
 // when the line was too deep or too large to decode.
 JsonVerdict placeJsonRecord(JsonObjectReader& reader, Record& record, RecordBytes& bytes);
 
-// The first byte of [p, end) that a JSON string cannot carry as it is (a quote, a backslash, a control
-// byte) or that starts a UTF-8 sequence to check (0x80 and up); `end` when there is none. Sixteen
-// bytes at a time where SSE2 is there (every x86-64): string bodies are most of a JSON log line.
-const unsigned char* findJsonSpecial(const unsigned char* p, const unsigned char* end);
-
 // How a JSON string ended for decodeJsonString.
 enum class StringEnd {
   Closed,        // `pos` is just past the closing quote

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "base/json_object.h"
+#include "base/json_special.h"
 #include "base/utf8.h"
 
 namespace logcapture::base {
@@ -108,12 +108,14 @@ void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point
 }
 
 // Hand-written: it runs for every byte shipped as JSON, where a DOM per record would cost more than
-// the rest of the path. Clean runs are found in blocks; the output is gathered in a small local
-// buffer, so a typical line costs one append however many quotes it holds, and long runs go straight
-// to `out`.
+// the rest of the path. The output is gathered in a small local buffer, so a typical line costs one
+// append to `out`. Sixteen bytes are loaded and stored there at once, whatever they hold, and the
+// output moves on by the clean ones: a line dense with quotes (a JSON line shipped as text) costs no
+// call per quote.
 void appendJsonString(std::string& out, std::string_view text, Utf8Count count) {
   constexpr std::size_t kRoom = 512;
   constexpr std::size_t kLongest = 6;  // the longest output of one input sequence: \u00XX
+  constexpr std::size_t kBlock = 16;
   char buf[kRoom];
   std::size_t n = 0;
   bool replaced = false;
@@ -121,24 +123,8 @@ void appendJsonString(std::string& out, std::string_view text, Utf8Count count) 
   const auto* begin = reinterpret_cast<const unsigned char*>(text.data());
   const auto* p = begin;
   const auto* end = p + text.size();
-  while (p < end) {
-    if (n > kRoom - kLongest) {
-      out.append(buf, n);
-      n = 0;
-    }
-    const auto* run = p;
-    p = findJsonSpecial(p, end);
-    const auto length = static_cast<std::size_t>(p - run);
-    // After the run there must be room for the longest escape.
-    if (length > kRoom - kLongest - n) {
-      out.append(buf, n);
-      n = 0;
-      out.append(reinterpret_cast<const char*>(run), length);
-    } else {
-      std::memcpy(buf + n, run, length);
-      n += length;
-    }
-    if (p >= end) break;
+  // Writes the output of the special byte at p (there is room for kLongest) and moves past its input.
+  const auto escape = [&] {
     const unsigned char c = *p;
     if (c == '"' || c == '\\') {
       buf[n++] = '\\';
@@ -176,6 +162,37 @@ void appendJsonString(std::string& out, std::string_view text, Utf8Count count) 
         n += length8;
         p += length8;
       }
+    }
+  };
+#if defined(__SSE2__)
+  while (end - p >= static_cast<std::ptrdiff_t>(kBlock)) {
+    if (n > kRoom - kBlock - kLongest) {
+      out.append(buf, n);
+      n = 0;
+    }
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(buf + n), v);
+    const int mask = json_special::mask16<true>(v);
+    if (mask == 0) {
+      n += kBlock;
+      p += kBlock;
+      continue;
+    }
+    const auto clean = static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+    n += clean;
+    p += clean;
+    escape();
+  }
+#endif
+  while (p < end) {
+    if (n > kRoom - kLongest) {
+      out.append(buf, n);
+      n = 0;
+    }
+    if (json_special::kCheck[*p]) {
+      escape();
+    } else {
+      buf[n++] = static_cast<char>(*p++);
     }
   }
   if (n == kRoom) {
