@@ -16,9 +16,9 @@
 //          (GET /_stats). The receiver's CPU time is shown apart from the agent's.
 //   redis  redis-server without persistence, mode list (LLEN)
 //   kafka  logcapture-kafka-broker with a topic of each --kafka-partitions count (default 1, 4 and 16), each
-//          shipped without a key and with the key --kafka-key (default {{level}}, which every json line
-//          has); what arrived is the sum of the partitions' high watermarks. Each of these is a case of its
-//          own, named kafka/p<partitions>/<keyless|keyed>. The broker's CPU time is shown apart from the
+//          shipped without a key and, with --input-format json, with the key --kafka-key (default {{level}},
+//          which every json line has); what arrived is the sum of the partitions' high watermarks. Each of these is a
+//          case of its own, named kafka/p<partitions>/<keyless|keyed>. The broker's CPU time is shown apart from the
 //          agent's: the mock cluster's own cost grows with the partition count.
 // With --files the same lines are split over that many files (in blocks, each file's lines in order), read
 // through one glob, for each count a case of its own per sink, named <sink>/files<N>: what the file input
@@ -162,6 +162,16 @@ std::variant<Options, int> parseArgs(int argc, char** argv) {
     return app.exit(e);
   }
   o.sinks = sink == "all" ? std::vector<std::string>{"http", "redis", "kafka"} : std::vector<std::string>{sink};
+  // {{level}} is a field of the json lines only: a raw line has none, and every keyed record would be
+  // dead-lettered while the bench waits for it to arrive.
+  const bool defaultKey = app.count("--kafka-key") == 0;
+  if (app.count("--kafka-keys") == 0 && o.inputFormat == "raw" && defaultKey) keys = {"keyless"};
+  if (o.inputFormat == "raw" && defaultKey && std::find(keys.begin(), keys.end(), "keyed") != keys.end()) {
+    std::fprintf(stderr,
+                 "the keyed cases key by {{level}}, a field of the json lines: add --input-format json, or give a "
+                 "--kafka-key a raw line has\n");
+    return 2;
+  }
   o.kafkaKeyed.clear();
   for (const auto& k : keys) o.kafkaKeyed.push_back(k == "keyed");
   o.receiverParses = receiver == "parse";
