@@ -865,6 +865,33 @@ TEST_CASE("a path that is not UTF-8 is saved and the file still loads") {
   CHECK(reloaded.entries()[0].path == "/var/log/caf\xef\xbf\xbd.log");  // U+FFFD; identity is the inode
 }
 
+TEST_CASE("a saved file is line for line what a JSON library writes for the same entries") {
+  TempDir dir;
+  CheckpointStore store(dir.path(), kRetention);
+  store.beginInput("in \"q\" \\", kT0);
+  const FileId big{
+      .device = UINT64_MAX, .inode = UINT64_MAX - 1, .fingerprint = 0xfedcba9876543210, .fingerprintBytes = 7};
+  store.update("in \"q\" \\", big, "/var/log/t\tab\nnew\x01.log", std::uint64_t{1} << 50, kT0 + 1s);
+  store.update("app", fileId(2), "/var/log/caf\xc3\xa9.log", 0, kT0);
+  REQUIRE(store.save());
+  std::ifstream in(dir / "checkpoints.json");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 6);  // the head, one input, the files' head, two files, the end
+  CHECK(lines[0] == R"({"version":)" + std::to_string(CheckpointStore::kVersion) + R"(,"inputs":[)");
+  for (const std::size_t i : {1, 3, 4}) {
+    std::string body = lines[i];
+    if (body.ends_with(",")) body.pop_back();
+    const auto parsed = nlohmann::json::parse(body);
+    CHECK(body == parsed.dump());  // same keys, same order, same escapes
+  }
+  CHECK(lines[2] == R"(],"files":[)");
+  CHECK(lines[5] == "]}");
+  CheckpointStore reloaded(dir.path(), kRetention);
+  REQUIRE(reloaded.load() == LoadStatus::Loaded);
+  REQUIRE(reloaded.entries().size() == 2);
+}
+
 TEST_CASE("updates from one thread and saves from another leave a file with the last offsets") {
   TempDir dir;
   CheckpointStore store(dir.path(), kRetention);
