@@ -299,13 +299,16 @@ void FileTailer::scan(bool startup) {
                    [&](const auto& a, const auto& b) { return waitingSince_[a.second] < waitingSince_[b.second]; });
   std::erase_if(waitingSince_,
                 [&](const auto& kv) { return !present.contains(kv.first) && !renamed_.contains(kv.first); });
-  std::uint64_t waiting = 0;
-  for (const auto& [path, key] : waitingFiles) {
+  waiting_.assign(std::make_move_iterator(waitingFiles.begin()), std::make_move_iterator(waitingFiles.end()));
+  admitWaiting(startup);
+  stats_.filesUnreadable.store(problems_.size(), std::memory_order_relaxed);
+}
+
+void FileTailer::admitWaiting(bool startup) {
+  while (!waiting_.empty() && files_.size() < cfg_.maxOpenFiles) {
+    const auto [path, key] = std::move(waiting_.front());
+    waiting_.pop_front();
     if (files_.contains(key)) continue;  // two matched paths of one file
-    if (files_.size() >= cfg_.maxOpenFiles) {
-      ++waiting;
-      continue;
-    }
     if (path.empty()) {
       openRenamed(key);
     } else {
@@ -316,8 +319,8 @@ void FileTailer::scan(bool startup) {
       closedIdle_.erase(key);
     }
   }
-  stats_.filesWaiting.store(waiting, std::memory_order_relaxed);
-  stats_.filesUnreadable.store(problems_.size(), std::memory_order_relaxed);
+  std::erase_if(waiting_, [&](const auto& w) { return files_.contains(w.second); });
+  stats_.filesWaiting.store(waiting_.size(), std::memory_order_relaxed);
 }
 
 void FileTailer::refreshRenamed(const std::set<FileKey>& matched) {
@@ -419,7 +422,8 @@ void FileTailer::open(const std::string& path, bool startup) {
   auto logger = log::component("tailer");
   const int fd = openForReading(path.c_str());
   if (fd < 0) {
-    noteProblem(path, Problem::Open, std::strerror(errno));
+    // Gone since it was matched (a rotation): nothing to say, the next scan finds where it went.
+    if (errno != ENOENT) noteProblem(path, Problem::Open, std::strerror(errno));
     return;
   }
   struct stat st {};
@@ -813,9 +817,9 @@ void FileTailer::run() {
       if (!f->closed && closeIfDone(*f, now)) closedIdle_[key] = f->offset;
     }
     // A place freed while files wait is given at once rather than at the next periodic scan.
-    if (std::erase_if(files_, [](const auto& kv) { return kv.second->closed; }) > 0 &&
-        stats_.filesWaiting.load(std::memory_order_relaxed) > 0) {
-      rescanNow_ = true;
+    if (std::erase_if(files_, [](const auto& kv) { return kv.second->closed; }) > 0 && !waiting_.empty()) {
+      admitWaiting(false);
+      more = true;  // what was opened is read before any wait
     }
     stats_.filesOpen.store(files_.size(), std::memory_order_relaxed);
     updateLag();

@@ -24,6 +24,7 @@
 // with stop(); wakeup_ interrupts the thread's poll. stats_ are relaxed atomics read by metrics.
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -73,6 +74,8 @@ class FileTailer final : public Input {
 
   void run();
   void scan(bool startup);
+  // Opens the next of waiting_ while there are places under max_open_files.
+  void admitWaiting(bool startup);
   void open(const std::string& path, bool startup);
   // Finds the checkpointed files of this input that no glob matches any more (renamed while the agent
   // was down) by their identity in their directory, and puts those with bytes left to read in renamed_,
@@ -147,6 +150,10 @@ class FileTailer final : public Input {
   // Matched and renamed files waiting for a place under max_open_files, and since when: the longest
   // waiting opens first.
   std::map<FileKey, std::chrono::steady_clock::time_point> waitingSince_;
+  // The files the last scan left waiting, in the order they get a place (a renamed file with an empty
+  // path). A place freed between scans goes to the next of them: with thousands of files, a scan of
+  // every path for each freed place cost more than reading them.
+  std::deque<std::pair<std::string, FileKey>> waiting_;
   bool firstStart_ = false;  // no checkpoint state of this input before this start
   bool pollFailed_ = false;  // poll() or reading inotify events failed (logged once)
   Wakeup wakeup_;
