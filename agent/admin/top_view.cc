@@ -131,6 +131,8 @@ std::vector<SinkFigures> sinkFigures(const Json& breakers) {
     const Json stats = b.value("sink_stats", Json::object());
     f.delivered = unsignedAt(stats, "delivered");
     f.inFlight = unsignedAt(stats, "batches_in_flight");
+    if (stats.contains("concurrency_limit")) f.concurrencyLimit = unsignedAt(stats, "concurrency_limit");
+    f.ramping = stats.value("ramping", false);
     f.deadLettered = unsignedAt(stats, "dead_lettered");
     const Json buffer = stats.value("buffer", Json::object());
     f.bufferRecords = unsignedAt(buffer, "records");
@@ -372,13 +374,17 @@ std::vector<ScreenRow> renderTop(const TopScreen& screen) {
       for (const auto& [reason, n] : s.dropped) {
         if (n > 0) drops += (drops.empty() ? "" : " ") + reason + "=" + quantity(double(n));
       }
+      // Against the limit the sink sends under (workers, or what workers: auto and a ramp allow now).
+      std::string inFlight = quantity(double(s.inFlight));
+      if (s.concurrencyLimit) inFlight += "/" + quantity(double(*s.concurrencyLimit));
+      if (s.ramping) inFlight += " ramping";
       std::string fill = "-";
       if (s.bufferMaxBytes && *s.bufferMaxBytes > 0) {
         fill = printed("%.0f%%", 100.0 * double(s.bufferBytes) / double(*s.bufferMaxBytes));
       }
       sinks.rows.push_back({{{s.name},
                              {shown(rate(p ? std::optional(p->delivered) : std::nullopt, s.delivered, seconds), false)},
-                             {quantity(double(s.inFlight))},
+                             {inFlight, s.ramping ? Tone::Warning : Tone::Plain},
                              {quantity(double(s.bufferRecords)) + " (" + bytes(double(s.bufferBytes)) + ")"},
                              {fill},
                              {quantity(double(s.deadLettered)), s.deadLettered > 0 ? Tone::Warning : Tone::Plain},

@@ -55,7 +55,9 @@ struct SinkFigures {
   std::uint64_t calls = 0;
   std::uint64_t failures = 0;
   std::uint64_t delivered = 0;
-  std::uint64_t inFlight = 0;  // batches
+  std::uint64_t inFlight = 0;                     // batches
+  std::optional<std::uint64_t> concurrencyLimit;  // batches the sink may have in flight now
+  bool ramping = false;                           // its breaker closed lately: the limit is growing
   std::uint64_t bufferRecords = 0;
   std::uint64_t bufferBytes = 0;
   std::optional<std::uint64_t> bufferMaxBytes;

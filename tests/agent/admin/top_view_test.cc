@@ -150,6 +150,24 @@ TEST_CASE("top shows per sink delivered per second, in flight, buffer fill, dead
   CHECK(search->selected);
 }
 
+TEST_CASE("top shows batches in flight against the sink's concurrency limit, and a ramp under way") {
+  Json steady = breakerJson("search", "closed", 0, 0, 0);
+  steady["sink_stats"]["concurrency_limit"] = 4;
+  steady["sink_stats"]["ramping"] = false;
+  Json ramping = breakerJson("logs", "closed", 0, 0, 0);
+  ramping["sink_stats"]["concurrency_limit"] = 1;
+  ramping["sink_stats"]["ramping"] = true;
+  ramping["sink_stats"]["batches_in_flight"] = 1;
+  const TopSample s = sample(kT0, Json::array({steady, ramping}), "");
+  const auto rows = renderTop(TopScreen{.current = &s, .width = 200});
+  const ScreenRow* search = rowOf(rows, "search", "(4.0KiB)");
+  const ScreenRow* logs = rowOf(rows, "logs", "(4.0KiB)");
+  REQUIRE(search != nullptr);
+  REQUIRE(logs != nullptr);
+  CHECK(spanWith(*search, "2/4")->tone == Tone::Plain);
+  CHECK(spanWith(*logs, "1/1 ramping")->tone == Tone::Warning);
+}
+
 TEST_CASE("top colours each breaker by its state and marks the forced states") {
   const TopSample s = sample(kT0,
                              Json::array({breakerJson("a", "closed", 0, 0, 0), breakerJson("b", "half_open", 0, 0, 0),
