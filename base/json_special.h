@@ -5,6 +5,7 @@
 // bodies are most of a log line. Internal to base/.
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 
 #if defined(__SSE2__)

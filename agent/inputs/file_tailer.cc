@@ -312,7 +312,7 @@ void FileTailer::admitWaiting(bool startup) {
     if (path.empty()) {
       openRenamed(key);
     } else {
-      open(path, startup);
+      open(path, key, startup);
     }
     if (files_.contains(key)) {
       waitingSince_.erase(key);
@@ -418,18 +418,29 @@ void FileTailer::openRenamed(const FileKey& key) {
   follow(r.entry.path, fd, *id, found.entry.offset, static_cast<std::uint64_t>(st.st_size), true, r.foundAt);
 }
 
-void FileTailer::open(const std::string& path, bool startup) {
+void FileTailer::open(const std::string& path, const FileKey& expected, bool startup) {
   auto logger = log::component("tailer");
   const int fd = openForReading(path.c_str());
   if (fd < 0) {
     // Gone since it was matched (a rotation): nothing to say, the next scan finds where it went.
-    if (errno != ENOENT) noteProblem(path, Problem::Open, std::strerror(errno));
+    if (errno != ENOENT) {
+      noteProblem(path, Problem::Open, std::strerror(errno));
+    } else {
+      rescanNow_ = true;
+    }
     return;
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     noteProblem(path, Problem::Read, std::strerror(errno));
     ::close(fd);
+    return;
+  }
+  if (FileKey{st.st_dev, st.st_ino} != expected) {
+    // Another file at the path since it was matched (a rotation while it waited for a place): neither
+    // is taken here. The one followed already stays as it is; the next scan finds where each one went.
+    ::close(fd);
+    rescanNow_ = true;
     return;
   }
   if (!S_ISREG(st.st_mode)) {  // replaced since it was looked at

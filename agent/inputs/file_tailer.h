@@ -76,7 +76,8 @@ class FileTailer final : public Input {
   void scan(bool startup);
   // Opens the next of waiting_ while there are places under max_open_files.
   void admitWaiting(bool startup);
-  void open(const std::string& path, bool startup);
+  // Follows the file at `path` when it is still the file `expected` that a scan matched there.
+  void open(const std::string& path, const FileKey& expected, bool startup);
   // Finds the checkpointed files of this input that no glob matches any more (renamed while the agent
   // was down) by their identity in their directory, and puts those with bytes left to read in renamed_,
   // where they wait for a place like any matched file.

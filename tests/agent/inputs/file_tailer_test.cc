@@ -1037,3 +1037,44 @@ TEST_CASE("a place freed while files wait goes to one of them without waiting fo
   CHECK(h.messages().size() == 30);
   REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 0; }));
 }
+
+TEST_CASE("a file rotated while it waits for a place is read under its new name, and its successor too") {
+  TempDir dir;
+  const auto logs = dir.logs();
+  // Two places: x.log and app.log (b) take them, app.log.1 (a) waits. b is long: it is still being read
+  // when x's place is freed.
+  constexpr int kLong = 20000;
+  append(logs / "x.log", numberedLines(0, 10, "x "));
+  append(logs / "app.log", numberedLines(0, kLong, "b "));
+  append(logs / "app.log.1", numberedLines(0, 10, "a "));
+  Harness h(dir.path);
+  auto cfg = h.input({(logs / "*").string()});
+  cfg.maxOpenFiles = 2;
+  cfg.closeInactive = 100ms;
+  h.pauseConsumer();  // the open files keep their places while their lines are not finished with
+  h.startTailer(cfg);
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesWaiting.load() == 1; }));
+  // logrotate shifts both while a waits: the path it waited under now holds b, which is open.
+  fs::rename(logs / "app.log.1", logs / "app.log.2");
+  fs::rename(logs / "app.log", logs / "app.log.1");
+  append(logs / "app.log", numberedLines(0, 10, "c "));
+  h.resumeConsumer();
+  REQUIRE(h.waitFor(30 + kLong, 30s));
+  REQUIRE(h.caughtUp());
+  const auto got = h.messages();
+  CHECK(got.size() == 30 + kLong);  // each line once
+  for (const std::string prefix : {"a ", "b ", "c ", "x "}) {
+    std::vector<std::string> ofFile;
+    std::copy_if(got.begin(), got.end(), std::back_inserter(ofFile),
+                 [&](const std::string& m) { return m.starts_with(prefix); });
+    CHECK(ofFile == numberedMessages(0, prefix == "b " ? kLong : 10, prefix));
+  }
+  // Every file closed as inactive in the end, and no descriptor of one left behind.
+  REQUIRE(waitUntil([&] { return h.tailer().stats().filesOpen.load() == 0; }));
+  std::size_t descriptors = 0;
+  for (const auto& fd : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (fs::read_symlink(fd.path(), ec).string().starts_with(logs.string())) ++descriptors;
+  }
+  CHECK(descriptors == 0);
+}
