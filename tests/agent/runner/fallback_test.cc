@@ -7,9 +7,11 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <set>
 
 #include "agent/pipeline/pipeline.h"
 #include "agent/runner/sink_runner.h"
@@ -231,5 +233,48 @@ TEST_SUITE("fallback") {
     CHECK(testing::fileLines(dir.path / "spare-a.out") == std::vector<std::string>{"one"});
     CHECK(waitUntil([&] { return primary->stats().failedOverFor(FailoverReason::ForcedOpen) == 2; }));
     pipeline->stop(std::chrono::steady_clock::now() + 5s);
+  }
+}
+
+TEST_SUITE("fallback") {
+  TEST_CASE("a batch of the sink's one lane is split into the fallback's lanes, so that each file keeps one there") {
+    testing::TempDir dir("logcapture-fallback");
+    std::vector<std::unique_ptr<Feed>> feeds;  // before the runners: their workers finish its records
+    std::set<std::uint32_t> lanes;
+    for (int f = 0; f < 8; ++f) {
+      feeds.push_back(std::make_unique<Feed>("/var/log/f" + std::to_string(f) + ".log"));
+      base::Record r;
+      r.source = &feeds.back()->source();
+      lanes.insert(laneOf(r, 4));
+    }
+    REQUIRE(lanes.size() > 1);  // else there is nothing to split
+    std::atomic<int> mixed{0};
+    auto spareCfg = testing::scriptedSinkConfig("spare");
+    spareCfg.workers = 4;
+    Runner spare(dir.path, spareCfg, [&](const sinks::Batch& b) {
+      for (std::size_t i = 1; i < b.size(); ++i) {
+        if (laneOf(b.record(i), 4) != laneOf(b.record(0), 4)) {
+          ++mixed;
+          break;
+        }
+      }
+      return sinks::SendResult::success();
+    });
+    auto primaryCfg = testing::scriptedSinkConfig("primary");  // one lane: files share its batches
+    primaryCfg.batch.maxRecords = 80;
+    primaryCfg.batch.linger = 20ms;
+    Runner primary(dir.path, primaryCfg, down);
+    primary.runner->breaker().forceOpen();
+    primary.runner->fallBackTo(spare.runner);
+    for (int i = 0; i < 100; i += 5) {
+      for (auto& feed : feeds) feed->offer(*primary.runner, i, i + 5);
+    }
+    REQUIRE(waitUntil(
+        [&] { return std::all_of(feeds.begin(), feeds.end(), [](const auto& f) { return f->committed() == 100; }); },
+        10s));
+    CHECK(mixed.load() == 0);
+    const auto got = spare.sink->accepted();
+    for (const auto& feed : feeds) CHECK(of(*feed, got) == feed->expected(0, 100));
+    CHECK(primary.sink->sends() == 0);
   }
 }
