@@ -18,14 +18,15 @@
 #include "tests/support/kafka_broker.h"
 #include "tests/support/process.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/running_agent.h"
 
 namespace {
 
 using logcapture::testing::appendFile;
-using logcapture::testing::ChildProcess;
 using logcapture::testing::HttpReceiver;
 using logcapture::testing::KafkaBroker;
 using logcapture::testing::RedisServer;
+using Agent = logcapture::testing::RunningAgent;
 using logcapture::testing::TempDir;
 using logcapture::testing::waitUntil;
 using namespace std::chrono_literals;
@@ -129,52 +130,6 @@ class Stack {
   KafkaBroker kafka_;
   HttpReceiver http_;
   std::uint16_t adminPort_;
-};
-
-// The agent under test, its stderr read while the test polls so it never blocks on a full pipe.
-class Agent {
- public:
-  explicit Agent(const std::string& config) : process_({kBinary, "run", "-c", config}) {
-    if (!process_.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << process_.err());
-  }
-
-  // Polls `done` until the deadline, reading the agent's output meanwhile.
-  template <class Predicate>
-  bool until(Predicate done, std::chrono::milliseconds timeout) {
-    return waitUntil(
-        [&] {
-          process_.readOutput();
-          return done();
-        },
-        timeout);
-  }
-
-  // Offset into stderr where later events are looked for.
-  std::size_t mark() {
-    process_.readOutput();
-    return process_.err().size();
-  }
-  // The breaker event `name` (breaker_open, ...) of `sink`, logged after `from`.
-  bool logged(const std::string& name, const std::string& sink, std::size_t from = 0) const {
-    return process_.err().find(name + " sink=" + sink, from) != std::string::npos;
-  }
-  bool waitForEvent(const std::string& name, const std::string& sink, std::size_t from,
-                    std::chrono::milliseconds timeout) {
-    return until([&] { return logged(name, sink, from); }, timeout);
-  }
-  const std::string& err() const { return process_.err(); }
-
-  // SIGTERM: the agent drains what it holds and exits; its stderr is shown when it does not exit 0
-  // (a sanitizer's report, a shutdown timeout).
-  int stop() {
-    process_.signal(SIGTERM);
-    const auto result = process_.wait(30s);
-    if (result.exitCode != 0) MESSAGE("agent exited " << result.exitCode << ", stderr:\n" << result.err);
-    return result.exitCode;
-  }
-
- private:
-  ChildProcess process_;
 };
 
 }  // namespace

@@ -17,11 +17,11 @@
 #include "tests/support/kafka_broker.h"
 #include "tests/support/process.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/running_agent.h"
 
 namespace {
 
 using logcapture::testing::appendFile;
-using logcapture::testing::ChildProcess;
 using logcapture::testing::fileLines;
 using logcapture::testing::HttpReceiver;
 using logcapture::testing::KafkaBroker;
@@ -53,41 +53,16 @@ std::string oneSinkConfig(const TempDir& dir, const std::string& sink) {
 }
 
 // The agent run with dir's config file `config`, whose sink is named dest.
-class Agent {
+class Agent : public logcapture::testing::RunningAgent {
  public:
   Agent(const TempDir& dir, const std::string& config)
-      : deadLetter_(dir / "state" / "dead-letter" / "dest.ndjson"), process_({LOGCAPTURE_BINARY, "run", "-c", config}) {
-    if (!process_.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << process_.err());
-  }
+      : RunningAgent(config), deadLetter_(dir / "state" / "dead-letter" / "dest.ndjson") {}
 
   std::vector<std::string> deadLettered() const { return fileLines(deadLetter_); }
-
-  // Polls `done` until the timeout, reading the agent's output meanwhile.
-  template <class Predicate>
-  bool until(Predicate done, std::chrono::milliseconds timeout) {
-    return waitUntil(
-        [&] {
-          process_.readOutput();
-          return done();
-        },
-        timeout);
-  }
-  bool logged(const std::string& event) const { return process_.err().find(event + " sink=dest") != std::string::npos; }
-  // Lets the fault last: the agent's output is read meanwhile so it never blocks on a full pipe.
-  void wait(std::chrono::milliseconds d) {
-    until([] { return false; }, d);
-  }
-
-  int stop() {
-    process_.signal(SIGTERM);
-    const auto result = process_.wait(30s);
-    if (result.exitCode != 0) MESSAGE("agent exited " << result.exitCode << ", stderr:\n" << result.err);
-    return result.exitCode;
-  }
+  bool logged(const std::string& event) const { return RunningAgent::logged(event, "dest"); }
 
  private:
   fs::path deadLetter_;
-  ChildProcess process_;
 };
 
 }  // namespace

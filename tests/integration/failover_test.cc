@@ -15,50 +15,20 @@
 #include "tests/support/http_receiver.h"
 #include "tests/support/process.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/running_agent.h"
 
 namespace {
 
 using logcapture::testing::appendFile;
-using logcapture::testing::ChildProcess;
 using logcapture::testing::HttpReceiver;
 using logcapture::testing::numberedLines;
 using logcapture::testing::numberedMessages;
 using logcapture::testing::RedisServer;
+using Agent = logcapture::testing::RunningAgent;
 using logcapture::testing::TempDir;
 using logcapture::testing::waitUntil;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-const std::string kBinary = LOGCAPTURE_BINARY;
-
-// The agent under test, its stderr read while the test polls so it never blocks on a full pipe.
-class Agent {
- public:
-  explicit Agent(const std::string& config) : process_({kBinary, "run", "-c", config}) {
-    if (!process_.waitForStderr("agent_started", 20s)) FAIL("the agent did not start, stderr:\n" << process_.err());
-  }
-  template <class Predicate>
-  bool until(Predicate done, std::chrono::milliseconds timeout) {
-    return waitUntil(
-        [&] {
-          process_.readOutput();
-          return done();
-        },
-        timeout);
-  }
-  bool logged(const std::string& event, const std::string& sink) const {
-    return process_.err().find(event + " sink=" + sink) != std::string::npos;
-  }
-  int stop() {
-    process_.signal(SIGTERM);
-    const auto result = process_.wait(30s);
-    if (result.exitCode != 0) MESSAGE("agent exited " << result.exitCode << ", stderr:\n" << result.err);
-    return result.exitCode;
-  }
-
- private:
-  ChildProcess process_;
-};
 
 // A sample of /metrics: `line` as the exposition writes it, "name{label=\"value\",...}"; -1 when absent.
 double metric(std::uint16_t port, const std::string& line) {
