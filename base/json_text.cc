@@ -1,5 +1,6 @@
 #include "base/json_text.h"
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -34,11 +35,23 @@ void civilFromDays(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
   y += m <= 2;
 }
 
-void putDigits(char* at, std::uint64_t value, int width) {
-  for (int i = width - 1; i >= 0; --i) {
-    at[i] = static_cast<char>('0' + value % 10);
-    value /= 10;
+// "00" to "99", so that digits are written two at a time: a record's timestamp has nine of a fraction.
+constexpr std::array<char, 200> kDigitPairs = [] {
+  std::array<char, 200> t{};
+  for (int i = 0; i < 100; ++i) {
+    t[static_cast<std::size_t>(2 * i)] = static_cast<char>('0' + i / 10);
+    t[static_cast<std::size_t>(2 * i + 1)] = static_cast<char>('0' + i % 10);
   }
+  return t;
+}();
+
+void putDigits(char* at, std::uint64_t value, int width) {
+  int i = width;
+  for (; i >= 2; i -= 2) {
+    std::memcpy(at + i - 2, &kDigitPairs[static_cast<std::size_t>(2 * (value % 100))], 2);
+    value /= 100;
+  }
+  if (i == 1) at[0] = static_cast<char>('0' + value % 10);
 }
 
 // The quote and "YYYY-MM-DDTHH:MM:SS." of one second. Records come in time order, so consecutive
