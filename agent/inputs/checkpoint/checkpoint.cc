@@ -76,58 +76,39 @@ constexpr std::uint64_t kMaxUnixMs = static_cast<std::uint64_t>(
 // The inputs that have started, with when each last ran.
 using Marks = std::map<std::string, SystemClock::time_point, std::less<>>;
 
-// Written by hand rather than through a DOM: with thousands of files it runs at every coalesced save
-// while lines flow, and a DOM per entry cost more than the rest of the save. Keys in the order a
-// DOM writes them (sorted), so the file reads the same.
-std::string serialize(const std::vector<Entry>& entries, const Marks& marks) {
-  // One entry per line, so a human (or diff) can read the file. "inputs" is optional for readers: a
-  // file without it (written before it existed) loads with every input that has entries as started.
-  // A Linux path is bytes, not necessarily UTF-8; JSON needs UTF-8. The path is informational (identity
-  // is device+inode+fingerprint), so invalid sequences become U+FFFD rather than failing.
-  const auto string = [](std::string& out, std::string_view text) {
-    base::appendJsonString(out, text, base::Utf8Count::Uncounted);
-  };
-  const auto number = [](std::string& out, std::uint64_t v) {
-    char digits[20];
-    const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
-    out.append(digits, end);
-  };
-  std::string out = "{\"version\":" + std::to_string(CheckpointStore::kVersion) + ",\"inputs\":[";
-  out.reserve(out.size() + 64 * marks.size() + 200 * entries.size());
-  bool first = true;
-  for (const auto& [name, lastSeen] : marks) {
-    out += first ? "\n" : ",\n";
-    first = false;
-    out += "{\"last_seen\":";
-    number(out, toUnixMs(lastSeen));
-    out += ",\"name\":";
-    string(out, name);
-    out += '}';
-  }
-  out += "\n],\"files\":[";
-  first = true;
-  for (const auto& e : entries) {
-    out += first ? "\n" : ",\n";
-    first = false;
-    out += "{\"device\":";
-    number(out, e.id.device);
-    out += ",\"fingerprint\":\"";
-    out += hex64(e.id.fingerprint);
-    out += "\",\"fingerprint_bytes\":";
-    number(out, e.id.fingerprintBytes);
-    out += ",\"inode\":";
-    number(out, e.id.inode);
-    out += ",\"input\":";
-    string(out, e.input);
-    out += ",\"last_seen\":";
-    number(out, toUnixMs(e.lastSeen));
-    out += ",\"offset\":";
-    number(out, e.offset);
-    out += ",\"path\":";
-    string(out, e.path);
-    out += '}';
-  }
-  out += "\n]}\n";
+// The file is written by hand rather than through a DOM: with thousands of files it is written at every
+// coalesced save while lines flow, and a DOM per entry cost more than the rest of the save. Keys in
+// the order a DOM writes them (sorted). A Linux path is bytes, not necessarily UTF-8; JSON needs UTF-8.
+// The path is informational (identity is device+inode+fingerprint), so invalid sequences become U+FFFD
+// rather than failing.
+void appendString(std::string& out, std::string_view text) {
+  base::appendJsonString(out, text, base::Utf8Count::Uncounted);
+}
+
+void appendNumber(std::string& out, std::uint64_t v) {
+  char digits[20];
+  const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+  out.append(digits, end);
+}
+
+std::string entryJson(const Entry& e) {
+  std::string out = "{\"device\":";
+  appendNumber(out, e.id.device);
+  out += ",\"fingerprint\":\"";
+  out += hex64(e.id.fingerprint);
+  out += "\",\"fingerprint_bytes\":";
+  appendNumber(out, e.id.fingerprintBytes);
+  out += ",\"inode\":";
+  appendNumber(out, e.id.inode);
+  out += ",\"input\":";
+  appendString(out, e.input);
+  out += ",\"last_seen\":";
+  appendNumber(out, toUnixMs(e.lastSeen));
+  out += ",\"offset\":";
+  appendNumber(out, e.offset);
+  out += ",\"path\":";
+  appendString(out, e.path);
+  out += '}';
   return out;
 }
 
@@ -286,7 +267,7 @@ LoadStatus CheckpointStore::load() {
   auto setEntries = [&](const std::vector<Entry>& loaded, const Marks& marks) {
     std::lock_guard lock(mutex_);
     entries_.clear();
-    for (const auto& e : loaded) entries_[Key{e.id.device, e.id.inode, e.input}] = Slot{e, e.lastSeen};
+    for (const auto& e : loaded) entries_[Key{e.id.device, e.id.inode, e.input}] = Slot{e, e.lastSeen, {}};
     inputs_.clear();
     for (const auto& [name, lastSeen] : marks) inputs_[name] = Mark{lastSeen, lastSeen};
     savedGeneration_ = generation_;  // memory and disk agree now (a corrupt file was moved aside)
@@ -465,6 +446,7 @@ void CheckpointStore::update(const std::string& input, const FileId& id, const s
   const auto [it, inserted] = entries_.try_emplace(Key{id.device, id.inode, input});
   Slot& s = it->second;
   Entry& e = s.entry;
+  s.saved.clear();
   const bool changed = inserted || e.id != id || e.path != path || e.offset != offset;
   e.id = id;
   e.path = path;
@@ -486,6 +468,7 @@ void CheckpointStore::touch(const std::string& input, std::uint64_t device, std:
   const auto it = entries_.find(Key{device, inode, input});
   if (it == entries_.end() || now <= it->second.entry.lastSeen) return;
   it->second.entry.lastSeen = now;
+  it->second.saved.clear();
   if (lastSeenDirty(it->second.markedSeen, now)) markChanged(it->second);
 }
 
@@ -494,20 +477,44 @@ void CheckpointStore::remove(const std::string& input, std::uint64_t device, std
   if (entries_.erase(Key{device, inode, input}) > 0) noteChange(false);
 }
 
+std::string CheckpointStore::serializeLocked() {
+  // One entry per line, so a human (or diff) can read the file. "inputs" is optional for readers: a
+  // file without it (written before it existed) loads with every input that has entries as started.
+  std::string out = "{\"version\":" + std::to_string(kVersion) + ",\"inputs\":[";
+  out.reserve(out.size() + 64 * inputs_.size() + 192 * entries_.size());
+  bool first = true;
+  for (const auto& [name, mark] : inputs_) {
+    out += first ? "\n" : ",\n";
+    first = false;
+    out += "{\"last_seen\":";
+    appendNumber(out, toUnixMs(mark.lastSeen));
+    out += ",\"name\":";
+    appendString(out, name);
+    out += '}';
+  }
+  out += "\n],\"files\":[";
+  first = true;
+  for (auto& [key, slot] : entries_) {
+    if (slot.saved.empty()) slot.saved = entryJson(slot.entry);
+    out += first ? "\n" : ",\n";
+    first = false;
+    out += slot.saved;
+  }
+  out += "\n]}\n";
+  return out;
+}
+
 bool CheckpointStore::save() {
   std::lock_guard saveLock(saveMutex_);
   std::uint64_t generation = 0;
-  std::vector<Entry> snapshot;
-  Marks marks;
+  std::string text;
   {
     std::lock_guard lock(mutex_);
     if (generation_ == savedGeneration_) return true;
     generation = generation_;
-    snapshot.reserve(entries_.size());
-    for (const auto& [key, slot] : entries_) snapshot.push_back(slot.entry);
-    for (const auto& [name, mark] : inputs_) marks.emplace(name, mark.lastSeen);
+    text = serializeLocked();
   }
-  const auto error = base::replaceFile(file_, temp_, serialize(snapshot, marks));
+  const auto error = base::replaceFile(file_, temp_, text);
   auto logger = log::component("checkpoint");
   if (!error.empty()) {
     saveFailures_.fetch_add(1, std::memory_order_relaxed);

@@ -192,6 +192,9 @@ class CheckpointStore {
     Entry entry;
     // entry.lastSeen as of the last change that bumped generation_: what the next save writes at the least.
     std::chrono::system_clock::time_point markedSeen;
+    // The entry as the file has it, kept between saves; empty once the entry changed (every change
+    // clears it), so a save serialises only the entries changed since the last one.
+    std::string saved;
   };
   // An input that has started: when it last ran, and that as of the last change written.
   struct Mark {
@@ -205,6 +208,7 @@ class CheckpointStore {
   bool lastSeenDirty(std::chrono::system_clock::time_point markedSeen, std::chrono::system_clock::time_point now) const;
   void markChanged(Slot& s);          // requires mutex_
   void noteChange(bool offsetMoved);  // requires mutex_: bumps generation_ and tells changeNoted_
+  std::string serializeLocked();      // requires mutex_: the file's text
   void moveAside(const std::string& reason, bool isDirectory);
 
   const std::filesystem::path dir_;

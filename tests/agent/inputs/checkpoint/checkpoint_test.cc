@@ -592,6 +592,26 @@ TEST_CASE("a later lastSeen alone is written once it lags by a quarter of the re
   CHECK(reloaded.entries()[0].lastSeen == kT0 + 1h);
 }
 
+TEST_CASE("each save writes every entry as it is now: the one changed since, by an update or a touch, and the rest") {
+  TempDir dir;
+  CheckpointStore store(dir.path(), 4h);
+  store.update("app", fileId(2), "/var/log/a.log", 100, kT0);
+  store.update("app", fileId(3), "/var/log/b.log", 100, kT0);
+  REQUIRE(store.save());
+  store.touch("app", fileId(2).device, fileId(2).inode, kT0 + 2h);  // a quarter of the retention and more
+  REQUIRE(store.save());
+  store.update("app", fileId(3), "/var/log/b.log", 250, kT0 + 2h);
+  REQUIRE(store.save());
+  CHECK(store.saves() == 3);
+  CheckpointStore reloaded(dir.path(), 4h);
+  REQUIRE(reloaded.load() == LoadStatus::Loaded);
+  const auto entries = reloaded.entries();
+  REQUIRE(entries.size() == 2);
+  CHECK(entries[0].lastSeen == kT0 + 2h);
+  CHECK(entries[0].offset == 100);
+  CHECK(entries[1].offset == 250);
+}
+
 TEST_CASE("expire drops the entries not seen within the retention") {
   TempDir dir;
   CheckpointStore store(dir.path(), 1h);
