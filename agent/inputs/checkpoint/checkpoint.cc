@@ -91,25 +91,23 @@ void appendNumber(std::string& out, std::uint64_t v) {
   out.append(digits, end);
 }
 
-std::string entryJson(const Entry& e) {
-  std::string out = "{\"device\":";
-  appendNumber(out, e.id.device);
-  out += ",\"fingerprint\":\"";
-  out += hex64(e.id.fingerprint);
-  out += "\",\"fingerprint_bytes\":";
-  appendNumber(out, e.id.fingerprintBytes);
-  out += ",\"inode\":";
-  appendNumber(out, e.id.inode);
-  out += ",\"input\":";
-  appendString(out, e.input);
-  out += ",\"last_seen\":";
-  appendNumber(out, toUnixMs(e.lastSeen));
-  out += ",\"offset\":";
-  appendNumber(out, e.offset);
-  out += ",\"path\":";
-  appendString(out, e.path);
-  out += '}';
-  return out;
+// An entry's line but for last_seen and offset, which change at every ack and touch: the part before
+// them, "{...,\"input\":\"app\"", and the part after, ",\"path\":\"...\"}". Keys in sorted order.
+std::pair<std::string, std::string> entryFixedParts(const Entry& e) {
+  std::string head = "{\"device\":";
+  appendNumber(head, e.id.device);
+  head += ",\"fingerprint\":\"";
+  head += hex64(e.id.fingerprint);
+  head += "\",\"fingerprint_bytes\":";
+  appendNumber(head, e.id.fingerprintBytes);
+  head += ",\"inode\":";
+  appendNumber(head, e.id.inode);
+  head += ",\"input\":";
+  appendString(head, e.input);
+  std::string tail = ",\"path\":";
+  appendString(tail, e.path);
+  tail += '}';
+  return {std::move(head), std::move(tail)};
 }
 
 // The unsigned integer at `key` of `obj`, if it is one and at most `max`.
@@ -446,7 +444,7 @@ void CheckpointStore::update(const std::string& input, const FileId& id, const s
   const auto [it, inserted] = entries_.try_emplace(Key{id.device, id.inode, input});
   Slot& s = it->second;
   Entry& e = s.entry;
-  s.saved.clear();
+  if (e.id != id || e.path != path) s.fixed.reset();  // the input is part of the key
   const bool changed = inserted || e.id != id || e.path != path || e.offset != offset;
   e.id = id;
   e.path = path;
@@ -468,7 +466,6 @@ void CheckpointStore::touch(const std::string& input, std::uint64_t device, std:
   const auto it = entries_.find(Key{device, inode, input});
   if (it == entries_.end() || now <= it->second.entry.lastSeen) return;
   it->second.entry.lastSeen = now;
-  it->second.saved.clear();
   if (lastSeenDirty(it->second.markedSeen, now)) markChanged(it->second);
 }
 
@@ -495,10 +492,15 @@ std::string CheckpointStore::serializeLocked() {
   out += "\n],\"files\":[";
   first = true;
   for (auto& [key, slot] : entries_) {
-    if (slot.saved.empty()) slot.saved = entryJson(slot.entry);
+    if (!slot.fixed) slot.fixed = entryFixedParts(slot.entry);
     out += first ? "\n" : ",\n";
     first = false;
-    out += slot.saved;
+    out += slot.fixed->first;
+    out += ",\"last_seen\":";
+    appendNumber(out, toUnixMs(slot.entry.lastSeen));
+    out += ",\"offset\":";
+    appendNumber(out, slot.entry.offset);
+    out += slot.fixed->second;
   }
   out += "\n]}\n";
   return out;

@@ -9,7 +9,8 @@
 // call update() as acks finish records; every file input's loop calls expire(); the CheckpointSaver's
 // thread calls save() when something changed (see CheckpointSaver), and the pipeline once more when it stops.
 //   - mutex_ guards entries_, inputs_, generation_ and savedGeneration_; it is never held across I/O, so an
-//     fsync in save() does not stall the sink threads' update() calls.
+//     fsync in save() does not stall the sink threads' update() calls. save() writes the file's text
+//     under it, copying each entry's unchanging part (Slot::fixed).
 //   - saveMutex_ serialises the file operations (load(), save()). Lock order: saveMutex_, then mutex_.
 //   - the counters are atomics, read without a lock by metrics.
 
@@ -192,9 +193,9 @@ class CheckpointStore {
     Entry entry;
     // entry.lastSeen as of the last change that bumped generation_: what the next save writes at the least.
     std::chrono::system_clock::time_point markedSeen;
-    // The entry as the file has it, kept between saves; empty once the entry changed (every change
-    // clears it), so a save serialises only the entries changed since the last one.
-    std::string saved;
+    // The entry's line in the file but for last_seen and offset (before them, after them), kept between
+    // saves: a save writes those two numbers and copies the rest. Reset when the id or the path change.
+    std::optional<std::pair<std::string, std::string>> fixed;
   };
   // An input that has started: when it last ran, and that as of the last change written.
   struct Mark {

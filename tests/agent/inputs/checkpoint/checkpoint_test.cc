@@ -592,7 +592,8 @@ TEST_CASE("a later lastSeen alone is written once it lags by a quarter of the re
   CHECK(reloaded.entries()[0].lastSeen == kT0 + 1h);
 }
 
-TEST_CASE("each save writes every entry as it is now: the one changed since, by an update or a touch, and the rest") {
+TEST_CASE(
+    "each save writes every entry as it is now: one changed since by an update, a touch or a rename, and the rest") {
   TempDir dir;
   CheckpointStore store(dir.path(), 4h);
   store.update("app", fileId(2), "/var/log/a.log", 100, kT0);
@@ -602,13 +603,16 @@ TEST_CASE("each save writes every entry as it is now: the one changed since, by 
   REQUIRE(store.save());
   store.update("app", fileId(3), "/var/log/b.log", 250, kT0 + 2h);
   REQUIRE(store.save());
-  CHECK(store.saves() == 3);
+  store.update("app", fileId(2), "/var/log/a.log.1", 100, kT0 + 2h);  // found renamed
+  REQUIRE(store.save());
+  CHECK(store.saves() == 4);
   CheckpointStore reloaded(dir.path(), 4h);
   REQUIRE(reloaded.load() == LoadStatus::Loaded);
   const auto entries = reloaded.entries();
   REQUIRE(entries.size() == 2);
   CHECK(entries[0].lastSeen == kT0 + 2h);
   CHECK(entries[0].offset == 100);
+  CHECK(entries[0].path == "/var/log/a.log.1");
   CHECK(entries[1].offset == 250);
 }
 
