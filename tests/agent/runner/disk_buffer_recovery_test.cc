@@ -78,6 +78,15 @@ PendingBatch readBack(DiskBuffer& buffer, Feed& feed, std::uint64_t n) {
   return out;
 }
 
+// What a disk buffer in `where` replays when it is opened again (a restart).
+std::uint64_t replayedAfterRestart(const config::SinkConfig& cfg, const fs::path& where) {
+  DiskBuffer reopened(cfg, where.string());
+  reopened.open();
+  const std::uint64_t replayed = reopened.diskStats().replayed;
+  reopened.drain();
+  return replayed;
+}
+
 }  // namespace
 
 TEST_CASE("batches delivered before a clean stop are not sent again after the restart") {
@@ -309,10 +318,7 @@ TEST_CASE("a batch read back while the agent is out of file descriptors is not t
     if (popped) buffer.pushFront(std::move(out));  // not sent: back to the head
     buffer.drain();
   }
-  DiskBuffer after(cfg, where.string());
-  after.open();
-  CHECK(after.diskStats().replayed == 20);
-  after.drain();
+  CHECK(replayedAfterRestart(cfg, where) == 20);
 }
 
 TEST_CASE("a batch taken from the disk buffer and dropped unfinished is sent again after a restart") {
@@ -327,10 +333,7 @@ TEST_CASE("a batch taken from the disk buffer and dropped unfinished is sent aga
     { PendingBatch gone = std::move(out); }  // a worker unwinding with it: neither sent nor dropped
     buffer.drain();
   }
-  DiskBuffer again(cfg, where.string());
-  again.open();
-  CHECK(again.diskStats().replayed == 10);
-  again.drain();
+  CHECK(replayedAfterRestart(cfg, where) == 10);
 }
 
 TEST_CASE("one part of a batch read back from disk delivered, the other dropped unfinished: the frame is sent again") {
@@ -350,10 +353,7 @@ TEST_CASE("one part of a batch read back from disk delivered, the other dropped 
     { PendingBatch gone = std::move(tail); }  // left unsent
     buffer.drain();
   }
-  DiskBuffer again(cfg, where.string());
-  again.open();
-  CHECK(again.diskStats().replayed == 10);
-  again.drain();
+  CHECK(replayedAfterRestart(cfg, where) == 10);
 }
 
 TEST_CASE("every part of a batch read back from disk delivered: the frame is finished") {
@@ -372,10 +372,7 @@ TEST_CASE("every part of a batch read back from disk delivered: the frame is fin
     tail.finish();
     buffer.drain();
   }
-  DiskBuffer again(cfg, where.string());
-  again.open();
-  CHECK(again.diskStats().replayed == 0);
-  again.drain();
+  CHECK(replayedAfterRestart(cfg, where) == 0);
 }
 
 TEST_CASE("a stop writes the batches still waiting in memory to the disk buffer, and the next start sends them") {
