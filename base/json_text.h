@@ -19,6 +19,9 @@ enum class Utf8Count { Counted, Uncounted };
 // Appends `text` as a JSON string (quotes included). Invalid UTF-8 becomes U+FFFD, so the output is
 // always valid JSON whatever the log line held.
 void appendJsonString(std::string& out, std::string_view text, Utf8Count count = Utf8Count::Counted);
+// appendJsonString() as it runs on an x86-64 without SSSE3 (it picks its loop once, by the CPU): for
+// tests, which check that both give the same text.
+void appendJsonStringSse2(std::string& out, std::string_view text, Utf8Count count = Utf8Count::Counted);
 // Strings in which appendJsonString() replaced invalid UTF-8, since the process started: each string
 // once, however many bytes it replaced (a record encoded for two sinks counts twice). Thread-safe.
 std::uint64_t invalidUtf8Replaced();
