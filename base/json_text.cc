@@ -367,10 +367,6 @@ const bool kHasSsse3 = [] {
 }();
 #endif
 
-}  // namespace
-
-namespace {
-
 template <bool kShuffle>
 void appendJsonStringWith(std::string& out, std::string_view text, Utf8Count count) {
   StringEscaper e(out, text);
