@@ -113,7 +113,14 @@ void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point
     frac += 1000000000;
     --secs;
   }
+  // The lines of one read share its time, so the last timestamp written is kept whole as well.
   thread_local SecondPrefix cached;
+  thread_local std::int64_t lastNs = INT64_MIN;
+  thread_local char last[sizeof cached.text + 11];
+  if (ns == lastNs) {
+    out.append(last, sizeof last);
+    return;
+  }
   if (cached.second != secs && !formatPrefix(secs, cached)) {
     appendTimestampSlowly(out, static_cast<std::time_t>(secs), static_cast<long>(frac));
     return;
@@ -121,12 +128,14 @@ void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point
   // Written in place: digits stored a byte pair at a time into a local buffer and then copied out as
   // a block stalled the copy's loads behind those stores.
   const std::size_t at = out.size();
-  out.resize(at + sizeof cached.text + 11);
+  out.resize(at + sizeof last);
   char* text = out.data() + at;
   std::memcpy(text, cached.text, sizeof cached.text);
   putDigits(text + sizeof cached.text, static_cast<std::uint64_t>(frac), 9);
   text[sizeof cached.text + 9] = 'Z';
   text[sizeof cached.text + 10] = '"';
+  std::memcpy(last, text, sizeof last);
+  lastNs = ns;
 }
 
 namespace {

@@ -289,10 +289,14 @@ TEST_CASE("timestamps across second, day, month, year and leap-day boundaries ma
       9223372036 * kSecond + 854775807,  // 2262-04-11, the last instant nanoseconds in int64 hold
   };
   for (const std::int64_t at : instants) CHECK(timestamp(at) == referenceTimestamp(at));
-  // Consecutive records within one second and across the next reuse the cached prefix correctly.
+  // Consecutive records within one second and across the next reuse the cached prefix correctly, and
+  // records of one read (one instant, written again whole) too.
   for (std::int64_t at = 1704153599 * kSecond; at < 1704153601 * kSecond; at += kSecond / 7) {
     CHECK(timestamp(at) == referenceTimestamp(at));
+    CHECK(timestamp(at) == referenceTimestamp(at));
   }
+  CHECK(timestamp(-1) == referenceTimestamp(-1));
+  CHECK(timestamp(-1) == referenceTimestamp(-1));
   std::mt19937_64 random(11);
   // In microseconds: from 1843 to 2223.
   std::uniform_int_distribution<std::int64_t> any(-4000000000000000LL, 8000000000000000LL);
