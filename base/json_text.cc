@@ -115,9 +115,10 @@ void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point
   }
   // The lines of one read share its time, so the last timestamp written is kept whole as well.
   thread_local SecondPrefix cached;
-  thread_local std::int64_t lastNs = INT64_MIN;
+  thread_local bool haveLast = false;  // every int64 is an instant: no value of lastNs can mean "none"
+  thread_local std::int64_t lastNs = 0;
   thread_local char last[sizeof cached.text + 11];
-  if (ns == lastNs) {
+  if (haveLast && ns == lastNs) {
     out.append(last, sizeof last);
     return;
   }
@@ -136,6 +137,7 @@ void appendJsonTimestamp(std::string& out, std::chrono::system_clock::time_point
   text[sizeof cached.text + 10] = '"';
   std::memcpy(last, text, sizeof last);
   lastNs = ns;
+  haveLast = true;
 }
 
 namespace {
@@ -404,6 +406,14 @@ void appendJsonString(std::string& out, std::string_view text, Utf8Count count) 
 
 void appendJsonStringSse2(std::string& out, std::string_view text, Utf8Count count) {
   appendJsonStringWith<false>(out, text, count);
+}
+
+bool jsonStringShuffles() {
+#if defined(__SSE2__)
+  return kHasSsse3;
+#else
+  return false;
+#endif
 }
 
 std::uint64_t invalidUtf8Replaced() { return invalidUtf8Strings.load(std::memory_order_relaxed); }

@@ -22,6 +22,9 @@ void appendJsonString(std::string& out, std::string_view text, Utf8Count count =
 // appendJsonString() as it runs on an x86-64 without SSSE3 (it picks its loop once, by the CPU): for
 // tests, which check that both give the same text.
 void appendJsonStringSse2(std::string& out, std::string_view text, Utf8Count count = Utf8Count::Counted);
+// Whether appendJsonString() took the SSSE3 loop: for tests, so that a CPU check gone wrong cannot leave
+// that loop untested while every comparison passes.
+bool jsonStringShuffles();
 // Strings in which appendJsonString() replaced invalid UTF-8, since the process started: each string
 // once, however many bytes it replaced (a record encoded for two sinks counts twice). Thread-safe.
 std::uint64_t invalidUtf8Replaced();

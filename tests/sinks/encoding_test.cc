@@ -7,6 +7,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "agent/inputs/decode/formats.h"
 
@@ -259,6 +260,15 @@ TEST_CASE("random byte strings escape as the plain formatter does") {
   }
 }
 
+TEST_CASE("a CPU with SSSE3 escapes with its byte shuffle") {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  CHECK(base::jsonStringShuffles() == (__builtin_cpu_supports("ssse3") != 0));
+#else
+  CHECK_FALSE(base::jsonStringShuffles());
+#endif
+}
+
 TEST_CASE("random text dense with quotes and backslashes escapes as the plain formatter does") {
   // JSON lines shipped as text: every mix of quotes and backslashes in a block, none of the rarer bytes.
   std::mt19937 random(11);
@@ -297,6 +307,13 @@ TEST_CASE("timestamps across second, day, month, year and leap-day boundaries ma
   }
   CHECK(timestamp(-1) == referenceTimestamp(-1));
   CHECK(timestamp(-1) == referenceTimestamp(-1));
+  // The earliest instant is a time like any other, not a mark of "nothing written yet".
+  std::thread([] {
+    const auto first = std::chrono::system_clock::time_point::min();
+    std::string out;
+    base::appendJsonTimestamp(out, first);
+    CHECK(out == referenceTimestamp(first));
+  }).join();
   std::mt19937_64 random(11);
   // In microseconds: from 1843 to 2223.
   std::uniform_int_distribution<std::int64_t> any(-4000000000000000LL, 8000000000000000LL);
