@@ -160,6 +160,10 @@ HttpSink::ConnectionPtr HttpSink::open(std::string& error) const {
   // and a few bytes, which a server would spend more time compressing (brotli above all) than sending.
   if (cfg_.format == Format::EsBulk) set("accept_encoding", CURLOPT_ACCEPT_ENCODING, "gzip");
   set("tcp_keepalive", CURLOPT_TCP_KEEPALIVE, 1L);
+  // libcurl copies a body to the socket through this buffer, a send and a poll per fill. With its 64 KiB
+  // a batch of 1,000 lines took some 6 sends and 14 polls, all while the destination waits for the whole
+  // request (a lane sends in order, one request at a time). One per connection, touched as far as bodies go.
+  set("upload_buffersize", CURLOPT_UPLOAD_BUFFERSIZE, 1L << 20);
   set("ssl_verifypeer", CURLOPT_SSL_VERIFYPEER, cfg_.tls.verify ? 1L : 0L);
   set("ssl_verifyhost", CURLOPT_SSL_VERIFYHOST, cfg_.tls.verify ? 2L : 0L);
   if (!cfg_.tls.caFile.empty()) set("tls.ca_file", CURLOPT_CAINFO, cfg_.tls.caFile.c_str());
