@@ -32,16 +32,24 @@ inline constexpr std::array<bool, 256> kCheck = [] {
 }();
 
 #if defined(__SSE2__)
+// 0xFF in each byte of `v` below 0x20 (a control character), or with `utf8` also from 0x80 up.
+template <bool utf8>
+inline __m128i lowBytes(__m128i v) {
+  // Signed, bytes below 0x20 include those from 0x80 up; unsigned, v <= 0x1F is where saturating
+  // v - 0x1F gives 0.
+  return utf8 ? _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))
+              : _mm_cmpeq_epi8(_mm_subs_epu8(v, _mm_set1_epi8(0x1F)), _mm_setzero_si128());
+}
+
+// 0xFF in each byte of `v` that is a quote or a backslash.
+inline __m128i quoteBytes(__m128i v) {
+  return _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+}
+
 // Bit i set where byte i of `v` is in kDecode, or kCheck with `utf8`.
 template <bool utf8>
 inline int mask16(__m128i v) {
-  // Signed, bytes below 0x20 include those from 0x80 up; unsigned, v <= 0x1F is where saturating
-  // v - 0x1F gives 0.
-  const __m128i low = utf8 ? _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))
-                           : _mm_cmpeq_epi8(_mm_subs_epu8(v, _mm_set1_epi8(0x1F)), _mm_setzero_si128());
-  const __m128i quoteOrBackslash =
-      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
-  return _mm_movemask_epi8(_mm_or_si128(low, quoteOrBackslash));
+  return _mm_movemask_epi8(_mm_or_si128(lowBytes<utf8>(v), quoteBytes(v)));
 }
 #endif
 

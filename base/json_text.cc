@@ -316,14 +316,20 @@ constexpr std::array<ShuffleIndex, 16> kMoveDown = [] {
 }();
 
 // Writes the eight bytes in the low half of `half` at buf + n, a backslash before each marked in `mask`.
-[[gnu::target("ssse3"), gnu::always_inline]] inline void spread(char* buf, std::size_t& n, __m128i half,
-                                                                unsigned mask) {
+[[gnu::target("ssse3"), gnu::always_inline]] inline void spreadHalf(char* buf, std::size_t& n, __m128i half,
+                                                                    unsigned mask) {
   const __m128i index = _mm_load_si128(reinterpret_cast<const __m128i*>(kSpread[mask].index.data()));
   const __m128i bytes = _mm_shuffle_epi8(half, index);
   const __m128i slashes =
       _mm_and_si128(_mm_cmpeq_epi8(index, _mm_set1_epi8(static_cast<char>(0x80))), _mm_set1_epi8('\\'));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(buf + n), _mm_or_si128(bytes, slashes));
   n += kSpreadLength[mask];
+}
+
+// Writes the sixteen bytes of `v` at buf + n (at most 32 bytes), a backslash before each marked in `quoted`.
+[[gnu::target("ssse3"), gnu::always_inline]] inline void spread(char* buf, std::size_t& n, __m128i v, unsigned quoted) {
+  spreadHalf(buf, n, v, quoted & 0xFF);
+  spreadHalf(buf, n, _mm_srli_si128(v, 8), quoted >> 8);
 }
 
 // With SSSE3's byte shuffle: quotes and backslashes, most of what a JSON line shipped as text needs,
@@ -335,22 +341,16 @@ constexpr std::array<ShuffleIndex, 16> kMoveDown = [] {
   std::size_t n = at.n;
   const unsigned char* const end = e.end();
   char* const buf = e.buf();
-  const __m128i quote = _mm_set1_epi8('"');
-  const __m128i backslash = _mm_set1_epi8('\\');
-  const __m128i space = _mm_set1_epi8(0x20);
   while (end - p >= static_cast<std::ptrdiff_t>(StringEscaper::kBlock)) {
     e.makeRoom(n, 2 * StringEscaper::kBlock);
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    // Signed, bytes below 0x20 include those from 0x80 up.
-    const int other = _mm_movemask_epi8(_mm_cmplt_epi8(v, space));
-    const auto quoted =
-        static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash))));
+    const int other = _mm_movemask_epi8(json_special::lowBytes<true>(v));
+    const auto quoted = static_cast<unsigned>(_mm_movemask_epi8(json_special::quoteBytes(v)));
     if (other != 0) {
       e.storeUpToSpecial(v, other | static_cast<int>(quoted), p, n);
       continue;
     }
-    spread(buf, n, v, quoted & 0xFF);
-    spread(buf, n, _mm_srli_si128(v, 8), quoted >> 8);
+    spread(buf, n, v, quoted);
     p += StringEscaper::kBlock;
   }
   // The last few bytes of a string of a block or more: its last block, moved down past the bytes done
@@ -362,13 +362,9 @@ constexpr std::array<ShuffleIndex, 16> kMoveDown = [] {
   const __m128i v =
       _mm_shuffle_epi8(last, _mm_load_si128(reinterpret_cast<const __m128i*>(kMoveDown[done].index.data())));
   const unsigned inText = (1U << left) - 1;
-  if ((static_cast<unsigned>(_mm_movemask_epi8(_mm_cmplt_epi8(v, space))) & inText) != 0) return {p, n};
-  const unsigned quoted =
-      static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)))) &
-      inText;
+  if ((static_cast<unsigned>(_mm_movemask_epi8(json_special::lowBytes<true>(v))) & inText) != 0) return {p, n};
   e.makeRoom(n, 2 * StringEscaper::kBlock);
-  spread(buf, n, v, quoted & 0xFF);
-  spread(buf, n, _mm_srli_si128(v, 8), quoted >> 8);
+  spread(buf, n, v, static_cast<unsigned>(_mm_movemask_epi8(json_special::quoteBytes(v))) & inText);
   return {end, n - done};
 }
 
