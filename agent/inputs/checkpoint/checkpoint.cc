@@ -444,8 +444,9 @@ void CheckpointStore::update(const std::string& input, const FileId& id, const s
   const auto [it, inserted] = entries_.try_emplace(Key{id.device, id.inode, input});
   Slot& s = it->second;
   Entry& e = s.entry;
-  if (e.id != id || e.path != path) s.fixed.reset();  // the input is part of the key
-  const bool changed = inserted || e.id != id || e.path != path || e.offset != offset;
+  const bool moved = e.id != id || e.path != path;  // the input is part of the key
+  if (moved) s.fixed.reset();
+  const bool changed = inserted || moved || e.offset != offset;
   e.id = id;
   e.path = path;
   e.offset = offset;
